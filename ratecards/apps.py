@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class RatecardsConfig(AppConfig):
+    name = "ratecards"
+    verbose_name = "Rate cards"

@@ -1,0 +1,77 @@
+"""`Authorization: Bearer <api key>` and the read / write scopes."""
+
+import hmac
+from typing import Any
+
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.request import Request
+
+from tenants.models import ApiKey
+from tenants.selectors import api_key_get_by_prefix
+from tenants.services import api_key_hash, api_key_parse, api_key_touch
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """Resolves the key to its tenant; `request.auth` is the ApiKey, `request.user` is None."""
+
+    keyword = b"bearer"
+
+    def authenticate(self, request: Request) -> tuple[Any, ApiKey] | None:
+        header = get_authorization_header(request).split()
+        if not header:
+            return None
+        if header[0].lower() != self.keyword or len(header) != 2:
+            raise exceptions.AuthenticationFailed(
+                "The Authorization header must be 'Bearer <api key>'.",
+                code="malformed_authorization",
+            )
+        try:
+            plaintext = header[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed(
+                "The API key contains characters an API key never has.",
+                code="malformed_authorization",
+            ) from None
+        api_key = self._lookup(plaintext)
+        if api_key.is_revoked:
+            raise exceptions.AuthenticationFailed(
+                "This API key has been revoked.", code="revoked_api_key"
+            )
+        api_key_touch(api_key=api_key)
+        return (None, api_key)
+
+    def _lookup(self, plaintext: str) -> ApiKey:
+        prefix = api_key_parse(plaintext)
+        api_key = api_key_get_by_prefix(prefix=prefix) if prefix else None
+        # Hash even when no key matched, so a miss and a wrong secret take the same time.
+        presented = api_key_hash(plaintext)
+        expected = api_key.key_hash if api_key else api_key_hash("cl_00000000_none")
+        if api_key is None or not hmac.compare_digest(presented, expected):
+            raise exceptions.AuthenticationFailed(
+                "The API key is not valid.", code="invalid_api_key"
+            )
+        return api_key
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+class HasScope(BasePermission):
+    """Safe methods need the `read` scope, the others `write`; a view may name its own."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        api_key = request.auth
+        if not isinstance(api_key, ApiKey):
+            raise exceptions.NotAuthenticated(
+                "An API key is required: send 'Authorization: Bearer <api key>'."
+            )
+        scope = getattr(view, "required_scope", None) or (
+            ApiKey.Scope.READ if request.method in SAFE_METHODS else ApiKey.Scope.WRITE
+        )
+        if not api_key.has_scope(scope):
+            raise exceptions.PermissionDenied(
+                f"This API key lacks the '{scope}' scope.", code="insufficient_scope"
+            )
+        return True

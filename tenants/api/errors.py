@@ -1,0 +1,93 @@
+"""Every API error as `{"error": {"code": ..., "message": ..., ...details}}`."""
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+from tenants.exceptions import CreditlineError
+
+_CODES: dict[type[exceptions.APIException], tuple[int, str]] = {
+    exceptions.ParseError: (status.HTTP_400_BAD_REQUEST, "malformed_json"),
+    exceptions.NotAuthenticated: (status.HTTP_401_UNAUTHORIZED, "not_authenticated"),
+    exceptions.NotFound: (status.HTTP_404_NOT_FOUND, "not_found"),
+    exceptions.MethodNotAllowed: (status.HTTP_405_METHOD_NOT_ALLOWED, "method_not_allowed"),
+    exceptions.NotAcceptable: (status.HTTP_406_NOT_ACCEPTABLE, "not_acceptable"),
+    exceptions.UnsupportedMediaType: (
+        status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    ),
+    exceptions.Throttled: (status.HTTP_429_TOO_MANY_REQUESTS, "rate_limited"),
+}
+
+
+def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **details}}
+
+
+def _message(detail: Any) -> str:
+    if isinstance(detail, list) and detail:
+        return _message(detail[0])
+    if isinstance(detail, dict) and detail:
+        return _message(next(iter(detail.values())))
+    return str(detail)
+
+
+def _field_errors(detail: Any) -> Any:
+    if isinstance(detail, dict):
+        return {key: _field_errors(value) for key, value in detail.items()}
+    if isinstance(detail, list):
+        return [_field_errors(item) for item in detail]
+    return str(detail)
+
+
+def _validation_body(exc: exceptions.ValidationError) -> dict[str, Any]:
+    detail = exc.detail
+    if isinstance(detail, dict):
+        fields = _field_errors(detail)
+        first = next(iter(fields), "")
+        message = f"{first}: {_message(fields[first])}" if first else "Invalid input."
+        if first == "non_field_errors":
+            message = _message(fields[first])
+        return error_body("invalid_input", message, fields=fields)
+    return error_body("invalid_input", _message(detail))
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    headers: dict[str, str] = {}
+    if isinstance(exc, CreditlineError):
+        return Response(error_body(exc.code, exc.message, **exc.details), status=exc.status_code)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if not isinstance(exc, exceptions.APIException):
+        return None
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
+    if getattr(exc, "wait", None):
+        headers["Retry-After"] = str(int(exc.wait))  # type: ignore[attr-defined]
+    if isinstance(exc, exceptions.ValidationError):
+        return Response(
+            _validation_body(exc), status=status.HTTP_422_UNPROCESSABLE_ENTITY, headers=headers
+        )
+    status_code, code = _CODES.get(type(exc), (exc.status_code, ""))
+    if not code:
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else exc.default_code
+    if isinstance(exc, exceptions.AuthenticationFailed | exceptions.NotAuthenticated):
+        status_code = status.HTTP_401_UNAUTHORIZED
+    return Response(error_body(code, _message(exc.detail)), status=status_code, headers=headers)
+
+
+def json_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse(error_body("not_found", "No such resource."), status=404)
+
+
+def json_server_error(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(
+        error_body("server_error", "Something went wrong on our side; it has been logged."),
+        status=500,
+    )

@@ -1,0 +1,55 @@
+"""Fixtures every app's tests share: tenants, API clients, a signed-webhook helper, frozen time."""
+
+from collections.abc import Callable, Iterator
+
+import pytest
+import time_machine
+from rest_framework.test import APIClient
+
+from tenants.models import Tenant
+from tenants.services import IssuedKey, api_key_create, tenant_create
+
+
+@pytest.fixture
+def tenant(db: None) -> Tenant:
+    return tenant_create(name="Acme Agents", slug="acme")
+
+
+@pytest.fixture
+def other_tenant(db: None) -> Tenant:
+    return tenant_create(name="Globex Bots", slug="globex")
+
+
+@pytest.fixture
+def api_key(tenant: Tenant) -> IssuedKey:
+    return api_key_create(tenant=tenant, name="test")
+
+
+@pytest.fixture
+def make_client() -> Callable[..., APIClient]:
+    """An API client authenticated with a fresh key of `tenant` and the given scopes."""
+
+    def make(tenant: Tenant, scopes: tuple[str, ...] = ("read", "write")) -> APIClient:
+        issued = api_key_create(tenant=tenant, name="test", scopes=scopes)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.plaintext}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api_client(tenant: Tenant, make_client: Callable[..., APIClient]) -> APIClient:
+    return make_client(tenant)
+
+
+@pytest.fixture
+def other_client(other_tenant: Tenant, make_client: Callable[..., APIClient]) -> APIClient:
+    return make_client(other_tenant)
+
+
+@pytest.fixture
+def frozen_time() -> Iterator[time_machine.Traveller]:
+    """Time stopped at 2026-01-15 12:00 UTC; move it with `.move_to()` / `.shift()`."""
+    with time_machine.travel("2026-01-15 12:00:00+00:00", tick=False) as traveller:
+        yield traveller
