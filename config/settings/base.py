@@ -171,3 +171,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# The one fan-out between apps (tenants/events.py): listeners, by dotted path, run after commit.
+CREDITLINE_BALANCE_LISTENERS: list[str] = []
+CREDITLINE_EVENT_LISTENERS: list[str] = []

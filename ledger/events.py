@@ -1,0 +1,21 @@
+"""What the ledger announces after a money move commits (see tenants/events.py)."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from tenants.events import announce
+
+
+@dataclass(frozen=True)
+class BalanceChanged:
+    tenant_id: int
+    kind: str  # an EntryKind value: grant, debit, expiry, reversal, adjustment, hold, release
+    amount: Decimal  # signed change of the available balance
+    available_before: Decimal
+    available_after: Decimal
+    at: datetime
+
+
+def balance_changed(event: BalanceChanged) -> None:
+    announce("CREDITLINE_BALANCE_LISTENERS", event)
