@@ -1,3 +1,7 @@
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-urlpatterns: list[URLPattern] = []
+from ratecards.api.views import RateCardDetailApi
+
+urlpatterns: list[URLPattern] = [
+    path("rate-card", RateCardDetailApi.as_view(), name="rate-card-detail"),
+]

@@ -1,0 +1,373 @@
+"""Reads: which version is in force for a tenant, what an event costs in credits, what it costs
+the vendor in money. `price()` is on the hot path of usage ingestion (see its docstring)."""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db.models import OuterRef, Q, QuerySet, Subquery
+
+from ratecards.exceptions import (
+    CostCatalogNotFound,
+    RateCardNotFound,
+    UnknownAction,
+    UnknownCostComponent,
+    UnknownModelClass,
+)
+from ratecards.models import (
+    CostCatalogVersion,
+    CostPrice,
+    PublishStatus,
+    Rate,
+    RateCard,
+    RateCardAssignment,
+    RateCardVersion,
+)
+from tenants.models import Tenant
+
+CREDIT_QUANTUM = Decimal("0.0001")
+ONE = Decimal(1)
+
+
+@dataclass(frozen=True)
+class PriceQuote:
+    credits: Decimal  # credits_per_unit x quantity, quantized to 0.0001 ROUND_HALF_UP
+    credits_per_unit: Decimal  # the rate x the model-class multiplier (unrounded)
+    multiplier: Decimal  # 1 unless a model-class multiplier applied
+    version: RateCardVersion
+    rate: Rate
+    charge_on: str
+
+
+@dataclass(frozen=True)
+class CostQuote:
+    total_minor: Decimal  # unrounded minor units of `currency`; round where money is booked
+    currency: str
+    lines: dict[str, Decimal]
+    version: CostCatalogVersion
+
+
+@dataclass(frozen=True)
+class ScheduledVersion:
+    version: RateCardVersion
+    applies_from: datetime  # when it starts to apply to this tenant
+
+
+@dataclass(frozen=True)
+class TrapInfo:
+    pinned_number: int
+    pinned_until: datetime | None
+    newer_count: int
+    newest_number: int
+    newest_effective_from: datetime
+
+
+@dataclass(frozen=True)
+class _PricedVersion:
+    version: RateCardVersion
+    rates: dict[tuple[str, str], Rate]
+    multipliers: dict[str, Decimal]
+
+
+# In-process cache of published versions with their rates and multipliers. Safe without
+# invalidation because a published version can never change again (ORM guard + PostgreSQL
+# trigger), so (card, version id, published_at) names one frozen set of rates forever; a new
+# price is a new version, i.e. a new key. Drafts are never priced, so never cached. The assignment
+# and the "which version is in force" lookup are NOT cached: they change when billing assigns a
+# card or an admin publishes, so each price() pays those two small indexed queries.
+_priced_versions: dict[tuple[int, int, datetime | None], _PricedVersion] = {}
+_cost_versions: dict[tuple[int, datetime | None], dict[tuple[str, str], CostPrice]] = {}
+
+
+def price_cache_clear() -> None:
+    _priced_versions.clear()
+    _cost_versions.clear()
+
+
+def _assignment(tenant: Tenant | None) -> RateCardAssignment | None:
+    if tenant is None:
+        return None
+    # The pinned version rides along, so a pinned tenant's price() needs no extra query.
+    return RateCardAssignment.objects.select_related("pinned_version").filter(tenant=tenant).first()
+
+
+def assignment_or_default(*, tenant: Tenant) -> RateCardAssignment:
+    """The tenant's assignment, or an unsaved stand-in for the default card (follow, 0 notice)."""
+    assignment = _assignment(tenant)
+    if assignment is not None:
+        return assignment
+    card = RateCard.objects.filter(is_default=True).first()
+    if card is None:
+        raise RateCardNotFound("No rate card is assigned to this tenant and there is no default.")
+    return RateCardAssignment(tenant=tenant, rate_card=card)
+
+
+def _published() -> QuerySet[RateCardVersion]:
+    return RateCardVersion.objects.filter(status=PublishStatus.PUBLISHED)
+
+
+def _version_at(assignment: RateCardAssignment | None, at: datetime) -> RateCardVersion:
+    if (
+        assignment is not None
+        and assignment.mode == RateCardAssignment.Mode.PINNED
+        and (assignment.pinned_until is None or at < assignment.pinned_until)
+    ):
+        version = assignment.pinned_version
+        if version is None:  # the database's check constraint forbids this
+            raise RateCardNotFound("The pinned assignment names no version.")
+        return version
+    if assignment is None:
+        versions = _published().filter(rate_card__is_default=True)
+        notice_days = 0
+    else:
+        versions = _published().filter(rate_card_id=assignment.rate_card_id)
+        # Past pinned_until a pinned tenant follows the card with no notice.
+        notice_days = assignment.notice_days if assignment.mode == assignment.Mode.FOLLOW else 0
+    # effective_for(v) <= at  <=>  effective_from <= at and published_at + notice <= at.
+    versions = versions.filter(effective_from__lte=at)
+    if notice_days:
+        # Notice protects a tenant from a *change*; the card's first version changes nothing,
+        # so it applies from its effective_from whatever the notice.
+        first = _published().filter(rate_card=OuterRef("rate_card")).order_by("number")
+        versions = versions.filter(
+            Q(published_at__lte=at - timedelta(days=notice_days))
+            | Q(number=Subquery(first.values("number")[:1]))
+        )
+    version = versions.order_by("-number").first()
+    if version is None:
+        raise RateCardNotFound()
+    return version
+
+
+def version_in_force(*, tenant: Tenant | None, at: datetime) -> RateCardVersion:
+    """The published version that prices this tenant's events at `at` (None: the default card).
+
+    follow: the newest published version v with max(v.effective_from, v.published_at +
+    notice_days) <= at; the card's first version needs no notice (it replaces nothing), so it
+    applies from its effective_from. pinned: pinned_version while at < pinned_until (forever if
+    null), then as follow with no notice.
+    """
+    return _version_at(_assignment(tenant), at)
+
+
+def _priced(version: RateCardVersion) -> _PricedVersion:
+    key = (version.rate_card_id, version.pk, version.published_at)
+    cached = _priced_versions.get(key)
+    if cached is None:
+        cached = _PricedVersion(
+            version=version,
+            rates={(r.action, r.model_class): r for r in version.rates.all()},
+            multipliers={m.model_class: m.multiplier for m in version.multipliers.all()},
+        )
+        if version.is_published:
+            _priced_versions[key] = cached
+    return cached
+
+
+def _quote(
+    priced: _PricedVersion, action: str, model_class: str | None, quantity: Decimal | int
+) -> PriceQuote:
+    model_class = model_class or ""
+    multiplier = ONE
+    rate = priced.rates.get((action, model_class))
+    if rate is None:
+        rate = priced.rates.get((action, ""))
+        if rate is None:
+            if any(a == action for a, _ in priced.rates):
+                raise UnknownModelClass(
+                    f"The action '{action}' has no rate for the model class '{model_class}'.",
+                    model_class=model_class,
+                )
+            raise UnknownAction(f"The rate card has no action '{action}'.", action=action)
+        if model_class:
+            found = priced.multipliers.get(model_class)
+            if found is None:
+                raise UnknownModelClass(
+                    f"The rate card has no model class '{model_class}'.", model_class=model_class
+                )
+            multiplier = found
+    per_unit = rate.credits_per_unit * multiplier
+    credits = (per_unit * Decimal(quantity)).quantize(CREDIT_QUANTUM, rounding=ROUND_HALF_UP)
+    return PriceQuote(
+        credits=credits,
+        credits_per_unit=per_unit,
+        multiplier=multiplier,
+        version=priced.version,
+        rate=rate,
+        charge_on=rate.charge_on,
+    )
+
+
+def price(
+    *,
+    tenant: Tenant | None,
+    action: str,
+    model_class: str | None,
+    quantity: Decimal | int,
+    at: datetime,
+) -> PriceQuote:
+    """What `quantity` units of `action` on `model_class` cost this tenant at `at`.
+
+    Two small indexed queries when warm (the assignment, the version in force); the version's
+    rates come from the in-process cache above. The pricing rule is in ratecards.models.
+    """
+    version = version_in_force(tenant=tenant, at=at)
+    return _quote(_priced(version), action, model_class, quantity)
+
+
+def version_rates(*, version: RateCardVersion) -> tuple[list[Rate], dict[str, Decimal]]:
+    """A version's rates (sorted) and multipliers, from the cache when published."""
+    priced = _priced(version)
+    rates = sorted(priced.rates.values(), key=lambda r: (r.action, r.model_class))
+    return rates, dict(sorted(priced.multipliers.items()))
+
+
+def scheduled_versions(*, tenant: Tenant, now: datetime) -> list[ScheduledVersion]:
+    """Published versions that will take over for this tenant after `now`, in order, each with
+    the moment it starts to apply to this tenant (notice and pinning included)."""
+    return _schedule(assignment_or_default(tenant=tenant), now)
+
+
+def _schedule(assignment: RateCardAssignment, now: datetime) -> list[ScheduledVersion]:
+    pinned = assignment.mode == RateCardAssignment.Mode.PINNED
+    if pinned and assignment.pinned_until is None:
+        return []
+    notice_days = 0 if pinned else assignment.notice_days
+    floor = assignment.pinned_until if pinned else None
+    versions = list(_published().filter(rate_card_id=assignment.rate_card_id).order_by("number"))
+
+    def applies(v: RateCardVersion) -> datetime:
+        start = v.effective_for(0 if v == versions[0] else notice_days)
+        return max(start, floor) if floor is not None else start
+
+    def in_force(t: datetime) -> RateCardVersion | None:
+        if floor is not None and t < floor:
+            return assignment.pinned_version
+        return max((v for v in versions if applies(v) <= t), key=lambda v: v.number, default=None)
+
+    moments = sorted({applies(v) for v in versions} | ({floor} if floor else set()))
+    current, schedule = in_force(now), []
+    for moment in (m for m in moments if m > now):
+        version = in_force(moment)
+        if version is not None and version != current:
+            schedule.append(ScheduledVersion(version=version, applies_from=moment))
+            current = version
+    return schedule
+
+
+def rate_card_trap(*, tenant: Tenant) -> TrapInfo | None:
+    """A pinned tenant whose card has published versions newer than the pinned one."""
+    assignment = _assignment(tenant)
+    return assignment_trap(assignment=assignment) if assignment is not None else None
+
+
+def assignment_trap(*, assignment: RateCardAssignment) -> TrapInfo | None:
+    pinned = assignment.pinned_version
+    if assignment.mode != RateCardAssignment.Mode.PINNED or pinned is None:
+        return None
+    newer = list(
+        _published()
+        .filter(rate_card_id=assignment.rate_card_id, number__gt=pinned.number)
+        .order_by("-number")
+        .values_list("number", "effective_from")
+    )
+    if not newer:
+        return None
+    newest_number, newest_effective_from = newer[0]
+    if newest_effective_from is None:  # published rows always have one (check constraint)
+        return None
+    return TrapInfo(
+        pinned_number=pinned.number,
+        pinned_until=assignment.pinned_until,
+        newer_count=len(newer),
+        newest_number=newest_number,
+        newest_effective_from=newest_effective_from,
+    )
+
+
+def estimate_credits(
+    *,
+    tenant_or_none: Tenant | None,
+    counts: Iterable[tuple[str, str | None, Decimal | int]],
+    at: datetime,
+) -> Decimal:
+    """Monthly credits for expected (action, model_class, monthly_count) rows, every action
+    counted as charged (outcome-priced ones too: the estimate is an upper bound for those)."""
+    priced = _priced(version_in_force(tenant=tenant_or_none, at=at))
+    return sum(
+        (
+            _quote(priced, action, model_class, count).credits
+            for action, model_class, count in counts
+        ),
+        Decimal("0.0000"),
+    )
+
+
+def cost_catalog_in_force(*, at: datetime) -> CostCatalogVersion:
+    version = (
+        CostCatalogVersion.objects.filter(status=PublishStatus.PUBLISHED, effective_from__lte=at)
+        .order_by("-number")
+        .first()
+    )
+    if version is None:
+        raise CostCatalogNotFound()
+    return version
+
+
+def _cost_prices(version: CostCatalogVersion) -> dict[tuple[str, str], CostPrice]:
+    # Same reasoning as _priced_versions: a published catalog version is frozen.
+    key = (version.pk, version.published_at)
+    prices = _cost_versions.get(key)
+    if prices is None:
+        prices = {(p.component, p.model_class): p for p in version.prices.all()}
+        if version.status == PublishStatus.PUBLISHED:
+            _cost_versions[key] = prices
+    return prices
+
+
+def cost_quote(
+    *, components: Mapping[str, int | Decimal], model_class: str | None, at: datetime
+) -> CostQuote:
+    """The vendor's cost of one event: sum of quantity x price_minor / per_units, unrounded."""
+    version = cost_catalog_in_force(at=at)
+    prices = _cost_prices(version)
+    lines: dict[str, Decimal] = {}
+    for component, quantity in components.items():
+        found = prices.get((component, model_class or "")) or prices.get((component, ""))
+        if found is None:
+            raise UnknownCostComponent(
+                f"The cost catalog has no price for '{component}'.", component=component
+            )
+        lines[component] = Decimal(quantity) * found.price_minor / found.per_units
+    return CostQuote(
+        total_minor=sum(lines.values(), Decimal(0)),
+        currency=version.currency,
+        lines=lines,
+        version=version,
+    )
+
+
+@dataclass(frozen=True)
+class RateCardOverview:
+    rate_card: RateCard
+    assignment: RateCardAssignment
+    version: RateCardVersion
+    rates: list[Rate]
+    multipliers: dict[str, Decimal]
+    scheduled: list[ScheduledVersion]
+
+
+def rate_card_overview(*, tenant: Tenant, now: datetime) -> RateCardOverview:
+    """What GET /api/v1/rate-card shows: the version in force now and what comes next."""
+    assignment = assignment_or_default(tenant=tenant)
+    version = _version_at(assignment, now)
+    rates, multipliers = version_rates(version=version)
+    return RateCardOverview(
+        rate_card=assignment.rate_card,
+        assignment=assignment,
+        version=version,
+        rates=rates,
+        multipliers=multipliers,
+        scheduled=_schedule(assignment, now),
+    )
