@@ -23,7 +23,7 @@ from tests.ratecards.factories import publish_version
 pytestmark = pytest.mark.django_db
 
 
-def _sql(statement: str, *params: object) -> None:
+def _sql(statement: str, *params: int) -> None:
     # Its own savepoint, so the refused statement does not poison the test's transaction.
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(statement, params)

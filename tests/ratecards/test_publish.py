@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import time_machine
@@ -196,7 +197,7 @@ def test_assign_validates(
     v1 = publish_version(card, {"chat": "1"})
     draft = ratecard_version_create_draft(rate_card=card)
     other = ratecard_create(name="Other", slug="other")
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"mode": "sometimes"}, "mode"),
         ({"mode": "follow", "notice_days": -1}, "notice_days"),
         ({"mode": "follow", "pinned_version": v1}, "pinned_version"),
