@@ -4,6 +4,9 @@ before reading them, so one tenant's moves run one at a time and buckets need no
 own (taking none means no second lock to order, so no deadlock between a debit and the sweep);
 tenants never block each other."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from django.db import connection
 
 from ledger.models import CreditAccount
@@ -21,3 +24,30 @@ def account_lock(*, tenant_id: int) -> CreditAccount:
         )
         account = CreditAccount.objects.select_for_update().get(tenant_id=tenant_id)
     return account
+
+
+# The sweep's session-level advisory lock key: any fixed 64-bit number unique to this job.
+SWEEP_LOCK_KEY = 0x4C45444745520001
+
+
+@contextmanager
+def sweep_lock() -> Iterator[bool]:
+    """Yield whether this process may run the expiry sweep now.
+
+    On PostgreSQL only one session holds pg_try_advisory_lock at a time, so a second sweep
+    started meanwhile (two beat schedulers, a manual run) skips instead of redoing the work.
+    Correctness does not depend on it: each tenant's expiry is idempotent under its account
+    lock. SQLite (the embedded default, one process) always gets True.
+    """
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [SWEEP_LOCK_KEY])
+        acquired = bool(cursor.fetchone()[0])
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [SWEEP_LOCK_KEY])

@@ -137,7 +137,7 @@ def entry_list(
         qs = qs.filter(created_at__gte=since)
     if until is not None:
         qs = qs.filter(created_at__lt=until)
-    return qs
+    return qs.order_by("-created_at", "-id")
 
 
 def transaction_get(*, tenant: Tenant, idempotency_key: str) -> LedgerTransaction | None:

@@ -5,6 +5,7 @@ Every function here takes the tenant's account lock first (ledger/locks.py), run
 and announces `BalanceChanged` after commit.
 """
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,7 +25,7 @@ from ledger.exceptions import (
     InvalidAmount,
     NotReversible,
 )
-from ledger.locks import account_lock
+from ledger.locks import account_lock, sweep_lock
 from ledger.models import (
     ZERO,
     CreditAccount,
@@ -36,6 +37,8 @@ from ledger.models import (
 )
 from ledger.periods import rolling_12m_expiry
 from tenants.models import Tenant
+
+logger = logging.getLogger(__name__)
 
 CREDIT_QUANTUM = Decimal("0.0001")
 COST_BASIS_QUANTUM = Decimal("0.00000001")
@@ -131,10 +134,17 @@ class _Book:
             parts.append((overdraft, left))
         return parts
 
-    def coverable(self, amount: Decimal, from_hold: Decimal) -> bool:
-        # `available` already counts overdraft in use and other holds; the contract's
-        # overdraft limit is the only credit beyond it.
-        return amount - from_hold <= self.available + self.account.overdraft_limit
+    def coverable(self, amount: Decimal, hold_remaining: Decimal) -> bool:
+        """Whether `amount` can be paid without touching other holds' reservations.
+
+        `available` already counts overdraft in use and every open hold; the contract's
+        overdraft limit is the only credit beyond it, and a debit through a hold may also use
+        what that hold still reserves. Written this way (rather than `amount - from_hold <=
+        available + limit`) so that a hold whose credits partly expired can still spend what
+        is left in the buckets: `available` is then negative, yet the hold's debits are paid
+        as long as the buckets cover them.
+        """
+        return amount <= self.available + self.account.overdraft_limit + hold_remaining
 
     def _overdraft_bucket(self) -> CreditBucket:
         if self.overdraft is None:
@@ -162,9 +172,12 @@ def _spendable_q(now: datetime) -> Q:
 
 def _open_book(*, tenant_id: int, now: datetime) -> _Book:
     account = account_lock(tenant_id=tenant_id)
+    # A caller may date a move in the past (`now=occurred_at`), but what is spendable is
+    # decided by the clock: credits that have expired by now are never spent (invariant 6).
+    spendable_at = max(now, timezone.now())
     buckets = list(
         CreditBucket.objects.filter(tenant_id=tenant_id)
-        .filter(Q(is_overdraft=True) | (Q(remaining__gt=0) & _spendable_q(now)))
+        .filter(Q(is_overdraft=True) | (Q(remaining__gt=0) & _spendable_q(spendable_at)))
         # Consumption order (DESIGN.md, invariant 5): soonest expiry (permanent last), then
         # free before paid, then oldest grant.
         .order_by("is_overdraft", "expires_at", "cost_basis_minor", "granted_at", "id")
@@ -207,16 +220,17 @@ def _part(entry: LedgerEntry) -> DebitPart:
     )
 
 
-def _parts_of(tx: LedgerTransaction) -> tuple[DebitPart, ...]:
-    entries = tx.entries.select_related("bucket").filter(bucket__isnull=False).order_by("id")
-    return tuple(_part(e) for e in entries)
-
-
-def _replay(tx: LedgerTransaction, request: DebitRequest, available: Decimal) -> DebitResult:
+def _replay(tx: LedgerTransaction, request: DebitRequest) -> DebitResult:
+    """The original result of a debit, rebuilt from its entries: the same parts and the
+    balance right after it (its last entry's `balance_after`), not today's balance."""
     if tx.kind != EntryKind.DEBIT or tx.amount != -request.amount:
         raise IdempotencyConflict(idempotency_key=request.idempotency_key)
+    entries = list(tx.entries.select_related("bucket").order_by("id"))
     return DebitResult(
-        transaction=tx, parts=_parts_of(tx), available_after=available, replayed=True
+        transaction=tx,
+        parts=tuple(_part(e) for e in entries),
+        available_after=entries[-1].balance_after,
+        replayed=True,
     )
 
 
@@ -271,16 +285,17 @@ def ledger_debit_many(
                 results.append(_replay_in_batch(in_batch[key], request))
                 continue
             if key in existing:
-                results.append(_replay(existing[key], request, book.available))
+                results.append(_replay(existing[key], request))
                 continue
             hold = holds.get(request.hold.pk) if request.hold is not None else None
             if request.hold is not None and (hold is None or hold.status != CreditHold.Status.OPEN):
                 raise HoldNotOpen(hold=request.hold.reference)
             from_hold = min(request.amount, hold.remaining) if hold else ZERO
-            if not book.coverable(request.amount, from_hold):
+            if not book.coverable(request.amount, hold.remaining if hold else ZERO):
                 results.append(
                     InsufficientCredits(
-                        required=str(request.amount), available=str(max(book.available, ZERO))
+                        required=str(request.amount),
+                        available=str(quantize_credits(max(book.available, ZERO))),
                     )
                 )
                 continue
@@ -401,9 +416,13 @@ def ledger_grant(
     amount = _positive(credits)
     if price_minor < 0:
         raise InvalidAmount("The price paid cannot be negative.", price_minor=price_minor)
+    if source not in _GRANTABLE_SOURCES:
+        raise InvalidAmount(f"Unknown credit source '{source}'.", source=source)
     now = timezone.now()
     granted_at = granted_at or now
     expires_at = _expiry_for(policy, granted_at, expires_at)
+    if expires_at is not None and expires_at <= granted_at:
+        raise InvalidAmount("Credits must expire after they are granted.")
     with transaction.atomic():
         book = _open_book(tenant_id=tenant.pk, now=now)
         existing = CreditBucket.objects.filter(
@@ -463,6 +482,10 @@ def ledger_grant(
     return GrantResult(bucket=bucket, created=True, available_after=after)
 
 
+# The overdraft bucket is the ledger's own; nobody grants into it.
+_GRANTABLE_SOURCES = frozenset(CreditBucket.Source.values) - {CreditBucket.Source.OVERDRAFT}
+
+
 def _expiry_for(policy: str, granted_at: datetime, expires_at: datetime | None) -> datetime | None:
     if policy == CreditBucket.Policy.PERMANENT:
         if expires_at is not None:
@@ -514,14 +537,32 @@ def _settle_overdraft(
 # Expiry
 
 
-def ledger_expire_due(*, now: datetime | None = None, batch_size: int = 500) -> int:
+def ledger_expire_due(
+    *, now: datetime | None = None, batch_size: int = 500, exclusive: bool = True
+) -> int:
     """The sweep: one `expiry` entry per bucket past its `expires_at` for what was left.
 
-    Safe to run twice at once and after a crash: each tenant's buckets are expired in one
+    Safe to run twice at once and after a crash: each tenant's buckets are expired in its own
     transaction under its account lock, and a bucket already expired has nothing left (the
-    unique index on expiry entries backs this up). Returns how many buckets it expired.
+    unique index on expiry entries backs this up), so a crash mid-way leaves committed tenants
+    done and the rest for the next run. With `exclusive` (the default) a PostgreSQL advisory
+    lock also keeps a second concurrent sweep from even trying: it returns 0 at once.
+
+    `now` may replay the sweep as of an earlier moment; a later one is clamped to the clock,
+    so no bucket is ever expired early. Returns how many buckets it expired.
     """
-    now = now or timezone.now()
+    clock = timezone.now()
+    now = min(now, clock) if now is not None else clock
+    if not exclusive:
+        return _expire_all(now=now, batch_size=batch_size)
+    with sweep_lock() as acquired:
+        if not acquired:
+            logger.info("ledger sweep skipped: another sweep holds the lock")
+            return 0
+        return _expire_all(now=now, batch_size=batch_size)
+
+
+def _expire_all(*, now: datetime, batch_size: int) -> int:
     expired = 0
     while True:
         tenant_ids = list(
@@ -601,7 +642,11 @@ def ledger_reverse(
             tenant_id=tenant.pk, idempotency_key=idempotency_key
         ).first()
         if prior is not None:
-            if prior.kind != EntryKind.REVERSAL or prior.reverses_id != debit.pk:
+            if (
+                prior.kind != EntryKind.REVERSAL
+                or prior.reverses_id != debit.pk
+                or (amount is not None and prior.amount != Decimal(amount))
+            ):
                 raise IdempotencyConflict(idempotency_key=idempotency_key)
             return prior
         if debit.tenant_id != tenant.pk or debit.kind != EntryKind.DEBIT:
@@ -664,30 +709,47 @@ def _refund_entries(
         part = min(room, left)
         if part <= 0:
             continue
-        target = _refund_target(book, entry.bucket, part, key)
-        target.remaining += part
-        book.changed[target.pk] = target
         left -= part
-        entries.append(
-            LedgerEntry(
-                tenant_id=book.account.tenant_id,
-                kind=EntryKind.REVERSAL,
-                amount=part,
-                bucket=target,
-                balance_after=book.available,
-                created_at=book.now,
+        for target, share in _refund_targets(book, entry.bucket, part, key):
+            target.remaining += share
+            book.changed[target.pk] = target
+            entries.append(
+                LedgerEntry(
+                    tenant_id=book.account.tenant_id,
+                    kind=EntryKind.REVERSAL,
+                    amount=share,
+                    bucket=target,
+                    balance_after=book.available,
+                    created_at=book.now,
+                )
             )
-        )
     return entries
 
 
+def _refund_targets(
+    book: _Book, bucket: CreditBucket, part: Decimal, key: str
+) -> list[tuple[CreditBucket, Decimal]]:
+    """Where `part` credits drawn from `bucket` go back to.
+
+    A part lent by the overdraft repays what is still owed on it; a grant may have settled the
+    overdraft since, and what it already repaid becomes a free permanent refund bucket (the
+    overdraft's cost basis is 0), since the overdraft bucket never holds positive credit.
+    """
+    if not bucket.is_overdraft:
+        return [(_refund_target(book, bucket, part, key), part)]
+    assert book.overdraft is not None
+    owed = min(part, -book.overdraft.remaining)
+    targets = [(book.overdraft, owed)] if owed > 0 else []
+    if part > owed:
+        targets.append((_refund_target(book, bucket, part - owed, key), part - owed))
+    return targets
+
+
 def _refund_target(book: _Book, bucket: CreditBucket, part: Decimal, key: str) -> CreditBucket:
-    if bucket.is_overdraft and book.overdraft is not None:
-        return book.overdraft
     live = next((b for b in book.spendable if b.pk == bucket.pk), None)
     if live is not None:
         return live
-    if bucket.expires_at is None or bucket.expires_at > book.now:
+    if not bucket.is_overdraft and (bucket.expires_at is None or bucket.expires_at > book.now):
         book.spendable.append(bucket)  # emptied by debits, but still alive: refill it
         return bucket
     refund = CreditBucket.objects.create(
@@ -732,6 +794,7 @@ def ledger_adjust(
                 raise IdempotencyConflict(idempotency_key=idempotency_key)
             return prior
         before = book.available
+        extra: list[tuple[LedgerTransaction, list[LedgerEntry]]] = []
         tx = _new_transaction(
             tenant_id=tenant.pk,
             kind=EntryKind.ADJUSTMENT,
@@ -762,9 +825,16 @@ def ledger_adjust(
                     created_at=now,
                 )
             ]
+            # Credit added by hand repays an overdraft first, exactly as a grant does.
+            settlement = _settle_overdraft(book, bucket, before + amount)
+            if settlement:
+                extra.append(settlement)
         else:
             if -amount > book.available:
-                raise InsufficientCredits(required=str(-amount), available=str(book.available))
+                raise InsufficientCredits(
+                    required=str(-amount),
+                    available=str(quantize_credits(max(book.available, ZERO))),
+                )
             entries = []
             running = before
             for bucket, part in book.take(-amount):
@@ -779,7 +849,7 @@ def ledger_adjust(
                         created_at=now,
                     )
                 )
-        _write([(tx, entries)])
+        _write([(tx, entries), *extra])
         book.save()
         _announce(tenant.pk, EntryKind.ADJUSTMENT, before, book.available, now)
     return tx
@@ -806,7 +876,9 @@ def ledger_hold_place(*, tenant: Tenant, amount: Decimal | int | str, reference:
             return existing
         before = book.available
         if amount > before:
-            raise InsufficientCredits(required=str(amount), available=str(max(before, ZERO)))
+            raise InsufficientCredits(
+                required=str(amount), available=str(quantize_credits(max(before, ZERO)))
+            )
         hold = CreditHold.objects.create(
             tenant_id=tenant.pk, reference=reference, amount=amount, remaining=amount
         )
