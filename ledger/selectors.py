@@ -38,7 +38,7 @@ class Balance:
 def credit_account_get(*, tenant: Tenant) -> CreditAccount:
     """The tenant's account settings; an unsaved default when no money has moved yet."""
     account = CreditAccount.objects.filter(tenant=tenant).first()
-    return account or CreditAccount(tenant=tenant, alert_thresholds=[20, 10])
+    return account or CreditAccount(tenant=tenant, alert_thresholds=[20, 10])  # never saved
 
 
 def bucket_list(*, tenant: Tenant, include_spent: bool = False) -> QuerySet[CreditBucket]:
