@@ -3,10 +3,8 @@ the vendor in money. `price()` is on the hot path of usage ingestion (see its do
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-
-from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from ratecards.exceptions import (
     CostCatalogNotFound,
@@ -73,9 +71,9 @@ class _PricedVersion:
 # In-process cache of published versions with their rates and multipliers. Safe without
 # invalidation because a published version can never change again (ORM guard + PostgreSQL
 # trigger), so (card, version id, published_at) names one frozen set of rates forever; a new
-# price is a new version, i.e. a new key. Drafts are never priced, so never cached. The assignment
-# and the "which version is in force" lookup are NOT cached: they change when billing assigns a
-# card or an admin publishes, so each price() pays those two small indexed queries.
+# price is a new version, i.e. a new key. Drafts are never priced, so never cached. What is NOT
+# cached is which versions exist and the tenant's assignment: an admin publishes and billing
+# assigns at any time, so each TenantPricer reads those afresh (two small indexed queries).
 _priced_versions: dict[tuple[int, int, datetime | None], _PricedVersion] = {}
 _cost_versions: dict[tuple[int, datetime | None], dict[tuple[str, str], CostPrice]] = {}
 
@@ -83,72 +81,6 @@ _cost_versions: dict[tuple[int, datetime | None], dict[tuple[str, str], CostPric
 def price_cache_clear() -> None:
     _priced_versions.clear()
     _cost_versions.clear()
-
-
-def _assignment(tenant: Tenant | None) -> RateCardAssignment | None:
-    if tenant is None:
-        return None
-    # The pinned version rides along, so a pinned tenant's price() needs no extra query.
-    return RateCardAssignment.objects.select_related("pinned_version").filter(tenant=tenant).first()
-
-
-def assignment_or_default(*, tenant: Tenant) -> RateCardAssignment:
-    """The tenant's assignment, or an unsaved stand-in for the default card (follow, 0 notice)."""
-    assignment = _assignment(tenant)
-    if assignment is not None:
-        return assignment
-    card = RateCard.objects.filter(is_default=True).first()
-    if card is None:
-        raise RateCardNotFound("No rate card is assigned to this tenant and there is no default.")
-    return RateCardAssignment(tenant=tenant, rate_card=card)
-
-
-def _published() -> QuerySet[RateCardVersion]:
-    return RateCardVersion.objects.filter(status=PublishStatus.PUBLISHED)
-
-
-def _version_at(assignment: RateCardAssignment | None, at: datetime) -> RateCardVersion:
-    if (
-        assignment is not None
-        and assignment.mode == RateCardAssignment.Mode.PINNED
-        and (assignment.pinned_until is None or at < assignment.pinned_until)
-    ):
-        version = assignment.pinned_version
-        if version is None:  # the database's check constraint forbids this
-            raise RateCardNotFound("The pinned assignment names no version.")
-        return version
-    if assignment is None:
-        versions = _published().filter(rate_card__is_default=True)
-        notice_days = 0
-    else:
-        versions = _published().filter(rate_card_id=assignment.rate_card_id)
-        # Past pinned_until a pinned tenant follows the card with no notice.
-        notice_days = assignment.notice_days if assignment.mode == assignment.Mode.FOLLOW else 0
-    # effective_for(v) <= at  <=>  effective_from <= at and published_at + notice <= at.
-    versions = versions.filter(effective_from__lte=at)
-    if notice_days:
-        # Notice protects a tenant from a *change*; the card's first version changes nothing,
-        # so it applies from its effective_from whatever the notice.
-        first = _published().filter(rate_card=OuterRef("rate_card")).order_by("number")
-        versions = versions.filter(
-            Q(published_at__lte=at - timedelta(days=notice_days))
-            | Q(number=Subquery(first.values("number")[:1]))
-        )
-    version = versions.order_by("-number").first()
-    if version is None:
-        raise RateCardNotFound()
-    return version
-
-
-def version_in_force(*, tenant: Tenant | None, at: datetime) -> RateCardVersion:
-    """The published version that prices this tenant's events at `at` (None: the default card).
-
-    follow: the newest published version v with max(v.effective_from, v.published_at +
-    notice_days) <= at; the card's first version needs no notice (it replaces nothing), so it
-    applies from its effective_from. pinned: pinned_version while at < pinned_until (forever if
-    null), then as follow with no notice.
-    """
-    return _version_at(_assignment(tenant), at)
 
 
 def _priced(version: RateCardVersion) -> _PricedVersion:
@@ -199,6 +131,124 @@ def _quote(
     )
 
 
+@dataclass(frozen=True)
+class TenantPricer:
+    """A snapshot of one tenant's rate card terms: its assignment and the card's published
+    versions. Prices any number of events without another query (a batch builds one).
+
+    Version in force at `at`:
+    - pinned: pinned_version while at < pinned_until (forever if null); after, as follow with
+      no notice.
+    - follow: the newest published version v whose applies_from(v) <= at, where
+      applies_from(v) = max(v.effective_from, v.published_at + notice_days). The card's first
+      version needs no notice (it replaces nothing), so it applies from its effective_from.
+    """
+
+    assignment: RateCardAssignment | None  # None: no assignment, the default card
+    versions: list[RateCardVersion]  # published, by number
+
+    @property
+    def rate_card(self) -> RateCard:
+        if self.assignment is not None:
+            return self.assignment.rate_card
+        if not self.versions:
+            raise RateCardNotFound()
+        return self.versions[0].rate_card
+
+    @property
+    def notice_days(self) -> int:
+        follow = (
+            self.assignment is not None and self.assignment.mode == RateCardAssignment.Mode.FOLLOW
+        )
+        return self.assignment.notice_days if follow and self.assignment else 0
+
+    def _pinned_at(self, at: datetime) -> RateCardVersion | None:
+        a = self.assignment
+        if a is None or a.mode != RateCardAssignment.Mode.PINNED:
+            return None
+        return a.pinned_version if a.pinned_until is None or at < a.pinned_until else None
+
+    def applies_from(self, version: RateCardVersion) -> datetime:
+        first = version.pk == self.versions[0].pk
+        return version.effective_for(0 if first else self.notice_days)
+
+    def version_at(self, at: datetime) -> RateCardVersion:
+        version = self._pinned_at(at) or max(
+            (v for v in self.versions if self.applies_from(v) <= at),
+            key=lambda v: v.number,
+            default=None,
+        )
+        if version is None:
+            raise RateCardNotFound()
+        return version
+
+    def price(
+        self, *, action: str, model_class: str | None, quantity: Decimal | int, at: datetime
+    ) -> PriceQuote:
+        return _quote(_priced(self.version_at(at)), action, model_class, quantity)
+
+    def schedule(self, now: datetime) -> list[ScheduledVersion]:
+        """The versions that take over after `now`, each with the moment it starts to apply."""
+        a = self.assignment
+        floor = a.pinned_until if a is not None and a.mode == a.Mode.PINNED else None
+        if a is not None and a.mode == a.Mode.PINNED and floor is None:
+            return []
+        moments = {self.applies_from(v) for v in self.versions}
+        if floor is not None:
+            moments = {max(m, floor) for m in moments} | {floor}
+        schedule: list[ScheduledVersion] = []
+        current = self._in_force_or_none(now)
+        for moment in sorted(m for m in moments if m > now):
+            version = self._in_force_or_none(moment)
+            if version is not None and version != current:
+                schedule.append(ScheduledVersion(version=version, applies_from=moment))
+                current = version
+        return schedule
+
+    def _in_force_or_none(self, at: datetime) -> RateCardVersion | None:
+        try:
+            return self.version_at(at)
+        except RateCardNotFound:
+            return None
+
+
+def tenant_pricer(*, tenant: Tenant | None) -> TenantPricer:
+    """Two small indexed queries: the assignment, the card's published versions."""
+    assignment = None
+    if tenant is not None:
+        assignment = (
+            RateCardAssignment.objects.select_related("rate_card", "pinned_version")
+            .filter(tenant=tenant)
+            .first()
+        )
+    published = RateCardVersion.objects.filter(status=PublishStatus.PUBLISHED)
+    if assignment is None:
+        published = published.filter(rate_card__is_default=True).select_related("rate_card")
+    else:
+        published = published.filter(rate_card_id=assignment.rate_card_id)
+    return TenantPricer(assignment=assignment, versions=list(published.order_by("number")))
+
+
+def assignment_or_default(*, tenant: Tenant) -> RateCardAssignment:
+    """The tenant's assignment, or an unsaved stand-in for the default card (follow, 0 notice)."""
+    assignment = (
+        RateCardAssignment.objects.select_related("rate_card", "pinned_version")
+        .filter(tenant=tenant)
+        .first()
+    )
+    if assignment is not None:
+        return assignment
+    card = RateCard.objects.filter(is_default=True).first()
+    if card is None:
+        raise RateCardNotFound("No rate card is assigned to this tenant and there is no default.")
+    return RateCardAssignment(tenant=tenant, rate_card=card)
+
+
+def version_in_force(*, tenant: Tenant | None, at: datetime) -> RateCardVersion:
+    """The published version that prices this tenant's events at `at` (rules: TenantPricer)."""
+    return tenant_pricer(tenant=tenant).version_at(at)
+
+
 def price(
     *,
     tenant: Tenant | None,
@@ -209,11 +259,13 @@ def price(
 ) -> PriceQuote:
     """What `quantity` units of `action` on `model_class` cost this tenant at `at`.
 
-    Two small indexed queries when warm (the assignment, the version in force); the version's
-    rates come from the in-process cache above. The pricing rule is in ratecards.models.
+    Two small indexed queries (see tenant_pricer); the version's rates come from the in-process
+    cache above. For many events of one tenant, build one tenant_pricer() and call its price().
+    The pricing rule is in ratecards.models.
     """
-    version = version_in_force(tenant=tenant, at=at)
-    return _quote(_priced(version), action, model_class, quantity)
+    return tenant_pricer(tenant=tenant).price(
+        action=action, model_class=model_class, quantity=quantity, at=at
+    )
 
 
 def version_rates(*, version: RateCardVersion) -> tuple[list[Rate], dict[str, Decimal]]:
@@ -226,39 +278,14 @@ def version_rates(*, version: RateCardVersion) -> tuple[list[Rate], dict[str, De
 def scheduled_versions(*, tenant: Tenant, now: datetime) -> list[ScheduledVersion]:
     """Published versions that will take over for this tenant after `now`, in order, each with
     the moment it starts to apply to this tenant (notice and pinning included)."""
-    return _schedule(assignment_or_default(tenant=tenant), now)
-
-
-def _schedule(assignment: RateCardAssignment, now: datetime) -> list[ScheduledVersion]:
-    pinned = assignment.mode == RateCardAssignment.Mode.PINNED
-    if pinned and assignment.pinned_until is None:
-        return []
-    notice_days = 0 if pinned else assignment.notice_days
-    floor = assignment.pinned_until if pinned else None
-    versions = list(_published().filter(rate_card_id=assignment.rate_card_id).order_by("number"))
-
-    def applies(v: RateCardVersion) -> datetime:
-        start = v.effective_for(0 if v == versions[0] else notice_days)
-        return max(start, floor) if floor is not None else start
-
-    def in_force(t: datetime) -> RateCardVersion | None:
-        if floor is not None and t < floor:
-            return assignment.pinned_version
-        return max((v for v in versions if applies(v) <= t), key=lambda v: v.number, default=None)
-
-    moments = sorted({applies(v) for v in versions} | ({floor} if floor else set()))
-    current, schedule = in_force(now), []
-    for moment in (m for m in moments if m > now):
-        version = in_force(moment)
-        if version is not None and version != current:
-            schedule.append(ScheduledVersion(version=version, applies_from=moment))
-            current = version
-    return schedule
+    return tenant_pricer(tenant=tenant).schedule(now)
 
 
 def rate_card_trap(*, tenant: Tenant) -> TrapInfo | None:
     """A pinned tenant whose card has published versions newer than the pinned one."""
-    assignment = _assignment(tenant)
+    assignment = (
+        RateCardAssignment.objects.select_related("pinned_version").filter(tenant=tenant).first()
+    )
     return assignment_trap(assignment=assignment) if assignment is not None else None
 
 
@@ -267,8 +294,11 @@ def assignment_trap(*, assignment: RateCardAssignment) -> TrapInfo | None:
     if assignment.mode != RateCardAssignment.Mode.PINNED or pinned is None:
         return None
     newer = list(
-        _published()
-        .filter(rate_card_id=assignment.rate_card_id, number__gt=pinned.number)
+        RateCardVersion.objects.filter(
+            status=PublishStatus.PUBLISHED,
+            rate_card_id=assignment.rate_card_id,
+            number__gt=pinned.number,
+        )
         .order_by("-number")
         .values_list("number", "effective_from")
     )
@@ -294,7 +324,7 @@ def estimate_credits(
 ) -> Decimal:
     """Monthly credits for expected (action, model_class, monthly_count) rows, every action
     counted as charged (outcome-priced ones too: the estimate is an upper bound for those)."""
-    priced = _priced(version_in_force(tenant=tenant_or_none, at=at))
+    priced = _priced(tenant_pricer(tenant=tenant_or_none).version_at(at))
     return sum(
         (
             _quote(priced, action, model_class, count).credits
@@ -360,14 +390,15 @@ class RateCardOverview:
 
 def rate_card_overview(*, tenant: Tenant, now: datetime) -> RateCardOverview:
     """What GET /api/v1/rate-card shows: the version in force now and what comes next."""
-    assignment = assignment_or_default(tenant=tenant)
-    version = _version_at(assignment, now)
+    pricer = tenant_pricer(tenant=tenant)
+    version = pricer.version_at(now)
     rates, multipliers = version_rates(version=version)
     return RateCardOverview(
-        rate_card=assignment.rate_card,
-        assignment=assignment,
+        rate_card=pricer.rate_card,
+        assignment=pricer.assignment
+        or RateCardAssignment(tenant=tenant, rate_card=pricer.rate_card),
         version=version,
         rates=rates,
         multipliers=multipliers,
-        scheduled=_schedule(assignment, now),
+        scheduled=pricer.schedule(now),
     )

@@ -138,7 +138,7 @@ def test_no_rate_card_is_422(tenant: Tenant, api_client: APIClient) -> None:
         {
             "error": {
                 "code": "no_rate_card",
-                "message": "No rate card is assigned to this tenant and there is no default.",
+                "message": "No rate card version is in force for this tenant.",
             }
         },
     )

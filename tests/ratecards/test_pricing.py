@@ -8,7 +8,7 @@ import time_machine
 
 from ratecards.exceptions import RateCardNotFound, UnknownAction, UnknownModelClass
 from ratecards.models import RateCard
-from ratecards.selectors import estimate_credits, price, version_in_force
+from ratecards.selectors import estimate_credits, price, tenant_pricer, version_in_force
 from ratecards.services import ratecard_assign, ratecard_create
 from tenants.api.errors import api_exception_handler
 from tenants.models import Tenant
@@ -267,7 +267,7 @@ def test_a_warm_price_costs_at_most_two_small_queries(
         ratecard_assign(tenant=tenant, rate_card=card, mode="pinned", pinned_version=v1)
     _credits(tenant, "chat")  # warms the version cache
 
-    with django_assert_max_num_queries(1 if mode == "pinned" else 2):
+    with django_assert_max_num_queries(2):
         assert _credits(tenant, "chat", "turbo").credits == Decimal("6.0000")
 
 
@@ -283,3 +283,29 @@ def test_estimate_credits_sums_monthly_counts(
     )
 
     assert total == Decimal("480.0000")
+
+
+def test_a_tenant_pricer_prices_a_batch_without_further_queries(
+    frozen_time: time_machine.Traveller,
+    tenant: Tenant,
+    card: RateCard,
+    django_assert_num_queries,
+) -> None:
+    v1 = publish_version(card, {"chat": "1"}, multipliers={"turbo": "6"})
+    v2 = publish_version(card, {"chat": "2"}, multipliers={"turbo": "6"}, effective_from=FEB_1)
+    pricer = tenant_pricer(tenant=tenant)
+    pricer.price(action="chat", model_class="", quantity=1, at=NOW)  # warms both versions
+    pricer.price(action="chat", model_class="", quantity=1, at=FEB_1)
+
+    with django_assert_num_queries(0):
+        quotes = [
+            pricer.price(action="chat", model_class="turbo", quantity=1, at=at)
+            for at in (NOW, FEB_1 - timedelta(seconds=1), FEB_1, FEB_1 + timedelta(days=9))
+        ]
+
+    assert [(q.version, q.credits) for q in quotes] == [
+        (v1, Decimal("6.0000")),
+        (v1, Decimal("6.0000")),
+        (v2, Decimal("12.0000")),
+        (v2, Decimal("12.0000")),
+    ]
