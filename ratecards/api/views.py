@@ -1,7 +1,7 @@
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,6 +15,7 @@ from ratecards.selectors import (
 from tenants.api.base import TenantApiView
 
 
+@extend_schema_serializer(component_name="RateCardRate")
 class _RateSerializer(serializers.Serializer):
     action = serializers.CharField()
     model_class = serializers.CharField()
@@ -22,6 +23,7 @@ class _RateSerializer(serializers.Serializer):
     charge_on = serializers.CharField()
 
 
+@extend_schema_serializer(component_name="RateCardMultiplier")
 class _MultiplierSerializer(serializers.Serializer):
     model_class = serializers.CharField()
     multiplier = serializers.DecimalField(max_digits=10, decimal_places=4)
@@ -32,15 +34,19 @@ def _multipliers(multipliers: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class RateCardDetailApi(TenantApiView):
+    @extend_schema_serializer(component_name="RateCardDetail")
     class OutputSerializer(serializers.Serializer):
+        @extend_schema_serializer(component_name="RateCardCard")
         class CardSerializer(serializers.Serializer):
             name = serializers.CharField()
             slug = serializers.CharField()
 
+        @extend_schema_serializer(component_name="RateCardVersion")
         class VersionSerializer(serializers.Serializer):
             number = serializers.IntegerField()
             effective_from = serializers.DateTimeField()
 
+        @extend_schema_serializer(component_name="RateCardAssignment")
         class AssignmentSerializer(serializers.Serializer):
             mode = serializers.CharField()
             notice_days = serializers.IntegerField()
@@ -49,6 +55,7 @@ class RateCardDetailApi(TenantApiView):
             )
             pinned_until = serializers.DateTimeField(allow_null=True)
 
+        @extend_schema_serializer(component_name="RateCardScheduledVersion")
         class ScheduledSerializer(serializers.Serializer):
             number = serializers.IntegerField(source="version.number")
             effective_from = serializers.DateTimeField(source="version.effective_from")
@@ -58,10 +65,12 @@ class RateCardDetailApi(TenantApiView):
             rates = serializers.SerializerMethodField()
             multipliers = serializers.SerializerMethodField()
 
+            @extend_schema_field(_RateSerializer(many=True))
             def get_rates(self, obj: ScheduledVersion) -> list[dict[str, Any]]:
                 rates, _ = version_rates(version=obj.version)
                 return _RateSerializer(rates, many=True).data  # type: ignore[return-value]
 
+            @extend_schema_field(_MultiplierSerializer(many=True))
             def get_multipliers(self, obj: ScheduledVersion) -> list[dict[str, Any]]:
                 _, multipliers = version_rates(version=obj.version)
                 return _MultiplierSerializer(_multipliers(multipliers), many=True).data  # type: ignore[return-value]
@@ -73,6 +82,7 @@ class RateCardDetailApi(TenantApiView):
         assignment = AssignmentSerializer()
         scheduled = ScheduledSerializer(many=True)
 
+        @extend_schema_field(_MultiplierSerializer(many=True))
         def get_multipliers(self, obj: RateCardOverview) -> list[dict[str, Any]]:
             return _MultiplierSerializer(_multipliers(obj.multipliers), many=True).data  # type: ignore[return-value]
 
