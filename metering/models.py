@@ -1,4 +1,4 @@
-"""Usage events and workflow runs. (UsageEvent is added by the metering services work.)"""
+"""Usage events and workflow runs."""
 
 from decimal import Decimal
 
@@ -63,3 +63,75 @@ class WorkflowRun(TenantOwnedModel):
     @property
     def is_ended(self) -> bool:
         return self.state in {self.State.COMPLETED, self.State.FAILED, self.State.CANCELLED}
+
+
+class UsageEvent(TenantOwnedModel):
+    """One priced report of work an agent did: its credits, its cost to the vendor (COGS) and
+    the revenue of the credits it spent. Idempotent on (tenant, idempotency_key), forever."""
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success", "Success"
+        FAILURE = "failure", "Failure"
+
+    idempotency_key = models.CharField(max_length=255)
+    # SHA-256 of the canonical request body: same key + same hash is a replay, else a conflict.
+    request_hash = models.CharField(max_length=64)
+    action = models.CharField(max_length=64)
+    model_class = models.CharField(max_length=64, blank=True, default="")
+    quantity = models.DecimalField(max_digits=18, decimal_places=4)
+    occurred_at = models.DateTimeField()
+    workflow_run = models.ForeignKey(
+        WorkflowRun, on_delete=models.PROTECT, null=True, blank=True, related_name="usage_events"
+    )
+    step_index = models.PositiveIntegerField(null=True, blank=True)
+    # Customer-side attribution (end user, project, ...), free-form.
+    labels = models.JSONField(default=dict, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS)
+    credits = models.DecimalField(max_digits=18, decimal_places=4)
+    rate_card_version = models.ForeignKey(
+        "ratecards.RateCardVersion", on_delete=models.PROTECT, related_name="+"
+    )
+    # None when nothing was charged (a free action, or an outcome-priced one that failed).
+    ledger_transaction = models.ForeignKey(
+        "ledger.LedgerTransaction",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    # The buckets the debit drew from, as the API showed them: [{bucket_id, credits, policy}].
+    buckets = models.JSONField(default=list, blank=True)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    tool_calls = models.PositiveIntegerField(default=0)
+    vector_reads = models.PositiveBigIntegerField(default=0)
+    orchestration_runs = models.PositiveIntegerField(default=0)
+    # Minor units, unrounded (8 places) so sums over millions of events stay exact enough.
+    cogs_minor = models.DecimalField(max_digits=20, decimal_places=8, default=ZERO)
+    cogs_currency = models.CharField(max_length=3, default="USD")
+    # credits x the cost basis of the buckets drawn (ledger DebitResult.revenue_minor).
+    revenue_minor = models.DecimalField(max_digits=20, decimal_places=8, default=ZERO)
+    revenue_currency = models.CharField(max_length=3, default="USD")
+    # The tenant's available balance right after this event's debit.
+    available_after = models.DecimalField(max_digits=18, decimal_places=4)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "idempotency_key"], name="usageevent_tenant_key_uniq"
+            ),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="usageevent_quantity_gt_0"),
+            models.CheckConstraint(condition=Q(credits__gte=0), name="usageevent_credits_gte_0"),
+            models.CheckConstraint(condition=Q(cogs_minor__gte=0), name="usageevent_cogs_gte_0"),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "occurred_at"], name="usageevent_occurred_idx"),
+            models.Index(fields=["tenant", "action", "occurred_at"], name="usageevent_action_idx"),
+            models.Index(fields=["tenant", "workflow_run"], name="usageevent_run_idx"),
+            # The API list pages by (created_at, id), newest first.
+            models.Index(fields=["tenant", "created_at", "id"], name="usageevent_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} x{self.quantity} ({self.idempotency_key})"

@@ -163,6 +163,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
 
 # Creditline's own knobs.
 CREDITLINE_PUBLIC_URL = env.str("CREDITLINE_PUBLIC_URL", default="http://127.0.0.1:8000")
+# Usage events may be reported this many days after they occurred (older ones: 422).
+CREDITLINE_BACKDATE_DAYS = env.int("CREDITLINE_BACKDATE_DAYS", default=35)
 
 LOGGING = {
     "version": 1,
@@ -173,5 +175,27 @@ LOGGING = {
 }
 
 # The one fan-out between apps (tenants/events.py): listeners, by dotted path, run after commit.
-CREDITLINE_BALANCE_LISTENERS: list[str] = []
-CREDITLINE_EVENT_LISTENERS: list[str] = []
+CREDITLINE_BALANCE_LISTENERS: list[str] = [
+    "billing.listeners.on_balance_changed",
+]
+CREDITLINE_EVENT_LISTENERS: list[str] = [
+    "billing.listeners.on_domain_event",
+]
+
+# Billing: the payment gateway ("fake" completes payments locally; "stripe" is real), Stripe's
+# keys, and billing's periodic tasks.
+BILLING_GATEWAY = env.str("BILLING_GATEWAY", default="fake")
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "billing.subscription_renew_due": {
+            "task": "billing.subscription_renew_due",
+            "schedule": 300.0,
+        },
+        "billing.contract_tranches_due": {"task": "billing.contract_tranches_due", "schedule": 3600.0},
+        "billing.auto_topup_sweep": {"task": "billing.auto_topup_sweep", "schedule": 300.0},
+        "billing.webhook_deliver_due": {"task": "billing.webhook_deliver_due", "schedule": 30.0},
+        "billing.stripe_events_retry": {"task": "billing.stripe_events_retry", "schedule": 300.0},
+    }
+)

@@ -1,0 +1,301 @@
+"""The usage API: report one event or a batch, list them.
+
+Both POST endpoints parse with `usage_input_parse` and render with `usage_event_body` rather
+than DRF serializers, so that a batch item and a single event say exactly the same thing and a
+batch of 1,000 parses and renders in a few milliseconds (DRF serializers cost ~100 µs an
+event). The nested serializers below describe the same bodies for the OpenAPI schema; a test
+keeps their fields and the rendered keys equal.
+"""
+
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from metering.exceptions import BatchTooLarge, InvalidUsage
+from metering.models import UsageEvent, WorkflowRun
+from metering.selectors import usage_event_list
+from metering.services import (
+    BATCH_LIMIT,
+    COMPONENTS,
+    UsageInput,
+    usage_event_record,
+    usage_event_record_batch,
+)
+from tenants.api.base import TenantApiView
+from tenants.api.errors import error_body
+from tenants.api.pagination import CreatedCursorPagination
+from tenants.exceptions import CreditlineError
+
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def _text(raw: dict[str, Any], name: str, *, required: bool = False) -> str:
+    value = raw.get(name)
+    if value is None:
+        if required:
+            raise InvalidUsage(name, "This field is required.")
+        return ""
+    if not isinstance(value, str):
+        raise InvalidUsage(name, "Not a valid string.")
+    return value
+
+
+def _quantity(raw: dict[str, Any]) -> Decimal:
+    value = raw.get("quantity", 1)
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise InvalidUsage("quantity", "A valid number is required.")
+    try:
+        quantity = Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidUsage("quantity", "A valid number is required.") from None
+    if not quantity.is_finite():
+        raise InvalidUsage("quantity", "A valid number is required.")
+    return quantity
+
+
+def _occurred_at(raw: dict[str, Any]) -> datetime | None:
+    value = raw.get("occurred_at")
+    if value is None:
+        return None
+    parsed = parse_datetime(value) if isinstance(value, str) else None
+    if parsed is None:
+        raise InvalidUsage("occurred_at", "Must be an ISO 8601 date and time with a time zone.")
+    return parsed
+
+
+def _count(raw: dict[str, Any], name: str) -> int:
+    value = raw.get(name, 0)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidUsage(name, "Must be a non-negative integer.")
+    return value
+
+
+def usage_input_parse(raw: Any) -> UsageInput:
+    """A JSON object → UsageInput, or InvalidUsage naming the first bad field (types only; the
+    service checks values: quantity > 0, the occurred_at window, ...)."""
+    if not isinstance(raw, dict):
+        raise InvalidUsage("non_field_errors", "Each event must be a JSON object.")
+    labels = raw.get("labels")
+    if labels is None:
+        labels = {}
+    elif not isinstance(labels, dict):
+        raise InvalidUsage("labels", "Must be a JSON object.")
+    return UsageInput(
+        idempotency_key=_text(raw, "idempotency_key", required=True),
+        action=_text(raw, "action", required=True),
+        quantity=_quantity(raw),
+        model_class=_text(raw, "model_class"),
+        occurred_at=_occurred_at(raw),
+        outcome=_text(raw, "outcome") or UsageEvent.Outcome.SUCCESS,
+        labels=labels,
+        **{name: _count(raw, name) for name in COMPONENTS},
+    )
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _dec(value: Decimal) -> str:
+    # Never scientific notation: str(Decimal("0.00000000")) would be "0E-8".
+    return f"{value:f}"
+
+
+def usage_event_body(event: UsageEvent) -> dict[str, Any]:
+    """What POST returns for a new event, and what a replay returns again."""
+    version = event.rate_card_version
+    return {
+        "id": event.pk,
+        "idempotency_key": event.idempotency_key,
+        "action": event.action,
+        "model_class": event.model_class,
+        "quantity": _dec(event.quantity),
+        "occurred_at": _iso(event.occurred_at),
+        "outcome": event.outcome,
+        "labels": event.labels,
+        "workflow_run": event.workflow_run_id,
+        "step_index": event.step_index,
+        "credits": _dec(event.credits),
+        "rate_card_version": {"id": version.pk, "number": version.number},
+        "buckets": event.buckets,
+        "balance_after": _dec(event.available_after),
+        "components": {name: getattr(event, name) for name in COMPONENTS},
+        "cogs": {"amount_minor": _dec(event.cogs_minor), "currency": event.cogs_currency},
+        "revenue": {"amount_minor": _dec(event.revenue_minor), "currency": event.revenue_currency},
+        "created_at": _iso(event.created_at),
+    }
+
+
+def _error_of(exc: CreditlineError) -> dict[str, Any]:
+    return error_body(exc.code, exc.message, **exc.details)
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema-only serializers (see the module docstring)
+
+
+class _UsageInputSerializer(serializers.Serializer):
+    idempotency_key = serializers.CharField(max_length=255)
+    action = serializers.CharField(max_length=64)
+    quantity = serializers.DecimalField(
+        max_digits=18, decimal_places=4, required=False, help_text="Default 1."
+    )
+    model_class = serializers.CharField(required=False, allow_blank=True)
+    occurred_at = serializers.DateTimeField(
+        required=False, help_text="Default now; at most 5 minutes ahead, 35 days back."
+    )
+    outcome = serializers.ChoiceField(choices=UsageEvent.Outcome.choices, required=False)
+    labels = serializers.DictField(required=False, help_text="e.g. end user, project")
+    input_tokens = serializers.IntegerField(min_value=0, required=False)
+    output_tokens = serializers.IntegerField(min_value=0, required=False)
+    tool_calls = serializers.IntegerField(min_value=0, required=False)
+    vector_reads = serializers.IntegerField(min_value=0, required=False)
+    orchestration_runs = serializers.IntegerField(min_value=0, required=False)
+
+
+class _MoneySerializer(serializers.Serializer):
+    amount_minor = serializers.CharField(help_text="Minor units, decimal string (8 places).")
+    currency = serializers.CharField()
+
+
+class _VersionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    number = serializers.IntegerField()
+
+
+class _BucketDrawnSerializer(serializers.Serializer):
+    bucket_id = serializers.IntegerField()
+    credits = serializers.CharField()
+    policy = serializers.CharField()
+
+
+class _ComponentsSerializer(serializers.Serializer):
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    tool_calls = serializers.IntegerField()
+    vector_reads = serializers.IntegerField()
+    orchestration_runs = serializers.IntegerField()
+
+
+class UsageEventOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    idempotency_key = serializers.CharField()
+    action = serializers.CharField()
+    model_class = serializers.CharField()
+    quantity = serializers.CharField()
+    occurred_at = serializers.DateTimeField()
+    outcome = serializers.CharField()
+    labels = serializers.DictField()
+    workflow_run = serializers.IntegerField(allow_null=True)
+    step_index = serializers.IntegerField(allow_null=True)
+    credits = serializers.CharField()
+    rate_card_version = _VersionSerializer()
+    buckets = _BucketDrawnSerializer(many=True)
+    balance_after = serializers.CharField(help_text="Available credits right after the debit.")
+    components = _ComponentsSerializer()
+    cogs = _MoneySerializer()
+    revenue = _MoneySerializer()
+    created_at = serializers.DateTimeField()
+
+
+# ---------------------------------------------------------------------------------------------
+# Views
+
+
+class UsageEventCreateApi(TenantApiView):
+    @extend_schema(
+        request=_UsageInputSerializer,
+        responses={201: UsageEventOutputSerializer, 200: UsageEventOutputSerializer},
+        summary="Report one usage event (idempotent on idempotency_key)",
+    )
+    def post(self, request: Request) -> Response:
+        data = usage_input_parse(request.data)
+        result = usage_event_record(tenant=self.tenant, data=data)
+        body = usage_event_body(result.event)
+        if result.replayed:
+            return Response(body, status=status.HTTP_200_OK, headers={REPLAYED_HEADER: "true"})
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class UsageEventBatchApi(TenantApiView):
+    class InputSerializer(serializers.Serializer):
+        events = _UsageInputSerializer(many=True, help_text=f"At most {BATCH_LIMIT}.")
+
+    class OutputSerializer(serializers.Serializer):
+        class ItemSerializer(serializers.Serializer):
+            status = serializers.IntegerField(help_text="201, 200 (replay), 402, 409 or 422")
+            body = serializers.DictField(help_text="The event, or {'error': {...}}")
+
+        results = ItemSerializer(many=True)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses=OutputSerializer,
+        summary="Report up to 1,000 usage events: a result per event, in order",
+    )
+    def post(self, request: Request) -> Response:
+        raw = request.data.get("events") if isinstance(request.data, dict) else None
+        if not isinstance(raw, list):
+            raise InvalidUsage("events", "Must be a list of events.")
+        if len(raw) > BATCH_LIMIT:
+            raise BatchTooLarge(limit=BATCH_LIMIT, received=len(raw))
+        parsed: list[UsageInput] = []
+        where: list[int] = []
+        results: list[dict[str, Any] | None] = [None] * len(raw)
+        for index, item in enumerate(raw):
+            try:
+                parsed.append(usage_input_parse(item))
+            except InvalidUsage as exc:
+                results[index] = {"status": exc.status_code, "body": _error_of(exc)}
+            else:
+                where.append(index)
+        recorded = usage_event_record_batch(tenant=self.tenant, items=parsed)
+        for index, result in zip(where, recorded, strict=True):
+            if result.event is not None:
+                body = usage_event_body(result.event)
+            else:
+                assert result.error is not None
+                body = _error_of(result.error)
+            results[index] = {"status": result.status, "body": body}
+        return Response({"results": results})
+
+
+class UsageEventListApi(TenantApiView):
+    class FilterSerializer(serializers.Serializer):
+        action = serializers.CharField(required=False)
+        since = serializers.DateTimeField(required=False)
+        until = serializers.DateTimeField(required=False)
+        workflow_run = serializers.IntegerField(required=False, min_value=1)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("action", str),
+            OpenApiParameter("since", datetime, description="occurred_at >= since"),
+            OpenApiParameter("until", datetime, description="occurred_at < until"),
+            OpenApiParameter("workflow_run", int),
+        ],
+        responses=UsageEventOutputSerializer(many=True),
+        summary="Usage events, newest first (cursor-paginated)",
+    )
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        params = dict(filters.validated_data)
+        run_id = params.pop("workflow_run", None)
+        run = self.get_scoped_or_404(WorkflowRun, pk=run_id) if run_id is not None else None
+        events = usage_event_list(tenant=self.tenant, workflow_run=run, **params)
+        paginator = CreatedCursorPagination()
+        page = paginator.paginate_queryset(events, request, view=self)
+        return paginator.get_paginated_response([usage_event_body(e) for e in page or []])
+
+
+class UsageEventCollectionApi(UsageEventListApi, UsageEventCreateApi):
+    """`/usage-events` routes GET to the list and POST to the create; each keeps its class."""

@@ -1,0 +1,55 @@
+"""Typed errors of metering; the API renders them as DESIGN.md's error body."""
+
+from typing import Any
+
+from tenants.exceptions import CreditlineError
+
+
+class IdempotencyConflict(CreditlineError):
+    status_code = 409
+    code = "idempotency_conflict"
+    message = "This idempotency key was already used for a different usage event."
+
+
+class InvalidUsage(CreditlineError):
+    """One field of a usage event is wrong. Rendered like a DRF validation error (422
+    `invalid_input` with `fields`), so the single and the batch endpoint say the same thing."""
+
+    status_code = 422
+    code = "invalid_input"
+
+    def __init__(self, field: str, message: str, **details: Any) -> None:
+        super().__init__(f"{field}: {message}", fields={field: [message]}, **details)
+        self.field = field
+
+
+class BatchTooLarge(CreditlineError):
+    status_code = 422
+    code = "invalid_input"
+    message = "A batch holds at most 1000 events."
+
+
+# Workflow runs (metering/workflows.py).
+
+
+class SoftCapReached(CreditlineError):
+    status_code = 402
+    code = "soft_cap_reached"
+    message = "The available balance is under the soft cap: no new workflow run can start."
+
+
+class IllegalTransition(CreditlineError):
+    """Details: `state` (the run's current state) and `workflow_id`."""
+
+    status_code = 409
+    code = "illegal_transition"
+    message = "The workflow run cannot do that in its current state."
+
+
+class WorkflowSuspended(CreditlineError):
+    """A step the balance could not pay: the run is now suspended and nothing was charged.
+    Details: `state`, `workflow_id`, `resume_from_step`, `required`, `available`."""
+
+    status_code = 402
+    code = "insufficient_credits"
+    message = "The balance cannot pay this step: the run is suspended until credits arrive."

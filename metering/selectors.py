@@ -1,0 +1,119 @@
+"""Reads of usage events and their margin. Tenant is a required argument everywhere except
+`margin_by_tenant`, the vendor admin's cross-tenant report, which says so in its name."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, F, QuerySet, Sum
+from django.db.models.functions import TruncDate
+
+from metering.models import UsageEvent, WorkflowRun
+from tenants.models import Tenant
+
+ZERO_CREDITS = Decimal("0.0000")
+ZERO_MONEY = Decimal("0.00000000")
+GROUPS = ("event", "workflow", "action", "day")
+
+
+def usage_event_list(
+    *,
+    tenant: Tenant,
+    action: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    workflow_run: WorkflowRun | None = None,
+) -> QuerySet[UsageEvent]:
+    """Newest first; `since` <= occurred_at < `until`."""
+    events = UsageEvent.objects.select_related("rate_card_version").filter(tenant=tenant)
+    if action:
+        events = events.filter(action=action)
+    if since is not None:
+        events = events.filter(occurred_at__gte=since)
+    if until is not None:
+        events = events.filter(occurred_at__lt=until)
+    if workflow_run is not None:
+        events = events.filter(workflow_run=workflow_run)
+    return events.order_by("-created_at", "-id")
+
+
+@dataclass(frozen=True)
+class MarginRow:
+    """One group's totals. Money in minor units of `currency`, unrounded (8 places)."""
+
+    key: Any  # event id, workflow run id (None: not in a run), action, date, or tenant id
+    events: int
+    credits: Decimal
+    cogs_minor: Decimal
+    revenue_minor: Decimal
+    currency: str
+
+    @property
+    def margin_minor(self) -> Decimal:
+        return self.revenue_minor - self.cogs_minor
+
+
+def _window(
+    events: QuerySet[UsageEvent], since: datetime | None, until: datetime | None
+) -> QuerySet[UsageEvent]:
+    if since is not None:
+        events = events.filter(occurred_at__gte=since)
+    if until is not None:
+        events = events.filter(occurred_at__lt=until)
+    return events
+
+
+def _sum(events: QuerySet[UsageEvent], key: Any) -> list[MarginRow]:
+    # Revenue and COGS are in one currency per deployment (the cost catalog's and the packs');
+    # grouping by it too keeps a mixed-currency install from adding dollars to euros.
+    rows = (
+        events.annotate(key=key)
+        .values("key", "cogs_currency")
+        .annotate(
+            n=Count("id"),
+            credits_total=Sum("credits"),
+            cogs_total=Sum("cogs_minor"),
+            revenue_total=Sum("revenue_minor"),
+        )
+        .order_by("key", "cogs_currency")
+    )
+    return [
+        MarginRow(
+            key=row["key"],
+            events=row["n"],
+            credits=row["credits_total"] or ZERO_CREDITS,
+            cogs_minor=row["cogs_total"] or ZERO_MONEY,
+            revenue_minor=row["revenue_total"] or ZERO_MONEY,
+            currency=row["cogs_currency"],
+        )
+        for row in rows
+    ]
+
+
+def margin_summary(
+    *,
+    tenant: Tenant,
+    group_by: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[MarginRow]:
+    """Credits, COGS, revenue and margin of one tenant's events with `since` <= occurred_at <
+    `until`, per event, workflow run, action or UTC day, ordered by the group key."""
+    keys: dict[str, Any] = {
+        "event": F("id"),
+        "workflow": F("workflow_run_id"),
+        "action": F("action"),
+        "day": TruncDate("occurred_at", tzinfo=UTC),
+    }
+    if group_by not in keys:
+        raise ValueError(f"group_by must be one of {GROUPS}; got {group_by!r}.")
+    events = _window(UsageEvent.objects.filter(tenant=tenant), since, until)
+    return _sum(events, keys[group_by])
+
+
+def margin_by_tenant(
+    *, since: datetime | None = None, until: datetime | None = None
+) -> list[MarginRow]:
+    """Vendor admins only: the same totals for every tenant (key = tenant id)."""
+    return _sum(_window(UsageEvent.objects.all(), since, until), F("tenant_id"))
