@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
+from ratecards.services import ratecard_seed_example
 from tenants.models import ApiKey, Membership, Tenant
 from tenants.services import api_key_create, api_key_revoke, membership_add, tenant_create
 
@@ -23,6 +24,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
             user = self._admin(options["username"], options["password"])
+            ratecard_seed_example()  # the default card `standard` and cost catalog v1
             tenant = Tenant.objects.filter(slug="demo").first() or tenant_create(
                 name="Demo Tenant", slug="demo"
             )
