@@ -1,0 +1,348 @@
+"""Durable workflow runs: every write (DESIGN.md, "Running out: durable workflows").
+
+State machine: running -> suspended -> running -> completed | failed | cancelled.
+
+Lock order, as everywhere money moves: the tenant's credit account row first
+(ledger.locks.account_lock), then the run's row. Every service here takes both, in that order,
+inside one durable transaction, so a step, a completion, the idle sweep and the ledger's own
+services of the same tenant run one at a time and see each other's writes.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from ledger.exceptions import InsufficientCredits
+from ledger.locks import account_lock
+from ledger.models import ZERO, CreditAccount, CreditBucket
+from ledger.selectors import available_get, soft_cap_of
+from ledger.services import ledger_hold_place, ledger_hold_release, quantize_credits
+from metering.exceptions import (
+    IdempotencyConflict,
+    IllegalTransition,
+    SoftCapReached,
+    WorkflowSuspended,
+)
+from metering.models import UsageEvent, WorkflowRun
+from metering.services import UsageInput, usage_event_record
+from tenants.events import publish
+from tenants.models import Tenant
+
+State = WorkflowRun.State
+LIVE = (State.RUNNING, State.SUSPENDED)
+
+# Which states each ending may leave from. A suspended run may be cancelled or failed (the
+# integration gives up) but not completed: the step it stopped at was never paid.
+_ENDINGS: dict[str, tuple[str, ...]] = {
+    State.COMPLETED: (State.RUNNING,),
+    State.CANCELLED: LIVE,
+    State.FAILED: LIVE,
+}
+
+
+def workflow_ttl() -> timedelta:
+    return timedelta(minutes=getattr(settings, "CREDITLINE_WORKFLOW_TTL_MINUTES", 60))
+
+
+def hold_reference(run: WorkflowRun) -> str:
+    return f"workflow:{run.pk}"
+
+
+def _lock_run(*, tenant: Tenant, run_id: int) -> WorkflowRun:
+    """Call inside a transaction; the account lock comes first (see the module docstring)."""
+    account_lock(tenant_id=tenant.pk)
+    return WorkflowRun.objects.select_for_update().get(pk=run_id, tenant=tenant)
+
+
+def _available_and_soft_cap(*, tenant: Tenant, account: CreditAccount) -> tuple[Decimal, Decimal]:
+    """The available balance and the soft cap, without the bucket listing of balance_get()."""
+    now = timezone.now()
+    available = available_get(tenant=tenant, at=now)
+    if account.soft_cap is not None:
+        return available, account.soft_cap
+    granted = (
+        CreditBucket.objects.filter(tenant=tenant, is_overdraft=False)
+        .exclude(expires_at__lte=now)
+        .aggregate(total=Sum("granted"))["total"]
+    )
+    return available, soft_cap_of(account=account, granted_unexpired=granted or ZERO)
+
+
+# ---------------------------------------------------------------------------------------------
+# Start
+
+
+def workflow_start(
+    *,
+    tenant: Tenant,
+    external_id: str,
+    name: str = "",
+    reserve_credits: Decimal | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> tuple[WorkflowRun, bool]:
+    """Start a run, or return the one already started with this `external_id` (created=False).
+
+    Refused (SoftCapReached) when the available balance is under the tenant's soft cap. With
+    `reserve_credits`, a ledger hold takes them out of the available balance in the same
+    transaction (InsufficientCredits when they are not there: then no run exists either).
+    """
+    reserve = quantize_credits(reserve_credits) if reserve_credits is not None else None
+    with transaction.atomic(durable=True):
+        account = account_lock(tenant_id=tenant.pk)
+        existing = WorkflowRun.objects.filter(tenant=tenant, external_id=external_id).first()
+        if existing is not None:
+            if (reserve or Decimal(0)) != existing.reserved_credits:
+                raise IdempotencyConflict(
+                    "This external_id already started a run that reserved "
+                    f"{existing.reserved_credits} credits.",
+                    external_id=external_id,
+                )
+            return existing, False
+        available, cap = _available_and_soft_cap(tenant=tenant, account=account)
+        if available < cap:
+            raise SoftCapReached(available=str(available), soft_cap=str(cap))
+        now = timezone.now()
+        run = WorkflowRun.objects.create(
+            tenant=tenant,
+            external_id=external_id,
+            name=name,
+            metadata=metadata or {},
+            last_activity_at=now,
+        )
+        if reserve:
+            run.hold = ledger_hold_place(
+                tenant=tenant, amount=reserve, reference=hold_reference(run)
+            )
+            run.reserved_credits = reserve
+            run.save(update_fields=["hold", "reserved_credits", "updated_at"])
+    return run, True
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps
+
+
+@dataclass(frozen=True)
+class StepResult:
+    run: WorkflowRun
+    event: UsageEvent
+    replayed: bool
+
+
+def workflow_step(*, tenant: Tenant, run: WorkflowRun, data: UsageInput) -> StepResult:
+    """Charge one step of a run as an idempotent usage event (`data.idempotency_key`).
+
+    A step already recorded on this run is a replay: its original result, charged nothing,
+    whatever the run's state. A new step is paid from the run's hold first, then from the
+    balance; when it cannot be paid the run is suspended at this step (nothing charged) and
+    WorkflowSuspended is raised after that state has committed. A paid step on a suspended run
+    moves it back to running. New steps on an ended run: IllegalTransition.
+    """
+    refused: InsufficientCredits | None = None
+    with transaction.atomic(durable=True):
+        run = _lock_run(tenant=tenant, run_id=run.pk)
+        key = data.idempotency_key
+        prior = UsageEvent.objects.filter(tenant=tenant, idempotency_key=key).first()
+        if prior is not None and prior.workflow_run_id != run.pk:
+            raise IdempotencyConflict(
+                "This idempotency key was already used outside this workflow run.",
+                idempotency_key=data.idempotency_key,
+            )
+        if prior is None and run.is_ended:
+            raise IllegalTransition(
+                f"The workflow run is {run.state}: it takes no new steps.",
+                state=run.state,
+                workflow_id=run.pk,
+            )
+        hold = run.hold if run.hold is not None and not run.is_ended else None
+        try:
+            # Inside this transaction usage_event_record runs in a savepoint: a refused step
+            # leaves nothing of itself behind, only the suspension written below.
+            recorded = usage_event_record(
+                tenant=tenant,
+                data=data,
+                hold=hold,
+                workflow_run=run,
+                # Part of the event's request hash: a replay must name the original index.
+                step_index=prior.step_index if prior else run.steps_charged + 1,
+            )
+        except InsufficientCredits as exc:
+            refused = exc
+            _suspend(run=run, step_key=data.idempotency_key, refused=exc)
+        else:
+            if not recorded.replayed:
+                _count_step(run=run, event=recorded.event)
+    if refused is not None:
+        raise WorkflowSuspended(
+            state=run.state,
+            workflow_id=run.pk,
+            resume_from_step=run.suspended_at_step,
+            required=refused.details.get("required"),
+            available=refused.details.get("available"),
+        )
+    return StepResult(run=run, event=recorded.event, replayed=recorded.replayed)
+
+
+def _count_step(*, run: WorkflowRun, event: UsageEvent) -> None:
+    run.credits_charged += event.credits
+    run.cogs_minor += event.cogs_minor
+    run.revenue_minor += event.revenue_minor
+    run.steps_charged += 1
+    run.last_activity_at = timezone.now()
+    fields = ["credits_charged", "cogs_minor", "revenue_minor", "steps_charged", "last_activity_at"]
+    if run.state == State.SUSPENDED:
+        run.state = State.RUNNING
+        run.suspension_reason = ""
+        run.suspended_at_step = ""
+        fields += ["state", "suspension_reason", "suspended_at_step"]
+    run.save(update_fields=[*fields, "updated_at"])
+
+
+def _suspend(*, run: WorkflowRun, step_key: str, refused: InsufficientCredits) -> None:
+    run.state = State.SUSPENDED
+    run.suspension_reason = refused.code
+    run.suspended_at_step = step_key
+    # Resumable again only after the next grant that lands after this refusal.
+    run.resumable_at = None
+    run.last_activity_at = timezone.now()
+    run.save(
+        update_fields=[
+            "state",
+            "suspension_reason",
+            "suspended_at_step",
+            "resumable_at",
+            "last_activity_at",
+            "updated_at",
+        ]
+    )
+    publish(
+        tenant_id=run.tenant_id,
+        type="workflow.suspended",
+        data={
+            **_event_data(run),
+            "reason": run.suspension_reason,
+            "required": refused.details.get("required"),
+            "available": refused.details.get("available"),
+        },
+    )
+
+
+def _event_data(run: WorkflowRun) -> dict[str, Any]:
+    return {
+        "workflow_id": run.pk,
+        "external_id": run.external_id,
+        "state": run.state,
+        "resume_from_step": run.suspended_at_step,
+        "credits_charged": str(run.credits_charged),
+        "steps_charged": run.steps_charged,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Endings
+
+
+def workflow_complete(*, tenant: Tenant, run: WorkflowRun) -> WorkflowRun:
+    """Only from running; what is left of the hold goes back to the balance."""
+    return _end(tenant=tenant, run_id=run.pk, to=State.COMPLETED)
+
+
+def workflow_cancel(*, tenant: Tenant, run: WorkflowRun) -> WorkflowRun:
+    return _end(tenant=tenant, run_id=run.pk, to=State.CANCELLED)
+
+
+def workflow_fail(*, tenant: Tenant, run: WorkflowRun) -> WorkflowRun:
+    return _end(tenant=tenant, run_id=run.pk, to=State.FAILED)
+
+
+def _end(
+    *, tenant: Tenant, run_id: int, to: str, now: datetime | None = None, reason: str = ""
+) -> WorkflowRun:
+    with transaction.atomic(durable=True):
+        run = _lock_run(tenant=tenant, run_id=run_id)
+        if run.state == to:
+            return run  # a retried ending changes nothing
+        if run.state not in _ENDINGS[to]:
+            raise IllegalTransition(
+                f"A {run.state} workflow run cannot become {to}.",
+                state=run.state,
+                workflow_id=run.pk,
+            )
+        _close(run=run, to=to, now=now or timezone.now(), reason=reason)
+    return run
+
+
+def _close(*, run: WorkflowRun, to: str, now: datetime, reason: str) -> None:
+    if run.hold is not None:
+        ledger_hold_release(tenant=run.tenant, hold=run.hold)
+    run.state = to
+    run.ended_at = now
+    fields = ["state", "ended_at", "updated_at"]
+    if reason:
+        run.suspension_reason = reason
+        fields.append("suspension_reason")
+    run.save(update_fields=fields)
+
+
+def workflow_expire_idle(*, now: datetime | None = None, batch_size: int = 200) -> int:
+    """The sweep: fail every live run idle longer than CREDITLINE_WORKFLOW_TTL_MINUTES and
+    release its hold. Safe to run twice at once: each run is re-checked under the locks."""
+    now = now or timezone.now()
+    cutoff = now - workflow_ttl()
+    expired = 0
+    while True:
+        due = list(
+            WorkflowRun.objects.filter(state__in=LIVE, last_activity_at__lt=cutoff)
+            .select_related("tenant")
+            .order_by("last_activity_at", "id")[:batch_size]
+        )
+        if not due:
+            return expired
+        for candidate in due:
+            expired += _expire_one(run=candidate, cutoff=cutoff, now=now)
+
+
+def _expire_one(*, run: WorkflowRun, cutoff: datetime, now: datetime) -> int:
+    with transaction.atomic(durable=True):
+        run = _lock_run(tenant=run.tenant, run_id=run.pk)
+        if run.state not in LIVE or run.last_activity_at >= cutoff:
+            return 0  # a step or another sweep got there first
+        _close(run=run, to=State.FAILED, now=now, reason="expired")
+    return 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Resumable
+
+
+def workflow_mark_resumable(*, tenant: Tenant) -> int:
+    """After credits arrived: every suspended run of the tenant not yet told becomes
+    resumable, and `workflow.resumable` is published for each (after commit)."""
+    now = timezone.now()
+    with transaction.atomic(durable=True):
+        account_lock(tenant_id=tenant.pk)
+        runs = list(
+            WorkflowRun.objects.select_for_update()
+            .filter(tenant=tenant, state=State.SUSPENDED, resumable_at__isnull=True)
+            .order_by("id")
+        )
+        if not runs:
+            return 0
+        available = available_get(tenant=tenant, at=now)
+        for run in runs:
+            run.resumable_at = now
+            run.updated_at = now
+        WorkflowRun.objects.bulk_update(runs, ["resumable_at", "updated_at"])
+        for run in runs:
+            publish(
+                tenant_id=tenant.pk,
+                type="workflow.resumable",
+                data={**_event_data(run), "available": str(available)},
+            )
+    return len(runs)

@@ -1,0 +1,422 @@
+"""Workflow runs through their services: start, soft cap, reservation, endings, the idle sweep."""
+
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from ledger.exceptions import InsufficientCredits
+from ledger.models import CreditBucket, CreditHold, LedgerEntry
+from ledger.selectors import balance_get, ledger_verify
+from ledger.services import credit_account_update, ledger_debit, ledger_grant
+from metering.exceptions import (
+    IdempotencyConflict,
+    IllegalTransition,
+    SoftCapReached,
+    WorkflowSuspended,
+)
+from metering.models import UsageEvent, WorkflowRun
+from metering.services import UsageInput
+from metering.workflows import (
+    workflow_cancel,
+    workflow_complete,
+    workflow_expire_idle,
+    workflow_fail,
+    workflow_start,
+    workflow_step,
+)
+from ratecards.models import RateCard
+from ratecards.selectors import price_cache_clear
+from ratecards.services import ratecard_seed_example
+from tenants.events import DomainEvent
+from tenants.models import Tenant
+
+pytestmark = pytest.mark.django_db
+
+P = CreditBucket.Policy
+S = CreditBucket.Source
+State = WorkflowRun.State
+
+# Events captured by the test listener below (the settings fixture names it).
+CAPTURED: list[DomainEvent] = []
+
+
+def capture_event(event: DomainEvent) -> None:
+    CAPTURED.append(event)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_price_cache() -> Iterator[None]:
+    price_cache_clear()
+    yield
+    price_cache_clear()
+
+
+@pytest.fixture
+def events(settings) -> Iterator[list[DomainEvent]]:
+    settings.CREDITLINE_EVENT_LISTENERS = [f"{__name__}.capture_event"]
+    settings.CREDITLINE_BALANCE_LISTENERS = ["metering.listeners.on_balance_changed"]
+    CAPTURED.clear()
+    yield CAPTURED
+    CAPTURED.clear()
+
+
+@pytest.fixture
+def card(db: None) -> RateCard:
+    """The example card (chat 1, doc_search 3, web_research 10, action_execution 15 credits)
+    and the example cost catalog."""
+    return ratecard_seed_example()
+
+
+def grant(tenant: Tenant, credits: str | int, ref: str, price_minor: int = 0) -> None:
+    ledger_grant(
+        tenant=tenant,
+        credits=credits,
+        policy=P.PERMANENT,
+        source=S.TOPUP,
+        external_reference=ref,
+        price_minor=price_minor,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Start
+
+
+def test_start_is_idempotent_on_external_id(tenant: Tenant) -> None:
+    grant(tenant, 100, "g1")
+
+    run, created = workflow_start(tenant=tenant, external_id="job-1", name="Refund agent")
+    again, created_again = workflow_start(tenant=tenant, external_id="job-1", name="Refund agent")
+
+    assert created
+    assert not created_again
+    assert again.pk == run.pk
+    assert run.state == State.RUNNING
+    assert run.last_activity_at is not None
+    assert WorkflowRun.objects.filter(tenant=tenant).count() == 1
+
+
+def test_start_with_another_reservation_for_the_same_external_id_conflicts(tenant: Tenant) -> None:
+    grant(tenant, 100, "g1")
+    workflow_start(tenant=tenant, external_id="job-1", reserve_credits=Decimal("10"))
+
+    with pytest.raises(IdempotencyConflict) as conflict:
+        workflow_start(tenant=tenant, external_id="job-1", reserve_credits=Decimal("20"))
+
+    assert conflict.value.details == {"external_id": "job-1"}
+
+
+def test_soft_cap_refuses_a_start_and_a_top_up_lifts_it(tenant: Tenant) -> None:
+    # Given 100 credits granted, the default soft cap is the lowest alert threshold (10%): 10.
+    grant(tenant, 100, "g1")
+    ledger_debit(tenant=tenant, amount=Decimal("91"), idempotency_key="spend-1")
+
+    with pytest.raises(SoftCapReached) as refused:
+        workflow_start(tenant=tenant, external_id="job-1")
+
+    assert refused.value.status_code == 402
+    assert refused.value.details == {"available": "9.0000", "soft_cap": "10.0000"}
+    assert not WorkflowRun.objects.filter(tenant=tenant).exists()
+
+    # A top-up of 100: granted 200 (cap 20), available 109.
+    grant(tenant, 100, "g2")
+    run, created = workflow_start(tenant=tenant, external_id="job-1")
+    assert created
+    assert run.state == State.RUNNING
+
+
+def test_an_explicit_soft_cap_wins_over_the_default(tenant: Tenant) -> None:
+    grant(tenant, 100, "g1")
+    credit_account_update(tenant=tenant, soft_cap=Decimal("150"))
+
+    with pytest.raises(SoftCapReached) as refused:
+        workflow_start(tenant=tenant, external_id="job-1")
+
+    assert refused.value.details == {"available": "100.0000", "soft_cap": "150.0000"}
+
+
+def test_a_reservation_is_a_hold_on_the_balance(tenant: Tenant) -> None:
+    grant(tenant, 300, "g1")
+
+    run, _ = workflow_start(tenant=tenant, external_id="job-1", reserve_credits=Decimal("100"))
+
+    assert run.reserved_credits == Decimal("100")
+    assert run.hold is not None
+    assert (run.hold.reference, run.hold.amount, run.hold.remaining) == (
+        f"workflow:{run.pk}",
+        Decimal("100"),
+        Decimal("100"),
+    )
+    balance = balance_get(tenant=tenant)
+    assert (balance.available, balance.reserved) == (Decimal("200"), Decimal("100"))
+
+
+def test_a_reservation_the_balance_cannot_hold_starts_nothing(tenant: Tenant) -> None:
+    grant(tenant, 50, "g1")
+
+    with pytest.raises(InsufficientCredits) as refused:
+        workflow_start(tenant=tenant, external_id="job-1", reserve_credits=Decimal("100"))
+
+    assert refused.value.details == {"required": "100.0000", "available": "50.0000"}
+    assert not WorkflowRun.objects.filter(tenant=tenant).exists()
+    assert not CreditHold.objects.filter(tenant=tenant).exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Endings
+
+
+def test_cancel_releases_what_is_left_of_the_hold_exactly(tenant: Tenant) -> None:
+    grant(tenant, 300, "g1")
+    run, _ = workflow_start(tenant=tenant, external_id="job-1", reserve_credits=Decimal("100"))
+    ledger_debit(tenant=tenant, amount=Decimal("30.5"), idempotency_key="s1", hold=run.hold)
+
+    ended = workflow_cancel(tenant=tenant, run=run)
+
+    assert ended.state == State.CANCELLED
+    assert ended.ended_at is not None
+    release = LedgerEntry.objects.get(tenant=tenant, kind="release")
+    assert release.amount == Decimal("69.5")
+    balance = balance_get(tenant=tenant)
+    assert (balance.available, balance.reserved) == (Decimal("269.5"), Decimal("0"))
+    assert ledger_verify(tenant=tenant) == []
+
+
+def test_complete_releases_the_hold_and_a_retry_changes_nothing(tenant: Tenant) -> None:
+    grant(tenant, 300, "g1")
+    run, _ = workflow_start(tenant=tenant, external_id="job-1", reserve_credits=Decimal("100"))
+
+    workflow_complete(tenant=tenant, run=run)
+    again = workflow_complete(tenant=tenant, run=run)
+
+    assert again.state == State.COMPLETED
+    assert LedgerEntry.objects.filter(tenant=tenant, kind="release").count() == 1
+    assert balance_get(tenant=tenant).available == Decimal("300")
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "message"),
+    [
+        (workflow_cancel, workflow_complete, "A cancelled workflow run cannot become completed."),
+        (workflow_complete, workflow_cancel, "A completed workflow run cannot become cancelled."),
+        (workflow_fail, workflow_complete, "A failed workflow run cannot become completed."),
+        (workflow_complete, workflow_fail, "A completed workflow run cannot become failed."),
+    ],
+)
+def test_illegal_endings_are_refused_with_the_state(tenant: Tenant, first, then, message) -> None:
+    run, _ = workflow_start(tenant=tenant, external_id="job-1")
+    first(tenant=tenant, run=run)
+    state = WorkflowRun.objects.get(pk=run.pk).state
+
+    with pytest.raises(IllegalTransition) as refused:
+        then(tenant=tenant, run=run)
+
+    assert refused.value.status_code == 409
+    assert refused.value.message == message
+    assert refused.value.details == {"state": state, "workflow_id": run.pk}
+
+
+# ---------------------------------------------------------------------------------------------
+# The idle sweep
+
+
+def test_the_sweep_expires_an_abandoned_run_and_releases_its_hold(
+    tenant: Tenant,
+    settings,
+) -> None:
+    settings.CREDITLINE_WORKFLOW_TTL_MINUTES = 30
+    grant(tenant, 300, "g1")
+    with time_machine.travel("2026-03-01 09:00:00+00:00", tick=False) as clock:
+        abandoned, _ = workflow_start(
+            tenant=tenant, external_id="abandoned", reserve_credits=Decimal("100")
+        )
+        clock.shift(timedelta(minutes=20))
+        fresh, _ = workflow_start(tenant=tenant, external_id="fresh", reserve_credits=Decimal("50"))
+
+        clock.shift(timedelta(minutes=10))  # abandoned: idle 30 min, not yet *longer* than TTL
+        assert workflow_expire_idle() == 0
+
+        clock.shift(timedelta(seconds=1))
+        assert workflow_expire_idle() == 1
+        assert workflow_expire_idle() == 0  # a second run of the sweep finds nothing
+
+        abandoned.refresh_from_db()
+        fresh.refresh_from_db()
+        assert (abandoned.state, abandoned.suspension_reason) == (State.FAILED, "expired")
+        assert abandoned.ended_at == timezone.now()
+        assert fresh.state == State.RUNNING
+        balance = balance_get(tenant=tenant)
+        assert (balance.available, balance.reserved) == (Decimal("250"), Decimal("50"))
+        assert ledger_verify(tenant=tenant) == []
+
+
+def test_the_ttl_is_read_at_call_time(tenant: Tenant, settings) -> None:
+    with time_machine.travel("2026-03-01 09:00:00+00:00", tick=False) as clock:
+        _run, _ = workflow_start(tenant=tenant, external_id="job-1")
+        clock.shift(timedelta(minutes=61))
+        settings.CREDITLINE_WORKFLOW_TTL_MINUTES = 120
+        assert workflow_expire_idle() == 0
+        del settings.CREDITLINE_WORKFLOW_TTL_MINUTES  # the default: 60 minutes
+        assert workflow_expire_idle() == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps
+
+
+def step(key: str, action: str = "web_research", **kwargs: Any) -> UsageInput:
+    return UsageInput(idempotency_key=key, action=action, quantity=Decimal(1), **kwargs)
+
+
+def test_steps_are_paid_from_the_hold_first_and_counted_on_the_run(
+    tenant: Tenant, card: RateCard
+) -> None:
+    grant(tenant, 100, "g1", price_minor=1000)
+    run, _ = workflow_start(tenant=tenant, external_id="job-1", reserve_credits=Decimal("15"))
+
+    first = workflow_step(tenant=tenant, run=run, data=step("s1", input_tokens=1_000_000))
+    second = workflow_step(tenant=tenant, run=run, data=step("s2", tool_calls=2))
+
+    assert (first.replayed, first.event.step_index, first.event.credits) == (
+        False,
+        1,
+        Decimal("10"),
+    )
+    assert second.event.step_index == 2
+    run.refresh_from_db()
+    assert (run.credits_charged, run.steps_charged) == (Decimal("20"), 2)
+    assert run.cogs_minor == Decimal("266")  # 250 for 1M input tokens + 2 x 8 per tool call
+    assert run.revenue_minor == Decimal("200")  # 20 credits bought at 10 minor units each
+    assert run.hold is not None
+    run.hold.refresh_from_db()
+    assert run.hold.remaining == Decimal("0")  # 15 from the hold, 5 from the balance
+    balance = balance_get(tenant=tenant)
+    assert (balance.available, balance.reserved) == (Decimal("80"), Decimal("0"))
+
+
+def test_a_replayed_step_is_not_charged_again(tenant: Tenant, card: RateCard) -> None:
+    grant(tenant, 100, "g1")
+    run, _ = workflow_start(tenant=tenant, external_id="job-1")
+    first = workflow_step(tenant=tenant, run=run, data=step("s1"))
+
+    again = workflow_step(tenant=tenant, run=run, data=step("s1"))
+
+    assert again.replayed
+    assert again.event.pk == first.event.pk
+    run.refresh_from_db()
+    assert (run.credits_charged, run.steps_charged) == (Decimal("10"), 1)
+    assert balance_get(tenant=tenant).available == Decimal("90")
+
+
+def test_a_step_key_with_another_body_conflicts(tenant: Tenant, card: RateCard) -> None:
+    grant(tenant, 100, "g1")
+    run, _ = workflow_start(tenant=tenant, external_id="job-1")
+    workflow_step(tenant=tenant, run=run, data=step("s1"))
+
+    with pytest.raises(IdempotencyConflict):
+        workflow_step(tenant=tenant, run=run, data=step("s1", action="chat"))
+
+
+def test_a_key_used_by_another_run_conflicts(tenant: Tenant, card: RateCard) -> None:
+    grant(tenant, 100, "g1")
+    one, _ = workflow_start(tenant=tenant, external_id="job-1")
+    two, _ = workflow_start(tenant=tenant, external_id="job-2")
+    workflow_step(tenant=tenant, run=one, data=step("s1"))
+
+    with pytest.raises(IdempotencyConflict) as conflict:
+        workflow_step(tenant=tenant, run=two, data=step("s1"))
+
+    assert conflict.value.details == {"idempotency_key": "s1"}
+
+
+def test_an_unpaid_step_suspends_the_run_and_a_paid_one_resumes_it(
+    tenant: Tenant, card: RateCard, events: list[DomainEvent], django_capture_on_commit_callbacks
+) -> None:
+    grant(tenant, 15, "g1")
+    run, _ = workflow_start(tenant=tenant, external_id="job-1")
+    workflow_step(tenant=tenant, run=run, data=step("s1"))
+
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(WorkflowSuspended) as s:
+        workflow_step(tenant=tenant, run=run, data=step("s2"))
+
+    assert s.value.status_code == 402
+    assert s.value.details == {
+        "state": "suspended",
+        "workflow_id": run.pk,
+        "resume_from_step": "s2",
+        "required": "10.0000",
+        "available": "5.0000",
+    }
+    run.refresh_from_db()
+    assert (run.state, run.suspension_reason, run.suspended_at_step) == (
+        State.SUSPENDED,
+        "insufficient_credits",
+        "s2",
+    )
+    assert not UsageEvent.objects.filter(tenant=tenant, idempotency_key="s2").exists()
+    # A replay of a step charged before the suspension still answers.
+    assert workflow_step(tenant=tenant, run=run, data=step("s1")).replayed
+    assert [(e.type, e.data["resume_from_step"]) for e in events] == [("workflow.suspended", "s2")]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        grant(tenant, 10, "g2")
+    run.refresh_from_db()
+    assert run.resumable_at is not None
+    assert [e.type for e in events] == ["workflow.suspended", "workflow.resumable"]
+
+    resumed = workflow_step(tenant=tenant, run=run, data=step("s2"))
+
+    assert not resumed.replayed
+    assert resumed.event.step_index == 2
+    assert (resumed.run.state, resumed.run.suspended_at_step) == (State.RUNNING, "")
+    assert balance_get(tenant=tenant).available == Decimal("5")
+
+
+def test_a_step_on_an_ended_run_is_refused_but_a_replay_answers(
+    tenant: Tenant, card: RateCard
+) -> None:
+    grant(tenant, 100, "g1")
+    run, _ = workflow_start(tenant=tenant, external_id="job-1", reserve_credits=Decimal("50"))
+    workflow_step(tenant=tenant, run=run, data=step("s1"))
+    workflow_complete(tenant=tenant, run=run)
+
+    with pytest.raises(IllegalTransition) as refused:
+        workflow_step(tenant=tenant, run=run, data=step("s2"))
+
+    assert refused.value.details == {"state": "completed", "workflow_id": run.pk}
+    assert refused.value.message == "The workflow run is completed: it takes no new steps."
+    assert workflow_step(tenant=tenant, run=run, data=step("s1")).replayed
+    assert balance_get(tenant=tenant).available == Decimal("90")
+
+
+def test_only_credits_wake_suspended_runs(
+    tenant: Tenant, card: RateCard, events: list[DomainEvent], django_capture_on_commit_callbacks
+) -> None:
+    grant(tenant, 5, "g1")
+    run, _ = workflow_start(tenant=tenant, external_id="job-1")
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(WorkflowSuspended):
+        workflow_step(tenant=tenant, run=run, data=step("s1"))
+    with django_capture_on_commit_callbacks(execute=True):
+        workflow_step(
+            tenant=tenant,
+            run=workflow_start(tenant=tenant, external_id="j2")[0],
+            data=step("c1", action="chat"),
+        )  # a debit: not a reason to wake
+        grant(tenant, 1, "g2")
+        grant(tenant, 1, "g3")  # already told: no second event for the same suspension
+
+    assert [e.type for e in events] == ["workflow.suspended", "workflow.resumable"]
+    assert events[1].data == {
+        "workflow_id": run.pk,
+        "external_id": "job-1",
+        "state": "suspended",
+        "resume_from_step": "s1",
+        "credits_charged": "0.0000",
+        "steps_charged": 0,
+        "available": "6.0000",  # the listeners ran once the block's writes were all in
+    }
