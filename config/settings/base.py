@@ -165,6 +165,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
 CREDITLINE_PUBLIC_URL = env.str("CREDITLINE_PUBLIC_URL", default="http://127.0.0.1:8000")
 # Usage events may be reported this many days after they occurred (older ones: 422).
 CREDITLINE_BACKDATE_DAYS = env.int("CREDITLINE_BACKDATE_DAYS", default=35)
+# Workflow runs idle longer than this are failed by metering's sweep and their holds released.
+CREDITLINE_WORKFLOW_TTL_MINUTES = env.int("CREDITLINE_WORKFLOW_TTL_MINUTES", default=60)
+CELERY_BEAT_SCHEDULE["metering.workflow_expire_idle"] = {
+    "task": "metering.workflow_expire_idle",
+    "schedule": 60.0,
+}
 
 LOGGING = {
     "version": 1,
@@ -177,6 +183,7 @@ LOGGING = {
 # The one fan-out between apps (tenants/events.py): listeners, by dotted path, run after commit.
 CREDITLINE_BALANCE_LISTENERS: list[str] = [
     "billing.listeners.on_balance_changed",
+    "metering.listeners.on_balance_changed",
 ]
 CREDITLINE_EVENT_LISTENERS: list[str] = [
     "billing.listeners.on_domain_event",

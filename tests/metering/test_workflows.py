@@ -21,6 +21,7 @@ from metering.exceptions import (
 )
 from metering.models import UsageEvent, WorkflowRun
 from metering.services import UsageInput
+from metering.tasks import workflow_expire_idle_task
 from metering.workflows import (
     workflow_cancel,
     workflow_complete,
@@ -420,3 +421,18 @@ def test_only_credits_wake_suspended_runs(
         "steps_charged": 0,
         "available": "6.0000",  # the listeners ran once the block's writes were all in
     }
+
+
+def test_the_sweep_is_a_beat_task(tenant: Tenant, settings) -> None:
+    assert settings.CELERY_BEAT_SCHEDULE["metering.workflow_expire_idle"] == {
+        "task": "metering.workflow_expire_idle",
+        "schedule": 60.0,
+    }
+    with time_machine.travel("2026-03-01 09:00:00+00:00", tick=False) as clock:
+        run, _ = workflow_start(tenant=tenant, external_id="job-1")
+        clock.shift(timedelta(minutes=61))
+
+        assert workflow_expire_idle_task.delay().get() == 1
+
+    run.refresh_from_db()
+    assert run.state == State.FAILED
