@@ -554,7 +554,7 @@ def test_the_list_filters_and_pages(
     for i, action in enumerate(["chat", "doc_search", "chat"]):
         post(api_client, idempotency_key=f"k{i}", action=action)
 
-    chats = api_client.get(URL, {"action": "chat", "limit": 1}).json()
+    chats = api_client.get(URL, {"action": "chat", "limit": "1"}).json()
     rest = api_client.get(chats["next"]).json()
     theirs = other_client.get(URL).json()
 

@@ -1,0 +1,40 @@
+"""Tenant A's usage for the isolation walk: an event B must never see in GET /usage-events."""
+
+from decimal import Decimal
+
+from metering.services import UsageInput, usage_event_record
+from metering.workflows import workflow_start, workflow_step
+from ratecards.services import ratecard_seed_example
+from tenants.models import Tenant
+from tests.isolation import MARKER, register
+from tests.metering.factories import fund
+
+
+@register
+def seed_usage(tenant: Tenant) -> dict[str, str]:
+    ratecard_seed_example()
+    fund(tenant, 100, reference=f"{MARKER}-usage-pack")
+    data = UsageInput(
+        idempotency_key=f"{MARKER}-usage-event",
+        action="chat",
+        quantity=Decimal(1),
+        labels={"project": MARKER},
+    )
+    event = usage_event_record(tenant=tenant, data=data).event
+    return {"usage_event_key": event.idempotency_key}
+
+
+@register
+def seed_workflows(tenant: Tenant) -> dict[str, str]:
+    ratecard_seed_example()
+    fund(tenant, 50, reference=f"{MARKER}-workflow-pack")
+    run, _ = workflow_start(
+        tenant=tenant,
+        external_id=f"{MARKER}-run",
+        name=f"{MARKER} run",
+        reserve_credits=Decimal(5),
+        metadata={"ticket": MARKER},
+    )
+    step = UsageInput(idempotency_key=f"{MARKER}-step-1", action="chat", quantity=Decimal(1))
+    workflow_step(tenant=tenant, run=run, data=step)
+    return {"workflow_id": str(run.pk), "workflow_external_id": run.external_id}
