@@ -4,7 +4,7 @@
 from decimal import Decimal
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -31,6 +31,7 @@ def _minor() -> serializers.DecimalField:
     return serializers.DecimalField(max_digits=20, decimal_places=8)
 
 
+@extend_schema_serializer(component_name="WorkflowRun")
 class _RunSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     external_id = serializers.CharField()
@@ -54,6 +55,7 @@ class _RunSerializer(serializers.Serializer):
         return f"{run.revenue_minor - run.cogs_minor:.8f}"
 
 
+@extend_schema_serializer(component_name="WorkflowStep")
 class _StepSerializer(serializers.Serializer):
     step_index = serializers.IntegerField()
     idempotency_key = serializers.CharField()
@@ -68,6 +70,7 @@ class _StepSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+@extend_schema_serializer(component_name="WorkflowDetail")
 class _DetailSerializer(_RunSerializer):
     """A run with its steps and what is left of its hold (rendered from a WorkflowDetail)."""
 
@@ -86,6 +89,7 @@ def _detail(view: TenantApiView, run: WorkflowRun) -> dict[str, Any]:
 
 
 class WorkflowStartApi(TenantApiView):
+    @extend_schema_serializer(component_name="WorkflowStartInput")
     class InputSerializer(serializers.Serializer):
         external_id = serializers.CharField(max_length=200)
         name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
@@ -136,6 +140,7 @@ class WorkflowDetailApi(TenantApiView):
 
 
 class WorkflowStepApi(TenantApiView):
+    @extend_schema_serializer(component_name="WorkflowStepInput")
     class InputSerializer(serializers.Serializer):
         idempotency_key = serializers.CharField(max_length=255)
         action = serializers.CharField(max_length=64)
@@ -154,6 +159,7 @@ class WorkflowStepApi(TenantApiView):
         vector_reads = serializers.IntegerField(min_value=0, default=0)
         orchestration_runs = serializers.IntegerField(min_value=0, default=0)
 
+    @extend_schema_serializer(component_name="WorkflowStepResult")
     class OutputSerializer(serializers.Serializer):
         step = _StepSerializer()
         workflow = _RunSerializer()
