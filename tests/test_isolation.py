@@ -1,0 +1,237 @@
+"""Tenant isolation over EVERY route under /api/v1/, including routes added after this file.
+
+The routes are read from the URL resolver, not listed by hand. For each route and each method
+its view allows, tenant B's key is sent with tenant A's object ids (filled by the seeders that
+each app registers in tests/<app>/isolation.py, see tests/isolation.py). A route that takes an
+id must refuse (403 / 404, or 405 / 422 where the request's shape does not apply) and no
+response may carry tenant A's data. Every route also refuses a request with no key (401), except
+`webhooks/` routes: Stripe signs its deliveries instead of sending an API key.
+"""
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.http import HttpResponse
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls.resolvers import RegexPattern
+from rest_framework.test import APIClient
+
+from tenants.models import Tenant
+from tenants.services import api_key_create, tenant_create
+from tests.isolation import MARKER, seed
+
+API_PREFIX = "api/v1/"
+WRITE_METHODS = {"POST", "PUT", "PATCH"}
+# A value shorter than this (a bare integer id) would match unrelated text, so it is looked
+# for only as the value of an `id` / `<kwarg>` key in JSON bodies.
+MIN_SUBSTRING_LEN = 6
+_ROUTE_KWARG = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>\w+)>")
+_REGEX_KWARG = re.compile(r"\(\?P<(?P<name>\w+)>[^)]*\)")
+_DUMMY_BY_CONVERTER = {"int": "1", "uuid": "00000000-0000-0000-0000-000000000000"}
+
+
+@dataclass(frozen=True)
+class Route:
+    template: str  # e.g. "api/v1/workflows/<int:workflow_id>"
+    kwargs: tuple[str, ...]
+    converters: tuple[str, ...]
+    methods: tuple[str, ...]
+
+    def url(self, values: dict[str, str]) -> str:
+        def fill(match: re.Match[str]) -> str:
+            return values[match.group("name")]
+
+        return "/" + _REGEX_KWARG.sub(fill, _ROUTE_KWARG.sub(fill, self.template))
+
+    def dummy_url(self) -> str:
+        return self.url(
+            {
+                name: _DUMMY_BY_CONVERTER.get(conv, "x")
+                for name, conv in zip(self.kwargs, self.converters, strict=True)
+            }
+        )
+
+
+def _walk(patterns: list[Any], prefix: str = "") -> Iterator[tuple[str, URLPattern]]:
+    for entry in patterns:
+        segment = str(entry.pattern)
+        if isinstance(entry.pattern, RegexPattern):
+            segment = segment.removeprefix("^").removesuffix("$")
+        if isinstance(entry, URLResolver):
+            yield from _walk(entry.url_patterns, prefix + segment)
+        else:
+            yield prefix + segment, entry
+
+
+def _methods(callback: Any) -> tuple[str, ...]:
+    actions = getattr(callback, "actions", None)  # a DRF viewset's {method: action}
+    if actions:
+        return tuple(sorted(method.upper() for method in actions))
+    view_class = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
+    if view_class is None:  # a plain function view: try every method
+        return ("DELETE", "GET", "PATCH", "POST", "PUT")
+    return tuple(
+        sorted(
+            method.upper()
+            for method in view_class.http_method_names
+            if method not in ("options", "head") and hasattr(view_class, method)
+        )
+    )
+
+
+def api_routes() -> list[Route]:
+    routes = []
+    for template, pattern in _walk(get_resolver("config.urls").url_patterns):
+        if not template.startswith(API_PREFIX):
+            continue
+        found = [
+            (m.group("name"), m.group("converter") or "str")
+            for m in _ROUTE_KWARG.finditer(template)
+        ]
+        found += [(m.group("name"), "regex") for m in _REGEX_KWARG.finditer(template)]
+        routes.append(
+            Route(
+                template=template,
+                kwargs=tuple(name for name, _ in found),
+                converters=tuple(conv for _, conv in found),
+                methods=_methods(pattern.callback),
+            )
+        )
+    return sorted(routes, key=lambda route: route.template)
+
+
+ROUTES = api_routes()
+ROUTE_IDS = [route.template.removeprefix(API_PREFIX) or "(root)" for route in ROUTES]
+
+
+def _call(client: APIClient, method: str, url: str) -> HttpResponse:
+    if method in WRITE_METHODS:
+        return client.generic(method, url, data="{}", content_type="application/json")
+    return client.generic(method, url)
+
+
+def _json(response: HttpResponse) -> Any:
+    try:
+        return json.loads(response.content or b"null")
+    except ValueError:
+        return None
+
+
+def _id_values(body: Any, keys: set[str]) -> Iterator[str]:
+    if isinstance(body, dict):
+        for key, value in body.items():
+            if key in keys and isinstance(value, str | int):
+                yield str(value)
+            yield from _id_values(value, keys)
+    elif isinstance(body, list):
+        for item in body:
+            yield from _id_values(item, keys)
+
+
+def _leaks(response: HttpResponse, secrets: dict[str, str], sent: set[str]) -> list[str]:
+    """Tenant A's values found in a response, leaving out what the caller itself put in the URL
+    (an error message may echo the id it was asked for: that tells B nothing)."""
+    text = response.content.decode(errors="replace")
+    body = _json(response)
+    ids = set(_id_values(body, {"id", *secrets}))
+    found = []
+    for key, value in secrets.items():
+        if value in sent:
+            continue
+        if len(value) >= MIN_SUBSTRING_LEN and value in text:
+            found.append(f"{key}={value!r}")
+        elif len(value) < MIN_SUBSTRING_LEN and value in ids:
+            found.append(f"{key}={value!r} as an id")
+    return found
+
+
+@pytest.fixture
+def tenant_a(db: None) -> Tenant:
+    return tenant_create(name=f"{MARKER} Tenant A", slug="zz-isolation-tenant-a")
+
+
+@pytest.fixture
+def tenant_b(db: None) -> Tenant:
+    return tenant_create(name="Tenant B", slug="tenant-b")
+
+
+def _client(tenant: Tenant) -> APIClient:
+    client = APIClient()
+    issued = api_key_create(tenant=tenant, name="isolation")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.plaintext}")
+    return client
+
+
+def test_the_walk_sees_the_api() -> None:
+    templates = {route.template for route in ROUTES}
+
+    assert "api/v1/tenant" in templates
+    assert all(route.methods for route in ROUTES), [r.template for r in ROUTES if not r.methods]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("route", ROUTES, ids=ROUTE_IDS)
+def test_every_route_needs_an_api_key(route: Route) -> None:
+    if "webhooks/" in route.template:
+        pytest.skip("webhooks/ routes authenticate by signature, not by API key")
+    for method in route.methods:
+        response = _call(APIClient(), method, route.dummy_url())
+
+        assert response.status_code == 401, (method, route.template, response.content)
+        assert _json(response)["error"]["code"] == "not_authenticated", (method, route.template)
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=ROUTE_IDS)
+def test_tenant_b_never_reaches_tenant_a(route: Route, tenant_a: Tenant, tenant_b: Tenant) -> None:
+    values = seed(tenant_a)
+    secrets = {"tenant_a_slug": tenant_a.slug, "tenant_a_name": tenant_a.name, "marker": MARKER}
+    secrets |= values
+    missing = [kwarg for kwarg in route.kwargs if kwarg not in values]
+    if missing:
+        pytest.fail(
+            f"/{route.template} takes {missing}, which no isolation seeder fills. Register one "
+            "in tests/<app>/isolation.py that creates the object for the tenant it is given "
+            "and returns {kwarg: value} (see tests/isolation.py)."
+        )
+    url = route.url(values)
+    sent = {values[kwarg] for kwarg in route.kwargs}
+    client_b = _client(tenant_b)
+
+    for method in route.methods:
+        response = _call(client_b, method, url)
+
+        where = f"{method} {url} as tenant B -> {response.status_code}"
+        assert response.status_code < 500, where
+        if route.kwargs:
+            assert response.status_code in {403, 404, 405, 422}, f"{where}: {response.content!r}"
+        assert _leaks(response, secrets, sent) == [], where
+
+
+@pytest.mark.parametrize(
+    "route", [r for r in ROUTES if r.kwargs and "GET" in r.methods], ids=lambda r: r.template
+)
+def test_seeded_ids_are_real_for_their_owner(route: Route, tenant_a: Tenant) -> None:
+    """Without this, a seeder returning a bogus id would make every 404 above meaningless."""
+    values = seed(tenant_a)
+    if any(kwarg not in values for kwarg in route.kwargs):
+        pytest.skip("reported by test_tenant_b_never_reaches_tenant_a")
+
+    response = _client(tenant_a).get(route.url(values))
+
+    assert response.status_code == 200, (route.url(values), response.content)
+
+
+def test_leak_detector_catches_a_leak_and_ignores_an_echo() -> None:
+    secrets = {"marker": MARKER, "workflow_id": "42", "external_id": "run-abcdef"}
+    leaky = HttpResponse(json.dumps({"results": [{"id": 42, "name": f"{MARKER} run"}]}))
+    echo = HttpResponse(json.dumps({"error": {"code": "not_found", "message": "No run 42."}}))
+
+    assert _leaks(leaky, secrets, sent=set()) == [
+        "marker='" + MARKER + "'",
+        "workflow_id='42' as an id",
+    ]
+    assert _leaks(echo, secrets, sent={"42"}) == []
