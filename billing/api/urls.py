@@ -1,3 +1,19 @@
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from billing.api.views import (
+    AlertSettingsApi,
+    AutoTopUpApi,
+    EstimateCreateApi,
+    StripeWebhookApi,
+    TopUpsApi,
+    WebhookEndpointsApi,
+)
+
+urlpatterns = [
+    path("top-ups", TopUpsApi.as_view(), name="top-ups"),
+    path("auto-top-up", AutoTopUpApi.as_view(), name="auto-top-up"),
+    path("alert-settings", AlertSettingsApi.as_view(), name="alert-settings"),
+    path("webhook-endpoints", WebhookEndpointsApi.as_view(), name="webhook-endpoints"),
+    path("estimates", EstimateCreateApi.as_view(), name="estimates"),
+    path("webhooks/stripe", StripeWebhookApi.as_view(), name="stripe-webhook"),
+]

@@ -1,0 +1,171 @@
+"""Vendor admin for billing. Writes that move credits go through services (contracts are
+activated by contract_activate, never by saving the row alone)."""
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from billing.exceptions import InvalidContract
+from billing.models import (
+    AlertState,
+    AutoTopUpPolicy,
+    BillingCustomer,
+    Contract,
+    CreditPack,
+    Plan,
+    StripeEvent,
+    Subscription,
+    TopUp,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from billing.services import contract_activate
+from billing.services.contracts import contract_validate
+from ratecards.selectors import rate_card_trap
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "price_minor", "currency", "included_credits", "active"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+@admin.register(CreditPack)
+class CreditPackAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "credits", "price_minor", "currency", "active"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written by services only: visible, never edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(ReadOnlyAdmin):
+    list_display = ["tenant", "plan", "status", "current_period_start", "current_period_end"]
+    list_filter = ["status", "plan"]
+
+
+@admin.register(TopUp)
+class TopUpAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "tenant",
+        "pack",
+        "credits",
+        "amount_minor",
+        "status",
+        "auto",
+        "created_at",
+    ]
+    list_filter = ["status", "auto", "gateway"]
+    search_fields = ["gateway_reference", "payment_reference", "idempotency_key"]
+
+
+@admin.register(AutoTopUpPolicy)
+class AutoTopUpPolicyAdmin(ReadOnlyAdmin):
+    list_display = ["tenant", "enabled", "threshold", "pack", "monthly_cap_minor", "state"]
+
+
+@admin.register(BillingCustomer)
+class BillingCustomerAdmin(ReadOnlyAdmin):
+    list_display = ["tenant", "gateway", "customer_id", "payment_method_id"]
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(ReadOnlyAdmin):
+    list_display = ["event_id", "type", "received_at", "processed_at", "error"]
+    search_fields = ["event_id"]
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    list_display = ["tenant", "url", "active", "event_types"]
+    readonly_fields = ["secret"]
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    extra = 0
+    can_delete = False
+    readonly_fields = ["number", "status_code", "error", "duration_ms", "at"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["event_id", "tenant", "event_type", "status", "attempts", "next_attempt_at"]
+    list_filter = ["status", "event_type"]
+    inlines = [WebhookAttemptInline]
+
+
+@admin.register(AlertState)
+class AlertStateAdmin(ReadOnlyAdmin):
+    list_display = ["tenant", "threshold", "state", "fired_at"]
+
+
+@admin.register(Contract)
+class ContractAdmin(admin.ModelAdmin):
+    list_display = ["name", "tenant", "status", "committed_credits", "rate_card_mode", "trap"]
+    list_filter = ["status", "rate_card_mode"]
+    readonly_fields = ["status", "activated_at", "trap"]
+    actions = ["activate"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Contract | None = None) -> list[str]:
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.status == Contract.Status.ACTIVE:
+            # Granted tranches are priced and sized by these; changing them would rewrite grants.
+            fields += [
+                "tenant",
+                "committed_credits",
+                "price_per_1000_minor",
+                "currency",
+                "grant_schedule",
+                "start_at",
+            ]
+        return fields
+
+    @admin.display(description="Rate card trap")
+    def trap(self, obj: Contract) -> str:
+        if obj.status != Contract.Status.ACTIVE:
+            return ""
+        trap = rate_card_trap(tenant=obj.tenant)
+        if trap is None:
+            return "—"
+        return (
+            f"Pinned to v{trap.pinned_number}; {trap.newer_count} newer version(s), newest "
+            f"v{trap.newest_number} from {trap.newest_effective_from:%Y-%m-%d}"
+        )
+
+    def save_model(self, request: HttpRequest, obj: Contract, form: Any, change: bool) -> None:
+        try:
+            contract_validate(contract=obj)
+        except InvalidContract as exc:
+            messages.error(request, f"Not valid: {exc.message}")
+        super().save_model(request, obj, form, change)
+        if obj.status == Contract.Status.ACTIVE:
+            contract_activate(contract=obj)  # re-apply the assignment, overdraft and tranches
+
+    @admin.action(description="Activate (assign the rate card, set the overdraft, grant credits)")
+    def activate(self, request: HttpRequest, queryset: QuerySet[Contract]) -> None:
+        for contract in queryset:
+            try:
+                contract_activate(contract=contract)
+            except InvalidContract as exc:
+                messages.error(request, f"{contract}: {exc.message}")
+            else:
+                messages.success(request, f"{contract} is active.")

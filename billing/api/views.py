@@ -1,0 +1,324 @@
+"""Billing's REST endpoints: thin, each parses, calls a service or selector, renders.
+
+A path with two methods (list + create, read + update) is one class with two handlers, each
+with its own serializers: DRF routes a path to one view.
+"""
+
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing.estimates import EstimateRow, estimate
+from billing.exceptions import GatewayError
+from billing.models import AutoTopUpPolicy, TopUp, WebhookEndpoint
+from billing.selectors import auto_topup_policy_get, pack_get, topup_list
+from billing.services import (
+    auto_topup_policy_update,
+    stripe_event_receive,
+    topup_checkout_start,
+    topup_create,
+    topup_fail,
+    webhook_endpoint_create,
+)
+from ledger.selectors import balance_get, credit_account_get
+from ledger.services import credit_account_update
+from tenants.api.base import TenantApiView
+from tenants.api.pagination import CreatedCursorPagination
+
+CREDITS = {"max_digits": 18, "decimal_places": 4}
+
+
+@extend_schema_serializer(component_name="TopUp")
+class TopUpSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    pack = serializers.CharField(source="pack.slug")
+    credits = serializers.DecimalField(**CREDITS)
+    amount_minor = serializers.IntegerField()
+    currency = serializers.CharField()
+    status = serializers.CharField()
+    gateway = serializers.CharField()
+    auto = serializers.BooleanField()
+    checkout_url = serializers.SerializerMethodField()
+    failure_reason = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    completed_at = serializers.DateTimeField(allow_null=True)
+
+    def get_checkout_url(self, obj: TopUp) -> str | None:
+        if obj.status != TopUp.Status.PENDING or not obj.checkout_url:
+            return None
+        if obj.checkout_url.startswith("/"):
+            return settings.CREDITLINE_PUBLIC_URL.rstrip("/") + obj.checkout_url
+        return obj.checkout_url
+
+
+class TopUpsApi(TenantApiView):
+    @extend_schema_serializer(component_name="TopUpCreateInput")
+    class InputSerializer(serializers.Serializer):
+        pack = serializers.SlugField()
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: TopUpSerializer},
+        summary="Buy a credit pack: a pending top-up and the page that takes the payment",
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        pack = pack_get(slug=data.validated_data["pack"])
+        top_up = topup_create(tenant=self.tenant, pack=pack)
+        base = settings.CREDITLINE_PUBLIC_URL.rstrip("/")
+        try:
+            top_up = topup_checkout_start(
+                top_up=top_up,
+                success_url=f"{base}/billing/?top_up={top_up.pk}",
+                cancel_url=f"{base}/billing/",
+            )
+        except GatewayError as exc:
+            topup_fail(top_up=top_up, reason=exc.message)
+            raise
+        return Response(TopUpSerializer(top_up).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=TopUpSerializer(many=True), summary="Purchases, newest first")
+    def get(self, request: Request) -> Response:
+        paginator = CreatedCursorPagination()
+        page = paginator.paginate_queryset(topup_list(tenant=self.tenant), request, view=self)
+        return paginator.get_paginated_response(TopUpSerializer(page, many=True).data)
+
+
+class AutoTopUpApi(TenantApiView):
+    @extend_schema_serializer(component_name="AutoTopUp")
+    class OutputSerializer(serializers.Serializer):
+        enabled = serializers.BooleanField()
+        threshold = serializers.DecimalField(**CREDITS)
+        pack = serializers.CharField(source="pack.slug")
+        monthly_cap_minor = serializers.IntegerField()
+        currency = serializers.CharField(source="pack.currency")
+        state = serializers.CharField()
+        consecutive_failures = serializers.IntegerField()
+        backoff_until = serializers.DateTimeField(allow_null=True)
+        disabled_reason = serializers.CharField()
+        last_refusal = serializers.CharField()
+        last_attempts = serializers.SerializerMethodField()
+
+        def get_last_attempts(self, obj: AutoTopUpPolicy) -> list[dict[str, Any]]:
+            recent = topup_list(tenant=obj.tenant).filter(auto=True).order_by("-created_at")[:5]
+            return [
+                {
+                    "id": t.pk,
+                    "status": t.status,
+                    "amount_minor": t.amount_minor,
+                    "credits": str(t.credits),
+                    "failure_reason": t.failure_reason,
+                    "created_at": t.created_at.isoformat(),
+                }
+                for t in recent
+            ]
+
+    @extend_schema_serializer(component_name="AutoTopUpInput")
+    class InputSerializer(serializers.Serializer):
+        enabled = serializers.BooleanField()
+        threshold = serializers.DecimalField(min_value=Decimal(0), **CREDITS)
+        pack = serializers.SlugField()
+        monthly_cap_minor = serializers.IntegerField(min_value=0)
+
+    @extend_schema(responses=OutputSerializer, summary="The auto top-up settings and state")
+    def get(self, request: Request) -> Response:
+        policy = auto_topup_policy_get(tenant=self.tenant)
+        if policy is None:
+            return Response({"enabled": False, "state": None, "last_attempts": []})
+        return Response(self.OutputSerializer(policy).data)
+
+    @extend_schema(
+        request=InputSerializer, responses=OutputSerializer, summary="Change auto top-up"
+    )
+    def put(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        policy = auto_topup_policy_update(
+            tenant=self.tenant,
+            enabled=values["enabled"],
+            threshold=values["threshold"],
+            pack=pack_get(slug=values["pack"]),
+            monthly_cap_minor=values["monthly_cap_minor"],
+        )
+        return Response(self.OutputSerializer(policy).data)
+
+
+class AlertSettingsApi(TenantApiView):
+    @extend_schema_serializer(component_name="AlertSettings")
+    class OutputSerializer(serializers.Serializer):
+        alert_thresholds = serializers.ListField(child=serializers.IntegerField())
+        soft_cap = serializers.DecimalField(allow_null=True, **CREDITS)
+        soft_cap_effective = serializers.DecimalField(**CREDITS)
+
+    @extend_schema_serializer(component_name="AlertSettingsInput")
+    class InputSerializer(serializers.Serializer):
+        alert_thresholds = serializers.ListField(
+            child=serializers.IntegerField(min_value=1, max_value=99), required=False
+        )
+        soft_cap = serializers.DecimalField(
+            min_value=Decimal(0), allow_null=True, required=False, **CREDITS
+        )
+
+    def _render(self) -> Response:
+        account = credit_account_get(tenant=self.tenant)
+        data = {
+            "alert_thresholds": account.alert_thresholds,
+            "soft_cap": account.soft_cap,
+            "soft_cap_effective": balance_get(tenant=self.tenant).soft_cap,
+        }
+        return Response(self.OutputSerializer(data).data)
+
+    @extend_schema(responses=OutputSerializer, summary="Low-balance thresholds and soft cap")
+    def get(self, request: Request) -> Response:
+        return self._render()
+
+    @extend_schema(
+        request=InputSerializer,
+        responses=OutputSerializer,
+        summary="Change the thresholds (percent) or the soft cap (credits; null: the default)",
+    )
+    def put(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        credit_account_update(
+            tenant=self.tenant,
+            alert_thresholds=values.get("alert_thresholds"),
+            soft_cap=values.get("soft_cap"),
+            clear_soft_cap="soft_cap" in values and values["soft_cap"] is None,
+        )
+        return self._render()
+
+
+@extend_schema_serializer(component_name="WebhookEndpoint")
+class WebhookEndpointSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    url = serializers.URLField()
+    event_types = serializers.ListField(child=serializers.CharField())
+    active = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+
+
+class WebhookEndpointsApi(TenantApiView):
+    @extend_schema_serializer(component_name="WebhookEndpointInput")
+    class InputSerializer(serializers.Serializer):
+        url = serializers.URLField(max_length=2000)
+        event_types = serializers.ListField(child=serializers.CharField(), required=False)
+
+    @extend_schema_serializer(component_name="WebhookEndpointCreated")
+    class CreatedSerializer(WebhookEndpointSerializer):
+        secret = serializers.CharField()
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: CreatedSerializer},
+        summary="Add an endpoint; its signing secret is shown in this response only",
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        endpoint = webhook_endpoint_create(
+            tenant=self.tenant,
+            url=data.validated_data["url"],
+            event_types=data.validated_data.get("event_types"),
+        )
+        return Response(self.CreatedSerializer(endpoint).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=WebhookEndpointSerializer(many=True), summary="Webhook endpoints")
+    def get(self, request: Request) -> Response:
+        paginator = CreatedCursorPagination()
+        page = paginator.paginate_queryset(self.scoped(WebhookEndpoint), request, view=self)
+        return paginator.get_paginated_response(WebhookEndpointSerializer(page, many=True).data)
+
+
+class EstimateCreateApi(TenantApiView):
+    @extend_schema_serializer(component_name="EstimateInput")
+    class InputSerializer(serializers.Serializer):
+        @extend_schema_serializer(component_name="EstimateInputAction")
+        class ActionSerializer(serializers.Serializer):
+            action = serializers.SlugField()
+            monthly_count = serializers.DecimalField(min_value=Decimal(0), **CREDITS)
+            model_mix = serializers.DictField(
+                child=serializers.DecimalField(
+                    max_digits=5, decimal_places=4, min_value=Decimal(0), max_value=Decimal(1)
+                ),
+                required=False,
+            )
+
+            def validate_model_mix(self, value: dict[str, Decimal]) -> dict[str, Decimal]:
+                if sum(value.values(), Decimal(0)) > 1:
+                    raise serializers.ValidationError(
+                        "The shares of a model mix add up to 1 at most."
+                    )
+                return value
+
+        actions = ActionSerializer(many=True, allow_empty=False)
+
+    @extend_schema_serializer(component_name="Estimate")
+    class OutputSerializer(serializers.Serializer):
+        @extend_schema_serializer(component_name="EstimatePlan")
+        class PlanSerializer(serializers.Serializer):
+            slug = serializers.CharField()
+            name = serializers.CharField()
+            included_credits = serializers.DecimalField(**CREDITS)
+            price_minor = serializers.IntegerField()
+            currency = serializers.CharField()
+
+        @extend_schema_serializer(component_name="EstimateLine")
+        class LineSerializer(serializers.Serializer):
+            action = serializers.CharField()
+            model_class = serializers.CharField()
+            monthly_count = serializers.DecimalField(**CREDITS)
+            credits = serializers.DecimalField(**CREDITS)
+
+        credits = serializers.DecimalField(**CREDITS)
+        low = serializers.IntegerField()
+        high = serializers.IntegerField()
+        band_percent = serializers.IntegerField()
+        plan = PlanSerializer(allow_null=True)
+        sentence = serializers.CharField()
+        lines = LineSerializer(many=True)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses=OutputSerializer,
+        summary="Monthly action counts → a credit range (±20%) and the cheapest plan that fits",
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        rows = [
+            EstimateRow(
+                action=row["action"],
+                monthly_count=row["monthly_count"],
+                model_mix=row.get("model_mix", {}),
+            )
+            for row in data.validated_data["actions"]
+        ]
+        result = estimate(tenant=self.tenant, rows=rows, at=timezone.now())
+        return Response(self.OutputSerializer(result).data)
+
+
+class StripeWebhookApi(APIView):
+    """Stripe's deliveries: authenticated by the Stripe-Signature header, not an API key."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=None, responses={200: None}, summary="Stripe webhook receiver")
+    def post(self, request: Request) -> Response:
+        # The raw bytes: the signature covers them exactly, so the JSON is never re-encoded.
+        event, created = stripe_event_receive(
+            payload=request.body, signature_header=request.META.get("HTTP_STRIPE_SIGNATURE", "")
+        )
+        return Response({"received": True, "event": event.event_id, "duplicate": not created})

@@ -1,0 +1,43 @@
+from tenants.exceptions import CreditlineError
+
+
+class PlanNotFound(CreditlineError):
+    status_code = 404
+    code = "plan_not_found"
+    message = "No active plan has that slug."
+
+
+class PackNotFound(CreditlineError):
+    status_code = 422
+    code = "pack_not_found"
+    message = "No active credit pack has that slug."
+
+
+class TopUpNotPending(CreditlineError):
+    status_code = 409
+    code = "topup_not_pending"
+    message = "This top-up is no longer waiting for payment."
+
+
+class NoPaymentMethod(CreditlineError):
+    status_code = 409
+    code = "no_payment_method"
+    message = "Save a payment method before turning on auto top-up."
+
+
+class InvalidWebhookSignature(CreditlineError):
+    status_code = 400
+    code = "invalid_signature"
+    message = "The Stripe-Signature header does not match the payload."
+
+
+class InvalidContract(CreditlineError):
+    status_code = 422
+    code = "invalid_contract"
+    message = "The contract cannot be activated as it stands."
+
+
+class GatewayError(CreditlineError):
+    status_code = 502
+    code = "payment_gateway_error"
+    message = "The payment gateway could not be reached; nothing was charged."

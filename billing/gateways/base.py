@@ -1,0 +1,59 @@
+"""What billing needs from a payment gateway. Every call carries an idempotency key, so a
+retried call (a worker crash, a timeout) never creates a second charge."""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from django.db import connection
+
+from billing.models import TopUp
+
+
+@dataclass(frozen=True)
+class CheckoutSession:
+    reference: str
+    url: str
+
+
+@dataclass(frozen=True)
+class SetupSession:
+    """A SetupIntent: the portal collects a card with `client_secret` and saves it for later."""
+
+    reference: str
+    client_secret: str
+
+
+@dataclass(frozen=True)
+class Charge:
+    reference: str
+    status: str  # "succeeded", "processing" (the webhook will tell) or "failed"
+    failure_reason: str = ""
+
+
+class PaymentGateway(ABC):
+    name: str
+
+    @staticmethod
+    def outside_transaction() -> None:
+        # A gateway call inside a transaction would hold row locks for a network round trip,
+        # and a rollback would forget a charge that really happened (STYLE.md).
+        if connection.in_atomic_block:
+            raise RuntimeError("Payment gateway calls must not run inside a database transaction.")
+
+    @abstractmethod
+    def checkout_create(
+        self, *, top_up: TopUp, success_url: str, cancel_url: str
+    ) -> CheckoutSession: ...
+
+    @abstractmethod
+    def customer_create(self, *, tenant_id: int, name: str, idempotency_key: str) -> str: ...
+
+    @abstractmethod
+    def setup_intent_create(
+        self, *, tenant_id: int, customer_id: str, idempotency_key: str
+    ) -> SetupSession: ...
+
+    @abstractmethod
+    def charge_off_session(
+        self, *, top_up: TopUp, customer_id: str, payment_method_id: str
+    ) -> Charge: ...

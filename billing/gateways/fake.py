@@ -1,0 +1,54 @@
+"""A gateway that needs no network: checkout goes to a confirm page in the portal, and
+off-session charges succeed unless the saved payment method says otherwise."""
+
+import hashlib
+
+from django.urls import reverse
+
+from billing.gateways.base import Charge, CheckoutSession, PaymentGateway, SetupSession
+from billing.models import TopUp
+
+# Save this payment method id to make every off-session charge decline (tests, demos).
+DECLINING_PAYMENT_METHOD = "pm_fake_declined"
+
+
+def _reference(prefix: str, idempotency_key: str) -> str:
+    # Derived from the idempotency key, so a retried call returns the same object, as Stripe does.
+    return f"{prefix}_{hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]}"
+
+
+class FakeGateway(PaymentGateway):
+    name = "fake"
+
+    def checkout_create(
+        self, *, top_up: TopUp, success_url: str, cancel_url: str
+    ) -> CheckoutSession:
+        self.outside_transaction()
+        url = reverse("billing:fake-checkout", kwargs={"top_up_id": top_up.pk})
+        return CheckoutSession(reference=_reference("fcs", top_up.idempotency_key), url=url)
+
+    def customer_create(self, *, tenant_id: int, name: str, idempotency_key: str) -> str:
+        self.outside_transaction()
+        return _reference("fcus", idempotency_key)
+
+    def setup_intent_create(
+        self, *, tenant_id: int, customer_id: str, idempotency_key: str
+    ) -> SetupSession:
+        self.outside_transaction()
+        reference = _reference("fseti", idempotency_key)
+        return SetupSession(reference=reference, client_secret=f"{reference}_secret")
+
+    def charge_off_session(
+        self, *, top_up: TopUp, customer_id: str, payment_method_id: str
+    ) -> Charge:
+        self.outside_transaction()
+        reference = _reference("fpi", top_up.idempotency_key)
+        if payment_method_id == DECLINING_PAYMENT_METHOD:
+            return Charge(
+                reference=reference, status="failed", failure_reason="Your card was declined."
+            )
+        return Charge(reference=reference, status="succeeded")
+
+    def confirm_reference(self, *, top_up: TopUp) -> str:
+        """The payment reference a confirmed fake checkout records."""
+        return _reference("fpi", top_up.idempotency_key)

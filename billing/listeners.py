@@ -1,0 +1,42 @@
+"""Billing's ears on the one fan-out (settings.CREDITLINE_BALANCE_LISTENERS and
+CREDITLINE_EVENT_LISTENERS). They run in the request process right after a ledger commit, so
+they stay cheap:
+
+- A debit (or hold, expiry) costs one indexed read of the tenant's BalanceWatch level; a task is
+  enqueued only when `available_after` fell under it (the highest armed alert level or the auto
+  top-up threshold) or to zero. Most debits enqueue nothing. Grants, refunds and releases always
+  enqueue (they are rare, and they re-arm alerts and move the levels).
+- Domain events are handed to a task that fans them out to the tenant's webhook endpoints.
+"""
+
+from billing.models import BalanceWatch
+from ledger.events import BalanceChanged
+from tenants.events import DomainEvent
+
+
+def on_balance_changed(event: BalanceChanged) -> None:
+    from billing.tasks import balance_evaluate_task, credits_expired_notify_task
+
+    if event.kind == "expiry" and event.amount < 0:
+        credits_expired_notify_task.delay(
+            tenant_id=event.tenant_id, amount=str(-event.amount), at=event.at.isoformat()
+        )
+    if event.amount > 0:
+        balance_evaluate_task.delay(tenant_id=event.tenant_id)
+        return
+    if event.amount == 0:
+        return
+    level = (
+        BalanceWatch.objects.filter(tenant_id=event.tenant_id)
+        .values_list("level", flat=True)
+        .first()
+    )
+    crossed_zero = event.available_after <= 0 < event.available_before
+    if level is None or event.available_after < level or crossed_zero:
+        balance_evaluate_task.delay(tenant_id=event.tenant_id)
+
+
+def on_domain_event(event: DomainEvent) -> None:
+    from billing.tasks import webhook_fanout_task
+
+    webhook_fanout_task.delay(tenant_id=event.tenant_id, type=event.type, data=event.data)

@@ -1,0 +1,403 @@
+"""Commercial records: plans and subscriptions, packs and top-ups, auto top-up, contracts,
+Stripe's incoming events, outgoing webhooks and the alert state.
+
+Credits themselves live in the ledger; every grant made here goes through ledger.services and
+names its origin in `external_reference` (`sub:<id>:<period>`, `topup:<id>`, `contract:<id>:<n>`),
+which is unique per tenant: that uniqueness is what makes each grant happen once.
+"""
+
+from decimal import Decimal
+from typing import Any
+
+from django.db import models
+from django.db.models import Q
+
+from ratecards.models import RateCard, RateCardVersion
+from tenants.models import TenantOwnedModel
+
+ZERO = Decimal("0")
+
+
+def credits_field(**kwargs: Any) -> models.DecimalField:
+    return models.DecimalField(max_digits=18, decimal_places=4, **kwargs)
+
+
+class Plan(models.Model):
+    """A subscription tier: a monthly price and the credits it includes each period."""
+
+    slug = models.SlugField(max_length=63, unique=True)
+    name = models.CharField(max_length=100)
+    price_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3, default="USD")
+    included_credits = credits_field()
+    # Null: the default rate card.
+    rate_card = models.ForeignKey(
+        RateCard, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["price_minor", "slug"]
+        constraints = [
+            models.CheckConstraint(condition=Q(price_minor__gte=0), name="plan_price_gte_0"),
+            models.CheckConstraint(condition=Q(included_credits__gt=0), name="plan_credits_gt_0"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Subscription(TenantOwnedModel):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        CANCELED = "canceled", "Canceled"
+
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
+    # Periods run from the anchor's day of month (the 31st becomes the month's last day).
+    anchor = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    current_period_start = models.DateTimeField()
+    current_period_end = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant"],
+                condition=Q(status="active"),
+                name="subscription_one_active_per_tenant",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["tenant", "current_period_end"],
+                condition=Q(status="active"),
+                name="subscription_due_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} on {self.plan_id} ({self.status})"
+
+
+class CreditPack(models.Model):
+    """Credits for sale once; bought credits never expire (a `permanent` bucket)."""
+
+    slug = models.SlugField(max_length=63, unique=True)
+    name = models.CharField(max_length=100)
+    credits = credits_field()
+    price_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3, default="USD")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["price_minor", "slug"]
+        constraints = [
+            models.CheckConstraint(condition=Q(price_minor__gt=0), name="pack_price_gt_0"),
+            models.CheckConstraint(condition=Q(credits__gt=0), name="pack_credits_gt_0"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BillingCustomer(TenantOwnedModel):
+    """The tenant at the payment gateway, and the card saved for off-session charges."""
+
+    gateway = models.CharField(max_length=16)
+    customer_id = models.CharField(max_length=255)
+    payment_method_id = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant"], name="billingcustomer_tenant_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gateway} customer {self.customer_id}"
+
+
+class TopUp(TenantOwnedModel):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    pack = models.ForeignKey(CreditPack, on_delete=models.PROTECT, related_name="+")
+    credits = credits_field()
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    gateway = models.CharField(max_length=16)
+    # The checkout session (portal) or payment intent (auto top-up) at the gateway.
+    gateway_reference = models.CharField(max_length=255, blank=True)
+    # The payment that completed it (a payment intent id), recorded at completion.
+    payment_reference = models.CharField(max_length=255, blank=True)
+    checkout_url = models.URLField(max_length=2000, blank=True)
+    # Sent with every gateway call for this top-up, so a retried call never charges twice.
+    idempotency_key = models.CharField(max_length=255)
+    auto = models.BooleanField(default=False)
+    failure_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "idempotency_key"], name="topup_tenant_key_uniq"
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "gateway", "gateway_reference"],
+                condition=~Q(gateway_reference=""),
+                name="topup_tenant_reference_uniq",
+            ),
+            # One auto top-up in flight per tenant: the database refuses a second.
+            models.UniqueConstraint(
+                fields=["tenant"],
+                condition=Q(auto=True, status="pending"),
+                name="topup_one_pending_auto_per_tenant",
+            ),
+            models.CheckConstraint(condition=Q(amount_minor__gte=0), name="topup_amount_gte_0"),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "created_at"], name="topup_tenant_created_idx"),
+            models.Index(
+                fields=["tenant", "auto", "created_at"],
+                condition=Q(auto=True),
+                name="topup_tenant_auto_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"top-up {self.pk} ({self.credits} credits, {self.status})"
+
+
+class AutoTopUpPolicy(TenantOwnedModel):
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        BACKING_OFF = "backing_off", "Backing off after a failed payment"
+        DISABLED = "disabled", "Disabled after repeated failures"
+
+    enabled = models.BooleanField(default=False)
+    threshold = credits_field()
+    pack = models.ForeignKey(CreditPack, on_delete=models.PROTECT, related_name="+")
+    monthly_cap_minor = models.BigIntegerField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    backoff_until = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.TextField(blank=True)
+    # The calendar month ("2026-01") whose cap refusal was already announced, so a tenant
+    # hears about the cap once a month rather than on every debit under the threshold.
+    capped_month = models.CharField(max_length=7, blank=True)
+    last_refusal = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "auto top-up policies"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant"], name="autotopup_tenant_uniq"),
+            models.CheckConstraint(condition=Q(threshold__gte=0), name="autotopup_threshold_gte_0"),
+            models.CheckConstraint(
+                condition=Q(monthly_cap_minor__gte=0), name="autotopup_cap_gte_0"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"auto top-up of tenant {self.tenant_id} ({self.state})"
+
+
+class Contract(TenantOwnedModel):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        ACTIVE = "active", "Active"
+        ENDED = "ended", "Ended"
+
+    class Schedule(models.TextChoices):
+        UPFRONT = "upfront", "All up front"
+        MONTHLY = "monthly", "Monthly tranches"
+
+    class RateCardMode(models.TextChoices):
+        FOLLOW = "follow", "Follow the card (after notice)"
+        PINNED = "pinned", "Pinned to a version"
+
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    price_per_1000_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3, default="USD")
+    committed_credits = credits_field()
+    grant_schedule = models.CharField(
+        max_length=16, choices=Schedule.choices, default=Schedule.UPFRONT
+    )
+    start_at = models.DateTimeField()
+    end_at = models.DateTimeField()
+    rate_card = models.ForeignKey(RateCard, on_delete=models.PROTECT, related_name="+")
+    rate_card_mode = models.CharField(
+        max_length=16, choices=RateCardMode.choices, default=RateCardMode.FOLLOW
+    )
+    notice_days = models.PositiveIntegerField(default=30)
+    pinned_version = models.ForeignKey(
+        RateCardVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    pinned_until = models.DateTimeField(null=True, blank=True)
+    overdraft_limit = credits_field(default=ZERO)
+    monthly_spending_cap_minor = models.BigIntegerField(null=True, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(price_per_1000_minor__gte=0), name="contract_price_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(committed_credits__gt=0), name="contract_credits_gt_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(end_at__gt=models.F("start_at")), name="contract_dates"
+            ),
+            models.CheckConstraint(
+                condition=Q(overdraft_limit__gte=0), name="contract_overdraft_gte_0"
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "status"], name="contract_tenant_status_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StripeEvent(models.Model):
+    """An incoming Stripe event, stored before it is processed (one row per event id)."""
+
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["received_at"],
+                condition=Q(processed_at__isnull=True),
+                name="stripeevent_unprocessed_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"
+
+
+class WebhookEndpoint(TenantOwnedModel):
+    url = models.URLField(max_length=2000)
+    # "whsec_" + base64 of 32 random bytes (Standard Webhooks).
+    secret = models.CharField(max_length=100)
+    active = models.BooleanField(default=True)
+    # Empty: every event type.
+    event_types = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "active"], name="webhookendpoint_tenant_idx")]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookDelivery(TenantOwnedModel):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed (gave up)"
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="+")
+    event_id = models.CharField(max_length=64)
+    event_type = models.CharField(max_length=100)
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    created_at = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "endpoint", "event_id"], name="delivery_tenant_event_uniq"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "created_at"], name="delivery_tenant_created_idx"),
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="pending"),
+                name="delivery_due_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id} → {self.endpoint_id} ({self.status})"
+
+
+class WebhookAttempt(TenantOwnedModel):
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="log")
+    number = models.PositiveIntegerField()
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField()
+    at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "delivery", "number"], name="attempt_tenant_delivery_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of delivery {self.delivery_id}: {self.status_code}"
+
+
+class AlertState(TenantOwnedModel):
+    """Whether a low-balance threshold (percent; 0 = exhausted) has fired since it was last
+    re-armed: an alert goes out once per crossing."""
+
+    class State(models.TextChoices):
+        ARMED = "armed", "Armed"
+        FIRED = "fired", "Fired"
+
+    threshold = models.PositiveSmallIntegerField()
+    state = models.CharField(max_length=8, choices=State.choices, default=State.ARMED)
+    fired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "threshold"], name="alertstate_tenant_threshold_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.threshold}% of tenant {self.tenant_id}: {self.state}"
+
+
+class BalanceWatch(TenantOwnedModel):
+    """The available balance below which a debit is worth a look (the highest armed alert
+    level or the auto top-up threshold). The balance listener compares a debit's
+    `available_after` with it, so most debits enqueue nothing."""
+
+    level = credits_field()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant"], name="balancewatch_tenant_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"watch {self.level} for tenant {self.tenant_id}"

@@ -1,0 +1,112 @@
+"""Reads of billing records; tenant-owned reads always take the tenant."""
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Q, QuerySet, Sum
+
+from billing.exceptions import PackNotFound, PlanNotFound
+from billing.models import (
+    AutoTopUpPolicy,
+    BillingCustomer,
+    Contract,
+    CreditPack,
+    Plan,
+    Subscription,
+    TopUp,
+)
+from tenants.models import Membership, Tenant
+
+BILLING_ROLES = (Membership.Role.OWNER, Membership.Role.ADMIN, Membership.Role.BILLING)
+
+
+def plan_get(*, slug: str) -> Plan:
+    plan = Plan.objects.filter(slug=slug, active=True).first()
+    if plan is None:
+        raise PlanNotFound(f"No active plan has the slug '{slug}'.", plan=slug)
+    return plan
+
+
+def plan_list() -> QuerySet[Plan]:
+    return Plan.objects.filter(active=True).order_by("price_minor", "included_credits", "slug")
+
+
+def pack_get(*, slug: str) -> CreditPack:
+    pack = CreditPack.objects.filter(slug=slug, active=True).first()
+    if pack is None:
+        raise PackNotFound(f"No active credit pack has the slug '{slug}'.", pack=slug)
+    return pack
+
+
+def pack_list() -> QuerySet[CreditPack]:
+    return CreditPack.objects.filter(active=True).order_by("price_minor", "slug")
+
+
+def subscription_get_active(*, tenant: Tenant) -> Subscription | None:
+    return (
+        Subscription.objects.select_related("plan")
+        .filter(tenant=tenant, status=Subscription.Status.ACTIVE)
+        .first()
+    )
+
+
+def topup_list(*, tenant: Tenant) -> QuerySet[TopUp]:
+    return TopUp.objects.filter(tenant=tenant).select_related("pack")
+
+
+def auto_topup_policy_get(*, tenant: Tenant) -> AutoTopUpPolicy | None:
+    return AutoTopUpPolicy.objects.select_related("pack").filter(tenant=tenant).first()
+
+
+def billing_customer_get(*, tenant_id: int) -> BillingCustomer | None:
+    return BillingCustomer.objects.filter(tenant_id=tenant_id).first()
+
+
+def month_start(at: datetime) -> datetime:
+    """The first instant of `at`'s calendar month (UTC): the auto top-up cap resets then."""
+    return at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def auto_topup_month_spent(*, tenant_id: int, at: datetime) -> int:
+    """Minor units of this calendar month's auto top-ups, pending ones included."""
+    return (
+        TopUp.objects.filter(
+            tenant_id=tenant_id,
+            auto=True,
+            created_at__gte=month_start(at),
+            status__in=[TopUp.Status.PENDING, TopUp.Status.SUCCEEDED],
+        ).aggregate(total=Sum("amount_minor"))["total"]
+        or 0
+    )
+
+
+def contract_active_get(*, tenant_id: int, at: datetime) -> Contract | None:
+    return (
+        Contract.objects.filter(tenant_id=tenant_id, status=Contract.Status.ACTIVE)
+        .filter(Q(start_at__lte=at), Q(end_at__gt=at))
+        .order_by("-start_at")
+        .first()
+    )
+
+
+def spending_cap_minor(*, policy: AutoTopUpPolicy, at: datetime) -> int:
+    """The tenant's own auto top-up cap, lowered by a contract's monthly spending cap."""
+    contract = contract_active_get(tenant_id=policy.tenant_id, at=at)
+    if contract is not None and contract.monthly_spending_cap_minor is not None:
+        return min(policy.monthly_cap_minor, contract.monthly_spending_cap_minor)
+    return policy.monthly_cap_minor
+
+
+def billing_contacts(*, tenant_id: int) -> list[str]:
+    """Who hears about the tenant's balance: owners, admins and billing members with an email."""
+    emails = (
+        Membership.objects.filter(tenant_id=tenant_id, role__in=BILLING_ROLES)
+        .exclude(user__email="")
+        .order_by("user__email")
+        .values_list("user__email", flat=True)
+    )
+    return list(dict.fromkeys(emails))
+
+
+def cheapest_plan_covering(*, credits: Decimal) -> Plan | None:
+    return plan_list().filter(included_credits__gte=credits).first()

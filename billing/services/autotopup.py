@@ -1,0 +1,213 @@
+"""Auto top-up: when the available balance falls under the tenant's threshold, buy its pack with
+the saved card, one at a time, never past the monthly spending cap.
+
+The start decision is taken under the tenant's account lock (so the balance, the month's spend
+and the in-flight check agree), the pending TopUp row is the committed intent, and the charge
+runs after commit with the TopUp's idempotency key. A partial unique index (one pending auto
+top-up per tenant) is the guarantee; the lock only keeps the common case quiet.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing.exceptions import NoPaymentMethod
+from billing.gateways import gateway_get
+from billing.models import AutoTopUpPolicy, CreditPack, TopUp
+from billing.selectors import (
+    auto_topup_month_spent,
+    billing_customer_get,
+    spending_cap_minor,
+)
+from billing.services.notify import notify
+from billing.services.topups import topup_complete, topup_create, topup_fail
+from ledger.locks import account_lock
+from ledger.selectors import available_get
+from tenants.models import Tenant
+
+# A pending auto top-up older than this is charged again (same idempotency key, so the gateway
+# returns the original payment rather than making a second one).
+STALE_PENDING = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    top_up: TopUp | None
+    reason: str  # "started", or why not
+
+
+def auto_topup_policy_update(
+    *,
+    tenant: Tenant,
+    enabled: bool,
+    threshold: Decimal,
+    pack: CreditPack,
+    monthly_cap_minor: int,
+) -> AutoTopUpPolicy:
+    """Change the settings; saving them (re-)enables a policy that failures disabled."""
+    if enabled and billing_customer_get(tenant_id=tenant.pk) is None:
+        raise NoPaymentMethod()
+    with transaction.atomic(durable=True):
+        account_lock(tenant_id=tenant.pk)
+        policy = AutoTopUpPolicy.objects.select_for_update().filter(tenant=tenant).first()
+        if policy is None:
+            policy = AutoTopUpPolicy(tenant=tenant)
+        policy.enabled = enabled
+        policy.threshold = threshold
+        policy.pack = pack
+        policy.monthly_cap_minor = monthly_cap_minor
+        # New settings deserve a fresh look at the cap (and a fresh alert if still capped).
+        policy.capped_month = ""
+        if enabled and policy.state == AutoTopUpPolicy.State.DISABLED:
+            policy.state = AutoTopUpPolicy.State.ACTIVE
+            policy.consecutive_failures = 0
+            policy.disabled_reason = ""
+            policy.backoff_until = None
+        policy.save()
+        from billing.tasks import balance_evaluate_task
+
+        transaction.on_commit(lambda: balance_evaluate_task.delay(tenant_id=tenant.pk))
+    return policy
+
+
+def auto_topup_start(*, tenant: Tenant, now: datetime | None = None) -> StartOutcome:
+    """Start one auto top-up if the balance is under the threshold and the rules allow it."""
+    now = now or timezone.now()
+    with transaction.atomic(durable=True):
+        account_lock(tenant_id=tenant.pk)
+        policy = (
+            AutoTopUpPolicy.objects.select_for_update()
+            .select_related("pack")
+            .filter(tenant=tenant)
+            .first()
+        )
+        refused = auto_topup_refusal(policy, now)
+        if refused or policy is None:
+            return StartOutcome(None, refused or "no_policy")
+        available = available_get(tenant=tenant, at=now)
+        if available >= policy.threshold:
+            return StartOutcome(None, "above_threshold")
+        if billing_customer_get(tenant_id=tenant.pk) is None:
+            return _refuse(policy, "no_payment_method", "No payment method is saved.")
+        cap = spending_cap_minor(policy=policy, at=now)
+        spent = auto_topup_month_spent(tenant_id=tenant.pk, at=now)
+        if spent + policy.pack.price_minor > cap:
+            return _capped(policy, now=now, spent=spent, cap=cap, available=available)
+        try:
+            with transaction.atomic():
+                top_up = topup_create(tenant=tenant, pack=policy.pack, auto=True)
+        except IntegrityError:
+            return StartOutcome(None, "in_flight")
+        if policy.last_refusal:
+            policy.last_refusal = ""
+            policy.save(update_fields=["last_refusal"])
+        from billing.tasks import auto_topup_charge_task
+
+        transaction.on_commit(lambda: auto_topup_charge_task.delay(top_up_id=top_up.pk))
+    return StartOutcome(top_up, "started")
+
+
+def auto_topup_refusal(policy: AutoTopUpPolicy | None, now: datetime) -> str:
+    """Why the policy cannot start a top-up now ("" when it can)."""
+    if policy is None:
+        return "no_policy"
+    if not policy.enabled:
+        return "disabled"
+    if policy.state == AutoTopUpPolicy.State.DISABLED:
+        return "disabled_after_failures"
+    if policy.backoff_until is not None and now < policy.backoff_until:
+        return "backing_off"
+    return ""
+
+
+def _refuse(policy: AutoTopUpPolicy, code: str, reason: str) -> StartOutcome:
+    if policy.last_refusal != reason:
+        policy.last_refusal = reason
+        policy.save(update_fields=["last_refusal"])
+    return StartOutcome(None, code)
+
+
+def _capped(
+    policy: AutoTopUpPolicy, *, now: datetime, spent: int, cap: int, available: Decimal
+) -> StartOutcome:
+    pack = policy.pack
+    reason = (
+        f"Buying the {pack.name} pack ({pack.price_minor / 100:.2f} {pack.currency}) would bring "
+        f"this month's auto top-ups to {(spent + pack.price_minor) / 100:.2f} {pack.currency}, "
+        f"over the monthly cap of {cap / 100:.2f} {pack.currency}."
+    )
+    outcome = _refuse(policy, "capped", reason)
+    month = now.strftime("%Y-%m")
+    if policy.capped_month != month:
+        # Once a month: every debit under the threshold would otherwise say it again.
+        policy.capped_month = month
+        policy.save(update_fields=["capped_month"])
+        notify(
+            tenant_id=policy.tenant_id,
+            type="auto_topup.capped",
+            data={
+                "reason": reason,
+                "month": month,
+                "spent_minor": spent,
+                "cap_minor": cap,
+                "pack": pack.slug,
+                "pack_price_minor": pack.price_minor,
+                "currency": pack.currency,
+                "available": str(available),
+            },
+            subject="Auto top-up reached its monthly cap",
+            body=reason + " Raise the cap or buy a pack by hand to keep going.",
+        )
+    return outcome
+
+
+def auto_topup_charge(*, top_up_id: int) -> TopUp:
+    """Charge the saved card for a pending auto top-up (runs outside any transaction)."""
+    top_up = TopUp.objects.select_related("pack", "tenant").get(pk=top_up_id)
+    if top_up.status != TopUp.Status.PENDING:
+        return top_up
+    customer = billing_customer_get(tenant_id=top_up.tenant_id)
+    if customer is None or not customer.payment_method_id:
+        return topup_fail(top_up=top_up, reason=NoPaymentMethod.message)
+    charge = gateway_get(top_up.gateway).charge_off_session(
+        top_up=top_up,
+        customer_id=customer.customer_id,
+        payment_method_id=customer.payment_method_id,
+    )
+    if charge.status == "succeeded":
+        return topup_complete(top_up=top_up, gateway_reference=charge.reference)
+    if charge.status == "failed":
+        return topup_fail(
+            top_up=top_up, reason=charge.failure_reason, gateway_reference=charge.reference
+        )
+    # Processing: the gateway's webhook finishes it.
+    if charge.reference and not top_up.gateway_reference:
+        TopUp.objects.filter(pk=top_up.pk).update(gateway_reference=charge.reference)
+    return top_up
+
+
+def auto_topup_sweep(*, now: datetime | None = None) -> int:
+    """The safety net: charge stale pending auto top-ups again, and start the ones a lost
+    listener call missed. Returns how many top-ups it started."""
+    now = now or timezone.now()
+    from billing.tasks import auto_topup_charge_task
+
+    stale = TopUp.objects.filter(
+        auto=True, status=TopUp.Status.PENDING, created_at__lt=now - STALE_PENDING
+    ).values_list("pk", flat=True)
+    for top_up_id in stale:
+        auto_topup_charge_task.delay(top_up_id=top_up_id)
+    started = 0
+    policies = AutoTopUpPolicy.objects.filter(enabled=True).exclude(
+        state=AutoTopUpPolicy.State.DISABLED
+    )
+    for policy in policies.select_related("tenant").iterator(chunk_size=500):
+        if auto_topup_refusal(policy, now):
+            continue
+        if available_get(tenant=policy.tenant, at=now) >= policy.threshold:
+            continue
+        started += auto_topup_start(tenant=policy.tenant, now=now).top_up is not None
+    return started

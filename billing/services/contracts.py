@@ -1,0 +1,150 @@
+"""Enterprise contracts: committed credits as `rolling_12m` buckets (up front or in monthly
+tranches) bought at the contract's price per 1,000 credits, the contract's rate card assignment
+and its overdraft limit."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing.exceptions import InvalidContract
+from billing.models import Contract
+from ledger.locks import account_lock
+from ledger.models import CreditBucket
+from ledger.periods import add_months
+from ledger.services import credit_account_update, ledger_grant
+from ratecards.exceptions import InvalidAssignment
+from ratecards.models import RateCardAssignment, RateCardVersion
+from ratecards.services import assignment_validate, ratecard_assign
+
+CREDIT_QUANTUM = Decimal("0.0001")
+
+
+@dataclass(frozen=True)
+class Tranche:
+    index: int
+    at: datetime
+    credits: Decimal
+    price_minor: int
+
+
+def contract_tranches(contract: Contract) -> list[Tranche]:
+    """Every grant the contract makes: one up front, or one a month from the start (the last
+    tranche takes the rounding remainder, so they sum to the committed credits exactly)."""
+    if contract.grant_schedule == Contract.Schedule.UPFRONT:
+        dates = [contract.start_at]
+    else:
+        dates = []
+        while (at := add_months(contract.start_at, len(dates))) < contract.end_at:
+            dates.append(at)
+    each = (contract.committed_credits / len(dates)).quantize(CREDIT_QUANTUM, ROUND_DOWN)
+    amounts = [each] * (len(dates) - 1) + [contract.committed_credits - each * (len(dates) - 1)]
+    return [
+        Tranche(
+            index=i,
+            at=at,
+            credits=credits,
+            price_minor=int(
+                (credits * contract.price_per_1000_minor / 1000).to_integral_value(ROUND_HALF_UP)
+            ),
+        )
+        for i, (at, credits) in enumerate(zip(dates, amounts, strict=True))
+    ]
+
+
+@dataclass(frozen=True)
+class _Assignment:
+    mode: str
+    notice_days: int
+    pinned_version: RateCardVersion | None
+    pinned_until: datetime | None
+
+
+def _assignment(contract: Contract) -> _Assignment:
+    if contract.rate_card_mode == Contract.RateCardMode.PINNED:
+        return _Assignment(
+            RateCardAssignment.Mode.PINNED, 0, contract.pinned_version, contract.pinned_until
+        )
+    return _Assignment(RateCardAssignment.Mode.FOLLOW, contract.notice_days, None, None)
+
+
+def contract_validate(*, contract: Contract) -> None:
+    """Raises InvalidContract naming the field (the admin form shows it)."""
+    if contract.end_at <= contract.start_at:
+        raise InvalidContract("The contract must end after it starts.", field="end_at")
+    if contract.committed_credits <= 0:
+        raise InvalidContract("Committed credits must be positive.", field="committed_credits")
+    a = _assignment(contract)
+    try:
+        assignment_validate(
+            rate_card=contract.rate_card,
+            mode=a.mode,
+            notice_days=a.notice_days,
+            pinned_version=a.pinned_version,
+            pinned_until=a.pinned_until,
+        )
+    except InvalidAssignment as exc:
+        raise InvalidContract(exc.message, **exc.details) from None
+
+
+def contract_activate(*, contract: Contract, now: datetime | None = None) -> Contract:
+    """Put the contract in force (or re-apply an edited one): rate card assignment, overdraft
+    limit, and every tranche already due. Running it again grants nothing twice."""
+    now = now or timezone.now()
+    contract_validate(contract=contract)
+    with transaction.atomic(durable=True):
+        account_lock(tenant_id=contract.tenant_id)
+        locked = Contract.objects.select_for_update().select_related("tenant").get(pk=contract.pk)
+        a = _assignment(locked)
+        ratecard_assign(
+            tenant=locked.tenant,
+            rate_card=locked.rate_card,
+            mode=a.mode,
+            notice_days=a.notice_days,
+            pinned_version=a.pinned_version,
+            pinned_until=a.pinned_until,
+        )
+        credit_account_update(tenant=locked.tenant, overdraft_limit=locked.overdraft_limit)
+        if locked.status != Contract.Status.ACTIVE:
+            locked.status = Contract.Status.ACTIVE
+            locked.activated_at = now
+            locked.save(update_fields=["status", "activated_at"])
+        _grant_due(locked, now)
+    return locked
+
+
+def _grant_due(contract: Contract, now: datetime) -> int:
+    granted = 0
+    for tranche in contract_tranches(contract):
+        if tranche.at > now:
+            break
+        result = ledger_grant(
+            tenant=contract.tenant,
+            credits=tranche.credits,
+            policy=CreditBucket.Policy.ROLLING_12M,
+            source=CreditBucket.Source.CONTRACT,
+            external_reference=f"contract:{contract.pk}:{tranche.index}",
+            granted_at=tranche.at,
+            price_minor=tranche.price_minor,
+            currency=contract.currency,
+            source_type="billing.contract",
+            source_id=str(contract.pk),
+            memo=f"{contract.name}: tranche {tranche.index + 1}",
+        )
+        granted += result.created
+    return granted
+
+
+def contract_tranches_due(*, now: datetime | None = None) -> int:
+    """The monthly-tranche sweep (Celery beat); safe to run twice: grants are idempotent."""
+    now = now or timezone.now()
+    granted = 0
+    active = Contract.objects.filter(status=Contract.Status.ACTIVE, start_at__lte=now)
+    for pk, tenant_id in active.values_list("pk", "tenant_id"):
+        with transaction.atomic(durable=True):
+            account_lock(tenant_id=tenant_id)
+            contract = Contract.objects.select_related("tenant").get(pk=pk)
+            granted += _grant_due(contract, now)
+    return granted

@@ -1,0 +1,143 @@
+"""Stripe's deliveries: verified, stored (one row per event id), then processed by a task.
+
+Processing is idempotent without holding the event row: every handler ends in topup_complete /
+topup_fail, which lock the top-up and do nothing the second time, and the ledger grant is unique
+by external reference. So a repeated or concurrent delivery grants once.
+"""
+
+import json
+import logging
+from datetime import timedelta
+from typing import Any
+
+import stripe
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing.exceptions import InvalidWebhookSignature
+from billing.models import StripeEvent, TopUp
+from billing.services.topups import billing_customer_save, topup_complete, topup_fail
+from tenants.models import Tenant
+
+logger = logging.getLogger(__name__)
+
+TOLERANCE_SECONDS = 300
+
+
+def stripe_event_receive(*, payload: bytes, signature_header: str) -> tuple[StripeEvent, bool]:
+    """Verify and store; returns the stored event and whether this delivery was its first.
+    Raises InvalidWebhookSignature (nothing stored) for a forged, stale or tampered one."""
+    try:
+        event = stripe.Webhook.construct_event(
+            payload, signature_header, settings.STRIPE_WEBHOOK_SECRET, tolerance=TOLERANCE_SECONDS
+        )
+    except stripe.SignatureVerificationError as exc:
+        raise InvalidWebhookSignature(str(exc.user_message or exc)) from None
+    except ValueError:
+        raise InvalidWebhookSignature("The payload is not a Stripe event.") from None
+    try:
+        with transaction.atomic():
+            stored = StripeEvent.objects.create(
+                event_id=event.id, type=event.type, payload=json.loads(payload)
+            )
+        created = True
+    except IntegrityError:
+        stored = StripeEvent.objects.get(event_id=event.id)
+        created = False
+    if stored.processed_at is None:
+        from billing.tasks import stripe_event_process_task
+
+        pk = stored.pk
+        transaction.on_commit(lambda: stripe_event_process_task.delay(event_pk=pk))
+    return stored, created
+
+
+def stripe_event_process(*, event_pk: int) -> StripeEvent:
+    event = StripeEvent.objects.get(pk=event_pk)
+    if event.processed_at is not None:
+        return event
+    try:
+        error = _handle(event.type, event.payload.get("data", {}).get("object", {}))
+    except Exception as exc:
+        # Kept for the admin and retried by the sweep; Stripe already has its 200.
+        logger.exception("stripe event %s failed", event.event_id)
+        StripeEvent.objects.filter(pk=event.pk).update(error=f"{type(exc).__name__}: {exc}")
+        event.refresh_from_db()
+        return event
+    StripeEvent.objects.filter(pk=event.pk, processed_at__isnull=True).update(
+        processed_at=timezone.now(), error=error
+    )
+    event.refresh_from_db()
+    return event
+
+
+def _handle(event_type: str, obj: dict[str, Any]) -> str:
+    """Do what the event says; return a note for the admin when it could not apply."""
+    if event_type in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
+        if obj.get("payment_status") != "paid":
+            return "Not paid yet; waiting for async_payment_succeeded."
+        return _complete(obj, obj.get("amount_total"), obj.get("payment_intent") or obj.get("id"))
+    if event_type == "payment_intent.succeeded":
+        return _complete(obj, obj.get("amount_received", obj.get("amount")), obj.get("id"))
+    if event_type in ("payment_intent.payment_failed", "checkout.session.async_payment_failed"):
+        top_up = _top_up_of(obj)
+        if top_up is None:
+            return "No top-up matches this event's metadata."
+        reason = (obj.get("last_payment_error") or {}).get("message") or "The payment failed."
+        topup_fail(top_up=top_up, reason=reason, gateway_reference=obj.get("id") or "")
+        return ""
+    if event_type == "checkout.session.expired":
+        top_up = _top_up_of(obj)
+        if top_up is not None:
+            topup_fail(top_up=top_up, reason="The checkout session expired unpaid.")
+        return ""
+    if event_type == "setup_intent.succeeded":
+        return _save_card(obj)
+    return f"Ignored event type {event_type}."
+
+
+def _top_up_of(obj: dict[str, Any]) -> TopUp | None:
+    metadata = obj.get("metadata") or {}
+    try:
+        tenant_id, top_up_id = int(metadata["tenant_id"]), int(metadata["top_up_id"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return TopUp.objects.select_related("pack").filter(tenant_id=tenant_id, pk=top_up_id).first()
+
+
+def _complete(obj: dict[str, Any], amount: object, reference: object) -> str:
+    top_up = _top_up_of(obj)
+    if top_up is None:
+        return "No top-up matches this event's metadata."
+    currency = str(obj.get("currency") or "").upper()
+    if amount != top_up.amount_minor or currency != top_up.currency:
+        # Never grant credits for a payment that is not the price of the pack.
+        return f"Paid {amount} {currency}, expected {top_up.amount_minor} {top_up.currency}."
+    topup_complete(top_up=top_up, gateway_reference=str(reference or ""))
+    return ""
+
+
+def _save_card(obj: dict[str, Any]) -> str:
+    metadata = obj.get("metadata") or {}
+    tenant = Tenant.objects.filter(pk=metadata.get("tenant_id") or 0).first()
+    if tenant is None or not obj.get("customer") or not obj.get("payment_method"):
+        return "The setup intent names no tenant, customer or payment method."
+    billing_customer_save(
+        tenant=tenant,
+        gateway="stripe",
+        customer_id=str(obj["customer"]),
+        payment_method_id=str(obj["payment_method"]),
+    )
+    return ""
+
+
+def stripe_events_retry(*, older_than_seconds: int = 120) -> int:
+    """Process again the stored events whose processing failed or never ran."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    pending = StripeEvent.objects.filter(processed_at__isnull=True, received_at__lt=cutoff)
+    count = 0
+    for pk in pending.values_list("pk", flat=True)[:500]:
+        stripe_event_process(event_pk=pk)
+        count += 1
+    return count

@@ -1,0 +1,146 @@
+"""Outgoing webhooks: one delivery per event and endpoint, signed (Standard Webhooks), sent by
+Celery outside any transaction, retried with exponential backoff; every attempt is logged.
+
+An attempt claims its delivery by moving `next_attempt_at` forward in one conditional UPDATE
+(a lease), so two workers or two sweeps never send the same attempt twice.
+"""
+
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing import signing
+from billing.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from tenants.models import Tenant
+
+# Wait before attempt n+1 after n failures: 30 s, 2 min, 8 min, 32 min, 2 h 8 min (x4 each);
+# after the sixth failure the delivery is given up (status failed) and stays in the log.
+RETRY_DELAYS = [timedelta(seconds=30 * 4**n) for n in range(5)]
+MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
+LEASE = timedelta(seconds=60)
+TIMEOUT_SECONDS = 10
+
+
+def webhook_endpoint_create(
+    *, tenant: Tenant, url: str, event_types: list[str] | None = None
+) -> WebhookEndpoint:
+    if not url.startswith(("https://", "http://")):
+        raise ValueError("A webhook endpoint URL must be http(s).")
+    return WebhookEndpoint.objects.create(
+        tenant=tenant, url=url, secret=signing.secret_generate(), event_types=event_types or []
+    )
+
+
+def webhook_fanout(*, tenant_id: int, type: str, data: dict[str, Any]) -> list[int]:
+    """One delivery per active endpoint that wants `type`; sent after commit."""
+    now = timezone.now()
+    event_id = f"msg_{uuid.uuid4().hex}"
+    payload = {"type": type, "timestamp": now.isoformat(), "data": data}
+    endpoints = [
+        e
+        for e in WebhookEndpoint.objects.filter(tenant_id=tenant_id, active=True)
+        if not e.event_types or type in e.event_types
+    ]
+    if not endpoints:
+        return []
+    with transaction.atomic():
+        deliveries = WebhookDelivery.objects.bulk_create(
+            WebhookDelivery(
+                tenant_id=tenant_id,
+                endpoint=endpoint,
+                event_id=event_id,
+                event_type=type,
+                payload=payload,
+                next_attempt_at=now,
+                created_at=now,
+            )
+            for endpoint in endpoints
+        )
+        ids = [d.pk for d in deliveries]
+        from billing.tasks import webhook_attempt_task
+
+        for pk in ids:
+            transaction.on_commit(lambda pk=pk: webhook_attempt_task.delay(delivery_id=pk))
+    return ids
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
+    try:
+        # Endpoint URLs are checked to be http(s) when they are saved.
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
+            return response.status, ""
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+    except (urllib.error.URLError, OSError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:1000]
+
+
+def webhook_attempt(*, delivery_id: int) -> WebhookDelivery | None:
+    """Send one attempt if the delivery is due; None when another worker holds it or it is not
+    due. Runs outside any transaction (the HTTP call must not hold locks)."""
+    now = timezone.now()
+    claimed = WebhookDelivery.objects.filter(
+        pk=delivery_id, status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now
+    ).update(next_attempt_at=now + LEASE)
+    if not claimed:
+        return None
+    delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
+    body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
+    headers = signing.headers(
+        secret=delivery.endpoint.secret,
+        msg_id=delivery.event_id,
+        timestamp=int(now.timestamp()),
+        body=body,
+    )
+    started = time.monotonic()
+    status_code, error = _post(delivery.endpoint.url, body, headers)
+    duration_ms = int((time.monotonic() - started) * 1000)
+    return _record(delivery, status_code, error, duration_ms)
+
+
+def _record(
+    delivery: WebhookDelivery, status_code: int | None, error: str, duration_ms: int
+) -> WebhookDelivery:
+    now = timezone.now()
+    with transaction.atomic():
+        delivery.attempts += 1
+        WebhookAttempt.objects.create(
+            tenant_id=delivery.tenant_id,
+            delivery=delivery,
+            number=delivery.attempts,
+            status_code=status_code,
+            error=error,
+            duration_ms=duration_ms,
+            at=now,
+        )
+        if status_code is not None and 200 <= status_code < 300:
+            delivery.status = WebhookDelivery.Status.SUCCEEDED
+            delivery.delivered_at = now
+        elif delivery.attempts >= MAX_ATTEMPTS:
+            delivery.status = WebhookDelivery.Status.FAILED
+        else:
+            delivery.next_attempt_at = now + RETRY_DELAYS[delivery.attempts - 1]
+        delivery.save(update_fields=["attempts", "status", "delivered_at", "next_attempt_at"])
+    return delivery
+
+
+def webhook_deliver_due(*, now: datetime | None = None, limit: int = 500) -> int:
+    """The retry sweep (Celery beat): queue an attempt for every pending delivery that is due."""
+    now = now or timezone.now()
+    from billing.tasks import webhook_attempt_task
+
+    due = WebhookDelivery.objects.filter(
+        status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now
+    ).order_by("next_attempt_at")
+    ids = list(due.values_list("pk", flat=True)[:limit])
+    for pk in ids:
+        webhook_attempt_task.delay(delivery_id=pk)
+    return len(ids)

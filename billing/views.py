@@ -1,0 +1,161 @@
+"""The portal's billing pages: balance and buckets, buying a pack, auto top-up. The signed-in
+user's tenant comes from their memberships (?tenant=<slug> picks one when they have several)."""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from billing.exceptions import GatewayError, NoPaymentMethod, TopUpNotPending
+from billing.forms import AutoTopUpForm
+from billing.gateways import gateway_get
+from billing.models import TopUp
+from billing.selectors import (
+    auto_topup_policy_get,
+    billing_customer_get,
+    pack_get,
+    pack_list,
+    subscription_get_active,
+    topup_list,
+)
+from billing.services import (
+    auto_topup_policy_update,
+    billing_customer_save,
+    fake_checkout_confirm,
+    topup_checkout_start,
+    topup_create,
+    topup_fail,
+)
+from ledger.selectors import balance_get
+from tenants.models import Tenant
+from tenants.selectors import tenant_list_for_user
+
+FAKE_PAYMENT_METHOD = "pm_fake_visa"
+
+
+def _tenant(request: HttpRequest) -> Tenant:
+    tenants = tenant_list_for_user(user=request.user)  # type: ignore[arg-type]
+    slug = request.GET.get("tenant") or request.session.get("billing_tenant")
+    tenant = (tenants.filter(slug=slug).first() if slug else None) or tenants.first()
+    if tenant is None:
+        raise Http404("You are not a member of any tenant.")
+    request.session["billing_tenant"] = tenant.slug
+    return tenant
+
+
+@login_required
+def balance_page(request: HttpRequest) -> HttpResponse:
+    tenant = _tenant(request)
+    context = {
+        "tenant": tenant,
+        "balance": balance_get(tenant=tenant),
+        "packs": pack_list(),
+        "top_ups": topup_list(tenant=tenant).order_by("-created_at")[:10],
+        "subscription": subscription_get_active(tenant=tenant),
+        "policy": auto_topup_policy_get(tenant=tenant),
+    }
+    return render(request, "billing/balance.html", context)
+
+
+@login_required
+@require_POST
+def topup_buy(request: HttpRequest) -> HttpResponse:
+    tenant = _tenant(request)
+    pack = pack_get(slug=request.POST.get("pack", ""))
+    top_up = topup_create(tenant=tenant, pack=pack)
+    base = request.build_absolute_uri("/billing/")
+    try:
+        top_up = topup_checkout_start(
+            top_up=top_up, success_url=f"{base}?top_up={top_up.pk}", cancel_url=base
+        )
+    except GatewayError as exc:
+        topup_fail(top_up=top_up, reason=exc.message)
+        messages.error(request, exc.message)
+        return redirect("billing:balance")
+    return redirect(top_up.checkout_url)
+
+
+@login_required
+def fake_checkout(request: HttpRequest, top_up_id: int) -> HttpResponse:
+    tenant = _tenant(request)
+    top_up = get_object_or_404(TopUp.objects.select_related("pack"), pk=top_up_id, tenant=tenant)
+    if request.method == "POST":
+        try:
+            fake_checkout_confirm(top_up=top_up)
+        except TopUpNotPending as exc:
+            messages.error(request, exc.message)
+            return redirect("billing:balance")
+        messages.success(
+            request, f"Payment received: {top_up.credits.normalize():f} credits added."
+        )
+        return redirect("billing:balance")
+    return render(request, "billing/fake_checkout.html", {"tenant": tenant, "top_up": top_up})
+
+
+@login_required
+def auto_topup_page(request: HttpRequest) -> HttpResponse:
+    tenant = _tenant(request)
+    policy = auto_topup_policy_get(tenant=tenant)
+    if request.method == "POST":
+        form = AutoTopUpForm(request.POST)
+        if form.is_valid():
+            values = form.cleaned_data
+            try:
+                auto_topup_policy_update(
+                    tenant=tenant,
+                    enabled=values["enabled"],
+                    threshold=values["threshold"],
+                    pack=values["pack"],
+                    monthly_cap_minor=int(values["monthly_cap"] * 100),
+                )
+            except NoPaymentMethod as exc:
+                messages.error(request, exc.message)
+            else:
+                messages.success(request, "Auto top-up saved.")
+                return redirect("billing:auto-top-up")
+    else:
+        initial = {"threshold": Decimal(100), "monthly_cap": Decimal(100), "enabled": False}
+        if policy is not None:
+            initial = {
+                "enabled": policy.enabled,
+                "threshold": policy.threshold,
+                "pack": policy.pack,
+                "monthly_cap": Decimal(policy.monthly_cap_minor) / 100,
+            }
+        form = AutoTopUpForm(initial=initial)
+    context = {
+        "tenant": tenant,
+        "form": form,
+        "policy": policy,
+        "customer": billing_customer_get(tenant_id=tenant.pk),
+        "gateway": settings.BILLING_GATEWAY,
+        "attempts": topup_list(tenant=tenant).filter(auto=True).order_by("-created_at")[:5],
+    }
+    return render(request, "billing/auto_topup.html", context)
+
+
+@login_required
+@require_POST
+def payment_method_save(request: HttpRequest) -> HttpResponse:
+    """Fake gateway: save a test card. Stripe needs Stripe.js and a SetupIntent (the full
+    portal's job); the setup_intent.succeeded webhook then records the card."""
+    tenant = _tenant(request)
+    gateway = gateway_get()
+    if gateway.name != "fake":
+        messages.error(request, "Saving a card with Stripe needs the full portal (Stripe.js).")
+        return redirect("billing:auto-top-up")
+    customer_id = gateway.customer_create(
+        tenant_id=tenant.pk, name=tenant.name, idempotency_key=f"customer:{tenant.pk}"
+    )
+    billing_customer_save(
+        tenant=tenant,
+        gateway=gateway.name,
+        customer_id=customer_id,
+        payment_method_id=FAKE_PAYMENT_METHOD,
+    )
+    messages.success(request, "Test card saved.")
+    return redirect("billing:auto-top-up")
