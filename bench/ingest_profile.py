@@ -11,10 +11,9 @@ import django
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
-
-from django.conf import settings  # noqa: E402
 
 settings.ALLOWED_HOSTS = ["*"]
 key = sys.argv[1]
@@ -55,7 +54,7 @@ for name, fn, n in (("single", single, 200), ("ceiling", ceiling, 200), ("batch"
     fn()  # warm
     seen: list[str] = []
 
-    def record(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+    def record(execute, sql, params, many, context, seen=seen):  # type: ignore[no-untyped-def]
         seen.append(sql)
         return execute(sql, params, many, context)
 
