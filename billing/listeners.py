@@ -17,10 +17,12 @@ from tenants.events import DomainEvent
 def on_balance_changed(event: BalanceChanged) -> None:
     from billing.tasks import balance_evaluate_task, credits_expired_notify_task
 
-    if event.kind == "expiry" and event.amount < 0:
-        credits_expired_notify_task.delay(
-            tenant_id=event.tenant_id, amount=str(-event.amount), at=event.at.isoformat()
-        )
+    if event.kind == "expiry":
+        # Expired credits left the available balance at their expiry (the amount here is 0);
+        # the task sums this sweep's expiry entries and tells the tenant.
+        credits_expired_notify_task.delay(tenant_id=event.tenant_id, at=event.at.isoformat())
+        balance_evaluate_task.delay(tenant_id=event.tenant_id)
+        return
     if event.amount > 0:
         balance_evaluate_task.delay(tenant_id=event.tenant_id)
         return

@@ -1,7 +1,6 @@
 """Celery tasks: take ids, re-fetch, call one service."""
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from celery import shared_task
@@ -28,11 +27,9 @@ def balance_evaluate_task(*, tenant_id: int) -> list[int]:
 
 
 @shared_task(name="billing.credits_expired_notify")
-def credits_expired_notify_task(*, tenant_id: int, amount: str, at: str) -> None:
+def credits_expired_notify_task(*, tenant_id: int, at: str) -> None:
     tenant = Tenant.objects.get(pk=tenant_id)
-    services.credits_expired_notify(
-        tenant=tenant, amount=Decimal(amount), at=datetime.fromisoformat(at)
-    )
+    services.credits_expired_notify(tenant=tenant, at=datetime.fromisoformat(at))
 
 
 @shared_task(name="billing.auto_topup_charge")

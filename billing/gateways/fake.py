@@ -10,6 +10,9 @@ from billing.models import TopUp
 
 # Save this payment method id to make every off-session charge decline (tests, demos).
 DECLINING_PAYMENT_METHOD = "pm_fake_declined"
+# And this one to leave charges processing (Stripe's asynchronous case): nothing completes
+# until confirmed later, which keeps an auto top-up in flight.
+PROCESSING_PAYMENT_METHOD = "pm_fake_processing"
 
 
 def _reference(prefix: str, idempotency_key: str) -> str:
@@ -47,6 +50,8 @@ class FakeGateway(PaymentGateway):
             return Charge(
                 reference=reference, status="failed", failure_reason="Your card was declined."
             )
+        if payment_method_id == PROCESSING_PAYMENT_METHOD:
+            return Charge(reference=reference, status="processing")
         return Charge(reference=reference, status="succeeded")
 
     def confirm_reference(self, *, top_up: TopUp) -> str:

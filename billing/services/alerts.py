@@ -12,12 +12,14 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from billing.models import AlertState, AutoTopUpPolicy, BalanceWatch, TopUp
 from billing.services.autotopup import StartOutcome, auto_topup_refusal, auto_topup_start
 from billing.services.notify import notify
 from ledger.locks import account_lock
+from ledger.models import EntryKind, LedgerEntry
 from ledger.selectors import balance_get
 from tenants.models import Tenant
 
@@ -118,7 +120,16 @@ def _announce(
     )
 
 
-def credits_expired_notify(*, tenant: Tenant, amount: Decimal, at: datetime) -> None:
+def credits_expired_notify(*, tenant: Tenant, at: datetime) -> None:
+    """Announce what the expiry sweep that ran at `at` took from the tenant."""
+    amount = -(
+        LedgerEntry.objects.filter(tenant=tenant, kind=EntryKind.EXPIRY, created_at=at).aggregate(
+            total=Sum("amount")
+        )["total"]
+        or Decimal(0)
+    )
+    if amount <= 0:
+        return
     notify(
         tenant_id=tenant.pk,
         type="credits.expired",

@@ -1,0 +1,129 @@
+"""Low-balance alerts: once per crossing of 20% and 10%, again after a top-up and a new fall."""
+
+from decimal import Decimal
+
+import pytest
+from django.core import mail
+
+from billing.models import AlertState, BalanceWatch, WebhookDelivery
+from billing.services import webhook_endpoint_create
+from ledger.models import CreditBucket
+from ledger.services import ledger_debit, ledger_expire_due, ledger_grant
+from tenants.models import Tenant
+from tests.billing.conftest import grant
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def spend(tenant: Tenant, amount: str, key: str) -> None:
+    ledger_debit(tenant=tenant, amount=Decimal(amount), idempotency_key=key)
+
+
+def subjects() -> list[str]:
+    return [m.subject.removeprefix("[Creditline] ") for m in mail.outbox]
+
+
+def events(tenant: Tenant) -> list[tuple[str, object]]:
+    return [
+        (d.event_type, d.payload["data"].get("threshold_percent"))
+        for d in WebhookDelivery.objects.filter(tenant=tenant).order_by("id")
+    ]
+
+
+def test_alerts_fire_once_per_crossing_and_re_arm_after_a_top_up(
+    tenant: Tenant, owner: object
+) -> None:
+    webhook_endpoint_create(
+        tenant=tenant,
+        url="http://127.0.0.1:9/hook",
+        event_types=["balance.low", "balance.exhausted"],
+    )
+    grant(tenant, 1000, "promo")
+    spend(tenant, "750", "d1")  # 25% left
+    assert subjects() == []
+    spend(tenant, "60", "d2")  # 19%: under 20
+    spend(tenant, "10", "d3")  # 18%: still under 20, nothing new
+    assert subjects() == ["Under 20% of your credits left"]
+    spend(tenant, "85", "d4")  # 9.5%: under 10
+    spend(tenant, "5", "d5")
+    assert subjects() == ["Under 20% of your credits left", "Under 10% of your credits left"]
+    assert mail.outbox[0].to == ["owner@acme.test"]
+    assert mail.outbox[0].body == (
+        "Acme Agents has 190.0000 of 1000.0000 credits left, under 20%. "
+        "Top up or turn on auto top-up to keep your agents running."
+    )
+
+    grant(tenant, 1000, "top-up")  # 1090 of 2000: both thresholds re-armed
+    assert set(AlertState.objects.filter(tenant=tenant).values_list("threshold", "state")) == {
+        (20, "armed"),
+        (10, "armed"),
+        (0, "armed"),
+    }
+    spend(tenant, "700", "d6")  # 390 of 2000 = 19.5%
+    spend(tenant, "200", "d7")  # 9.5%
+    spend(tenant, "190", "d8")  # 0: exhausted
+    assert subjects() == [
+        "Under 20% of your credits left",
+        "Under 10% of your credits left",
+        "Under 20% of your credits left",
+        "Under 10% of your credits left",
+        "Your credits are used up",
+    ]
+    assert events(tenant) == [
+        ("balance.low", 20),
+        ("balance.low", 10),
+        ("balance.low", 20),
+        ("balance.low", 10),
+        ("balance.exhausted", None),
+    ]
+
+
+def test_one_big_debit_crosses_both_thresholds_at_once(tenant: Tenant, owner: object) -> None:
+    grant(tenant, 100, "promo")
+    spend(tenant, "95", "d1")
+    assert subjects() == ["Under 20% of your credits left", "Under 10% of your credits left"]
+
+
+def test_tenant_thresholds_come_from_the_credit_account(
+    tenant: Tenant, owner: object, api_client: object
+) -> None:
+    response = api_client.put(
+        "/api/v1/alert-settings",  # type: ignore[attr-defined]
+        {"alert_thresholds": [50, 5], "soft_cap": "30"},
+        format="json",
+    )
+    assert response.status_code == 200
+    assert response.json() == {
+        "alert_thresholds": [50, 5],
+        "soft_cap": "30.0000",
+        "soft_cap_effective": "30.0000",
+    }
+    grant(tenant, 100, "promo")
+    spend(tenant, "60", "d1")
+    assert subjects() == ["Under 50% of your credits left"]
+
+
+def test_most_debits_above_the_watch_level_wake_nothing(tenant: Tenant) -> None:
+    grant(tenant, 1000, "promo")
+    assert BalanceWatch.objects.get(tenant=tenant).level == Decimal("200.0000")
+
+
+def test_expired_credits_are_announced(tenant: Tenant, owner: object) -> None:
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        ledger_grant(
+            tenant=tenant,
+            credits=Decimal(40),
+            policy=CreditBucket.Policy.MONTHLY_RESET,
+            source=CreditBucket.Source.SUBSCRIPTION,
+            external_reference="sub:x:0",
+            expires_at=timezone.now() + timedelta(days=1),
+        )
+        grant(tenant, 200, "promo")
+        clock.shift(timedelta(days=2))
+        assert ledger_expire_due() == 1
+    assert "40.0000 credits expired" in subjects()
