@@ -17,14 +17,21 @@ caught even when no id is printed.
 """
 
 import importlib
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls.resolvers import RegexPattern
 
 from tenants.models import Tenant
 
 Seeder = Callable[[Tenant], dict[str, str]]
 
 MARKER = "zz-tenant-a-only-7c1f"
+API_PREFIX = "api/v1/"
 
 _seeders: dict[str, Seeder] = {}
 
@@ -51,3 +58,85 @@ def seed(tenant: Tenant) -> dict[str, str]:
                 raise ValueError(f"{name} sets {key}={value!r}, already set to {values[key]!r}.")
             values[key] = str(value)
     return values
+
+
+# The walk over the URL resolver: every route under /api/v1/, with its kwargs and methods.
+
+_ROUTE_KWARG = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>\w+)>")
+_REGEX_KWARG = re.compile(r"\(\?P<(?P<name>\w+)>[^)]*\)")
+_DUMMY_BY_CONVERTER = {"int": "1", "uuid": "00000000-0000-0000-0000-000000000000"}
+
+
+@dataclass(frozen=True)
+class Route:
+    template: str  # e.g. "api/v1/workflows/<int:workflow_id>"
+    kwargs: tuple[str, ...]
+    converters: tuple[str, ...]
+    methods: tuple[str, ...]
+
+    def url(self, values: dict[str, str]) -> str:
+        def fill(match: re.Match[str]) -> str:
+            return values[match.group("name")]
+
+        return "/" + _REGEX_KWARG.sub(fill, _ROUTE_KWARG.sub(fill, self.template))
+
+    @property
+    def openapi_path(self) -> str:
+        """The path as OpenAPI writes it: `/api/v1/workflows/{workflow_id}`."""
+        return self.url({name: "{" + name + "}" for name in self.kwargs})
+
+    def dummy_url(self) -> str:
+        return self.url(
+            {
+                name: _DUMMY_BY_CONVERTER.get(conv, "x")
+                for name, conv in zip(self.kwargs, self.converters, strict=True)
+            }
+        )
+
+
+def _walk(patterns: list[Any], prefix: str = "") -> Iterator[tuple[str, URLPattern]]:
+    for entry in patterns:
+        segment = str(entry.pattern)
+        if isinstance(entry.pattern, RegexPattern):
+            segment = segment.removeprefix("^").removesuffix("$")
+        if isinstance(entry, URLResolver):
+            yield from _walk(entry.url_patterns, prefix + segment)
+        else:
+            yield prefix + segment, entry
+
+
+def _methods(callback: Any) -> tuple[str, ...]:
+    actions = getattr(callback, "actions", None)  # a DRF viewset's {method: action}
+    if actions:
+        return tuple(sorted(method.upper() for method in actions))
+    view_class = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
+    if view_class is None:  # a plain function view: try every method
+        return ("DELETE", "GET", "PATCH", "POST", "PUT")
+    return tuple(
+        sorted(
+            method.upper()
+            for method in view_class.http_method_names
+            if method not in ("options", "head") and hasattr(view_class, method)
+        )
+    )
+
+
+def api_routes() -> list[Route]:
+    routes = []
+    for template, pattern in _walk(get_resolver("config.urls").url_patterns):
+        if not template.startswith(API_PREFIX):
+            continue
+        found = [
+            (m.group("name"), m.group("converter") or "str")
+            for m in _ROUTE_KWARG.finditer(template)
+        ]
+        found += [(m.group("name"), "regex") for m in _REGEX_KWARG.finditer(template)]
+        routes.append(
+            Route(
+                template=template,
+                kwargs=tuple(name for name, _ in found),
+                converters=tuple(conv for _, conv in found),
+                methods=_methods(pattern.callback),
+            )
+        )
+    return sorted(routes, key=lambda route: route.template)

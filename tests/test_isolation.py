@@ -9,101 +9,21 @@ response may carry tenant A's data. Every route also refuses a request with no k
 """
 
 import json
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from django.http import HttpResponse
-from django.urls import URLPattern, URLResolver, get_resolver
-from django.urls.resolvers import RegexPattern
 from rest_framework.test import APIClient
 
 from tenants.models import Tenant
 from tenants.services import api_key_create, tenant_create
-from tests.isolation import MARKER, seed
+from tests.isolation import API_PREFIX, MARKER, Route, api_routes, seed
 
-API_PREFIX = "api/v1/"
 WRITE_METHODS = {"POST", "PUT", "PATCH"}
 # A value shorter than this (a bare integer id) would match unrelated text, so it is looked
 # for only as the value of an `id` / `<kwarg>` key in JSON bodies.
 MIN_SUBSTRING_LEN = 6
-_ROUTE_KWARG = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>\w+)>")
-_REGEX_KWARG = re.compile(r"\(\?P<(?P<name>\w+)>[^)]*\)")
-_DUMMY_BY_CONVERTER = {"int": "1", "uuid": "00000000-0000-0000-0000-000000000000"}
-
-
-@dataclass(frozen=True)
-class Route:
-    template: str  # e.g. "api/v1/workflows/<int:workflow_id>"
-    kwargs: tuple[str, ...]
-    converters: tuple[str, ...]
-    methods: tuple[str, ...]
-
-    def url(self, values: dict[str, str]) -> str:
-        def fill(match: re.Match[str]) -> str:
-            return values[match.group("name")]
-
-        return "/" + _REGEX_KWARG.sub(fill, _ROUTE_KWARG.sub(fill, self.template))
-
-    def dummy_url(self) -> str:
-        return self.url(
-            {
-                name: _DUMMY_BY_CONVERTER.get(conv, "x")
-                for name, conv in zip(self.kwargs, self.converters, strict=True)
-            }
-        )
-
-
-def _walk(patterns: list[Any], prefix: str = "") -> Iterator[tuple[str, URLPattern]]:
-    for entry in patterns:
-        segment = str(entry.pattern)
-        if isinstance(entry.pattern, RegexPattern):
-            segment = segment.removeprefix("^").removesuffix("$")
-        if isinstance(entry, URLResolver):
-            yield from _walk(entry.url_patterns, prefix + segment)
-        else:
-            yield prefix + segment, entry
-
-
-def _methods(callback: Any) -> tuple[str, ...]:
-    actions = getattr(callback, "actions", None)  # a DRF viewset's {method: action}
-    if actions:
-        return tuple(sorted(method.upper() for method in actions))
-    view_class = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
-    if view_class is None:  # a plain function view: try every method
-        return ("DELETE", "GET", "PATCH", "POST", "PUT")
-    return tuple(
-        sorted(
-            method.upper()
-            for method in view_class.http_method_names
-            if method not in ("options", "head") and hasattr(view_class, method)
-        )
-    )
-
-
-def api_routes() -> list[Route]:
-    routes = []
-    for template, pattern in _walk(get_resolver("config.urls").url_patterns):
-        if not template.startswith(API_PREFIX):
-            continue
-        found = [
-            (m.group("name"), m.group("converter") or "str")
-            for m in _ROUTE_KWARG.finditer(template)
-        ]
-        found += [(m.group("name"), "regex") for m in _REGEX_KWARG.finditer(template)]
-        routes.append(
-            Route(
-                template=template,
-                kwargs=tuple(name for name, _ in found),
-                converters=tuple(conv for _, conv in found),
-                methods=_methods(pattern.callback),
-            )
-        )
-    return sorted(routes, key=lambda route: route.template)
-
-
 ROUTES = api_routes()
 ROUTE_IDS = [route.template.removeprefix(API_PREFIX) or "(root)" for route in ROUTES]
 

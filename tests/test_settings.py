@@ -1,0 +1,99 @@
+"""Settings come from the environment: the embedded default without it, servers with it, and
+production settings that pass `check --deploy`."""
+
+import json
+import secrets
+from pathlib import Path
+
+import pytest
+
+from tests.subprocess_env import run_python
+
+PROBE = """
+import json, django
+django.setup()
+from django.conf import settings
+db = settings.DATABASES["default"]
+print(json.dumps({
+    "engine": db["ENGINE"], "name": str(db["NAME"]), "host": db.get("HOST", ""),
+    "broker": settings.CELERY_BROKER_URL, "debug": settings.DEBUG,
+    "transport": settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+}))
+"""
+
+
+def _probe(env: dict[str, str]) -> dict[str, object]:
+    result = run_python(["-c", PROBE], env)
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def test_no_env_means_the_embedded_default(tmp_path: Path) -> None:
+    settings = _probe(
+        {"DJANGO_SETTINGS_MODULE": "config.settings.local", "CREDITLINE_VAR_DIR": str(tmp_path)}
+    )
+
+    assert settings["engine"] == "django.db.backends.sqlite3"
+    assert settings["name"] == str(tmp_path / "db.sqlite3")
+    assert settings["broker"] == "filesystem://"
+    assert settings["debug"] is True
+    assert settings["transport"] == {
+        "data_folder_in": str(tmp_path / "broker" / "queue"),
+        "data_folder_out": str(tmp_path / "broker" / "queue"),
+        "processed_folder": str(tmp_path / "broker" / "processed"),
+        "store_processed": False,
+    }
+
+
+def test_settings_import_writes_nothing(tmp_path: Path) -> None:
+    var_dir = tmp_path / "var"
+
+    _probe({"DJANGO_SETTINGS_MODULE": "config.settings.local", "CREDITLINE_VAR_DIR": str(var_dir)})
+
+    assert not var_dir.exists()
+
+
+def test_env_selects_postgresql_and_redis(tmp_path: Path) -> None:
+    settings = _probe(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings.local",
+            "CREDITLINE_VAR_DIR": str(tmp_path),
+            "DATABASE_URL": "postgres://billing:pw@db.internal:5432/creditline",
+            "CELERY_BROKER_URL": "redis://cache.internal:6379/0",
+            "DJANGO_DEBUG": "false",
+        }
+    )
+
+    assert settings["engine"] == "django.db.backends.postgresql"
+    assert (settings["name"], settings["host"]) == ("creditline", "db.internal")
+    assert settings["broker"] == "redis://cache.internal:6379/0"
+    assert settings["transport"] == {}
+    assert settings["debug"] is False
+
+
+def _production_env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_ALLOWED_HOSTS": "billing.example.com",
+        "CREDITLINE_VAR_DIR": str(tmp_path),
+    }
+
+
+@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS"])
+def test_production_refuses_to_start_without_its_secrets(tmp_path: Path, missing: str) -> None:
+    env = _production_env(tmp_path)
+    del env[missing]
+
+    result = run_python(["-c", PROBE], env)
+
+    assert result.returncode != 0
+    assert f"Set the {missing} environment variable" in result.stderr
+
+
+def test_production_passes_check_deploy(tmp_path: Path) -> None:
+    result = run_python(["manage.py", "check", "--deploy"], _production_env(tmp_path))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "System check identified no issues (0 silenced)."
+    assert "WARNING" not in result.stderr
