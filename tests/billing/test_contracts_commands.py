@@ -1,0 +1,135 @@
+"""Contracts (rolling_12m grants at the contract price, rate card assignment, overdraft) and the
+management commands."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+import time_machine
+from django.core.management import call_command
+
+from billing.exceptions import InvalidContract
+from billing.models import Contract, Plan, Subscription
+from billing.services import contract_activate, contract_tranches_due
+from ledger.models import CreditBucket
+from ledger.selectors import balance_get, credit_account_get
+from ratecards.models import RateCardAssignment
+from ratecards.services import ratecard_seed_example
+from tenants.models import Tenant
+
+pytestmark = pytest.mark.django_db
+START = datetime(2026, 1, 31, 12, tzinfo=UTC)
+
+
+def make_contract(tenant: Tenant, **fields: object) -> Contract:
+    card = ratecard_seed_example()
+    values = {
+        "name": "Acme 2026",
+        "price_per_1000_minor": 800,
+        "committed_credits": Decimal("12000"),
+        "start_at": START,
+        "end_at": datetime(2027, 1, 31, 12, tzinfo=UTC),
+        "rate_card": card,
+        "notice_days": 30,
+        "overdraft_limit": Decimal("500"),
+        **fields,
+    }
+    return Contract.objects.create(tenant=tenant, **values)
+
+
+def contract_buckets(tenant: Tenant) -> list[tuple[str, Decimal, int, datetime | None]]:
+    return list(
+        CreditBucket.objects.filter(tenant=tenant, source="contract")
+        .order_by("id")
+        .values_list("external_reference", "granted", "price_minor", "expires_at")
+    )
+
+
+def test_an_upfront_contract_grants_rolling_12m_at_the_contract_price(tenant: Tenant) -> None:
+    with time_machine.travel(START, tick=False):
+        contract = make_contract(tenant)
+        contract_activate(contract=contract)
+        contract_activate(contract=contract)  # re-applying grants nothing twice
+    assert contract_buckets(tenant) == [
+        (
+            f"contract:{contract.pk}:0",
+            Decimal("12000.0000"),
+            9600,
+            datetime(2027, 1, 31, 12, tzinfo=UTC),
+        )
+    ]
+    assert credit_account_get(tenant=tenant).overdraft_limit == Decimal("500")
+    assignment = RateCardAssignment.objects.get(tenant=tenant)
+    assert (assignment.mode, assignment.notice_days) == ("follow", 30)
+
+
+def test_monthly_tranches_sum_to_the_commitment(tenant: Tenant) -> None:
+    with time_machine.travel(START, tick=False) as clock:
+        contract = make_contract(
+            tenant, committed_credits=Decimal("1000"), grant_schedule=Contract.Schedule.MONTHLY
+        )
+        contract_activate(contract=contract)
+        assert [b[1] for b in contract_buckets(tenant)] == [Decimal("83.3333")]
+        clock.move_to(datetime(2026, 2, 28, 12, tzinfo=UTC))  # the 31st → Feb 28
+        assert contract_tranches_due() == 1
+        assert contract_tranches_due() == 0
+        clock.move_to(datetime(2027, 2, 1, tzinfo=UTC))
+        assert contract_tranches_due() == 10
+    granted = [b[1] for b in contract_buckets(tenant)]
+    assert len(granted) == 12
+    assert sum(granted) == Decimal("1000")
+    assert granted[-1] == Decimal("83.3337")
+
+
+def test_a_pinned_contract_pins_the_tenant(tenant: Tenant) -> None:
+    card = ratecard_seed_example()
+    version = card.versions.get(number=1)
+    with time_machine.travel(START, tick=False):
+        contract = make_contract(
+            tenant,
+            rate_card_mode=Contract.RateCardMode.PINNED,
+            pinned_version=version,
+            pinned_until=datetime(2026, 7, 1, tzinfo=UTC),
+        )
+        contract_activate(contract=contract)
+    assignment = RateCardAssignment.objects.get(tenant=tenant)
+    assert (assignment.mode, assignment.pinned_version_id) == ("pinned", version.pk)
+
+
+def test_a_pinned_contract_without_a_version_is_refused(tenant: Tenant) -> None:
+    contract = make_contract(tenant, rate_card_mode=Contract.RateCardMode.PINNED)
+    with pytest.raises(InvalidContract) as refused:
+        contract_activate(contract=contract)
+    assert (refused.value.message, refused.value.details) == (
+        "A pinned assignment needs a version.",
+        {"field": "pinned_version"},
+    )
+    assert contract_buckets(tenant) == []
+
+
+def test_tenant_create_with_a_plan(plans: dict[str, Plan]) -> None:
+    ratecard_seed_example()
+    out = StringIO()
+    call_command("tenant_create", "--name", "Initech", "--plan", "pro", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert lines[:2] == ["tenant: initech", "plan: pro (750 credits)"]
+    assert lines[2].startswith("api key: cl_")
+    tenant = Tenant.objects.get(slug="initech")
+    assert balance_get(tenant=tenant).available == Decimal("750")
+    assert Subscription.objects.get(tenant=tenant).plan.slug == "pro"
+
+
+def test_seed_demo_twice(db: None) -> None:
+    call_command("seed_demo", stdout=StringIO())
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    demo = Tenant.objects.get(slug="demo")
+    assert list(Plan.objects.values_list("slug", "included_credits")) == [
+        ("starter", Decimal("250.0000")),
+        ("pro", Decimal("750.0000")),
+        ("enterprise", Decimal("5000.0000")),
+    ]
+    assert balance_get(tenant=demo).available == Decimal("750")
+    assert Subscription.objects.filter(tenant=demo).count() == 1
+    assert "/billing/" in out.getvalue()
