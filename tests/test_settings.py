@@ -41,6 +41,7 @@ def test_no_env_means_the_embedded_default(tmp_path: Path) -> None:
         "data_folder_in": str(tmp_path / "broker" / "queue"),
         "data_folder_out": str(tmp_path / "broker" / "queue"),
         "processed_folder": str(tmp_path / "broker" / "processed"),
+        "control_folder": str(tmp_path / "broker" / "control"),
         "store_processed": False,
     }
 
