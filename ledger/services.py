@@ -658,6 +658,8 @@ def ledger_reverse(
             or ZERO
         )
         reversible = -debit.amount - reversed_already
+        if amount is None and reversible <= 0:
+            amount = -debit.amount  # nothing is left: refused below with what was reversible
         amount = _positive(amount if amount is not None else reversible)
         if amount > reversible:
             raise NotReversible(
