@@ -1,0 +1,39 @@
+"""Tenant A's billing rows for the isolation walk: B must never see A's top-ups, auto top-up
+settings or webhook endpoints."""
+
+from decimal import Decimal
+
+from billing.models import CreditPack
+from billing.services import (
+    auto_topup_policy_update,
+    billing_customer_save,
+    topup_create,
+    webhook_endpoint_create,
+)
+from tenants.models import Tenant
+from tests.isolation import MARKER, register
+
+
+@register
+def seed_billing(tenant: Tenant) -> dict[str, str]:
+    pack, _ = CreditPack.objects.get_or_create(
+        slug=f"{MARKER}-pack",
+        defaults={"name": f"{MARKER} pack", "credits": Decimal(100), "price_minor": 1000},
+    )
+    top_up = topup_create(tenant=tenant, pack=pack, gateway="fake")
+    endpoint = webhook_endpoint_create(tenant=tenant, url=f"https://{MARKER}.example/hooks")
+    billing_customer_save(
+        tenant=tenant, gateway="fake", customer_id=f"{MARKER}-cus", payment_method_id="pm_x"
+    )
+    auto_topup_policy_update(
+        tenant=tenant,
+        enabled=False,
+        threshold=Decimal("12345"),
+        pack=pack,
+        monthly_cap_minor=987654,
+    )
+    return {
+        "top_up_key": top_up.idempotency_key,
+        "webhook_secret": endpoint.secret,
+        "auto_topup_cap": "987654",
+    }
