@@ -144,6 +144,9 @@ def transaction_get(*, tenant: Tenant, idempotency_key: str) -> LedgerTransactio
     return LedgerTransaction.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
 
 
+ZERO_4 = Decimal("0.0000")
+
+
 @dataclass(frozen=True)
 class Mismatch:
     tenant_id: int
@@ -169,9 +172,10 @@ def ledger_verify(*, tenant: Tenant | None = None) -> list[Mismatch]:
     sums = buckets.annotate(computed=Sum("entries__amount")).values_list(
         "tenant_id", "id", "remaining", "computed"
     )
-    for tenant_id, pk, remaining, computed in sums.iterator(chunk_size=5000):
-        if remaining != (computed or ZERO):
-            mismatches.append(Mismatch(tenant_id, "bucket", pk, remaining, computed or ZERO))
+    for tenant_id, pk, remaining, total in sums.iterator(chunk_size=5000):
+        computed = ZERO_4 if total is None else total
+        if remaining != computed:
+            mismatches.append(Mismatch(tenant_id, "bucket", pk, remaining, computed))
     spent = dict(
         LedgerTransaction.objects.filter(hold__in=holds)
         .values("hold_id")

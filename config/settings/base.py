@@ -160,7 +160,10 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Each app adds its periodic tasks here, named after the app.
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    "ledger.expire_due": {"task": "ledger.expire_due", "schedule": 60.0},
+    "ledger.verify": {"task": "ledger.verify", "schedule": 3600.0},
+}
 
 # Creditline's own knobs.
 CREDITLINE_PUBLIC_URL = env.str("CREDITLINE_PUBLIC_URL", default="http://127.0.0.1:8000")
