@@ -33,14 +33,16 @@ from ledger.services import credit_account_update
 from tenants.api.base import TenantApiView
 from tenants.api.pagination import CreatedCursorPagination
 
-CREDITS = {"max_digits": 18, "decimal_places": 4}
+
+def credits(**kwargs: Any) -> serializers.DecimalField:
+    return serializers.DecimalField(max_digits=18, decimal_places=4, **kwargs)
 
 
 @extend_schema_serializer(component_name="TopUp")
 class TopUpSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     pack = serializers.CharField(source="pack.slug")
-    credits = serializers.DecimalField(**CREDITS)
+    credits = credits()
     amount_minor = serializers.IntegerField()
     currency = serializers.CharField()
     status = serializers.CharField()
@@ -97,7 +99,7 @@ class AutoTopUpApi(TenantApiView):
     @extend_schema_serializer(component_name="AutoTopUp")
     class OutputSerializer(serializers.Serializer):
         enabled = serializers.BooleanField()
-        threshold = serializers.DecimalField(**CREDITS)
+        threshold = credits()
         pack = serializers.CharField(source="pack.slug")
         monthly_cap_minor = serializers.IntegerField()
         currency = serializers.CharField(source="pack.currency")
@@ -125,7 +127,7 @@ class AutoTopUpApi(TenantApiView):
     @extend_schema_serializer(component_name="AutoTopUpInput")
     class InputSerializer(serializers.Serializer):
         enabled = serializers.BooleanField()
-        threshold = serializers.DecimalField(min_value=Decimal(0), **CREDITS)
+        threshold = credits(min_value=Decimal(0))
         pack = serializers.SlugField()
         monthly_cap_minor = serializers.IntegerField(min_value=0)
 
@@ -157,17 +159,15 @@ class AlertSettingsApi(TenantApiView):
     @extend_schema_serializer(component_name="AlertSettings")
     class OutputSerializer(serializers.Serializer):
         alert_thresholds = serializers.ListField(child=serializers.IntegerField())
-        soft_cap = serializers.DecimalField(allow_null=True, **CREDITS)
-        soft_cap_effective = serializers.DecimalField(**CREDITS)
+        soft_cap = credits(allow_null=True)
+        soft_cap_effective = credits()
 
     @extend_schema_serializer(component_name="AlertSettingsInput")
     class InputSerializer(serializers.Serializer):
         alert_thresholds = serializers.ListField(
             child=serializers.IntegerField(min_value=1, max_value=99), required=False
         )
-        soft_cap = serializers.DecimalField(
-            min_value=Decimal(0), allow_null=True, required=False, **CREDITS
-        )
+        soft_cap = credits(min_value=Decimal(0), allow_null=True, required=False)
 
     def _render(self) -> Response:
         account = credit_account_get(tenant=self.tenant)
@@ -247,7 +247,7 @@ class EstimateCreateApi(TenantApiView):
         @extend_schema_serializer(component_name="EstimateInputAction")
         class ActionSerializer(serializers.Serializer):
             action = serializers.SlugField()
-            monthly_count = serializers.DecimalField(min_value=Decimal(0), **CREDITS)
+            monthly_count = credits(min_value=Decimal(0))
             model_mix = serializers.DictField(
                 child=serializers.DecimalField(
                     max_digits=5, decimal_places=4, min_value=Decimal(0), max_value=Decimal(1)
@@ -270,7 +270,7 @@ class EstimateCreateApi(TenantApiView):
         class PlanSerializer(serializers.Serializer):
             slug = serializers.CharField()
             name = serializers.CharField()
-            included_credits = serializers.DecimalField(**CREDITS)
+            included_credits = credits()
             price_minor = serializers.IntegerField()
             currency = serializers.CharField()
 
@@ -278,10 +278,10 @@ class EstimateCreateApi(TenantApiView):
         class LineSerializer(serializers.Serializer):
             action = serializers.CharField()
             model_class = serializers.CharField()
-            monthly_count = serializers.DecimalField(**CREDITS)
-            credits = serializers.DecimalField(**CREDITS)
+            monthly_count = credits()
+            credits = credits()
 
-        credits = serializers.DecimalField(**CREDITS)
+        credits = credits()
         low = serializers.IntegerField()
         high = serializers.IntegerField()
         band_percent = serializers.IntegerField()

@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 import uuid
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -67,7 +68,7 @@ def webhook_fanout(*, tenant_id: int, type: str, data: dict[str, Any]) -> list[i
         from billing.tasks import webhook_attempt_task
 
         for pk in ids:
-            transaction.on_commit(lambda pk=pk: webhook_attempt_task.delay(delivery_id=pk))
+            transaction.on_commit(partial(webhook_attempt_task.delay, delivery_id=pk))
     return ids
 
 

@@ -32,27 +32,29 @@ def _billing_settings(settings: Any) -> Iterator[None]:
 
 @pytest.fixture
 def plans(db: None) -> dict[str, Plan]:
-    return {
-        "starter": PlanFactory(
+    made: dict[str, Plan] = {
+        "starter": PlanFactory.create(
             slug="starter", name="Starter", price_minor=2_900, included_credits=Decimal("250")
         ),
-        "pro": PlanFactory(
+        "pro": PlanFactory.create(
             slug="pro", name="Pro", price_minor=7_900, included_credits=Decimal("750")
         ),
-        "enterprise": PlanFactory(
+        "enterprise": PlanFactory.create(
             slug="enterprise",
             name="Enterprise",
             price_minor=49_900,
             included_credits=Decimal("5000"),
         ),
     }
+    return made
 
 
 @pytest.fixture
 def pack(db: None) -> CreditPack:
-    return CreditPackFactory(
+    made: CreditPack = CreditPackFactory.create(
         slug="pack-500", name="500 credits", credits=Decimal("500"), price_minor=6_500
     )
+    return made
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from decimal import Decimal
 
 import pytest
 from django.core import mail
+from rest_framework.test import APIClient
 
 from billing.models import AlertState, BalanceWatch, WebhookDelivery
 from billing.services import webhook_endpoint_create
@@ -85,10 +86,10 @@ def test_one_big_debit_crosses_both_thresholds_at_once(tenant: Tenant, owner: ob
 
 
 def test_tenant_thresholds_come_from_the_credit_account(
-    tenant: Tenant, owner: object, api_client: object
+    tenant: Tenant, owner: object, api_client: APIClient
 ) -> None:
     response = api_client.put(
-        "/api/v1/alert-settings",  # type: ignore[attr-defined]
+        "/api/v1/alert-settings",
         {"alert_thresholds": [50, 5], "soft_cap": "30"},
         format="json",
     )

@@ -152,9 +152,9 @@ def test_failures_back_off_and_three_in_a_row_disable(
         assert auto_topup_sweep() == 0
     assert auto_top_ups(tenant) == [("failed", 6_500)] * 3
     assert [m.subject for m in mail.outbox].count("[Creditline] A top-up payment failed") == 3
-    assert TopUp.objects.get(pk=TopUp.objects.filter(tenant=tenant).first().pk).failure_reason == (
+    assert set(TopUp.objects.filter(tenant=tenant).values_list("failure_reason", flat=True)) == {
         "Your card was declined."
-    )
+    }
 
 
 def test_saving_the_settings_again_re_enables_a_disabled_policy(
