@@ -1,0 +1,133 @@
+"""The ledger over REST: balance, statement, buckets. Thin: parse, call a selector, render."""
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from ledger.models import EntryKind
+from ledger.selectors import balance_get, bucket_list, entry_list
+from tenants.api.base import TenantApiView
+from tenants.api.pagination import CreatedCursorPagination
+
+
+def credits(**kwargs: Any) -> serializers.DecimalField:
+    """Credits as strings with 4 decimal places ("12.5000"), never floats."""
+    return serializers.DecimalField(max_digits=18, decimal_places=4, **kwargs)
+
+
+class BucketSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    source = serializers.CharField()
+    policy = serializers.CharField()
+    granted = credits()
+    remaining = credits()
+    granted_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class BalanceGetApi(TenantApiView):
+    class OutputSerializer(serializers.Serializer):
+        class OverdraftSerializer(serializers.Serializer):
+            used = credits(source="overdraft_used")
+            limit = credits(source="overdraft_limit")
+
+        class NextExpirySerializer(serializers.Serializer):
+            at = serializers.DateTimeField(source="next_expiry_at")
+            amount = credits(source="next_expiry_amount")
+
+        as_of = serializers.DateTimeField()
+        available = credits()
+        reserved = credits()
+        overdraft = OverdraftSerializer(source="*")
+        by_policy = serializers.DictField(child=credits())
+        next_expiry = serializers.SerializerMethodField()
+        soft_cap = credits()
+        alert_thresholds = serializers.ListField(child=serializers.IntegerField())
+        buckets = BucketSerializer(many=True)
+
+        def get_next_expiry(self, balance: Any) -> dict[str, Any] | None:
+            if balance.next_expiry_at is None:
+                return None
+            return dict(self.NextExpirySerializer(balance).data)
+
+    @extend_schema(responses=OutputSerializer, summary="The tenant's credit balance now")
+    def get(self, request: Request) -> Response:
+        return Response(self.OutputSerializer(balance_get(tenant=self.tenant)).data)
+
+
+class EntryListApi(TenantApiView):
+    class InputSerializer(serializers.Serializer):
+        kind = serializers.ListField(
+            child=serializers.ChoiceField(choices=EntryKind.choices), required=False
+        )
+        since = serializers.DateTimeField(required=False)
+        until = serializers.DateTimeField(required=False)
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            since, until = attrs.get("since"), attrs.get("until")
+            if since is not None and until is not None and until <= since:
+                raise serializers.ValidationError({"until": ["Must be later than since."]})
+            return attrs
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        kind = serializers.CharField()
+        amount = credits()
+        bucket = serializers.IntegerField(source="bucket_id", allow_null=True)
+        hold = serializers.IntegerField(source="hold_id", allow_null=True)
+        balance_after = credits()
+        transaction = serializers.IntegerField(source="transaction_id")
+        idempotency_key = serializers.CharField(source="transaction.idempotency_key")
+        source_type = serializers.CharField(source="transaction.source_type")
+        source_id = serializers.CharField(source="transaction.source_id")
+        memo = serializers.CharField(source="transaction.memo")
+        created_at = serializers.DateTimeField()
+
+    @extend_schema(
+        parameters=[InputSerializer],
+        responses=OutputSerializer(many=True),
+        summary="The statement: ledger entries, newest first",
+    )
+    def get(self, request: Request) -> Response:
+        params: dict[str, Any] = {
+            key: request.query_params[key]
+            for key in ("since", "until")
+            if key in request.query_params
+        }
+        kinds = [k for value in request.query_params.getlist("kind") for k in value.split(",")]
+        if kinds:
+            params["kind"] = kinds
+        query = self.InputSerializer(data=params)
+        query.is_valid(raise_exception=True)
+        entries = entry_list(
+            tenant=self.tenant,
+            kinds=query.validated_data.get("kind"),
+            since=query.validated_data.get("since"),
+            until=query.validated_data.get("until"),
+        )
+        paginator = CreatedCursorPagination()
+        page = paginator.paginate_queryset(entries, request, view=self)
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+
+
+class BucketListApi(TenantApiView):
+    class InputSerializer(serializers.Serializer):
+        include_spent = serializers.BooleanField(required=False, default=False)
+
+    @extend_schema(
+        parameters=[InputSerializer],
+        responses=BucketSerializer(many=True),
+        summary="Credit buckets, newest first (spent and expired ones with include_spent)",
+    )
+    def get(self, request: Request) -> Response:
+        query = self.InputSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        buckets = bucket_list(
+            tenant=self.tenant, include_spent=query.validated_data["include_spent"]
+        )
+        paginator = CreatedCursorPagination()
+        page = paginator.paginate_queryset(buckets, request, view=self)
+        return paginator.get_paginated_response(BucketSerializer(page, many=True).data)
