@@ -9,6 +9,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -201,5 +202,8 @@ def _expiry(expires_at: datetime | None, policy: str) -> datetime | None:
     return expires_at if policy == CreditBucket.Policy.MONTHLY_RESET else None
 
 
-def _user(request: HttpRequest) -> User | None:
-    return request.user if isinstance(request.user, User) else None
+def _user(request: HttpRequest) -> User:
+    """The acting admin, recorded on every grant and adjustment they make."""
+    if not isinstance(request.user, User):
+        raise PermissionDenied
+    return request.user

@@ -20,7 +20,7 @@ def credits(**kwargs: Any) -> serializers.DecimalField:
 
 class BucketSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]  # a field named like Field.source
     policy = serializers.CharField()
     granted = credits()
     remaining = credits()

@@ -1,6 +1,7 @@
 """The database and the ORM both refuse to change history (DESIGN.md, invariants 1-4)."""
 
 from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -98,9 +99,9 @@ def test_a_second_expiry_entry_for_a_bucket_is_refused(tenant: Tenant, frozen_ti
         policy=P.MONTHLY_RESET,
         source=S.SUBSCRIPTION,
         external_reference="sub",
-        expires_at=now + timezone.timedelta(days=1),
+        expires_at=now + timedelta(days=1),
     ).bucket
-    frozen_time.shift(timezone.timedelta(days=2))
+    frozen_time.shift(timedelta(days=2))
     assert ledger_expire_due() == 1
     expiry = LedgerEntry.objects.get(bucket=bucket, kind="expiry")
     with pytest.raises(IntegrityError, match="entry_one_expiry_per_bucket"):

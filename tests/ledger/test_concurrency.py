@@ -21,7 +21,7 @@ from ledger.models import CreditBucket, LedgerEntry, LedgerTransaction
 from ledger.selectors import available_get, ledger_verify
 from ledger.services import ledger_debit, ledger_expire_due, ledger_grant
 from tenants.models import Tenant
-from tests.ledger.factories import TenantFactory
+from tests.ledger.factories import tenant_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,7 +59,7 @@ class Workers:
 
 
 def test_eight_threads_never_overspend_one_tenant() -> None:
-    tenant = TenantFactory()
+    tenant = tenant_make()
     for n in range(4):  # four buckets, so debits also split and cross buckets
         ledger_grant(
             tenant=tenant,
@@ -103,7 +103,7 @@ def test_eight_threads_never_overspend_one_tenant() -> None:
 
 def test_grants_and_sweeps_run_beside_debits_without_deadlock() -> None:
     now = timezone.now()
-    tenants = [TenantFactory(), TenantFactory()]
+    tenants = [tenant_make(), tenant_make()]
     for tenant in tenants:
         ledger_grant(
             tenant=tenant,
@@ -182,7 +182,7 @@ def test_grants_and_sweeps_run_beside_debits_without_deadlock() -> None:
 def _due_buckets(count_tenants: int, per_tenant: int) -> int:
     now = timezone.now()
     for _ in range(count_tenants):
-        tenant = TenantFactory()
+        tenant = tenant_make()
         for n in range(per_tenant):
             ledger_grant(
                 tenant=tenant,

@@ -22,7 +22,7 @@ from ledger.services import (
     ledger_reverse,
 )
 from tenants.models import Tenant
-from tests.ledger.factories import BucketFactory
+from tests.ledger.factories import bucket_make
 
 pytestmark = pytest.mark.django_db
 
@@ -34,8 +34,8 @@ D = Decimal
 def test_the_same_debit_key_twice_gives_one_debit_and_the_original_result(
     tenant: Tenant,
 ) -> None:
-    small = BucketFactory(tenant=tenant, credits=D("3"), policy=P.ROLLING_12M)
-    big = BucketFactory(tenant=tenant, credits=D("100"))
+    small = bucket_make(tenant=tenant, credits=D("3"), policy=P.ROLLING_12M)
+    big = bucket_make(tenant=tenant, credits=D("100"))
     first = ledger_debit(
         tenant=tenant,
         amount=D("5"),
@@ -57,7 +57,7 @@ def test_the_same_debit_key_twice_gives_one_debit_and_the_original_result(
 
 
 def test_the_same_debit_key_with_another_amount_is_a_conflict(tenant: Tenant) -> None:
-    BucketFactory(tenant=tenant, credits=D("100"))
+    bucket_make(tenant=tenant, credits=D("100"))
     ledger_debit(tenant=tenant, amount=D("5"), idempotency_key="evt-1")
     with pytest.raises(IdempotencyConflict) as conflict:
         ledger_debit(tenant=tenant, amount=D("6"), idempotency_key="evt-1")
@@ -69,7 +69,7 @@ def test_the_same_debit_key_with_another_amount_is_a_conflict(tenant: Tenant) ->
 def test_a_batch_pays_or_refuses_each_charge_whole_and_replays_within_itself(
     tenant: Tenant,
 ) -> None:
-    BucketFactory(tenant=tenant, credits=D("10"))
+    bucket_make(tenant=tenant, credits=D("10"))
     results = ledger_debit_many(
         tenant=tenant,
         requests=[
@@ -127,17 +127,17 @@ def test_the_same_grant_reference_twice_gives_one_bucket(tenant: Tenant) -> None
 def test_grants_validate_their_amount_source_and_expiry(tenant: Tenant) -> None:
     for credits in ("0", "-1", "0.00001", "NaN"):
         with pytest.raises(InvalidAmount):
-            BucketFactory(tenant=tenant, credits=D(credits))
+            bucket_make(tenant=tenant, credits=D(credits))
     with pytest.raises(InvalidAmount, match=r"Unknown credit source 'overdraft'\."):
-        BucketFactory(tenant=tenant, source=S.OVERDRAFT)
+        bucket_make(tenant=tenant, source=S.OVERDRAFT)
     with pytest.raises(InvalidAmount, match="need the end of their billing period"):
-        BucketFactory(tenant=tenant, policy=P.MONTHLY_RESET)
+        bucket_make(tenant=tenant, policy=P.MONTHLY_RESET)
     assert CreditBucket.objects.count() == 0
 
 
 def test_reversals_and_adjustments_are_idempotent_too(tenant: Tenant) -> None:
     admin = User.objects.create_user("ops")
-    BucketFactory(tenant=tenant, credits=D("10"))
+    bucket_make(tenant=tenant, credits=D("10"))
     debit = ledger_debit(tenant=tenant, amount=D("6"), idempotency_key="d").transaction
 
     r1 = ledger_reverse(tenant=tenant, debit=debit, idempotency_key="r", amount=D("2"))

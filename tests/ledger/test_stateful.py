@@ -31,7 +31,7 @@ from ledger.services import (
     ledger_hold_release,
     ledger_reverse,
 )
-from tests.ledger.factories import TenantFactory
+from tests.ledger.factories import tenant_make
 
 P = CreditBucket.Policy
 S = CreditBucket.Source
@@ -68,7 +68,7 @@ class LedgerMachine(RuleBasedStateMachine):
         super().__init__()
         self.travel_ctx = time_machine.travel(START, tick=False)
         self.traveller = self.travel_ctx.start()
-        self.tenant = TenantFactory()
+        self.tenant = tenant_make()
         self.buckets: dict[int, Bucket] = {}
         self.holds: dict[int, tuple[CreditHold, Decimal]] = {}  # open holds: remaining
         self.debits: list[Debit] = []
