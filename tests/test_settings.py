@@ -96,5 +96,5 @@ def test_production_passes_check_deploy(tmp_path: Path) -> None:
     result = run_python(["manage.py", "check", "--deploy"], _production_env(tmp_path))
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "System check identified no issues (0 silenced)."
+    assert result.stdout.strip() == "System check identified no issues (0 silenced).", result.stderr
     assert "WARNING" not in result.stderr

@@ -17,3 +17,16 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             "bearerFormat": "cl_<prefix>_<secret>",
             "description": "An API key from `tenant_create`, `apikey_create` or the admin.",
         }
+
+
+class CreditlineAutoSchema(AutoSchema):
+    """Names a view's nested serializers after the view (`EntryListApi.OutputSerializer` ->
+    `EntryListOutput`), so every app's `InputSerializer` / `OutputSerializer` gets its own
+    OpenAPI component instead of colliding on `Output`. An explicit `component_name` wins."""
+
+    def get_serializer_name(self, serializer: Any, direction: Any) -> str:
+        cls = serializer if isinstance(serializer, type) else type(serializer)
+        outer, _, name = cls.__qualname__.partition(".")
+        if not name or "<locals>" in cls.__qualname__:
+            return str(super().get_serializer_name(serializer, direction))
+        return outer.removesuffix("Api") + cls.__name__
