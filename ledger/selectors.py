@@ -202,3 +202,34 @@ def ledger_verify(*, tenant: Tenant | None = None) -> list[Mismatch]:
                 Mismatch(account.tenant_id, "account", account.pk, account.reserved, computed)
             )
     return mismatches
+
+
+def granted_unexpired_get(*, tenant: Tenant, at: datetime | None = None) -> Decimal:
+    """Credits granted in the tenant's unexpired buckets (the denominator of "% remaining")."""
+    now = at or timezone.now()
+    total = (
+        CreditBucket.objects.filter(tenant=tenant, is_overdraft=False)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .aggregate(total=Sum("granted"))["total"]
+    )
+    return total or ZERO
+
+
+def soft_cap_get(
+    *, tenant: Tenant, account: CreditAccount | None = None, at: datetime | None = None
+) -> tuple[Decimal, Decimal]:
+    """(available, soft cap) without listing buckets: what starting a workflow run asks."""
+    account = account or credit_account_get(tenant=tenant)
+    available = available_get(tenant=tenant, at=at)
+    if account.soft_cap is not None:
+        return available, account.soft_cap
+    granted = granted_unexpired_get(tenant=tenant, at=at)
+    return available, soft_cap_of(account=account, granted_unexpired=granted)
+
+
+def expired_total(*, tenant: Tenant, at: datetime) -> Decimal:
+    """What the expiry sweep that ran at `at` took from the tenant (a positive number)."""
+    total = LedgerEntry.objects.filter(tenant=tenant, kind="expiry", created_at=at).aggregate(
+        total=Sum("amount")
+    )["total"]
+    return -(total or ZERO)

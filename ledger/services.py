@@ -27,13 +27,14 @@ Decisions (issue 3 asked for them; tests/ledger/test_worked_examples.py shows ea
 
 import logging
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
@@ -269,6 +270,17 @@ def _replay_in_batch(first: DebitResult, request: DebitRequest) -> DebitResult:
 # Debits
 
 
+def _atomic_unless_inside() -> AbstractContextManager[Any]:
+    """A transaction of its own when called alone; inside a caller's transaction, no savepoint.
+
+    The debit is the hot path, and a savepoint is two more round trips while the tenant's lock
+    is held. It is safe because a debit refuses (InsufficientCredits, IdempotencyConflict,
+    HoldNotOpen) before it writes anything that matters, so the caller's transaction is still
+    usable after a refusal; a database error aborts the caller's transaction, as it should.
+    """
+    return transaction.atomic() if not connection.in_atomic_block else nullcontext()
+
+
 def ledger_debit_many(
     *, tenant: Tenant, requests: Sequence[DebitRequest], now: datetime | None = None
 ) -> list[DebitResult | InsufficientCredits]:
@@ -280,7 +292,7 @@ def ledger_debit_many(
     now = now or timezone.now()
     for request in requests:
         _positive(request.amount)
-    with transaction.atomic():
+    with _atomic_unless_inside():
         book = _open_book(tenant_id=tenant.pk, now=now)
         before = book.available
         existing = {

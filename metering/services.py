@@ -1,9 +1,11 @@
 """Every write of usage events: validate, price, cost, debit and record, one event or a batch.
 
 Lock order, as everywhere money moves: the tenant's credit account row first
-(ledger.locks.account_lock). It is taken before the idempotency key is looked up, so two
-requests carrying one key run one after the other and the second replays the first; the unique
-constraint on (tenant, idempotency_key) backs this up.
+(ledger.locks.account_lock). One event looks its key up before any lock (a replay costs one
+read) and leaves the lock to ledger_debit: two requests racing with one key meet there, where
+the ledger's own key ("usage:<key>") replays the debit, and the unique constraint on
+(tenant, idempotency_key) turns the second event's insert into a replay of the first. A batch
+takes the lock before its key lookup, so duplicates across racing batches are sorted out once.
 
 Pricing and costing run *before* the lock: published rate card and cost catalog versions never
 change, so they need no lock, and one tenant's critical section (every event of that tenant
@@ -23,6 +25,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from ledger.exceptions import IdempotencyConflict as LedgerIdempotencyConflict
 from ledger.exceptions import InsufficientCredits
 from ledger.locks import account_lock
 from ledger.models import CreditHold
@@ -322,14 +325,16 @@ def usage_event_record(
         )
     except CreditlineError as exc:
         item.error = exc
+    # A replay needs no lock. A request racing another with the same key is caught under the
+    # ledger's account lock (the debit key "usage:<key>" replays there) and by the event's
+    # unique key (IntegrityError below): either way the later one answers with the first's event.
+    prior = _prior_events(tenant=tenant, keys=[data.idempotency_key])
+    if prior:
+        return _replay(prior[data.idempotency_key], item.request_hash)
+    if item.error is not None:
+        raise item.error
     try:
         with transaction.atomic(durable=not connection.in_atomic_block):
-            account_lock(tenant_id=tenant.pk)
-            prior = _prior_events(tenant=tenant, keys=[data.idempotency_key])
-            if prior:
-                return _replay(prior[data.idempotency_key], item.request_hash)
-            if item.error is not None:
-                raise item.error
             event = _record_one(
                 tenant=tenant,
                 item=item,
@@ -338,8 +343,9 @@ def usage_event_record(
                 step_index=step_index,
                 now=now,
             )
-    except IntegrityError:
-        # Only reachable if a writer skipped the account lock: the unique key still holds.
+    except (IntegrityError, LedgerIdempotencyConflict):
+        # Lost a race with a request of the same key, which has committed by now: answer with
+        # its event (a replay, or a 409 if the bodies differ).
         prior = _prior_events(tenant=tenant, keys=[data.idempotency_key])
         if not prior:
             raise
