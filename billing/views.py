@@ -81,6 +81,9 @@ def topup_buy(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def fake_checkout(request: HttpRequest, top_up_id: int) -> HttpResponse:
+    if settings.BILLING_GATEWAY != "fake":
+        # With a real gateway this page would grant credits nobody paid for.
+        raise Http404("The fake checkout is off.")
     tenant = _tenant(request)
     top_up = get_object_or_404(TopUp.objects.select_related("pack"), pk=top_up_id, tenant=tenant)
     if request.method == "POST":

@@ -78,6 +78,8 @@ def _production_env(tmp_path: Path) -> dict[str, str]:
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "DJANGO_ALLOWED_HOSTS": "billing.example.com",
         "CREDITLINE_VAR_DIR": str(tmp_path),
+        "STRIPE_SECRET_KEY": "sk_live_placeholder",
+        "STRIPE_WEBHOOK_SECRET": "whsec_placeholder",
     }
 
 

@@ -16,3 +16,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 X_FRAME_OPTIONS = "DENY"
+
+# The fake gateway grants credits without a payment: production takes Stripe unless told
+# otherwise, and `check --deploy` (billing.checks) refuses "fake" without the explicit opt-in.
+BILLING_GATEWAY = env.str("BILLING_GATEWAY", default="stripe")
+BILLING_ALLOW_FAKE_GATEWAY = env.bool("BILLING_ALLOW_FAKE_GATEWAY", default=False)
