@@ -15,12 +15,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from ledger.exceptions import InsufficientCredits
 from ledger.locks import account_lock
-from ledger.models import ZERO, CreditAccount, CreditBucket
+from ledger.models import ZERO, CreditAccount, CreditBucket, CreditHold
 from ledger.selectors import available_get, soft_cap_of
 from ledger.services import ledger_hold_place, ledger_hold_release, quantize_credits
 from metering.exceptions import (
@@ -160,7 +160,7 @@ def workflow_step(*, tenant: Tenant, run: WorkflowRun, data: UsageInput) -> Step
                 state=run.state,
                 workflow_id=run.pk,
             )
-        hold = run.hold if run.hold is not None and not run.is_ended else None
+        hold = _open_hold(run)
         try:
             # Inside this transaction usage_event_record runs in a savepoint: a refused step
             # leaves nothing of itself behind, only the suspension written below.
@@ -291,14 +291,26 @@ def _close(*, run: WorkflowRun, to: str, now: datetime, reason: str) -> None:
 
 
 def workflow_expire_idle(*, now: datetime | None = None, batch_size: int = 200) -> int:
-    """The sweep: fail every live run idle longer than CREDITLINE_WORKFLOW_TTL_MINUTES and
-    release its hold. Safe to run twice at once: each run is re-checked under the locks."""
+    """The sweep over runs idle longer than CREDITLINE_WORKFLOW_TTL_MINUTES; returns how many
+    runs it changed. Safe to run twice at once: each run is re-checked under the locks.
+
+    - A running run that went idle is failed ("expired") and its hold released: the
+      integration is gone.
+    - A suspended run is never failed: it waits for credits as long as it takes (DESIGN.md,
+      "Running out"). Only its hold, if it still has one, is released, so an abandoned run does
+      not keep credits locked; it stays suspended and resumable, and its later steps are paid
+      from the balance.
+    """
     now = now or timezone.now()
     cutoff = now - workflow_ttl()
     expired = 0
     while True:
         due = list(
-            WorkflowRun.objects.filter(state__in=LIVE, last_activity_at__lt=cutoff)
+            WorkflowRun.objects.filter(
+                Q(state=State.RUNNING)
+                | Q(state=State.SUSPENDED, hold__status=CreditHold.Status.OPEN),
+                last_activity_at__lt=cutoff,
+            )
             .select_related("tenant")
             .order_by("last_activity_at", "id")[:batch_size]
         )
@@ -311,10 +323,25 @@ def workflow_expire_idle(*, now: datetime | None = None, batch_size: int = 200) 
 def _expire_one(*, run: WorkflowRun, cutoff: datetime, now: datetime) -> int:
     with transaction.atomic(durable=True):
         run = _lock_run(tenant=run.tenant, run_id=run.pk)
-        if run.state not in LIVE or run.last_activity_at >= cutoff:
-            return 0  # a step or another sweep got there first
-        _close(run=run, to=State.FAILED, now=now, reason="expired")
-    return 1
+        if run.last_activity_at >= cutoff:
+            return 0  # a step got there first
+        if run.state == State.RUNNING:
+            _close(run=run, to=State.FAILED, now=now, reason="expired")
+            return 1
+        hold = _open_hold(run) if run.state == State.SUSPENDED else None
+        if hold is not None:
+            ledger_hold_release(tenant=run.tenant, hold=hold)
+            return 1
+    return 0  # ended, or its hold released, by someone else meanwhile
+
+
+def _open_hold(run: WorkflowRun) -> CreditHold | None:
+    """The run's reservation while it can still pay steps: not once the run ended or the
+    sweep released it."""
+    hold = run.hold
+    if hold is None or run.is_ended or hold.status != CreditHold.Status.OPEN:
+        return None
+    return hold
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,8 +364,10 @@ def workflow_mark_resumable(*, tenant: Tenant) -> int:
         available = available_get(tenant=tenant, at=now)
         for run in runs:
             run.resumable_at = now
+            # Told to come back: the TTL that releases a suspended run's hold starts again.
+            run.last_activity_at = now
             run.updated_at = now
-        WorkflowRun.objects.bulk_update(runs, ["resumable_at", "updated_at"])
+        WorkflowRun.objects.bulk_update(runs, ["resumable_at", "last_activity_at", "updated_at"])
         for run in runs:
             publish(
                 tenant_id=tenant.pk,

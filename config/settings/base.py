@@ -169,7 +169,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
 CREDITLINE_PUBLIC_URL = env.str("CREDITLINE_PUBLIC_URL", default="http://127.0.0.1:8000")
 # Usage events may be reported this many days after they occurred (older ones: 422).
 CREDITLINE_BACKDATE_DAYS = env.int("CREDITLINE_BACKDATE_DAYS", default=35)
-# Workflow runs idle longer than this are failed by metering's sweep and their holds released.
+# Minutes idle before metering's sweep fails a running workflow run; a suspended one only has
+# its hold released (it stays resumable).
 CREDITLINE_WORKFLOW_TTL_MINUTES = env.int("CREDITLINE_WORKFLOW_TTL_MINUTES", default=60)
 CELERY_BEAT_SCHEDULE["metering.workflow_expire_idle"] = {
     "task": "metering.workflow_expire_idle",

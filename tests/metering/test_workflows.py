@@ -27,6 +27,7 @@ from metering.workflows import (
     workflow_complete,
     workflow_expire_idle,
     workflow_fail,
+    workflow_mark_resumable,
     workflow_start,
     workflow_step,
 )
@@ -264,6 +265,104 @@ def test_the_ttl_is_read_at_call_time(tenant: Tenant, settings) -> None:
         assert workflow_expire_idle() == 0
         del settings.CREDITLINE_WORKFLOW_TTL_MINUTES  # the default: 60 minutes
         assert workflow_expire_idle() == 1
+
+
+# The example card is published at the real now: steps are priced from then on.
+AFTER_THE_CARD = timezone.now() + timedelta(days=1)
+
+
+def suspended_with_hold(tenant: Tenant) -> WorkflowRun:
+    """A run reserving 15 of 30 credits, suspended at step s2 with 5 still on its hold: step s1
+    (10) came from the hold, someone else spent the other 15, and s2 (10) found 5 + 0."""
+    grant(tenant, 30, "g1")
+    run, _ = workflow_start(tenant=tenant, external_id="job-1", reserve_credits=Decimal("15"))
+    workflow_step(tenant=tenant, run=run, data=step("s1"))
+    ledger_debit(tenant=tenant, amount=Decimal("15"), idempotency_key="elsewhere")
+    with pytest.raises(WorkflowSuspended):
+        workflow_step(tenant=tenant, run=run, data=step("s2"))
+    run.refresh_from_db()
+    assert run.state == State.SUSPENDED
+    return run
+
+
+def test_the_sweep_never_fails_a_suspended_run_but_releases_its_hold(
+    tenant: Tenant, card: RateCard
+) -> None:
+    with time_machine.travel(AFTER_THE_CARD, tick=False) as clock:
+        run = suspended_with_hold(tenant)
+        assert balance_get(tenant=tenant).reserved == Decimal("5")
+
+        clock.shift(timedelta(minutes=60))  # idle exactly the TTL: nothing yet
+        assert workflow_expire_idle() == 0
+        clock.shift(timedelta(seconds=1))
+        assert workflow_expire_idle() == 1  # the hold released, the run left suspended
+        assert workflow_expire_idle() == 0
+
+        run.refresh_from_db()
+        assert (run.state, run.suspension_reason, run.suspended_at_step) == (
+            State.SUSPENDED,
+            "insufficient_credits",
+            "s2",
+        )
+        assert run.ended_at is None
+        assert run.hold is not None
+        assert run.hold.status == CreditHold.Status.RELEASED
+        balance = balance_get(tenant=tenant)
+        assert (balance.available, balance.reserved) == (Decimal("5"), Decimal("0"))
+
+        # Days later a top-up arrives: the run resumes at s2, paid from the balance.
+        clock.shift(timedelta(days=3))
+        assert workflow_expire_idle() == 0
+        grant(tenant, 10, "g2")
+        resumed = workflow_step(tenant=tenant, run=run, data=step("s2"))
+
+    assert (resumed.replayed, resumed.event.step_index, resumed.event.credits) == (
+        False,
+        2,
+        Decimal("10"),
+    )
+    assert (resumed.run.state, resumed.run.steps_charged) == (State.RUNNING, 2)
+    assert resumed.run.credits_charged == Decimal("20")
+    balance = balance_get(tenant=tenant)
+    assert (balance.available, balance.reserved) == (Decimal("5"), Decimal("0"))
+    assert ledger_verify(tenant=tenant) == []
+
+
+def test_the_sweep_leaves_a_suspended_run_without_a_hold_alone(
+    tenant: Tenant, card: RateCard
+) -> None:
+    grant(tenant, 5, "g1")
+    with time_machine.travel(AFTER_THE_CARD, tick=False) as clock:
+        run, _ = workflow_start(tenant=tenant, external_id="job-1")
+        with pytest.raises(WorkflowSuspended):
+            workflow_step(tenant=tenant, run=run, data=step("s1"))
+
+        clock.shift(timedelta(hours=5))
+        assert workflow_expire_idle() == 0
+
+        grant(tenant, 10, "g2")
+        resumed = workflow_step(tenant=tenant, run=run, data=step("s1"))
+
+    assert resumed.run.state == State.RUNNING
+    assert balance_get(tenant=tenant).available == Decimal("5")
+
+
+def test_marking_a_run_resumable_restarts_its_ttl(tenant: Tenant, card: RateCard) -> None:
+    with time_machine.travel(AFTER_THE_CARD, tick=False) as clock:
+        run = suspended_with_hold(tenant)
+        clock.shift(timedelta(minutes=50))
+        grant(tenant, 1, "g2")  # not enough for s2 (10), but the run is told to try again
+        assert workflow_mark_resumable(tenant=tenant) == 1
+        run.refresh_from_db()
+        assert run.last_activity_at == timezone.now() == run.resumable_at
+
+        clock.shift(timedelta(minutes=40))  # 90 min after the suspension, 40 after the news
+        assert workflow_expire_idle() == 0
+        assert balance_get(tenant=tenant).reserved == Decimal("5")
+
+        clock.shift(timedelta(minutes=21))
+        assert workflow_expire_idle() == 1
+        assert balance_get(tenant=tenant).reserved == Decimal("0")
 
 
 # ---------------------------------------------------------------------------------------------
