@@ -10,11 +10,22 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.expressions import OrderBy
 
 from tenants.models import TenantOwnedModel
 
 ZERO = Decimal("0")
+
+# Consumption order of buckets (DESIGN.md, invariant 5): soonest expiry first, then free
+# before paid, then oldest grant. Permanent buckets (no `expires_at`) come last on every
+# backend: PostgreSQL sorts NULL last by default but SQLite, the embedded default, first.
+CONSUMPTION_ORDER: tuple[OrderBy | str, ...] = (
+    F("expires_at").asc(nulls_last=True),
+    "cost_basis_minor",
+    "granted_at",
+    "id",
+)
 
 
 def credits_field(**kwargs: Any) -> models.DecimalField:

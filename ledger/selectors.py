@@ -9,6 +9,7 @@ from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from ledger.models import (
+    CONSUMPTION_ORDER,
     ZERO,
     CreditAccount,
     CreditBucket,
@@ -47,7 +48,7 @@ def bucket_list(*, tenant: Tenant, include_spent: bool = False) -> QuerySet[Cred
         qs = qs.filter(remaining__gt=0).filter(
             Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
         )
-    return qs.order_by("expires_at", "cost_basis_minor", "granted_at", "id")
+    return qs.order_by(*CONSUMPTION_ORDER)
 
 
 def balance_get(*, tenant: Tenant, at: datetime | None = None) -> Balance:
@@ -57,11 +58,7 @@ def balance_get(*, tenant: Tenant, at: datetime | None = None) -> Balance:
         Q(expires_at__isnull=True) | Q(expires_at__gt=now)
     )
     granted = unexpired.aggregate(total=Sum("granted"))["total"] or ZERO
-    buckets = list(
-        unexpired.filter(remaining__gt=0).order_by(
-            "expires_at", "cost_basis_minor", "granted_at", "id"
-        )
-    )
+    buckets = list(unexpired.filter(remaining__gt=0).order_by(*CONSUMPTION_ORDER))
     overdraft = (
         CreditBucket.objects.filter(tenant=tenant, is_overdraft=True)
         .values_list("remaining", flat=True)

@@ -48,6 +48,7 @@ from ledger.exceptions import (
 )
 from ledger.locks import account_lock, sweep_lock
 from ledger.models import (
+    CONSUMPTION_ORDER,
     ZERO,
     CreditAccount,
     CreditBucket,
@@ -199,9 +200,8 @@ def _open_book(*, tenant_id: int, now: datetime) -> _Book:
     buckets = list(
         CreditBucket.objects.filter(tenant_id=tenant_id)
         .filter(Q(is_overdraft=True) | (Q(remaining__gt=0) & _spendable_q(spendable_at)))
-        # Consumption order (DESIGN.md, invariant 5): soonest expiry (permanent last), then
-        # free before paid, then oldest grant.
-        .order_by("is_overdraft", "expires_at", "cost_basis_minor", "granted_at", "id")
+        # The overdraft last, after the buckets in consumption order (invariant 5).
+        .order_by("is_overdraft", *CONSUMPTION_ORDER)
     )
     overdraft = next((b for b in buckets if b.is_overdraft), None)
     spendable = [b for b in buckets if not b.is_overdraft]
