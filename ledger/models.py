@@ -123,6 +123,9 @@ class CreditBucket(TenantOwnedModel):
                 condition=Q(remaining__gt=0),
                 name="bucket_tenant_spendable_idx",
             ),
+            # The one index not led by `tenant`, on purpose: the expiry sweep looks for due
+            # buckets across all tenants at once (ledger_expire_due), and a tenant-first index
+            # would make that a scan of every tenant. Under Citus it would run per shard.
             models.Index(
                 fields=["expires_at"], condition=Q(remaining__gt=0), name="bucket_due_idx"
             ),
