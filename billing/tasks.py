@@ -37,6 +37,11 @@ def auto_topup_charge_task(*, top_up_id: int) -> str:
     return services.auto_topup_charge(top_up_id=top_up_id).status
 
 
+@shared_task(name="billing.auto_topup_reconcile")
+def auto_topup_reconcile_task(*, top_up_id: int) -> str:
+    return services.auto_topup_reconcile(top_up_id=top_up_id).status
+
+
 @shared_task(name="billing.auto_topup_sweep")
 def auto_topup_sweep_task() -> int:
     return services.auto_topup_sweep()

@@ -2,10 +2,23 @@
 
 from django.conf import settings
 
-from billing.gateways.base import Charge, CheckoutSession, PaymentGateway, SetupSession
+from billing.gateways.base import (
+    Charge,
+    CheckoutSession,
+    PaymentGateway,
+    PaymentStatus,
+    SetupSession,
+)
 from billing.gateways.fake import FakeGateway
 
-__all__ = ["Charge", "CheckoutSession", "PaymentGateway", "SetupSession", "gateway_get"]
+__all__ = [
+    "Charge",
+    "CheckoutSession",
+    "PaymentGateway",
+    "PaymentStatus",
+    "SetupSession",
+    "gateway_get",
+]
 
 
 def gateway_get(name: str | None = None) -> PaymentGateway:

@@ -30,6 +30,16 @@ class Charge:
     failure_reason: str = ""
 
 
+@dataclass(frozen=True)
+class PaymentStatus:
+    """A payment's state as the gateway knows it, in Stripe's PaymentIntent vocabulary
+    ("succeeded", "processing", "requires_payment_method", "requires_capture", "canceled", ...)."""
+
+    reference: str
+    status: str
+    failure_reason: str = ""
+
+
 class PaymentGateway(ABC):
     name: str
 
@@ -57,3 +67,7 @@ class PaymentGateway(ABC):
     def charge_off_session(
         self, *, top_up: TopUp, customer_id: str, payment_method_id: str
     ) -> Charge: ...
+
+    @abstractmethod
+    def payment_status(self, *, reference: str) -> PaymentStatus:
+        """Where the payment `reference` (a PaymentIntent) stands now."""

@@ -2,10 +2,17 @@
 off-session charges succeed unless the saved payment method says otherwise."""
 
 import hashlib
+from typing import ClassVar
 
 from django.urls import reverse
 
-from billing.gateways.base import Charge, CheckoutSession, PaymentGateway, SetupSession
+from billing.gateways.base import (
+    Charge,
+    CheckoutSession,
+    PaymentGateway,
+    PaymentStatus,
+    SetupSession,
+)
 from billing.models import TopUp
 
 # Save this payment method id to make every off-session charge decline (tests, demos).
@@ -22,6 +29,18 @@ def _reference(prefix: str, idempotency_key: str) -> str:
 
 class FakeGateway(PaymentGateway):
     name = "fake"
+    # The fake's "server side": each off-session payment's state by reference, kept for the
+    # life of the process (Stripe keeps it for us; the fake has nowhere else to keep it).
+    payments: ClassVar[dict[str, PaymentStatus]] = {}
+
+    @classmethod
+    def payment_settle(cls, *, reference: str, status: str, failure_reason: str = "") -> None:
+        """Move a stored payment on, as Stripe would (a processing charge that clears)."""
+        cls.payments[reference] = PaymentStatus(reference, status, failure_reason)
+
+    def payment_status(self, *, reference: str) -> PaymentStatus:
+        self.outside_transaction()
+        return self.payments.get(reference) or PaymentStatus(reference, "processing")
 
     def checkout_create(
         self, *, top_up: TopUp, success_url: str, cancel_url: str
@@ -47,11 +66,15 @@ class FakeGateway(PaymentGateway):
         self.outside_transaction()
         reference = _reference("fpi", top_up.idempotency_key)
         if payment_method_id == DECLINING_PAYMENT_METHOD:
-            return Charge(
-                reference=reference, status="failed", failure_reason="Your card was declined."
+            reason = "Your card was declined."
+            self.payment_settle(
+                reference=reference, status="requires_payment_method", failure_reason=reason
             )
+            return Charge(reference=reference, status="failed", failure_reason=reason)
         if payment_method_id == PROCESSING_PAYMENT_METHOD:
+            self.payment_settle(reference=reference, status="processing")
             return Charge(reference=reference, status="processing")
+        self.payment_settle(reference=reference, status="succeeded")
         return Charge(reference=reference, status="succeeded")
 
     def confirm_reference(self, *, top_up: TopUp) -> str:

@@ -8,7 +8,13 @@ import stripe
 from django.conf import settings
 
 from billing.exceptions import GatewayError
-from billing.gateways.base import Charge, CheckoutSession, PaymentGateway, SetupSession
+from billing.gateways.base import (
+    Charge,
+    CheckoutSession,
+    PaymentGateway,
+    PaymentStatus,
+    SetupSession,
+)
 from billing.models import TopUp
 
 
@@ -126,3 +132,12 @@ class StripeGateway(PaymentGateway):
             status="failed",
             failure_reason=reason or f"The payment needs action ({intent.status}).",
         )
+
+    def payment_status(self, *, reference: str) -> PaymentStatus:
+        self.outside_transaction()
+        try:
+            intent = self.client.v1.payment_intents.retrieve(reference)
+        except stripe.StripeError as exc:
+            raise GatewayError(detail=str(exc.user_message or exc)) from exc
+        reason = intent.last_payment_error.message if intent.last_payment_error else ""
+        return PaymentStatus(reference=intent.id, status=intent.status, failure_reason=reason or "")

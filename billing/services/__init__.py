@@ -7,6 +7,7 @@ from billing.services.alerts import balance_evaluate, credits_expired_notify
 from billing.services.autotopup import (
     auto_topup_charge,
     auto_topup_policy_update,
+    auto_topup_reconcile,
     auto_topup_start,
     auto_topup_sweep,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "alert_email_send",
     "auto_topup_charge",
     "auto_topup_policy_update",
+    "auto_topup_reconcile",
     "auto_topup_start",
     "auto_topup_sweep",
     "balance_evaluate",

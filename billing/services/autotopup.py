@@ -7,6 +7,7 @@ runs after commit with the TopUp's idempotency key. A partial unique index (one 
 top-up per tenant) is the guarantee; the lock only keeps the common case quiet.
 """
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -14,7 +15,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from billing.exceptions import NoPaymentMethod
+from billing.exceptions import GatewayError, NoPaymentMethod
 from billing.gateways import gateway_get
 from billing.models import AutoTopUpPolicy, CreditPack, TopUp
 from billing.selectors import (
@@ -28,9 +29,12 @@ from ledger.locks import account_lock
 from ledger.selectors import available_get
 from tenants.models import Tenant
 
-# A pending auto top-up older than this is charged again (same idempotency key, so the gateway
-# returns the original payment rather than making a second one).
+# A pending auto top-up older than this is looked at again: charged again when the charge call
+# never returned (same idempotency key, so the gateway returns the original payment rather than
+# making a second one), or its payment asked for when the gateway had answered.
 STALE_PENDING = timedelta(minutes=5)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -189,17 +193,47 @@ def auto_topup_charge(*, top_up_id: int) -> TopUp:
     return top_up
 
 
+def auto_topup_reconcile(*, top_up_id: int) -> TopUp:
+    """A stale pending auto top-up whose charge the gateway answered: ask the gateway where the
+    payment stands and finish the top-up accordingly (runs outside any transaction)."""
+    top_up = TopUp.objects.select_related("pack", "tenant").get(pk=top_up_id)
+    if top_up.status != TopUp.Status.PENDING or not top_up.gateway_reference:
+        return top_up
+    try:
+        payment = gateway_get(top_up.gateway).payment_status(reference=top_up.gateway_reference)
+    except GatewayError:
+        logger.warning("auto top-up %s: payment status unavailable", top_up.pk, exc_info=True)
+        return top_up  # the next sweep asks again
+    if payment.status == "succeeded":
+        return topup_complete(top_up=top_up, gateway_reference=payment.reference)
+    if payment.status == "processing":
+        return top_up  # still clearing: the webhook (or a later sweep) finishes it
+    if payment.status == "requires_capture":
+        # Charges are created with automatic capture, so an authorization waiting for a manual
+        # capture is not a payment we will ever collect: it counts as a failure.
+        reason = "The payment was authorized but never captured."
+    else:
+        reason = payment.failure_reason or f"The payment did not complete ({payment.status})."
+    return topup_fail(top_up=top_up, reason=reason, gateway_reference=payment.reference)
+
+
 def auto_topup_sweep(*, now: datetime | None = None) -> int:
-    """The safety net: charge stale pending auto top-ups again, and start the ones a lost
-    listener call missed. Returns how many top-ups it started."""
+    """The safety net: finish stale pending auto top-ups, and start the ones a lost listener
+    call missed. Returns how many top-ups it started."""
     now = now or timezone.now()
-    from billing.tasks import auto_topup_charge_task
+    from billing.tasks import auto_topup_charge_task, auto_topup_reconcile_task
 
     stale = TopUp.objects.filter(
         auto=True, status=TopUp.Status.PENDING, created_at__lt=now - STALE_PENDING
-    ).values_list("pk", flat=True)
-    for top_up_id in stale:
-        auto_topup_charge_task.delay(top_up_id=top_up_id)
+    ).values_list("pk", "gateway_reference")
+    for top_up_id, reference in stale:
+        if reference:
+            # The gateway answered (a processing PaymentIntent): charging again would create a
+            # second PaymentIntent, so ask about the one that exists.
+            auto_topup_reconcile_task.delay(top_up_id=top_up_id)
+        else:
+            # The charge call never returned: the same idempotency key makes this safe.
+            auto_topup_charge_task.delay(top_up_id=top_up_id)
     started = 0
     policies = AutoTopUpPolicy.objects.filter(enabled=True).exclude(
         state=AutoTopUpPolicy.State.DISABLED
