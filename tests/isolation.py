@@ -14,11 +14,25 @@ A seeder creates that app's objects for tenant A and returns strings: keys that 
 fill the routes' `<kwarg>`s; every value is also a piece of tenant A's data that must never
 appear in tenant B's responses. Put MARKER into names and descriptions, so a leaked row is
 caught even when no id is printed.
+
+Every write route (POST / PUT / PATCH) whose path takes a kwarg also needs a VALID request body,
+registered next to the seeder and keyed by the route's URL name (or its path after /api/v1/):
+
+    @register_bodies
+    def workflow_bodies(values: Mapping[str, str]) -> dict[str, Any]:
+        return {"workflow-steps": {"idempotency_key": "k", "action": "chat", "quantity": 1}}
+
+The walk sends that body with tenant B's key and tenant A's ids and requires 403 or 404: an
+empty body would let a view that validates before it scopes answer 422 and pass while it leaks
+on a valid body. The walk also posts the body as tenant A, which must succeed, so a body that
+is not actually valid is caught. `values` are the merged seeder values, for bodies that must
+name one of tenant A's objects. Bodies must not contain MARKER (a view may echo its input).
 """
 
 import importlib
+import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,16 +43,24 @@ from django.urls.resolvers import RegexPattern
 from tenants.models import Tenant
 
 Seeder = Callable[[Tenant], dict[str, str]]
+BodyProvider = Callable[[Mapping[str, str]], dict[str, Any]]
 
 MARKER = "zz-tenant-a-only-7c1f"
 API_PREFIX = "api/v1/"
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 _seeders: dict[str, Seeder] = {}
+_body_providers: dict[str, BodyProvider] = {}
 
 
 def register(seeder: Seeder) -> Seeder:
     _seeders[f"{seeder.__module__}.{seeder.__qualname__}"] = seeder
     return seeder
+
+
+def register_bodies(provider: BodyProvider) -> BodyProvider:
+    _body_providers[f"{provider.__module__}.{provider.__qualname__}"] = provider
+    return provider
 
 
 def load_seeders() -> dict[str, Seeder]:
@@ -60,6 +82,28 @@ def seed(tenant: Tenant) -> dict[str, str]:
     return values
 
 
+def bodies(values: Mapping[str, str], routes: list["Route"]) -> dict[str, Any]:
+    """Every registered body, keyed by the route template it belongs to. A key that names no
+    route (a renamed URL), or two providers giving one route a body, is an error."""
+    load_seeders()
+    by_key = {route.name: route for route in routes if route.name}
+    by_key |= {route.template.removeprefix(API_PREFIX): route for route in routes}
+    found: dict[str, Any] = {}
+    for name, provider in _body_providers.items():
+        for key, body in provider(values).items():
+            route = by_key.get(key)
+            if route is None:
+                raise ValueError(
+                    f"{name} gives a body for {key!r}, which is no /{API_PREFIX} route."
+                )
+            if route.template in found:
+                raise ValueError(f"{name} gives /{route.template} a second body.")
+            if MARKER in json.dumps(body):
+                raise ValueError(f"{name}: the body for {key!r} must not contain MARKER.")
+            found[route.template] = body
+    return found
+
+
 # The walk over the URL resolver: every route under /api/v1/, with its kwargs and methods.
 
 _ROUTE_KWARG = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>\w+)>")
@@ -70,6 +114,7 @@ _DUMMY_BY_CONVERTER = {"int": "1", "uuid": "00000000-0000-0000-0000-000000000000
 @dataclass(frozen=True)
 class Route:
     template: str  # e.g. "api/v1/workflows/<int:workflow_id>"
+    name: str | None  # the URL name, e.g. "workflow-detail"
     kwargs: tuple[str, ...]
     converters: tuple[str, ...]
     methods: tuple[str, ...]
@@ -79,6 +124,10 @@ class Route:
             return values[match.group("name")]
 
         return "/" + _REGEX_KWARG.sub(fill, _ROUTE_KWARG.sub(fill, self.template))
+
+    @property
+    def write_methods(self) -> tuple[str, ...]:
+        return tuple(method for method in self.methods if method in WRITE_METHODS)
 
     @property
     def openapi_path(self) -> str:
@@ -121,9 +170,9 @@ def _methods(callback: Any) -> tuple[str, ...]:
     )
 
 
-def api_routes() -> list[Route]:
+def api_routes(urlconf: str = "config.urls") -> list[Route]:
     routes = []
-    for template, pattern in _walk(get_resolver("config.urls").url_patterns):
+    for template, pattern in _walk(get_resolver(urlconf).url_patterns):
         if not template.startswith(API_PREFIX):
             continue
         found = [
@@ -134,6 +183,7 @@ def api_routes() -> list[Route]:
         routes.append(
             Route(
                 template=template,
+                name=pattern.name,
                 kwargs=tuple(name for name, _ in found),
                 converters=tuple(conv for _, conv in found),
                 methods=_methods(pattern.callback),

@@ -1,12 +1,15 @@
-"""Tenant A's usage for the isolation walk: an event B must never see in GET /usage-events."""
+"""Tenant A's usage for the isolation walk: an event B must never see in GET /usage-events, and
+a run whose steps, complete and cancel B must not reach even with a valid body."""
 
+from collections.abc import Mapping
 from decimal import Decimal
+from typing import Any
 
 from metering.services import UsageInput, usage_event_record
 from metering.workflows import workflow_start, workflow_step
 from ratecards.services import ratecard_seed_example
 from tenants.models import Tenant
-from tests.isolation import MARKER, register
+from tests.isolation import MARKER, register, register_bodies
 from tests.metering.factories import fund
 
 
@@ -38,3 +41,17 @@ def seed_workflows(tenant: Tenant) -> dict[str, str]:
     step = UsageInput(idempotency_key=f"{MARKER}-step-1", action="chat", quantity=Decimal(1))
     workflow_step(tenant=tenant, run=run, data=step)
     return {"workflow_id": str(run.pk), "workflow_external_id": run.external_id}
+
+
+@register_bodies
+def workflow_bodies(values: Mapping[str, str]) -> dict[str, Any]:
+    # complete and cancel take no body: an empty one is valid, so B must get 404, not 422.
+    return {
+        "workflow-steps": {
+            "idempotency_key": "isolation-walk-step",
+            "action": "chat",
+            "quantity": 1,
+        },
+        "workflow-complete": {},
+        "workflow-cancel": {},
+    }
