@@ -20,6 +20,11 @@ def contract_tranches_due_task() -> int:
     return services.contract_tranches_due()
 
 
+@shared_task(name="billing.contract_end_due")
+def contract_end_due_task() -> int:
+    return services.contract_end_due()
+
+
 @shared_task(name="billing.balance_evaluate")
 def balance_evaluate_task(*, tenant_id: int) -> list[int]:
     tenant = Tenant.objects.get(pk=tenant_id)

@@ -11,7 +11,11 @@ from billing.services.autotopup import (
     auto_topup_start,
     auto_topup_sweep,
 )
-from billing.services.contracts import contract_activate, contract_tranches_due
+from billing.services.contracts import (
+    contract_activate,
+    contract_end_due,
+    contract_tranches_due,
+)
 from billing.services.notify import alert_email_send, notify
 from billing.services.stripe_events import stripe_event_process, stripe_event_receive
 from billing.services.subscriptions import subscription_renew_due, subscription_start
@@ -40,6 +44,7 @@ __all__ = [
     "balance_evaluate",
     "billing_customer_save",
     "contract_activate",
+    "contract_end_due",
     "contract_tranches_due",
     "credits_expired_notify",
     "fake_checkout_confirm",

@@ -10,13 +10,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.exceptions import InvalidContract
-from billing.models import Contract
+from billing.models import Contract, Subscription
 from ledger.locks import account_lock
 from ledger.models import CreditBucket
 from ledger.periods import add_months
 from ledger.services import credit_account_update, ledger_grant
 from ratecards.exceptions import InvalidAssignment
-from ratecards.models import RateCardAssignment, RateCardVersion
+from ratecards.models import RateCard, RateCardAssignment, RateCardVersion
 from ratecards.services import assignment_validate, ratecard_assign
 
 CREDIT_QUANTUM = Decimal("0.0001")
@@ -148,3 +148,51 @@ def contract_tranches_due(*, now: datetime | None = None) -> int:
             contract = Contract.objects.select_related("tenant").get(pk=pk)
             granted += _grant_due(contract, now)
     return granted
+
+
+def contract_end_due(*, now: datetime | None = None) -> int:
+    """The contract-end sweep (Celery beat, hourly): a contract past its end_at ends, its
+    overdraft goes back to 0 and the tenant goes back to its plan's rate card (or the default
+    card). Returns how many contracts it ended; safe to run twice."""
+    now = now or timezone.now()
+    due = Contract.objects.filter(status=Contract.Status.ACTIVE, end_at__lte=now)
+    ended = 0
+    for pk, tenant_id in due.values_list("pk", "tenant_id"):
+        with transaction.atomic(durable=True):
+            account_lock(tenant_id=tenant_id)
+            contract = Contract.objects.select_for_update().select_related("tenant").get(pk=pk)
+            if contract.status != Contract.Status.ACTIVE or contract.end_at > now:
+                continue
+            contract.status = Contract.Status.ENDED
+            contract.save(update_fields=["status"])
+            ended += 1
+            successor = (
+                Contract.objects.filter(
+                    tenant_id=tenant_id,
+                    status=Contract.Status.ACTIVE,
+                    start_at__lte=now,
+                    end_at__gt=now,
+                )
+                .exclude(pk=pk)
+                .exists()
+            )
+            if successor:
+                continue  # the contract in force keeps its own terms
+            credit_account_update(tenant=contract.tenant, overdraft_limit=Decimal(0))
+            card = _plan_rate_card(tenant_id)
+            if card is not None:
+                ratecard_assign(
+                    tenant=contract.tenant, rate_card=card, mode=RateCardAssignment.Mode.FOLLOW
+                )
+    return ended
+
+
+def _plan_rate_card(tenant_id: int) -> RateCard | None:
+    sub = (
+        Subscription.objects.select_related("plan__rate_card")
+        .filter(tenant_id=tenant_id, status=Subscription.Status.ACTIVE)
+        .first()
+    )
+    if sub is not None and sub.plan.rate_card is not None:
+        return sub.plan.rate_card
+    return RateCard.objects.filter(is_default=True).first()

@@ -209,6 +209,7 @@ CELERY_BEAT_SCHEDULE.update(
             "task": "billing.contract_tranches_due",
             "schedule": 3600.0,
         },
+        "billing.contract_end_due": {"task": "billing.contract_end_due", "schedule": 3600.0},
         "billing.auto_topup_sweep": {"task": "billing.auto_topup_sweep", "schedule": 300.0},
         "billing.webhook_deliver_due": {"task": "billing.webhook_deliver_due", "schedule": 30.0},
         "billing.stripe_events_retry": {"task": "billing.stripe_events_retry", "schedule": 300.0},

@@ -11,11 +11,17 @@ from django.core.management import call_command
 
 from billing.exceptions import InvalidContract
 from billing.models import Contract, Plan, Subscription
-from billing.services import contract_activate, contract_tranches_due
+from billing.services import (
+    contract_activate,
+    contract_end_due,
+    contract_tranches_due,
+    subscription_start,
+)
 from ledger.models import CreditBucket
 from ledger.selectors import balance_get, credit_account_get
 from ratecards.models import RateCardAssignment
-from ratecards.services import ratecard_seed_example
+from ratecards.selectors import assignment_in_force
+from ratecards.services import ratecard_create, ratecard_seed_example
 from tenants.models import Tenant
 
 pytestmark = pytest.mark.django_db
@@ -133,3 +139,63 @@ def test_seed_demo_twice(db: None) -> None:
     assert balance_get(tenant=demo).available == Decimal("750")
     assert Subscription.objects.filter(tenant=demo).count() == 1
     assert "/billing/" in out.getvalue()
+
+
+def test_a_contract_ends_at_its_end_at(tenant: Tenant) -> None:
+    end = datetime(2027, 1, 31, 12, tzinfo=UTC)
+    with time_machine.travel(START, tick=False) as clock:
+        plan_card = ratecard_create(name="Pro card", slug="pro-card")
+        plan = Plan.objects.create(
+            slug="pro",
+            name="Pro",
+            price_minor=7_900,
+            included_credits=Decimal("750"),
+            rate_card=plan_card,
+        )
+        contract = make_contract(tenant, end_at=end)
+        contract_activate(contract=contract)
+        subscription_start(tenant=tenant, plan=plan)  # the contract's card outranks the plan's
+        assert credit_account_get(tenant=tenant).overdraft_limit == Decimal("500")
+
+        clock.move_to(datetime(2027, 1, 31, 11, 59, tzinfo=UTC))
+        assert contract_end_due() == 0
+        clock.move_to(datetime(2027, 1, 31, 12, 30, tzinfo=UTC))
+        assert contract_end_due() == 1
+        assert contract_end_due() == 0  # a second run changes nothing
+
+        contract.refresh_from_db()
+        assert contract.status == Contract.Status.ENDED
+        assert credit_account_get(tenant=tenant).overdraft_limit == Decimal("0")
+        assignment = assignment_in_force(
+            tenant=tenant, at=datetime(2027, 1, 31, 12, 30, tzinfo=UTC)
+        )
+        assert assignment is not None
+        assert (assignment.rate_card_id, assignment.mode, assignment.notice_days) == (
+            plan_card.pk,
+            "follow",
+            0,
+        )
+
+
+def test_without_a_plan_an_ended_contract_leaves_the_default_card(tenant: Tenant) -> None:
+    card = ratecard_seed_example()
+    version = card.versions.get(number=1)
+    with time_machine.travel(START, tick=False) as clock:
+        contract = make_contract(
+            tenant,
+            end_at=datetime(2026, 6, 1, tzinfo=UTC),
+            rate_card_mode=Contract.RateCardMode.PINNED,
+            pinned_version=version,
+            pinned_until=datetime(2026, 7, 1, tzinfo=UTC),
+        )
+        contract_activate(contract=contract)
+        clock.move_to(datetime(2026, 6, 1, 0, 10, tzinfo=UTC))
+        assert contract_end_due() == 1
+        assignment = assignment_in_force(tenant=tenant, at=datetime(2026, 6, 1, 0, 10, tzinfo=UTC))
+    assert assignment is not None
+    assert (assignment.rate_card_id, assignment.mode, assignment.pinned_version_id) == (
+        card.pk,
+        "follow",
+        None,
+    )
+    assert credit_account_get(tenant=tenant).overdraft_limit == Decimal("0")
