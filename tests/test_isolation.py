@@ -14,8 +14,10 @@ then reads the run without scoping, it must fail.
 """
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -340,3 +342,11 @@ def test_the_walk_fails_an_id_write_route_without_a_body(
         "but no valid body is registered for it: add one with @register_bodies in "
         "tests/<app>/isolation.py (see tests/isolation.py)."
     ]
+
+
+def test_the_readme_lists_every_api_route() -> None:
+    """README.md's API table is read by people who never open the resolver: keep it true."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    rows = set(re.findall(r"^\| (GET|POST|PUT|PATCH|DELETE) \| `(/api/v1/[^`]*)` \|", readme, re.M))
+
+    assert rows == {(method, route.openapi_path) for route in ROUTES for method in route.methods}
