@@ -30,11 +30,17 @@ from ledger.exceptions import InsufficientCredits
 from ledger.locks import account_lock
 from ledger.models import CreditHold
 from ledger.selectors import available_get
-from ledger.services import DebitRequest, DebitResult, ledger_debit, ledger_debit_many
+from ledger.services import (
+    DebitRequest,
+    DebitResult,
+    ledger_debit,
+    ledger_debit_many,
+    quantize_credits,
+)
 from metering.exceptions import BatchTooLarge, IdempotencyConflict, InvalidUsage
 from metering.models import UsageEvent, WorkflowRun
 from ratecards.exceptions import CostCatalogNotFound, UnknownCostComponent
-from ratecards.models import Rate, RateCardVersion
+from ratecards.models import Rate
 from ratecards.selectors import (
     PriceQuote,
     cost_catalog_in_force,
@@ -46,7 +52,6 @@ from tenants.exceptions import CreditlineError
 from tenants.models import Tenant
 
 COMPONENTS = ("input_tokens", "output_tokens", "tool_calls", "vector_reads", "orchestration_runs")
-CREDIT_QUANTUM = Decimal("0.0001")
 MONEY_QUANTUM = Decimal("0.00000001")
 ZERO_CREDITS = Decimal("0.0000")
 ZERO_MONEY = Decimal("0.00000000")
@@ -117,7 +122,7 @@ def usage_input_validate(*, data: UsageInput, now: datetime) -> None:
         raise InvalidUsage("quantity", "A valid number is required.")
     if quantity <= 0:
         raise InvalidUsage("quantity", "Must be greater than 0.")
-    if quantity != quantity.quantize(CREDIT_QUANTUM, rounding=ROUND_HALF_UP):
+    if quantity != quantize_credits(quantity):
         raise InvalidUsage("quantity", "Ensure that there are no more than 4 decimal places.")
     if quantity > MAX_QUANTITY:
         raise InvalidUsage("quantity", f"Must be at most {MAX_QUANTITY}.")
@@ -151,7 +156,7 @@ def usage_request_hash(
     canonical = {
         "action": data.action,
         "model_class": data.model_class or "",
-        "quantity": str(data.quantity.quantize(CREDIT_QUANTUM)),
+        "quantity": str(quantize_credits(data.quantity)),
         "occurred_at": occurred_at.astimezone(UTC).isoformat() if occurred_at else None,
         "outcome": data.outcome,
         "labels": data.labels,
@@ -167,30 +172,13 @@ def usage_request_hash(
 # Pricing and costing
 
 
-@dataclass(frozen=True)
-class _Quote:
-    """What one unit of (action, model_class) costs under one rate card version."""
-
-    version: RateCardVersion
-    credits_per_unit: Decimal
-    charge_on: str
-
-    @classmethod
-    def of(cls, quote: PriceQuote) -> "_Quote":
-        return cls(
-            version=quote.version,
-            credits_per_unit=quote.credits_per_unit,
-            charge_on=quote.charge_on,
-        )
-
-    def credits(self, data: UsageInput) -> Decimal:
-        # An outcome-priced action that failed is free; its COGS is still recorded.
-        if self.charge_on == Rate.ChargeOn.SUCCESS and data.outcome == UsageEvent.Outcome.FAILURE:
-            return ZERO_CREDITS
-        # The rule of ratecards.selectors.price: per unit x quantity, 0.0001, ROUND_HALF_UP.
-        return (self.credits_per_unit * data.quantity).quantize(
-            CREDIT_QUANTUM, rounding=ROUND_HALF_UP
-        )
+def _charged_credits(*, quote: PriceQuote, data: UsageInput) -> Decimal:
+    """What the event is charged: the rate card's price for its quantity (ratecards owns that
+    rule and its rounding), except that an outcome-priced action that failed is free; its COGS
+    is still recorded."""
+    if quote.charge_on == Rate.ChargeOn.SUCCESS and data.outcome == UsageEvent.Outcome.FAILURE:
+        return ZERO_CREDITS
+    return quote.credits
 
 
 @dataclass(frozen=True)
@@ -244,15 +232,14 @@ def _uses_components(data: UsageInput) -> bool:
     return any(getattr(data, name) for name in COMPONENTS)
 
 
-def _quote_one(*, tenant: Tenant, data: UsageInput, at: datetime) -> _Quote:
-    quote = price(
+def _quote_one(*, tenant: Tenant, data: UsageInput, at: datetime) -> PriceQuote:
+    return price(
         tenant=tenant,
         action=data.action,
         model_class=data.model_class or None,
         quantity=data.quantity,
         at=at,
     )
-    return _Quote.of(quote)
 
 
 @dataclass
@@ -262,16 +249,16 @@ class _Priced:
     data: UsageInput
     request_hash: str
     occurred_at: datetime
-    quote: _Quote | None = None
+    quote: PriceQuote | None = None
     credits: Decimal = ZERO_CREDITS
     cogs: Decimal = ZERO_MONEY
     cogs_currency: str = "USD"
     error: CreditlineError | None = None
 
 
-def _price(*, item: _Priced, quote: _Quote, costs: _CostTable) -> None:
+def _price(*, item: _Priced, quote: PriceQuote, costs: _CostTable) -> None:
     item.quote = quote
-    item.credits = quote.credits(item.data)
+    item.credits = _charged_credits(quote=quote, data=item.data)
     item.cogs_currency = costs.currency
     item.cogs = costs.cogs(item.data)
 
@@ -425,7 +412,7 @@ def _event(
         request_hash=item.request_hash,
         action=data.action,
         model_class=data.model_class or "",
-        quantity=data.quantity.quantize(CREDIT_QUANTUM),
+        quantity=quantize_credits(data.quantity),
         occurred_at=item.occurred_at.astimezone(UTC),
         workflow_run=workflow_run,
         step_index=step_index,
@@ -451,7 +438,7 @@ def _event(
             else ZERO_MONEY
         ),
         revenue_currency=parts[0].currency if parts else "USD",
-        available_after=available.quantize(CREDIT_QUANTUM),
+        available_after=quantize_credits(available),
         created_at=now,
     )
 
@@ -615,7 +602,7 @@ class _BatchPricer:
                     if _uses_components(data)
                     else _NO_CATALOG
                 )
-                _price(item=item, quote=_Quote.of(quote), costs=costs)
+                _price(item=item, quote=quote, costs=costs)
             except CreditlineError as exc:
                 item.error = exc
 

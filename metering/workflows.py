@@ -15,13 +15,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import Q
 from django.utils import timezone
 
 from ledger.exceptions import InsufficientCredits
 from ledger.locks import account_lock
-from ledger.models import ZERO, CreditAccount, CreditBucket, CreditHold
-from ledger.selectors import available_get, soft_cap_of
+from ledger.models import CreditHold
+from ledger.selectors import available_get, soft_cap_get
 from ledger.services import ledger_hold_place, ledger_hold_release, quantize_credits
 from metering.exceptions import (
     IdempotencyConflict,
@@ -60,20 +60,6 @@ def _lock_run(*, tenant: Tenant, run_id: int) -> WorkflowRun:
     return WorkflowRun.objects.select_for_update().get(pk=run_id, tenant=tenant)
 
 
-def _available_and_soft_cap(*, tenant: Tenant, account: CreditAccount) -> tuple[Decimal, Decimal]:
-    """The available balance and the soft cap, without the bucket listing of balance_get()."""
-    now = timezone.now()
-    available = available_get(tenant=tenant, at=now)
-    if account.soft_cap is not None:
-        return available, account.soft_cap
-    granted = (
-        CreditBucket.objects.filter(tenant=tenant, is_overdraft=False)
-        .exclude(expires_at__lte=now)
-        .aggregate(total=Sum("granted"))["total"]
-    )
-    return available, soft_cap_of(account=account, granted_unexpired=granted or ZERO)
-
-
 # ---------------------------------------------------------------------------------------------
 # Start
 
@@ -104,7 +90,7 @@ def workflow_start(
                     external_id=external_id,
                 )
             return existing, False
-        available, cap = _available_and_soft_cap(tenant=tenant, account=account)
+        available, cap = soft_cap_get(tenant=tenant, account=account)
         if available < cap:
             raise SoftCapReached(available=str(available), soft_cap=str(cap))
         now = timezone.now()
