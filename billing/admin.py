@@ -1,10 +1,15 @@
 """Vendor admin for billing. Writes that move credits go through services (contracts are
 activated by contract_activate, never by saving the row alone)."""
 
+import copy
+from functools import partial
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
+from django.forms.models import construct_instance
 from django.http import HttpRequest
 
 from billing.exceptions import InvalidContract
@@ -118,8 +123,47 @@ class AlertStateAdmin(ReadOnlyAdmin):
     list_display = ["tenant", "threshold", "state", "fired_at"]
 
 
+class ContractAdminForm(forms.ModelForm):
+    class Meta:
+        model = Contract
+        fields = [
+            "tenant",
+            "name",
+            "price_per_1000_minor",
+            "currency",
+            "committed_credits",
+            "grant_schedule",
+            "start_at",
+            "end_at",
+            "rate_card",
+            "rate_card_mode",
+            "notice_days",
+            "pinned_version",
+            "pinned_until",
+            "overdraft_limit",
+            "monthly_spending_cap_minor",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        if self.errors:
+            return cleaned
+        # The row as it would be saved (read-only fields keep the stored values): an invalid
+        # contract is refused here, so it never reaches the database.
+        candidate = construct_instance(
+            self, copy.copy(self.instance), self._meta.fields, self._meta.exclude
+        )
+        try:
+            contract_validate(contract=candidate)
+        except InvalidContract as exc:
+            field = exc.details.get("field")
+            self.add_error(field if field in self.fields else None, exc.message)
+        return cleaned
+
+
 @admin.register(Contract)
 class ContractAdmin(admin.ModelAdmin):
+    form = ContractAdminForm
     list_display = ["name", "tenant", "status", "committed_credits", "rate_card_mode", "trap"]
     list_filter = ["status", "rate_card_mode"]
     readonly_fields = ["status", "activated_at", "trap"]
@@ -127,8 +171,9 @@ class ContractAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Contract | None = None) -> list[str]:
         fields = list(super().get_readonly_fields(request, obj))
-        if obj is not None and obj.status == Contract.Status.ACTIVE:
-            # Granted tranches are priced and sized by these; changing them would rewrite grants.
+        if obj is not None and obj.status != Contract.Status.DRAFT:
+            # Granted tranches are sized and priced by these (end_at sets how many monthly
+            # tranches there are): changing them would contradict grants already made.
             fields += [
                 "tenant",
                 "committed_credits",
@@ -136,6 +181,7 @@ class ContractAdmin(admin.ModelAdmin):
                 "currency",
                 "grant_schedule",
                 "start_at",
+                "end_at",
             ]
         return fields
 
@@ -152,13 +198,12 @@ class ContractAdmin(admin.ModelAdmin):
         )
 
     def save_model(self, request: HttpRequest, obj: Contract, form: Any, change: bool) -> None:
-        try:
-            contract_validate(contract=obj)
-        except InvalidContract as exc:
-            messages.error(request, f"Not valid: {exc.message}")
+        # ContractAdminForm.clean() has validated the contract already.
         super().save_model(request, obj, form, change)
         if obj.status == Contract.Status.ACTIVE:
-            contract_activate(contract=obj)  # re-apply the assignment, overdraft and tranches
+            # Re-apply the assignment, overdraft and tranches once the admin's own transaction
+            # has committed: contract_activate is durable and may not nest inside it.
+            transaction.on_commit(partial(contract_activate, contract=obj))
 
     @admin.action(description="Activate (assign the rate card, set the overdraft, grant credits)")
     def activate(self, request: HttpRequest, queryset: QuerySet[Contract]) -> None:

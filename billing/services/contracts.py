@@ -2,6 +2,7 @@
 tranches) bought at the contract's price per 1,000 credits, the contract's rate card assignment
 and its overdraft limit."""
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
@@ -20,6 +21,8 @@ from ratecards.models import RateCard, RateCardAssignment, RateCardVersion
 from ratecards.services import assignment_validate, ratecard_assign
 
 CREDIT_QUANTUM = Decimal("0.0001")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -143,10 +146,14 @@ def contract_tranches_due(*, now: datetime | None = None) -> int:
     granted = 0
     active = Contract.objects.filter(status=Contract.Status.ACTIVE, start_at__lte=now)
     for pk, tenant_id in active.values_list("pk", "tenant_id"):
-        with transaction.atomic(durable=True):
-            account_lock(tenant_id=tenant_id)
-            contract = Contract.objects.select_related("tenant").get(pk=pk)
-            granted += _grant_due(contract, now)
+        try:
+            with transaction.atomic(durable=True):
+                account_lock(tenant_id=tenant_id)
+                contract = Contract.objects.select_related("tenant").get(pk=pk)
+                granted += _grant_due(contract, now)
+        except Exception:
+            # One contract that cannot be granted (an edited row) must not starve the others.
+            logger.exception("contract %s: tranche grant failed", pk)
     return granted
 
 

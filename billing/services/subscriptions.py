@@ -6,6 +6,7 @@ however concurrently) renewal runs. The bucket expires at the period end, where 
 sweep writes its expiry.
 """
 
+import logging
 from datetime import datetime
 
 from django.db import transaction
@@ -19,6 +20,8 @@ from ledger.services import GrantResult, ledger_grant
 from ratecards.models import RateCard, RateCardAssignment
 from ratecards.services import ratecard_assign
 from tenants.models import Tenant
+
+logger = logging.getLogger(__name__)
 
 
 def _grant_period(sub: Subscription, at: datetime) -> GrantResult:
@@ -100,10 +103,14 @@ def subscription_renew_due(*, now: datetime | None = None, batch_size: int = 500
     )
     granted = 0
     for pk, tenant_id in due:
-        with transaction.atomic(durable=True):
-            account_lock(tenant_id=tenant_id)
-            sub = Subscription.objects.select_related("plan", "tenant").get(pk=pk)
-            if sub.status != Subscription.Status.ACTIVE or sub.current_period_end > now:
-                continue
-            granted += _grant_period(sub, now).created
+        try:
+            with transaction.atomic(durable=True):
+                account_lock(tenant_id=tenant_id)
+                sub = Subscription.objects.select_related("plan", "tenant").get(pk=pk)
+                if sub.status != Subscription.Status.ACTIVE or sub.current_period_end > now:
+                    continue
+                granted += _grant_period(sub, now).created
+        except Exception:
+            # One subscription that cannot renew must not starve the others.
+            logger.exception("subscription %s: renewal failed", pk)
     return granted
