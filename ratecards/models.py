@@ -180,7 +180,10 @@ class ModelClassMultiplier(_ImmutableUnderPublished):
 
 
 class RateCardAssignment(TenantOwnedModel):
-    """Which card a tenant is on; billing writes it. No row = the default card, follow, 0 notice."""
+    """Which card a tenant is on from `valid_from`; billing writes it. Rows are history, never
+    overwritten: the row in force at a moment is the one with the greatest valid_from <= it, so
+    a backdated event is priced by the card the tenant was on then. No row in force = the
+    default card, follow, 0 notice."""
 
     class Mode(models.TextChoices):
         FOLLOW = "follow", "Follow the card (after the notice period)"
@@ -193,12 +196,16 @@ class RateCardAssignment(TenantOwnedModel):
         RateCardVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     pinned_until = models.DateTimeField(null=True, blank=True)
+    valid_from = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["tenant"], name="ratecardassignment_one_per_tenant"),
+            # Its index serves the (tenant, valid_from) lookups; no second index needed.
+            models.UniqueConstraint(
+                fields=["tenant", "valid_from"], name="ratecardassignment_tenant_valid_from"
+            ),
             models.CheckConstraint(
                 condition=Q(mode="follow", pinned_version__isnull=True, pinned_until__isnull=True)
                 | Q(mode="pinned", pinned_version__isnull=False, notice_days=0),
@@ -207,7 +214,7 @@ class RateCardAssignment(TenantOwnedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.tenant_id} → {self.rate_card_id} ({self.mode})"
+        return f"{self.tenant_id} → {self.rate_card_id} ({self.mode}) from {self.valid_from}"
 
 
 class CostCatalogVersion(_ImmutableWhenPublished):

@@ -1,10 +1,14 @@
 """Reads: which version is in force for a tenant, what an event costs in credits, what it costs
 the vendor in money. `price()` is on the hot path of usage ingestion (see its docstring)."""
 
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+
+from django.db.models import Q
+from django.utils import timezone
 
 from ratecards.exceptions import (
     CostCatalogNotFound,
@@ -72,7 +76,7 @@ class _PricedVersion:
 # invalidation because a published version can never change again (ORM guard + PostgreSQL
 # trigger), so (card, version id, published_at) names one frozen set of rates forever; a new
 # price is a new version, i.e. a new key. Drafts are never priced, so never cached. What is NOT
-# cached is which versions exist and the tenant's assignment: an admin publishes and billing
+# cached is which versions exist and the tenant's assignments: an admin publishes and billing
 # assigns at any time, so each TenantPricer reads those afresh (two small indexed queries).
 _priced_versions: dict[tuple[int, int, datetime | None], _PricedVersion] = {}
 _cost_versions: dict[tuple[int, datetime | None], dict[tuple[str, str], CostPrice]] = {}
@@ -132,9 +136,8 @@ def _quote(
 
 
 @dataclass(frozen=True)
-class TenantPricer:
-    """A snapshot of one tenant's rate card terms: its assignment and the card's published
-    versions. Prices any number of events without another query (a batch builds one).
+class CardTerms:
+    """One assignment's terms with its card's published versions: which version it prices by.
 
     Version in force at `at`:
     - pinned: pinned_version while at < pinned_until (forever if null); after, as follow with
@@ -182,20 +185,43 @@ class TenantPricer:
             raise RateCardNotFound()
         return version
 
+    def moments(self) -> set[datetime]:
+        """Every moment at which version_at() may change."""
+        found = {self.applies_from(v) for v in self.versions}
+        a = self.assignment
+        if a is not None and a.pinned_until is not None:
+            found.add(a.pinned_until)
+        return found
+
+
+@dataclass(frozen=True)
+class TenantPricer:
+    """A snapshot of one tenant's assignment history and the published versions of every card
+    in it. Prices any number of events without another query (a batch builds one).
+
+    An event at `at` is priced under the assignment in force then (the row with the greatest
+    valid_from <= at; before the first row, the default card, follow, no notice), by the version
+    that assignment's terms put in force at `at` (CardTerms).
+    """
+
+    starts: list[datetime]  # the assignments' valid_from, ascending
+    terms: list[CardTerms]  # terms[0]: before any assignment; terms[i + 1] from starts[i]
+
+    def terms_at(self, at: datetime) -> CardTerms:
+        return self.terms[bisect_right(self.starts, at)]
+
+    def version_at(self, at: datetime) -> RateCardVersion:
+        return self.terms_at(at).version_at(at)
+
     def price(
         self, *, action: str, model_class: str | None, quantity: Decimal | int, at: datetime
     ) -> PriceQuote:
         return _quote(_priced(self.version_at(at)), action, model_class, quantity)
 
     def schedule(self, now: datetime) -> list[ScheduledVersion]:
-        """The versions that take over after `now`, each with the moment it starts to apply."""
-        a = self.assignment
-        floor = a.pinned_until if a is not None and a.mode == a.Mode.PINNED else None
-        if a is not None and a.mode == a.Mode.PINNED and floor is None:
-            return []
-        moments = {self.applies_from(v) for v in self.versions}
-        if floor is not None:
-            moments = {max(m, floor) for m in moments} | {floor}
+        """The versions that take over after `now`, each with the moment it starts to apply
+        (a later assignment, a notice period and pinning included)."""
+        moments = set(self.starts).union(*(t.moments() for t in self.terms))
         schedule: list[ScheduledVersion] = []
         current = self._in_force_or_none(now)
         for moment in sorted(m for m in moments if m > now):
@@ -213,29 +239,49 @@ class TenantPricer:
 
 
 def tenant_pricer(*, tenant: Tenant | None) -> TenantPricer:
-    """Two small indexed queries: the assignment, the card's published versions."""
-    assignment = None
+    """Two small indexed queries: the tenant's assignment rows (a handful: one per plan or
+    contract change), the published versions of their cards and of the default card."""
+    assignments: list[RateCardAssignment] = []
     if tenant is not None:
-        assignment = (
+        assignments = list(
             RateCardAssignment.objects.select_related("rate_card", "pinned_version")
             .filter(tenant=tenant)
-            .first()
+            .order_by("valid_from")
         )
-    published = RateCardVersion.objects.filter(status=PublishStatus.PUBLISHED)
-    if assignment is None:
-        published = published.filter(rate_card__is_default=True).select_related("rate_card")
-    else:
-        published = published.filter(rate_card_id=assignment.rate_card_id)
-    return TenantPricer(assignment=assignment, versions=list(published.order_by("number")))
+    card_ids = {a.rate_card_id for a in assignments}
+    published = (
+        RateCardVersion.objects.filter(status=PublishStatus.PUBLISHED)
+        .filter(Q(rate_card_id__in=card_ids) | Q(rate_card__is_default=True))
+        .select_related("rate_card")
+        .order_by("number")
+    )
+    by_card: dict[int, list[RateCardVersion]] = {}
+    default: list[RateCardVersion] = []
+    for version in published:
+        by_card.setdefault(version.rate_card_id, []).append(version)
+        if version.rate_card.is_default:
+            default.append(version)
+    return TenantPricer(
+        starts=[a.valid_from for a in assignments],
+        terms=[CardTerms(assignment=None, versions=default)]
+        + [CardTerms(assignment=a, versions=by_card.get(a.rate_card_id, [])) for a in assignments],
+    )
+
+
+def assignment_in_force(*, tenant: Tenant, at: datetime) -> RateCardAssignment | None:
+    """The tenant's assignment row in force at `at` (None: the default card applies)."""
+    return (
+        RateCardAssignment.objects.select_related("rate_card", "pinned_version")
+        .filter(tenant=tenant, valid_from__lte=at)
+        .order_by("-valid_from")
+        .first()
+    )
 
 
 def assignment_or_default(*, tenant: Tenant) -> RateCardAssignment:
-    """The tenant's assignment, or an unsaved stand-in for the default card (follow, 0 notice)."""
-    assignment = (
-        RateCardAssignment.objects.select_related("rate_card", "pinned_version")
-        .filter(tenant=tenant)
-        .first()
-    )
+    """The tenant's assignment in force now, or an unsaved stand-in for the default card
+    (follow, 0 notice)."""
+    assignment = assignment_in_force(tenant=tenant, at=timezone.now())
     if assignment is not None:
         return assignment
     card = RateCard.objects.filter(is_default=True).first()
@@ -282,10 +328,8 @@ def scheduled_versions(*, tenant: Tenant, now: datetime) -> list[ScheduledVersio
 
 
 def rate_card_trap(*, tenant: Tenant) -> TrapInfo | None:
-    """A pinned tenant whose card has published versions newer than the pinned one."""
-    assignment = (
-        RateCardAssignment.objects.select_related("pinned_version").filter(tenant=tenant).first()
-    )
+    """A tenant pinned (now) while its card has published versions newer than the pinned one."""
+    assignment = assignment_in_force(tenant=tenant, at=timezone.now())
     return assignment_trap(assignment=assignment) if assignment is not None else None
 
 
@@ -391,12 +435,12 @@ class RateCardOverview:
 def rate_card_overview(*, tenant: Tenant, now: datetime) -> RateCardOverview:
     """What GET /api/v1/rate-card shows: the version in force now and what comes next."""
     pricer = tenant_pricer(tenant=tenant)
-    version = pricer.version_at(now)
+    terms = pricer.terms_at(now)
+    version = terms.version_at(now)
     rates, multipliers = version_rates(version=version)
     return RateCardOverview(
-        rate_card=pricer.rate_card,
-        assignment=pricer.assignment
-        or RateCardAssignment(tenant=tenant, rate_card=pricer.rate_card),
+        rate_card=terms.rate_card,
+        assignment=terms.assignment or RateCardAssignment(tenant=tenant, rate_card=terms.rate_card),
         version=version,
         rates=rates,
         multipliers=multipliers,

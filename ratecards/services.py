@@ -2,6 +2,7 @@
 
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
@@ -196,26 +197,51 @@ def ratecard_assign(
     notice_days: int = 0,
     pinned_version: RateCardVersion | None = None,
     pinned_until: datetime | None = None,
+    valid_from: datetime | None = None,
 ) -> RateCardAssignment:
-    """Puts the tenant on a card (billing calls this when a subscription or contract starts)."""
+    """Puts the tenant on a card from `valid_from` (default now); billing calls this when a
+    subscription or contract starts or changes. Adds to the tenant's assignment history rather
+    than overwriting it, so events that occurred earlier keep the terms they occurred under.
+
+    Assigning the terms already in force at valid_from adds nothing and returns that row (billing
+    re-applies a contract freely); a second assignment at the very same instant replaces the
+    first. valid_from may not lie in the past (beyond a short grace), for the same reason as a
+    version's effective_from: it would re-price events already priced under the earlier terms.
+    """
+    now = timezone.now()
+    valid_from = valid_from or now
     assignment_validate(
         rate_card=rate_card,
         mode=mode,
         notice_days=notice_days,
         pinned_version=pinned_version,
         pinned_until=pinned_until,
+        valid_from=valid_from,
+        now=now,
     )
-    assignment, _ = RateCardAssignment.objects.update_or_create(
-        tenant=tenant,
-        defaults={
-            "rate_card": rate_card,
-            "mode": mode,
-            "notice_days": notice_days,
-            "pinned_version": pinned_version,
-            "pinned_until": pinned_until,
-        },
-    )
+    terms: dict[str, Any] = {
+        "rate_card": rate_card,
+        "mode": mode,
+        "notice_days": notice_days,
+        "pinned_version": pinned_version,
+        "pinned_until": pinned_until,
+    }
+    with transaction.atomic():
+        in_force = (
+            RateCardAssignment.objects.filter(tenant=tenant, valid_from__lte=valid_from)
+            .order_by("-valid_from")
+            .first()
+        )
+        if in_force is not None and _terms(in_force) == _terms(RateCardAssignment(**terms)):
+            return in_force
+        assignment, _ = RateCardAssignment.objects.update_or_create(
+            tenant=tenant, valid_from=valid_from, defaults=terms
+        )
     return assignment
+
+
+def _terms(a: RateCardAssignment) -> tuple[object, ...]:
+    return (a.rate_card_id, a.mode, a.notice_days, a.pinned_version_id, a.pinned_until)
 
 
 def assignment_validate(
@@ -225,6 +251,8 @@ def assignment_validate(
     notice_days: int,
     pinned_version: RateCardVersion | None,
     pinned_until: datetime | None,
+    valid_from: datetime | None = None,
+    now: datetime | None = None,
 ) -> None:
     """Raises InvalidAssignment naming the field; the admin form uses it too."""
     if mode not in RateCardAssignment.Mode.values:
@@ -235,6 +263,14 @@ def assignment_validate(
         raise InvalidAssignment("notice_days may not be negative.", field="notice_days")
     if pinned_until is not None and timezone.is_naive(pinned_until):
         raise InvalidAssignment("pinned_until must carry a time zone.", field="pinned_until")
+    if valid_from is not None:
+        if timezone.is_naive(valid_from):
+            raise InvalidAssignment("valid_from must carry a time zone.", field="valid_from")
+        if valid_from < (now or timezone.now()) - PUBLISH_GRACE:
+            raise InvalidAssignment(
+                "valid_from lies in the past; an assignment can only take effect from now on.",
+                field="valid_from",
+            )
     if mode == RateCardAssignment.Mode.FOLLOW:
         if pinned_version is not None or pinned_until is not None:
             raise InvalidAssignment(

@@ -177,17 +177,22 @@ def test_only_one_card_is_the_default(card: RateCard) -> None:
         RateCard.objects.create(name="Rogue", slug="rogue", is_default=True)
 
 
-def test_assign_is_an_upsert(
+def test_assign_keeps_the_earlier_terms(
     frozen_time: time_machine.Traveller, tenant: Tenant, card: RateCard
 ) -> None:
     v1 = publish_version(card, {"chat": "1"})
     ratecard_assign(tenant=tenant, rate_card=card, mode="follow", notice_days=30)
+    frozen_time.shift(timedelta(days=1))
 
     assignment = ratecard_assign(
         tenant=tenant, rate_card=card, mode="pinned", pinned_version=v1, pinned_until=NOW
     )
 
-    assert RateCardAssignment.objects.filter(tenant=tenant).count() == 1
+    assert list(
+        RateCardAssignment.objects.filter(tenant=tenant)
+        .order_by("valid_from")
+        .values_list("mode", "notice_days", "valid_from")
+    ) == [("follow", 30, NOW), ("pinned", 0, NOW + timedelta(days=1))]
     assert (assignment.mode, assignment.notice_days, assignment.pinned_version) == ("pinned", 0, v1)
 
 
