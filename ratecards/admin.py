@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.db.models import Model, QuerySet
+from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -160,14 +160,27 @@ class RateCardVersionAdmin(_FrozenWhenPublished, admin.ModelAdmin):
 
 
 class AssignmentForm(forms.ModelForm):
+    valid_from = forms.DateTimeField(
+        required=False, help_text="YYYY-MM-DD HH:MM (UTC). Empty: now. Now, or later."
+    )
+
     class Meta:
         model = RateCardAssignment
-        fields = ["tenant", "rate_card", "mode", "notice_days", "pinned_version", "pinned_until"]
+        fields = [
+            "tenant",
+            "rate_card",
+            "mode",
+            "notice_days",
+            "pinned_version",
+            "pinned_until",
+            "valid_from",
+        ]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if self.errors:
             return data
+        data["valid_from"] = data.get("valid_from") or timezone.now()
         try:
             assignment_validate(
                 rate_card=data["rate_card"],
@@ -175,6 +188,7 @@ class AssignmentForm(forms.ModelForm):
                 notice_days=data["notice_days"],
                 pinned_version=data.get("pinned_version"),
                 pinned_until=data.get("pinned_until"),
+                valid_from=data["valid_from"],
             )
         except CreditlineError as error:
             field = error.details.get("field")
@@ -184,9 +198,14 @@ class AssignmentForm(forms.ModelForm):
 
 @admin.register(RateCardAssignment)
 class RateCardAssignmentAdmin(admin.ModelAdmin):
+    """The assignment history. A row is never edited: "Add" puts the tenant on new terms from
+    a moment on (the service keeps the earlier rows, which still price older events)."""
+
     form = AssignmentForm
     list_display = [
         "tenant",
+        "valid_from",
+        "in_force",
         "rate_card",
         "mode",
         "notice_days",
@@ -197,10 +216,32 @@ class RateCardAssignmentAdmin(admin.ModelAdmin):
     list_filter = ["mode", "rate_card"]
     list_select_related = ["tenant", "rate_card", "pinned_version"]
     search_fields = ["tenant__slug"]
+    ordering = ["tenant__slug", "-valid_from"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[RateCardAssignment]:
+        now = timezone.now()
+        superseded = RateCardAssignment.objects.filter(
+            tenant=OuterRef("tenant"), valid_from__gt=OuterRef("valid_from"), valid_from__lte=now
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(is_in_force=Q(valid_from__lte=now) & ~Exists(superseded))
+        )
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="In force now", boolean=True)
+    def in_force(self, obj: RateCardAssignment) -> bool:
+        return bool(getattr(obj, "is_in_force", False))
 
     @admin.display(description="Rate card trap")
     def trap(self, obj: RateCardAssignment) -> str:
-        info = assignment_trap(assignment=obj)
+        info = assignment_trap(assignment=obj) if self.in_force(obj) else None
         if info is None:
             return ""
         until = f" until {info.pinned_until:%Y-%m-%d}" if info.pinned_until else " with no end date"
@@ -212,14 +253,16 @@ class RateCardAssignmentAdmin(admin.ModelAdmin):
     def save_model(
         self, request: HttpRequest, obj: RateCardAssignment, form: Any, change: bool
     ) -> None:
-        ratecard_assign(
+        saved = ratecard_assign(
             tenant=obj.tenant,
             rate_card=obj.rate_card,
             mode=obj.mode,
             notice_days=obj.notice_days,
             pinned_version=obj.pinned_version,
             pinned_until=obj.pinned_until,
+            valid_from=obj.valid_from,
         )
+        obj.pk, obj.valid_from = saved.pk, saved.valid_from
 
 
 class CostPriceInline(_FrozenWhenPublished, admin.TabularInline):

@@ -1,6 +1,6 @@
 """The vendor's admin: drafts, publishing with an effective date, the trap column."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
@@ -147,3 +147,66 @@ def test_the_assignment_form_saves_through_the_service(
     assert response.status_code == 302
     assignment = RateCardAssignment.objects.get()
     assert (assignment.tenant, assignment.mode, assignment.notice_days) == (tenant, "follow", 30)
+
+
+def test_the_assignment_list_shows_the_history_and_flags_only_the_row_in_force(
+    frozen_time: time_machine.Traveller, admin_client: Client, tenant: Tenant, card: RateCard
+) -> None:
+    v1 = publish_version(card, {"chat": "1"})
+    publish_version(card, {"chat": "2"}, effective_from=datetime(2026, 2, 1, tzinfo=UTC))
+    old = ratecard_assign(tenant=tenant, rate_card=card, mode="pinned", pinned_version=v1)
+    frozen_time.shift(timedelta(days=1))
+    ratecard_assign(tenant=tenant, rate_card=card, mode="follow")
+
+    response = admin_client.get("/admin/ratecards/ratecardassignment/")
+    page = response.content.decode()
+
+    assert page.count('<th class="field-tenant nowrap">') == 2
+    assert page.count('alt="True"') == 1  # only the follow row is in force
+    assert "⚠" not in page  # the pinned row is history: no trap
+    assert (
+        admin_client.get(f"/admin/ratecards/ratecardassignment/{old.pk}/change/").status_code == 200
+    )
+
+
+def test_an_assignment_row_cannot_be_edited_or_deleted(
+    frozen_time: time_machine.Traveller, admin_client: Client, tenant: Tenant, card: RateCard
+) -> None:
+    publish_version(card, {"chat": "1"})
+    row = ratecard_assign(tenant=tenant, rate_card=card, mode="follow", notice_days=30)
+    url = f"/admin/ratecards/ratecardassignment/{row.pk}"
+
+    edited = admin_client.post(
+        f"{url}/change/",
+        {"tenant": tenant.pk, "rate_card": card.pk, "mode": "follow", "notice_days": 0},
+    )
+    deleted = admin_client.post(f"{url}/delete/", {"post": "yes"})
+
+    assert (edited.status_code, deleted.status_code) == (403, 403)
+    row.refresh_from_db()
+    assert row.notice_days == 30
+
+
+def test_the_assignment_form_adds_a_row_from_valid_from(
+    frozen_time: time_machine.Traveller, admin_client: Client, tenant: Tenant, card: RateCard
+) -> None:
+    publish_version(card, {"chat": "1"})
+    ratecard_assign(tenant=tenant, rate_card=card, mode="follow", notice_days=30)
+    form = {"tenant": tenant.pk, "rate_card": card.pk, "mode": "follow", "notice_days": 7}
+
+    past = admin_client.post(
+        "/admin/ratecards/ratecardassignment/add/", {**form, "valid_from": "2026-01-14 12:00"}
+    )
+    future = admin_client.post(
+        "/admin/ratecards/ratecardassignment/add/", {**form, "valid_from": "2026-02-01 00:00"}
+    )
+
+    assert past.status_code == 200
+    assert (
+        "valid_from lies in the past; an assignment can only take effect from now on."
+        in past.content.decode()
+    )
+    assert future.status_code == 302
+    assert list(
+        RateCardAssignment.objects.order_by("valid_from").values_list("notice_days", "valid_from")
+    ) == [(30, datetime(2026, 1, 15, 12, tzinfo=UTC)), (7, datetime(2026, 2, 1, tzinfo=UTC))]
