@@ -1,10 +1,10 @@
 """Every write of usage events: validate, price, cost, debit and record, one event or a batch.
 
-Lock order, as everywhere money moves: the tenant's credit account row first
-(ledger.locks.account_lock). One event looks its key up before any lock (a replay costs one
-read) and leaves the lock to ledger_debit: two requests racing with one key meet there, where
-the ledger's own key ("usage:<key>") replays the debit, and the unique constraint on
-(tenant, idempotency_key) turns the second event's insert into a replay of the first. A batch
+Locks (their order: metering.locks): an event takes only the tenant's credit account row. One
+event looks its key up before any lock (a replay costs one read) and leaves the lock to
+ledger_debit: two requests racing with one key meet there, where the ledger's own key
+("usage:<key>") replays the debit, and the unique constraint on (tenant, idempotency_key)
+turns the second event's insert into a replay of the first. A batch
 takes the lock before its key lookup, so duplicates across racing batches are sorted out once.
 
 Pricing and costing run *before* the lock: published rate card and cost catalog versions never

@@ -2,9 +2,8 @@
 
 State machine: running -> suspended -> running -> completed | failed | cancelled.
 
-Lock order, as everywhere money moves: the tenant's credit account row first
-(ledger.locks.account_lock), then the run's row. Every service here takes both, in that order,
-inside one durable transaction, so a step, a completion, the idle sweep and the ledger's own
+Every service here runs in one durable transaction that takes metering.locks first (its
+docstring has the lock order), so a step, an ending, the idle sweep and the ledger's own
 services of the same tenant run one at a time and see each other's writes.
 """
 
@@ -29,6 +28,7 @@ from metering.exceptions import (
     SoftCapReached,
     WorkflowSuspended,
 )
+from metering.locks import run_lock, suspended_runs_lock
 from metering.models import UsageEvent, WorkflowRun
 from metering.services import UsageInput, usage_event_record
 from tenants.events import publish
@@ -52,12 +52,6 @@ def workflow_ttl() -> timedelta:
 
 def hold_reference(run: WorkflowRun) -> str:
     return f"workflow:{run.pk}"
-
-
-def _lock_run(*, tenant: Tenant, run_id: int) -> WorkflowRun:
-    """Call inside a transaction; the account lock comes first (see the module docstring)."""
-    account_lock(tenant_id=tenant.pk)
-    return WorkflowRun.objects.select_for_update().get(pk=run_id, tenant=tenant)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -132,7 +126,7 @@ def workflow_step(*, tenant: Tenant, run: WorkflowRun, data: UsageInput) -> Step
     """
     refused: InsufficientCredits | None = None
     with transaction.atomic(durable=True):
-        run = _lock_run(tenant=tenant, run_id=run.pk)
+        run = run_lock(tenant=tenant, run_id=run.pk)
         key = data.idempotency_key
         prior = UsageEvent.objects.filter(tenant=tenant, idempotency_key=key).first()
         if prior is not None and prior.workflow_run_id != run.pk:
@@ -251,7 +245,7 @@ def _end(
     *, tenant: Tenant, run_id: int, to: str, now: datetime | None = None, reason: str = ""
 ) -> WorkflowRun:
     with transaction.atomic(durable=True):
-        run = _lock_run(tenant=tenant, run_id=run_id)
+        run = run_lock(tenant=tenant, run_id=run_id)
         if run.state == to:
             return run  # a retried ending changes nothing
         if run.state not in _ENDINGS[to]:
@@ -308,7 +302,7 @@ def workflow_expire_idle(*, now: datetime | None = None, batch_size: int = 200) 
 
 def _expire_one(*, run: WorkflowRun, cutoff: datetime, now: datetime) -> int:
     with transaction.atomic(durable=True):
-        run = _lock_run(tenant=run.tenant, run_id=run.pk)
+        run = run_lock(tenant=run.tenant, run_id=run.pk)
         if run.last_activity_at >= cutoff:
             return 0  # a step got there first
         if run.state == State.RUNNING:
@@ -339,12 +333,7 @@ def workflow_mark_resumable(*, tenant: Tenant) -> int:
     resumable, and `workflow.resumable` is published for each (after commit)."""
     now = timezone.now()
     with transaction.atomic(durable=True):
-        account_lock(tenant_id=tenant.pk)
-        runs = list(
-            WorkflowRun.objects.select_for_update()
-            .filter(tenant=tenant, state=State.SUSPENDED, resumable_at__isnull=True)
-            .order_by("id")
-        )
+        runs = suspended_runs_lock(tenant=tenant)
         if not runs:
             return 0
         available = available_get(tenant=tenant, at=now)
