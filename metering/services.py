@@ -404,7 +404,8 @@ def _event(
     step_index: int | None = None,
 ) -> UsageEvent:
     data = item.data
-    assert item.quote is not None  # only priced items reach here
+    if item.quote is None:
+        raise RuntimeError(f"Usage event {data.idempotency_key!r} reached recording unpriced.")
     parts = debit.parts if debit is not None else ()
     return UsageEvent(
         tenant=tenant,

@@ -261,9 +261,10 @@ class UsageEventBatchApi(TenantApiView):
         for index, result in zip(where, recorded, strict=True):
             if result.event is not None:
                 body = usage_event_body(result.event)
-            else:
-                assert result.error is not None
+            elif result.error is not None:
                 body = _error_of(result.error)
+            else:
+                raise RuntimeError(f"Batch item {index} came back with neither event nor error.")
             results[index] = {"status": result.status, "body": body}
         return Response({"results": results})
 
