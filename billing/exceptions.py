@@ -41,3 +41,9 @@ class GatewayError(CreditlineError):
     status_code = 502
     code = "payment_gateway_error"
     message = "The payment gateway could not be reached; nothing was charged."
+
+
+class InvalidWebhookUrl(CreditlineError):
+    status_code = 422
+    code = "invalid_webhook_url"
+    message = "A webhook endpoint URL must be https."

@@ -5,19 +5,23 @@ An attempt claims its delivery by moving `next_attempt_at` forward in one condit
 (a lease), so two workers or two sweeps never send the same attempt twice.
 """
 
+import http.client
+import ipaddress
 import json
+import socket
 import time
-import urllib.error
-import urllib.request
 import uuid
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from billing import signing
+from billing.exceptions import InvalidWebhookUrl
 from billing.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tenants.models import Tenant
 
@@ -29,11 +33,28 @@ LEASE = timedelta(seconds=60)
 TIMEOUT_SECONDS = 10
 
 
+def _private_targets_allowed() -> bool:
+    # Local development and the test suite deliver to 127.0.0.1 over http; a server never may.
+    return bool(settings.DEBUG or getattr(settings, "WEBHOOKS_ALLOW_PRIVATE_TARGETS", False))
+
+
+def webhook_url_validate(url: str) -> None:
+    """https only (http too in development), with a host name."""
+    parts = urlsplit(url)
+    schemes = ("https", "http") if _private_targets_allowed() else ("https",)
+    if parts.scheme not in schemes or not parts.hostname:
+        message = (
+            "A webhook endpoint URL must be http(s)."
+            if _private_targets_allowed()
+            else "A webhook endpoint URL must be https."
+        )
+        raise InvalidWebhookUrl(message, url=url)
+
+
 def webhook_endpoint_create(
     *, tenant: Tenant, url: str, event_types: list[str] | None = None
 ) -> WebhookEndpoint:
-    if not url.startswith(("https://", "http://")):
-        raise ValueError("A webhook endpoint URL must be http(s).")
+    webhook_url_validate(url)
     return WebhookEndpoint.objects.create(
         tenant=tenant, url=url, secret=signing.secret_generate(), event_types=event_types or []
     )
@@ -72,16 +93,59 @@ def webhook_fanout(*, tenant_id: int, type: str, data: dict[str, Any]) -> list[i
     return ids
 
 
+class TargetRefused(Exception):
+    """The endpoint's URL or the address its host resolves to is not one we deliver to."""
+
+
+def _target_address(host: str, port: int) -> str:
+    """The address to connect to, resolved once here, so the check and the connection see
+    the same address (no second lookup a rebinding DNS server could answer differently)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = [str(info[4][0]) for info in infos]
+    if not _private_targets_allowed():
+        for address in addresses:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+            # Loopback, private, link-local (cloud metadata), shared, reserved: not public.
+            if not ip.is_global or ip.is_multicast:
+                raise TargetRefused(f"Refused: {host} resolves to {address}, not a public address.")
+    return addresses[0]
+
+
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
+    """POST once; a redirect is an answer like any other (never followed: it could point the
+    signed request at an internal address)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    https = parts.scheme == "https"
     try:
-        # Endpoint URLs are checked to be http(s) when they are saved.
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
-            return response.status, ""
-    except urllib.error.HTTPError as exc:
-        return exc.code, ""
-    except (urllib.error.URLError, OSError) as exc:
+        if not https and not (parts.scheme == "http" and _private_targets_allowed()):
+            raise TargetRefused(f"Refused: the {parts.scheme} scheme is not allowed.")
+        port = parts.port or (443 if https else 80)
+        address = _target_address(host, port)
+    except TargetRefused as exc:
+        return None, str(exc)
+    except (OSError, ValueError) as exc:
         return None, f"{type(exc).__name__}: {exc}"[:1000]
+    connection_class = http.client.HTTPSConnection if https else http.client.HTTPConnection
+    connection = connection_class(host, port, timeout=TIMEOUT_SECONDS)
+
+    def connect_to_vetted_address(
+        _address: tuple[str, int], *args: Any, **kwargs: Any
+    ) -> socket.socket:
+        # TLS still verifies the certificate against `host` (the connection's own name).
+        return socket.create_connection((address, port), *args, **kwargs)
+
+    connection._create_connection = connect_to_vetted_address  # type: ignore[attr-defined]
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status, ""
+    except (OSError, http.client.HTTPException) as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:1000]
+    finally:
+        connection.close()
 
 
 def webhook_attempt(*, delivery_id: int) -> WebhookDelivery | None:

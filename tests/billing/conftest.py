@@ -25,6 +25,8 @@ def _billing_settings(settings: Any) -> Iterator[None]:
     settings.BILLING_GATEWAY = "fake"
     settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
     settings.STRIPE_SECRET_KEY = "sk_test_canned"
+    # The receivers these tests run listen on 127.0.0.1 over http.
+    settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS = True
     price_cache_clear()
     yield
     price_cache_clear()
