@@ -20,6 +20,13 @@ from tenants.models import Membership, Tenant
 BILLING_ROLES = (Membership.Role.OWNER, Membership.Role.ADMIN, Membership.Role.BILLING)
 
 
+def billing_role_held(*, tenant: Tenant, user_id: int) -> bool:
+    """Whether the user may spend the tenant's money or save its card (BILLING_ROLES)."""
+    return Membership.objects.filter(
+        tenant=tenant, user_id=user_id, role__in=BILLING_ROLES
+    ).exists()
+
+
 def plan_get(*, slug: str) -> Plan:
     plan = Plan.objects.filter(slug=slug, active=True).first()
     if plan is None:

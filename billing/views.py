@@ -6,6 +6,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -17,6 +18,7 @@ from billing.models import TopUp
 from billing.selectors import (
     auto_topup_policy_get,
     billing_customer_get,
+    billing_role_held,
     pack_get,
     pack_list,
     subscription_get_active,
@@ -37,13 +39,17 @@ from tenants.selectors import tenant_list_for_user
 FAKE_PAYMENT_METHOD = "pm_fake_visa"
 
 
-def _tenant(request: HttpRequest) -> Tenant:
+def _tenant(request: HttpRequest, *, billing: bool = False) -> Tenant:
+    """The tenant the page is about; `billing` (spending money, saving a card) also needs an
+    owner, admin or billing membership there, else 403."""
     tenants = tenant_list_for_user(user=request.user)  # type: ignore[arg-type]
     slug = request.GET.get("tenant") or request.session.get("billing_tenant")
     tenant = (tenants.filter(slug=slug).first() if slug else None) or tenants.first()
     if tenant is None:
         raise Http404("You are not a member of any tenant.")
     request.session["billing_tenant"] = tenant.slug
+    if billing and not billing_role_held(tenant=tenant, user_id=int(request.user.pk or 0)):
+        raise PermissionDenied("Only owners, admins and billing members can do this.")
     return tenant
 
 
@@ -64,7 +70,7 @@ def balance_page(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def topup_buy(request: HttpRequest) -> HttpResponse:
-    tenant = _tenant(request)
+    tenant = _tenant(request, billing=True)
     pack = pack_get(slug=request.POST.get("pack", ""))
     top_up = topup_create(tenant=tenant, pack=pack)
     base = request.build_absolute_uri("/billing/")
@@ -84,7 +90,7 @@ def fake_checkout(request: HttpRequest, top_up_id: int) -> HttpResponse:
     if settings.BILLING_GATEWAY != "fake":
         # With a real gateway this page would grant credits nobody paid for.
         raise Http404("The fake checkout is off.")
-    tenant = _tenant(request)
+    tenant = _tenant(request, billing=request.method == "POST")
     top_up = get_object_or_404(TopUp.objects.select_related("pack"), pk=top_up_id, tenant=tenant)
     if request.method == "POST":
         try:
@@ -101,7 +107,7 @@ def fake_checkout(request: HttpRequest, top_up_id: int) -> HttpResponse:
 
 @login_required
 def auto_topup_page(request: HttpRequest) -> HttpResponse:
-    tenant = _tenant(request)
+    tenant = _tenant(request, billing=request.method == "POST")
     policy = auto_topup_policy_get(tenant=tenant)
     if request.method == "POST":
         form = AutoTopUpForm(request.POST)
@@ -146,7 +152,7 @@ def auto_topup_page(request: HttpRequest) -> HttpResponse:
 def payment_method_save(request: HttpRequest) -> HttpResponse:
     """Fake gateway: save a test card. Stripe needs Stripe.js and a SetupIntent (the full
     portal's job); the setup_intent.succeeded webhook then records the card."""
-    tenant = _tenant(request)
+    tenant = _tenant(request, billing=True)
     gateway = gateway_get()
     if gateway.name != "fake":
         messages.error(request, "Saving a card with Stripe needs the full portal (Stripe.js).")

@@ -1,0 +1,58 @@
+"""Portal roles: a plain `member` sees the billing pages but cannot spend money or save a card;
+owners, admins and billing members can."""
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from billing.models import AutoTopUpPolicy, BillingCustomer, CreditPack, TopUp
+from billing.services import topup_create
+from ledger.selectors import balance_get
+from tenants.models import Membership, Tenant
+from tenants.services import membership_add
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def login(tenant: Tenant, role: str) -> Client:
+    user = User.objects.create_user(role, email=f"{role}@acme.test", password="pw-123456")
+    membership_add(tenant=tenant, user=user, role=role)
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_a_member_cannot_buy_pay_save_a_card_or_set_auto_top_up(
+    tenant: Tenant, pack: CreditPack
+) -> None:
+    client = login(tenant, Membership.Role.MEMBER)
+    top_up = topup_create(tenant=tenant, pack=pack)
+
+    assert client.get("/billing/").status_code == 200  # looking is fine
+    assert client.get("/billing/auto-top-up/").status_code == 200
+    assert client.get(f"/billing/checkout/fake/{top_up.pk}/").status_code == 200
+    assert client.post("/billing/top-ups/", {"pack": pack.slug}).status_code == 403
+    assert client.post(f"/billing/checkout/fake/{top_up.pk}/").status_code == 403
+    assert client.post("/billing/payment-method/").status_code == 403
+    auto = {"enabled": "", "threshold": "100", "pack": pack.pk, "monthly_cap": "100"}
+    assert client.post("/billing/auto-top-up/", auto).status_code == 403
+
+    assert list(TopUp.objects.values_list("status", flat=True)) == ["pending"]
+    assert balance_get(tenant=tenant).available == 0
+    assert not BillingCustomer.objects.exists()
+    assert not AutoTopUpPolicy.objects.exists()
+
+
+@pytest.mark.parametrize("role", [Membership.Role.BILLING, Membership.Role.ADMIN])
+def test_billing_roles_can_buy_and_pay(tenant: Tenant, pack: CreditPack, role: str) -> None:
+    client = login(tenant, role)
+
+    bought = client.post("/billing/top-ups/", {"pack": pack.slug})
+    top_up = TopUp.objects.get()
+    assert bought.status_code == 302
+    assert bought["Location"] == f"/billing/checkout/fake/{top_up.pk}/"
+    assert client.post(f"/billing/checkout/fake/{top_up.pk}/").status_code == 302
+    assert client.post("/billing/payment-method/").status_code == 302
+
+    assert balance_get(tenant=tenant).available == 500
+    assert BillingCustomer.objects.get().payment_method_id == "pm_fake_visa"
