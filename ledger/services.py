@@ -150,7 +150,7 @@ class _Book:
             parts.append((bucket, part))
             left -= part
         if left > 0:
-            overdraft = self._overdraft_bucket()
+            overdraft = self.overdraft_bucket()
             overdraft.remaining -= left
             self.changed[overdraft.pk] = overdraft
             parts.append((overdraft, left))
@@ -168,7 +168,8 @@ class _Book:
         """
         return amount <= self.available + self.account.overdraft_limit + hold_remaining
 
-    def _overdraft_bucket(self) -> CreditBucket:
+    def overdraft_bucket(self) -> CreditBucket:
+        """The tenant's overdraft bucket, made on first use."""
         if self.overdraft is None:
             self.overdraft = CreditBucket.objects.create(
                 tenant_id=self.account.tenant_id,
@@ -229,12 +230,10 @@ def _announce(tenant_id: int, kind: str, before: Decimal, after: Decimal, now: d
     )
 
 
-def _part(entry: LedgerEntry) -> DebitPart:
-    bucket = entry.bucket
-    assert bucket is not None
+def _part(bucket: CreditBucket, amount: Decimal) -> DebitPart:
     return DebitPart(
         bucket_id=bucket.pk,
-        amount=-entry.amount,
+        amount=amount,
         cost_basis_minor=bucket.cost_basis_minor,
         currency=bucket.currency,
         policy=bucket.policy,
@@ -249,7 +248,8 @@ def _replay(tx: LedgerTransaction, request: DebitRequest) -> DebitResult:
     entries = list(tx.entries.select_related("bucket").order_by("id"))
     return DebitResult(
         transaction=tx,
-        parts=tuple(_part(e) for e in entries),
+        # Every entry of a debit names the bucket it drew from.
+        parts=tuple(_part(e.bucket, -e.amount) for e in entries if e.bucket is not None),
         available_after=entries[-1].balance_after,
         replayed=True,
     )
@@ -349,7 +349,8 @@ def ledger_debit_many(
             )
             entries = []
             drawn = ZERO
-            for bucket, part in book.take(request.amount):
+            taken = book.take(request.amount)
+            for bucket, part in taken:
                 drawn += part
                 entries.append(
                     LedgerEntry(
@@ -365,7 +366,7 @@ def ledger_debit_many(
             new.append((tx, entries))
             in_batch[key] = result = DebitResult(
                 transaction=tx,
-                parts=tuple(_part(e) for e in entries),
+                parts=tuple(_part(bucket, part) for bucket, part in taken),
                 available_after=book.available,
             )
             results.append(result)
@@ -734,17 +735,16 @@ def _refund_entries(
     )
     entries = []
     left = amount
-    for entry in drawn:
+    for bucket, taken in ((e.bucket, -e.amount) for e in drawn if e.bucket is not None):
         if left <= 0:
             break
-        assert entry.bucket is not None
         # Refunds into a bucket that already had refunds land where those did.
-        room = -entry.amount - returned.get(entry.bucket.pk, ZERO)
+        room = taken - returned.get(bucket.pk, ZERO)
         part = min(room, left)
         if part <= 0:
             continue
         left -= part
-        for target, share in _refund_targets(book, entry.bucket, part, key):
+        for target, share in _refund_targets(book, bucket, part, key):
             target.remaining += share
             book.changed[target.pk] = target
             entries.append(
@@ -771,9 +771,9 @@ def _refund_targets(
     """
     if not bucket.is_overdraft:
         return [(_refund_target(book, bucket, part, key), part)]
-    assert book.overdraft is not None
-    owed = min(part, -book.overdraft.remaining)
-    targets = [(book.overdraft, owed)] if owed > 0 else []
+    overdraft = book.overdraft_bucket()
+    owed = min(part, -overdraft.remaining)
+    targets = [(overdraft, owed)] if owed > 0 else []
     if part > owed:
         targets.append((_refund_target(book, bucket, part - owed, key), part - owed))
     return targets
