@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from metering.services import UsageInput, _event, _Priced
+from metering.services import UsageInput
+from metering.usage.pricing import Priced
+from metering.usage.record import _event
 from tenants.models import Tenant
 
 METERING = Path(__file__).resolve().parents[2] / "metering"
@@ -26,7 +28,7 @@ def test_metering_has_no_assert_statements() -> None:
 @pytest.mark.django_db
 def test_an_unpriced_event_is_never_built(tenant: Tenant) -> None:
     now = datetime(2026, 3, 1, 9, tzinfo=UTC)
-    item = _Priced(
+    item = Priced(
         data=UsageInput(idempotency_key="evt-1", action="chat", quantity=Decimal(1)),
         request_hash="0" * 64,
         occurred_at=now,

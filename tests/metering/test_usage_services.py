@@ -16,11 +16,11 @@ from ledger.services import ledger_hold_place
 from metering.models import UsageEvent, WorkflowRun
 from metering.selectors import margin_by_tenant, margin_summary
 from metering.services import (
-    _step_lookup,
     usage_event_record,
     usage_event_record_batch,
     usage_request_hash,
 )
+from metering.usage.pricing import step_lookup
 from ratecards.models import RateCard
 from ratecards.selectors import price_cache_clear
 from ratecards.services import ratecard_seed_example
@@ -65,7 +65,7 @@ def test_step_lookup_asks_once_per_step_boundary_not_per_time() -> None:
         asked.append(at)
         return 1 if at < times[400] else 2
 
-    found = _step_lookup(times, version)
+    found = step_lookup(times, version)
 
     assert [found[t] for t in times] == [1] * 400 + [2] * 600
     assert len(asked) <= 25  # ~2 log2(1000), not 1000

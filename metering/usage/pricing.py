@@ -1,0 +1,228 @@
+"""Pricing and costing of usage events, before any lock: published rate card and cost catalog
+versions never change, so they need none, and one tenant's critical section (every event of
+that tenant waits on it) shrinks to the key lookup and the writes. A pricing error is kept on
+the event (Priced.error) and raised only once its key has been looked up, so a replay still
+gets its original result.
+
+The price and its rounding are ratecards' (PriceQuote.credits); metering adds one rule of its
+own: an outcome-priced action that failed is free.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import TypeVar
+
+from metering.models import UsageEvent
+from metering.usage.inputs import COMPONENTS, UsageInput
+from ratecards.exceptions import CostCatalogNotFound, UnknownCostComponent
+from ratecards.models import Rate
+from ratecards.selectors import (
+    PriceQuote,
+    cost_catalog_in_force,
+    cost_quote,
+    price,
+    tenant_pricer,
+)
+from tenants.exceptions import CreditlineError
+from tenants.models import Tenant
+
+MONEY_QUANTUM = Decimal("0.00000001")
+ZERO_CREDITS = Decimal("0.0000")
+ZERO_MONEY = Decimal("0.00000000")
+
+T = TypeVar("T")
+
+
+def _charged_credits(*, quote: PriceQuote, data: UsageInput) -> Decimal:
+    """What the event is charged: the rate card's price for its quantity (ratecards owns that
+    rule and its rounding), except that an outcome-priced action that failed is free; its COGS
+    is still recorded."""
+    if quote.charge_on == Rate.ChargeOn.SUCCESS and data.outcome == UsageEvent.Outcome.FAILURE:
+        return ZERO_CREDITS
+    return quote.credits
+
+
+@dataclass(frozen=True)
+class _CostTable:
+    """Unit costs (minor units, unrounded) of one cost catalog version for one model class."""
+
+    currency: str
+    units: dict[str, Decimal]
+    missing: dict[str, CreditlineError]
+
+    def cogs(self, data: UsageInput) -> Decimal:
+        total = ZERO_MONEY
+        for name in COMPONENTS:
+            quantity = getattr(data, name)
+            if not quantity:
+                continue
+            if name in self.missing:
+                raise self.missing[name]
+            total += quantity * self.units[name]
+        return total.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_UP)
+
+
+_NO_CATALOG = _CostTable(currency="USD", units={}, missing={})
+
+
+def _cost_table(*, model_class: str, at: datetime) -> _CostTable:
+    """One cost_quote of one unit of every component; a component the catalog does not price
+    is an error only for events that use it."""
+    try:
+        quote = cost_quote(components=dict.fromkeys(COMPONENTS, 1), model_class=model_class, at=at)
+        return _CostTable(currency=quote.currency, units=quote.lines, missing={})
+    except CostCatalogNotFound as exc:
+        return _CostTable(currency="USD", units={}, missing=dict.fromkeys(COMPONENTS, exc))
+    except UnknownCostComponent:
+        pass
+    units: dict[str, Decimal] = {}
+    missing: dict[str, CreditlineError] = {}
+    currency = "USD"
+    for name in COMPONENTS:
+        try:
+            line = cost_quote(components={name: 1}, model_class=model_class, at=at)
+        except UnknownCostComponent as exc:
+            missing[name] = exc
+        else:
+            units[name] = line.lines[name]
+            currency = line.currency
+    return _CostTable(currency=currency, units=units, missing=missing)
+
+
+def _uses_components(data: UsageInput) -> bool:
+    return any(getattr(data, name) for name in COMPONENTS)
+
+
+def _quote_one(*, tenant: Tenant, data: UsageInput, at: datetime) -> PriceQuote:
+    return price(
+        tenant=tenant,
+        action=data.action,
+        model_class=data.model_class or None,
+        quantity=data.quantity,
+        at=at,
+    )
+
+
+@dataclass
+class Priced:
+    """An event priced and costed, waiting for its debit and its row."""
+
+    data: UsageInput
+    request_hash: str
+    occurred_at: datetime
+    quote: PriceQuote | None = None
+    credits: Decimal = ZERO_CREDITS
+    cogs: Decimal = ZERO_MONEY
+    cogs_currency: str = "USD"
+    error: CreditlineError | None = None
+
+
+def _price(*, item: Priced, quote: PriceQuote, costs: _CostTable) -> None:
+    item.quote = quote
+    item.credits = _charged_credits(quote=quote, data=item.data)
+    item.cogs_currency = costs.currency
+    item.cogs = costs.cogs(item.data)
+
+
+def price_one(*, tenant: Tenant, item: Priced) -> None:
+    """Price and cost one event; a pricing error is kept on `item.error`, not raised."""
+    data = item.data
+    try:
+        costs = (
+            _cost_table(model_class=data.model_class, at=item.occurred_at)
+            if _uses_components(data)
+            else _NO_CATALOG
+        )
+        _price(
+            item=item,
+            quote=_quote_one(tenant=tenant, data=data, at=item.occurred_at),
+            costs=costs,
+        )
+    except CreditlineError as exc:
+        item.error = exc
+
+
+class BatchPricer:
+    """Prices a batch with a handful of queries, however many events it holds.
+
+    Rate cards: one ratecards TenantPricer (two queries) prices every event in memory. Cost
+    catalogs: the version in force is a step function of time whose number never goes down,
+    so if the first and the last of a run of sorted timestamps get the same version, every
+    timestamp between does too; otherwise the run is halved (step_lookup). A batch with no
+    catalog change in it costs two lookups, and one cost table per model class.
+    """
+
+    def __init__(self, *, tenant: Tenant) -> None:
+        self.tenant = tenant
+        self.costs: dict[tuple[int, str], _CostTable] = {}
+
+    def price_all(self, items: list[Priced]) -> None:
+        if not items:
+            return
+        pricer = tenant_pricer(tenant=self.tenant)
+        catalogs: dict[datetime, int | None] = {}
+        if any(_uses_components(item.data) for item in items):
+            times = sorted({item.occurred_at for item in items})
+            catalogs = step_lookup(times, _catalog_at)
+        for item in items:
+            data = item.data
+            try:
+                quote = pricer.price(
+                    action=data.action,
+                    model_class=data.model_class or None,
+                    quantity=data.quantity,
+                    at=item.occurred_at,
+                )
+                costs = (
+                    self._costs(catalogs[item.occurred_at], item)
+                    if _uses_components(data)
+                    else _NO_CATALOG
+                )
+                _price(item=item, quote=quote, costs=costs)
+            except CreditlineError as exc:
+                item.error = exc
+
+    def _costs(self, catalog_id: int | None, item: Priced) -> _CostTable:
+        key = (catalog_id or 0, item.data.model_class or "")
+        table = self.costs.get(key)
+        if table is None:
+            table = _cost_table(model_class=item.data.model_class, at=item.occurred_at)
+            self.costs[key] = table
+        return table
+
+
+def _catalog_at(at: datetime) -> int | None:
+    try:
+        return cost_catalog_in_force(at=at).pk
+    except CostCatalogNotFound:
+        return None
+
+
+def step_lookup(times: list[datetime], lookup: Callable[[datetime], T]) -> dict[datetime, T]:
+    """`lookup` at every one of the sorted `times`, for a lookup that is a step function whose
+    steps never return to an earlier value (see BatchPricer): O(steps x log n) lookups."""
+    found: dict[datetime, T] = {}
+
+    def at(i: int) -> T:
+        if times[i] not in found:
+            found[times[i]] = lookup(times[i])
+        return found[times[i]]
+
+    def fill(lo: int, hi: int) -> None:
+        if hi - lo <= 1:
+            at(lo)
+            at(hi)
+            return
+        if at(lo) == at(hi):
+            for i in range(lo + 1, hi):
+                found[times[i]] = found[times[lo]]
+            return
+        mid = (lo + hi) // 2
+        fill(lo, mid)
+        fill(mid, hi)
+
+    if times:
+        fill(0, len(times) - 1)
+    return found
