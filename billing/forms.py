@@ -1,8 +1,10 @@
 from decimal import Decimal
+from typing import Any
 
 from django import forms
 
 from billing.models import CreditPack
+from billing.money import money_to_minor
 
 
 class AutoTopUpForm(forms.Form):
@@ -13,6 +15,17 @@ class AutoTopUpForm(forms.Form):
     pack = forms.ModelChoiceField(
         queryset=CreditPack.objects.filter(active=True), to_field_name="slug", empty_label=None
     )
+    # In the pack's currency, to as many decimals as that currency has (none for JPY).
     monthly_cap = forms.DecimalField(
-        min_value=Decimal(0), max_digits=12, decimal_places=2, label="Monthly cap (money)"
+        min_value=Decimal(0), max_digits=15, decimal_places=4, label="Monthly cap (money)"
     )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        pack, cap = cleaned.get("pack"), cleaned.get("monthly_cap")
+        if pack is not None and cap is not None:
+            try:
+                cleaned["monthly_cap_minor"] = money_to_minor(cap, pack.currency)
+            except ValueError as exc:
+                self.add_error("monthly_cap", str(exc))
+        return cleaned

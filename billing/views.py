@@ -15,6 +15,7 @@ from billing.exceptions import GatewayError, NoPaymentMethod, TopUpNotPending
 from billing.forms import AutoTopUpForm
 from billing.gateways import gateway_get
 from billing.models import TopUp
+from billing.money import money_from_minor
 from billing.selectors import (
     auto_topup_policy_get,
     billing_customer_get,
@@ -119,7 +120,7 @@ def auto_topup_page(request: HttpRequest) -> HttpResponse:
                     enabled=values["enabled"],
                     threshold=values["threshold"],
                     pack=values["pack"],
-                    monthly_cap_minor=int(values["monthly_cap"] * 100),
+                    monthly_cap_minor=values["monthly_cap_minor"],
                 )
             except NoPaymentMethod as exc:
                 messages.error(request, exc.message)
@@ -133,7 +134,7 @@ def auto_topup_page(request: HttpRequest) -> HttpResponse:
                 "enabled": policy.enabled,
                 "threshold": policy.threshold,
                 "pack": policy.pack,
-                "monthly_cap": Decimal(policy.monthly_cap_minor) / 100,
+                "monthly_cap": money_from_minor(policy.monthly_cap_minor, policy.pack.currency),
             }
         form = AutoTopUpForm(initial=initial)
     context = {

@@ -18,6 +18,7 @@ from django.utils import timezone
 from billing.exceptions import GatewayError, NoPaymentMethod
 from billing.gateways import gateway_get
 from billing.models import AutoTopUpPolicy, CreditPack, TopUp
+from billing.money import money_format
 from billing.selectors import (
     auto_topup_month_spent,
     billing_customer_get,
@@ -139,9 +140,10 @@ def _capped(
 ) -> StartOutcome:
     pack = policy.pack
     reason = (
-        f"Buying the {pack.name} pack ({pack.price_minor / 100:.2f} {pack.currency}) would bring "
-        f"this month's auto top-ups to {(spent + pack.price_minor) / 100:.2f} {pack.currency}, "
-        f"over the monthly cap of {cap / 100:.2f} {pack.currency}."
+        f"Buying the {pack.name} pack ({money_format(pack.price_minor, pack.currency)}) would "
+        f"bring this month's auto top-ups to "
+        f"{money_format(spent + pack.price_minor, pack.currency)}, over the monthly cap of "
+        f"{money_format(cap, pack.currency)}."
     )
     outcome = _refuse(policy, "capped", reason)
     month = now.strftime("%Y-%m")

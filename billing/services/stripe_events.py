@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from billing.exceptions import InvalidWebhookSignature
 from billing.models import StripeEvent, TopUp
+from billing.money import money_format
 from billing.services.topups import billing_customer_save, topup_complete, topup_fail
 from tenants.models import Tenant
 
@@ -113,7 +114,8 @@ def _complete(obj: dict[str, Any], amount: object, reference: object) -> str:
     currency = str(obj.get("currency") or "").upper()
     if amount != top_up.amount_minor or currency != top_up.currency:
         # Never grant credits for a payment that is not the price of the pack.
-        return f"Paid {amount} {currency}, expected {top_up.amount_minor} {top_up.currency}."
+        paid = money_format(amount, currency) if isinstance(amount, int) else f"{amount} {currency}"
+        return f"Paid {paid}, expected {money_format(top_up.amount_minor, top_up.currency)}."
     topup_complete(top_up=top_up, gateway_reference=str(reference or ""))
     return ""
 

@@ -14,6 +14,7 @@ from billing.exceptions import TopUpNotPending
 from billing.gateways import gateway_get
 from billing.gateways.fake import FakeGateway
 from billing.models import AutoTopUpPolicy, BillingCustomer, CreditPack, TopUp
+from billing.money import money_format
 from billing.services.notify import notify
 from ledger.locks import account_lock
 from ledger.models import CreditBucket
@@ -23,10 +24,6 @@ from tenants.models import Tenant
 # Backoff after a failed auto top-up payment: 15 min, 30 min, then disabled at the third.
 BACKOFF_BASE = timedelta(minutes=15)
 MAX_CONSECUTIVE_FAILURES = 3
-
-
-def _money(amount_minor: int, currency: str) -> str:
-    return f"{amount_minor / 100:.2f} {currency}"
 
 
 def topup_create(
@@ -106,8 +103,8 @@ def topup_complete(*, top_up: TopUp, gateway_reference: str) -> TopUp:
             data=_topup_data(locked),
             subject=f"{locked.credits.normalize():f} credits added",
             body=(
-                f"Your payment of {_money(locked.amount_minor, locked.currency)} went through "
-                f"and {locked.credits.normalize():f} credits were added to your balance."
+                f"Your payment of {money_format(locked.amount_minor, locked.currency)} went "
+                f"through and {locked.credits.normalize():f} credits were added to your balance."
             ),
         )
     return locked
@@ -146,7 +143,10 @@ def topup_fail(*, top_up: TopUp, reason: str, gateway_reference: str = "") -> To
             type="topup.failed",
             data=data,
             subject="A top-up payment failed",
-            body=f"Your payment of {_money(locked.amount_minor, locked.currency)} failed: {reason}",
+            body=(
+                f"Your payment of {money_format(locked.amount_minor, locked.currency)} "
+                f"failed: {reason}"
+            ),
         )
         from billing.tasks import balance_evaluate_task
 

@@ -1,13 +1,13 @@
-from decimal import Decimal
-
 from django import template
+
+from billing.money import money_format
 
 register = template.Library()
 
 
 @register.filter
 def money(amount_minor: int | None, currency: str = "USD") -> str:
-    """12345, "USD" → "123.45 USD" (two-decimal currencies, which is all the packs use)."""
+    """12345, "USD" → "123.45 USD"; 12345, "JPY" → "12,345 JPY"."""
     if amount_minor is None:
         return ""
-    return f"{Decimal(amount_minor) / 100:,.2f} {currency}"
+    return money_format(amount_minor, currency)

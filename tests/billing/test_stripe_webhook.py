@@ -150,7 +150,7 @@ def test_a_missing_signature_header_is_refused(top_up: TopUp) -> None:
 def test_a_payment_of_the_wrong_amount_grants_nothing(tenant: Tenant, top_up: TopUp) -> None:
     assert deliver(checkout_completed(top_up, amount=100))[0] == 200
     event = StripeEvent.objects.get()
-    assert event.error == "Paid 100 USD, expected 6500 USD."
+    assert event.error == "Paid 1.00 USD, expected 65.00 USD."
     assert CreditBucket.objects.count() == 0
 
 

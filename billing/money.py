@@ -1,0 +1,60 @@
+"""Money is an integer count of the currency's minor unit (ISO 4217): this module is the one
+place that turns it into a shown amount or back, with Decimal and the currency's own exponent
+(JPY has no minor unit, KWD has three), never float."""
+
+from decimal import Decimal
+
+# ISO 4217 minor-unit exponents other than 2 (the default), for the currencies in use.
+_EXPONENTS: dict[str, int] = {
+    **dict.fromkeys(
+        [
+            "BIF",
+            "CLP",
+            "DJF",
+            "GNF",
+            "ISK",
+            "JPY",
+            "KMF",
+            "KRW",
+            "PYG",
+            "RWF",
+            "UGX",
+            "UYI",
+            "VND",
+            "VUV",
+            "XAF",
+            "XOF",
+            "XPF",
+        ],
+        0,
+    ),
+    **dict.fromkeys(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"], 3),
+    **dict.fromkeys(["CLF", "UYW"], 4),
+}
+
+
+def currency_exponent(currency: str) -> int:
+    """Digits after the decimal point in the currency's major unit."""
+    return _EXPONENTS.get(currency.upper(), 2)
+
+
+def money_from_minor(minor: int, currency: str) -> Decimal:
+    """6500, "USD" → Decimal("65.00"); 6500, "JPY" → Decimal("6500")."""
+    return Decimal(minor).scaleb(-currency_exponent(currency))
+
+
+def money_format(minor: int, currency: str) -> str:
+    """6500, "USD" → "65.00 USD"; 123456, "JPY" → "123,456 JPY"; 1500, "KWD" → "1.500 KWD"."""
+    exponent = currency_exponent(currency)
+    return f"{money_from_minor(minor, currency):,.{exponent}f} {currency}"
+
+
+def money_to_minor(amount: Decimal, currency: str) -> int:
+    """Decimal("65.00"), "USD" → 6500. An amount finer than the currency's minor unit (0.5 JPY,
+    0.001 USD) is refused with ValueError rather than rounded: money is never made up."""
+    minor = amount.scaleb(currency_exponent(currency))
+    if minor != minor.to_integral_value():
+        raise ValueError(
+            f"{currency} amounts have {currency_exponent(currency)} decimal place(s) at most."
+        )
+    return int(minor)
