@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from ledger.models import CreditBucket, LedgerTransaction
+from billing.models import CreditPack, TopUp, WebhookDelivery
+from billing.services import fake_checkout_confirm, topup_create, webhook_endpoint_create
+from ledger.models import LedgerTransaction
 from ledger.selectors import balance_get, entry_list, ledger_verify
-from ledger.services import ledger_debit, ledger_grant
+from ledger.services import ledger_debit
 from metering.models import UsageEvent, WorkflowRun
 from ratecards.selectors import price_cache_clear
 from ratecards.services import ratecard_seed_example
@@ -24,11 +26,23 @@ def capture_event(event: DomainEvent) -> None:
     CAPTURED.append(event)
 
 
+def workflow_events() -> list[DomainEvent]:
+    # Billing's own events (topup.succeeded, balance.low, ...) are heard too; the story is
+    # about the run's.
+    return [e for e in CAPTURED if e.type.startswith("workflow.")]
+
+
 @pytest.fixture(autouse=True)
 def _setup(settings: Any) -> Iterator[None]:
     price_cache_clear()
-    settings.CREDITLINE_EVENT_LISTENERS = [f"{__name__}.capture_event"]
-    settings.CREDITLINE_BALANCE_LISTENERS = ["metering.listeners.on_balance_changed"]
+    # The default listeners (billing's included) stay; the test only listens in as well.
+    settings.CREDITLINE_EVENT_LISTENERS = [
+        *settings.CREDITLINE_EVENT_LISTENERS,
+        f"{__name__}.capture_event",
+    ]
+    settings.BILLING_GATEWAY = "fake"
+    # The story's webhook endpoint is a local address.
+    settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS = True
     CAPTURED.clear()
     yield
     CAPTURED.clear()
@@ -41,15 +55,15 @@ def card(db: None) -> None:
 
 
 def topup(tenant: Tenant, credits: int, ref: str, price_minor: int) -> None:
-    # billing's top-up service was not committed when this was written: the grant it makes.
-    ledger_grant(
-        tenant=tenant,
-        credits=credits,
-        policy=CreditBucket.Policy.PERMANENT,
-        source=CreditBucket.Source.TOPUP,
-        external_reference=ref,
-        price_minor=price_minor,
+    """Buy a pack the way the portal does: a pending top-up, then the fake gateway's payment
+    (the confirm page's own service), which grants the credits through billing."""
+    pack, _ = CreditPack.objects.get_or_create(
+        slug=ref,
+        defaults={"name": f"{credits} credits", "credits": credits, "price_minor": price_minor},
     )
+    top_up = topup_create(tenant=tenant, pack=pack, gateway="fake")
+    completed = fake_checkout_confirm(top_up=top_up)
+    assert completed.status == TopUp.Status.SUCCEEDED
 
 
 STEP_BODY = {
@@ -70,6 +84,12 @@ def post_step(client: APIClient, run_id: int, n: int) -> Any:
 def test_the_seed_story_suspend_at_step_8_top_up_replay_and_finish(
     tenant: Tenant, card: None, api_client: APIClient
 ) -> None:
+    # The integration listens for the run's events on its webhook endpoint.
+    endpoint = webhook_endpoint_create(
+        tenant=tenant,
+        url="http://127.0.0.1:9/hooks",
+        event_types=["workflow.suspended", "workflow.resumable"],
+    )
     # Given 70 credits bought for $7.00: enough for 7 steps of 10 credits.
     topup(tenant, 70, "pack-1", price_minor=700)
     started = api_client.post(
@@ -99,12 +119,12 @@ def test_the_seed_story_suspend_at_step_8_top_up_replay_and_finish(
         }
     }
     assert not UsageEvent.objects.filter(idempotency_key="refund-42:step-8").exists()
-    assert [e.type for e in CAPTURED] == ["workflow.suspended"]
+    assert [e.type for e in workflow_events()] == ["workflow.suspended"]
 
     # A top-up of 100 credits for $15.00 makes the run resumable.
     topup(tenant, 100, "pack-2", price_minor=1500)
-    assert [e.type for e in CAPTURED] == ["workflow.suspended", "workflow.resumable"]
-    resumable = CAPTURED[1]
+    assert [e.type for e in workflow_events()] == ["workflow.suspended", "workflow.resumable"]
+    resumable = workflow_events()[1]
     assert (resumable.tenant_id, resumable.data["workflow_id"]) == (tenant.pk, run_id)
     assert resumable.data["resume_from_step"] == "refund-42:step-8"
 
@@ -158,7 +178,13 @@ def test_the_seed_story_suspend_at_step_8_top_up_replay_and_finish(
         ("grant", Decimal("100"), Decimal("100")),
         *[("debit", Decimal("-10"), Decimal(90 - 10 * i)) for i in range(8)],
     ]
-    assert [e.type for e in CAPTURED] == ["workflow.suspended", "workflow.resumable"]
+    assert [e.type for e in workflow_events()] == ["workflow.suspended", "workflow.resumable"]
+    # Both events went out to the endpoint (one delivery each, through billing's listener).
+    deliveries = WebhookDelivery.objects.filter(endpoint=endpoint).order_by("id")
+    assert [(d.event_type, d.payload["data"]) for d in deliveries] == [
+        (e.type, e.data) for e in workflow_events()
+    ]
+    assert deliveries[1].payload["data"]["resume_from_step"] == "refund-42:step-8"
     assert ledger_verify() == []
 
 
@@ -206,7 +232,7 @@ def test_start_under_the_soft_cap_is_refused_until_a_top_up(
 
 @pytest.mark.django_db
 def test_start_with_a_reservation_shows_it(tenant: Tenant, api_client: APIClient) -> None:
-    topup(tenant, 300, "pack-1", price_minor=0)
+    topup(tenant, 300, "pack-1", price_minor=100)
 
     body = api_client.post(
         "/api/v1/workflows",
@@ -231,7 +257,7 @@ def test_start_with_a_reservation_shows_it(tenant: Tenant, api_client: APIClient
 def test_illegal_transitions_answer_409_with_the_state(
     tenant: Tenant, card: None, api_client: APIClient
 ) -> None:
-    topup(tenant, 100, "pack-1", price_minor=0)
+    topup(tenant, 100, "pack-1", price_minor=100)
     cancelled = api_client.post("/api/v1/workflows", {"external_id": "a"}, format="json").json()
     completed = api_client.post("/api/v1/workflows", {"external_id": "b"}, format="json").json()
     assert api_client.post(f"/api/v1/workflows/{cancelled['id']}/cancel").status_code == 200
