@@ -1,0 +1,272 @@
+"""Reversals of debits (refunds) and an admin's signed adjustments."""
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from ledger.exceptions import (
+    IdempotencyConflict,
+    InsufficientCredits,
+    InvalidAmount,
+    NotReversible,
+)
+from ledger.models import ZERO, CreditBucket, EntryKind, LedgerEntry, LedgerTransaction
+from ledger.services._book import (
+    Move,
+    _announce,
+    _Book,
+    _new_transaction,
+    _open_book,
+    _positive,
+    _prior,
+    _settle_overdraft,
+    _write,
+    quantize_credits,
+)
+from tenants.models import Tenant
+
+
+def ledger_reverse(
+    *,
+    tenant: Tenant,
+    debit: LedgerTransaction,
+    idempotency_key: str,
+    amount: Decimal | None = None,
+    actor: User | None = None,
+    memo: str = "",
+) -> LedgerTransaction:
+    """Give back (part of) a debit to the buckets it came from, last drawn first.
+
+    What would land in a bucket that has expired goes instead to a new permanent `refund`
+    bucket with the same cost basis: a refund is credit the customer can use now, and keeping
+    the cost basis keeps revenue reports true.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        book = _open_book(tenant_id=tenant.pk, now=now)
+        prior = _prior(tenant_id=tenant.pk, key=idempotency_key, kind=EntryKind.REVERSAL)
+        if prior is not None:
+            if prior.reverses_id != debit.pk or (
+                amount is not None and prior.amount != Decimal(amount)
+            ):
+                raise IdempotencyConflict(idempotency_key=idempotency_key)
+            return prior
+        amount = _reversible(tenant, debit, amount)
+        before = book.available
+        tx = _new_transaction(
+            tenant_id=tenant.pk,
+            kind=EntryKind.REVERSAL,
+            amount=amount,
+            key=idempotency_key,
+            now=now,
+            reverses=debit,
+            actor=actor,
+            memo=memo,
+            source_type=debit.source_type,
+            source_id=debit.source_id,
+        )
+        entries = _refund_entries(book, debit, amount, idempotency_key)
+        _write([(tx, entries)])
+        book.save()
+        _announce(tenant.pk, EntryKind.REVERSAL, before, book.available, now)
+    return tx
+
+
+def _reversible(tenant: Tenant, debit: LedgerTransaction, amount: Decimal | None) -> Decimal:
+    """The amount to reverse (all that is left when none is given); NotReversible if the
+    debit is not this tenant's, or not that much of it is left to give back."""
+    if debit.tenant_id != tenant.pk or debit.kind != EntryKind.DEBIT:
+        raise NotReversible("Only a debit of this tenant can be reversed.")
+    reversed_already = (
+        LedgerTransaction.objects.filter(tenant_id=tenant.pk, reverses=debit).aggregate(
+            total=Sum("amount")
+        )["total"]
+        or ZERO
+    )
+    reversible = -debit.amount - reversed_already
+    if amount is None and reversible <= 0:
+        amount = -debit.amount  # nothing is left: refused below with what was reversible
+    amount = _positive(amount if amount is not None else reversible)
+    if amount > reversible:
+        raise NotReversible(
+            f"At most {reversible} credits of this debit can still be reversed.",
+            reversible=str(reversible),
+        )
+    return amount
+
+
+def _refund_entries(
+    book: _Book, debit: LedgerTransaction, amount: Decimal, key: str
+) -> list[LedgerEntry]:
+    returned = {
+        e["bucket_id"]: e["total"]
+        for e in LedgerEntry.objects.filter(
+            tenant_id=book.account.tenant_id, transaction__reverses=debit
+        )
+        .values("bucket_id")
+        .annotate(total=Sum("amount"))
+    }
+    drawn = list(
+        debit.entries.select_related("bucket").filter(bucket__isnull=False).order_by("-id")
+    )
+    entries = []
+    left = amount
+    for bucket, taken in ((e.bucket, -e.amount) for e in drawn if e.bucket is not None):
+        if left <= 0:
+            break
+        # Refunds into a bucket that already had refunds land where those did.
+        room = taken - returned.get(bucket.pk, ZERO)
+        part = min(room, left)
+        if part <= 0:
+            continue
+        left -= part
+        for target, share in _refund_targets(book, bucket, part, key):
+            target.remaining += share
+            book.changed[target.pk] = target
+            entries.append(
+                LedgerEntry(
+                    tenant_id=book.account.tenant_id,
+                    kind=EntryKind.REVERSAL,
+                    amount=share,
+                    bucket=target,
+                    balance_after=book.available,
+                    created_at=book.now,
+                )
+            )
+    return entries
+
+
+def _refund_targets(
+    book: _Book, bucket: CreditBucket, part: Decimal, key: str
+) -> list[tuple[CreditBucket, Decimal]]:
+    """Where `part` credits drawn from `bucket` go back to.
+
+    A part lent by the overdraft repays what is still owed on it; a grant may have settled the
+    overdraft since, and what it already repaid becomes a free permanent refund bucket (the
+    overdraft's cost basis is 0), since the overdraft bucket never holds positive credit.
+    """
+    if not bucket.is_overdraft:
+        return [(_refund_target(book, bucket, part, key), part)]
+    overdraft = book.overdraft_bucket()
+    owed = min(part, -overdraft.remaining)
+    targets = [(overdraft, owed)] if owed > 0 else []
+    if part > owed:
+        targets.append((_refund_target(book, bucket, part - owed, key), part - owed))
+    return targets
+
+
+def _refund_target(book: _Book, bucket: CreditBucket, part: Decimal, key: str) -> CreditBucket:
+    live = next((b for b in book.spendable if b.pk == bucket.pk), None)
+    if live is not None:
+        return live
+    if not bucket.is_overdraft and (bucket.expires_at is None or bucket.expires_at > book.now):
+        book.spendable.append(bucket)  # emptied by debits, but still alive: refill it
+        return bucket
+    refund = CreditBucket.objects.create(
+        tenant_id=book.account.tenant_id,
+        source=CreditBucket.Source.REFUND,
+        policy=CreditBucket.Policy.PERMANENT,
+        granted=part,
+        remaining=ZERO,
+        granted_at=book.now,
+        price_minor=int((part * bucket.cost_basis_minor).to_integral_value(ROUND_HALF_UP)),
+        currency=bucket.currency,
+        cost_basis_minor=bucket.cost_basis_minor,
+        external_reference=f"refund:{key}:{bucket.pk}",
+    )
+    book.spendable.append(refund)
+    return refund
+
+
+def ledger_adjust(
+    *,
+    tenant: Tenant,
+    credits: Decimal | int | str,
+    reason: str,
+    actor: User,
+    idempotency_key: str,
+) -> LedgerTransaction:
+    """An admin's signed correction. Positive: a new permanent bucket of free credits.
+    Negative: drawn like a debit, and refused whole if the balance cannot cover it."""
+    if not reason.strip():
+        raise InvalidAmount("An adjustment needs a reason.", field="reason")
+    amount = quantize_credits(credits)
+    if amount == 0 or amount != Decimal(credits):
+        raise InvalidAmount(amount=str(credits))
+    now = timezone.now()
+    with transaction.atomic():
+        book = _open_book(tenant_id=tenant.pk, now=now)
+        prior = _prior(tenant_id=tenant.pk, key=idempotency_key, kind=EntryKind.ADJUSTMENT)
+        if prior is not None:
+            if prior.amount != amount:
+                raise IdempotencyConflict(idempotency_key=idempotency_key)
+            return prior
+        before = book.available
+        tx = _new_transaction(
+            tenant_id=tenant.pk,
+            kind=EntryKind.ADJUSTMENT,
+            amount=amount,
+            key=idempotency_key,
+            now=now,
+            actor=actor,
+            memo=reason,
+        )
+        if amount > 0:
+            new = _adjust_up(book, tx, amount, before)
+        else:
+            new = [(tx, _adjust_down(book, -amount, before))]
+        _write(new)
+        book.save()
+        _announce(tenant.pk, EntryKind.ADJUSTMENT, before, book.available, now)
+    return tx
+
+
+def _adjust_up(book: _Book, tx: LedgerTransaction, amount: Decimal, before: Decimal) -> list[Move]:
+    """A new permanent bucket of free credits; like a grant, it repays an overdraft first."""
+    bucket = CreditBucket.objects.create(
+        tenant_id=book.account.tenant_id,
+        source=CreditBucket.Source.ADJUSTMENT,
+        policy=CreditBucket.Policy.PERMANENT,
+        granted=amount,
+        remaining=amount,
+        granted_at=book.now,
+        external_reference=f"adjustment:{tx.idempotency_key}",
+    )
+    book.spendable.append(bucket)
+    entry = LedgerEntry(
+        tenant_id=book.account.tenant_id,
+        kind=EntryKind.ADJUSTMENT,
+        amount=amount,
+        bucket=bucket,
+        balance_after=before + amount,
+        created_at=book.now,
+    )
+    settlement = _settle_overdraft(book, bucket, before + amount)
+    return [(tx, [entry]), settlement] if settlement else [(tx, [entry])]
+
+
+def _adjust_down(book: _Book, amount: Decimal, before: Decimal) -> list[LedgerEntry]:
+    """`amount` drawn like a debit (no overdraft); refused whole if not available."""
+    if amount > book.available:
+        raise InsufficientCredits(
+            required=str(amount),
+            available=str(quantize_credits(max(book.available, ZERO))),
+        )
+    entries = []
+    running = before
+    for bucket, part in book.take(amount):
+        running -= part
+        entries.append(
+            LedgerEntry(
+                tenant_id=book.account.tenant_id,
+                kind=EntryKind.ADJUSTMENT,
+                amount=-part,
+                bucket=bucket,
+                balance_after=running,
+                created_at=book.now,
+            )
+        )
+    return entries
