@@ -1,6 +1,5 @@
-"""Every write of billing. Lock order, the same in every function here: the tenant's ledger
-account row (ledger.locks.account_lock, the lock the ledger's own services take first, so a grant
-made inside re-enters it), then the AutoTopUpPolicy row, then the TopUp row. Gateway calls and
+"""Every write of billing. Row locks come from billing.locks, whose docstring states the lock
+order (the ledger account row first, then the policy, then the top-up). Gateway calls and
 webhook deliveries happen outside any transaction, after the intent is committed."""
 
 from billing.services.alerts import balance_evaluate, credits_expired_notify

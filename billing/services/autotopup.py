@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from billing.exceptions import GatewayError, NoPaymentMethod
 from billing.gateways import gateway_get
+from billing.locks import policy_lock
 from billing.models import AutoTopUpPolicy, CreditPack, TopUp
 from billing.money import money_format
 from billing.selectors import (
@@ -57,7 +58,7 @@ def auto_topup_policy_update(
         raise NoPaymentMethod()
     with transaction.atomic(durable=True):
         account_lock(tenant_id=tenant.pk)
-        policy = AutoTopUpPolicy.objects.select_for_update().filter(tenant=tenant).first()
+        policy = policy_lock(tenant_id=tenant.pk)
         if policy is None:
             policy = AutoTopUpPolicy(tenant=tenant)
         policy.enabled = enabled
@@ -83,12 +84,7 @@ def auto_topup_start(*, tenant: Tenant, now: datetime | None = None) -> StartOut
     now = now or timezone.now()
     with transaction.atomic(durable=True):
         account_lock(tenant_id=tenant.pk)
-        policy = (
-            AutoTopUpPolicy.objects.select_for_update()
-            .select_related("pack")
-            .filter(tenant=tenant)
-            .first()
-        )
+        policy = policy_lock(tenant_id=tenant.pk)
         refused = auto_topup_refusal(policy, now)
         if refused or policy is None:
             return StartOutcome(None, refused or "no_policy")

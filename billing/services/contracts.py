@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.exceptions import InvalidContract
+from billing.locks import contract_lock
 from billing.models import Contract, Subscription
 from ledger.locks import account_lock
 from ledger.models import CreditBucket
@@ -99,7 +100,7 @@ def contract_activate(*, contract: Contract, now: datetime | None = None) -> Con
     contract_validate(contract=contract)
     with transaction.atomic(durable=True):
         account_lock(tenant_id=contract.tenant_id)
-        locked = Contract.objects.select_for_update().select_related("tenant").get(pk=contract.pk)
+        locked = contract_lock(tenant_id=contract.tenant_id, contract_id=contract.pk)
         a = _assignment(locked)
         ratecard_assign(
             tenant=locked.tenant,
@@ -167,7 +168,7 @@ def contract_end_due(*, now: datetime | None = None) -> int:
     for pk, tenant_id in due.values_list("pk", "tenant_id"):
         with transaction.atomic(durable=True):
             account_lock(tenant_id=tenant_id)
-            contract = Contract.objects.select_for_update().select_related("tenant").get(pk=pk)
+            contract = contract_lock(tenant_id=tenant_id, contract_id=pk)
             if contract.status != Contract.Status.ACTIVE or contract.end_at > now:
                 continue
             contract.status = Contract.Status.ENDED

@@ -12,6 +12,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from billing.locks import subscription_lock
 from billing.models import Contract, Plan, Subscription
 from ledger.locks import account_lock
 from ledger.models import CreditBucket
@@ -56,11 +57,7 @@ def subscription_start(
     anchor = anchor or now
     with transaction.atomic(durable=True):
         account_lock(tenant_id=tenant.pk)
-        current = (
-            Subscription.objects.select_for_update()
-            .filter(tenant=tenant, status=Subscription.Status.ACTIVE)
-            .first()
-        )
+        current = subscription_lock(tenant_id=tenant.pk)
         if current is not None:
             if current.plan_id == plan.pk:
                 return current

@@ -13,6 +13,7 @@ from django.utils import timezone
 from billing.exceptions import TopUpNotPending
 from billing.gateways import gateway_get
 from billing.gateways.fake import FakeGateway
+from billing.locks import policy_lock, topup_lock
 from billing.models import AutoTopUpPolicy, BillingCustomer, CreditPack, TopUp
 from billing.money import money_format
 from billing.services.notify import notify
@@ -62,8 +63,8 @@ def topup_complete(*, top_up: TopUp, gateway_reference: str) -> TopUp:
     with transaction.atomic(durable=True):
         account_lock(tenant_id=top_up.tenant_id)
         if top_up.auto:
-            AutoTopUpPolicy.objects.select_for_update().filter(tenant_id=top_up.tenant_id).first()
-        locked = TopUp.objects.select_for_update().get(pk=top_up.pk, tenant_id=top_up.tenant_id)
+            policy_lock(tenant_id=top_up.tenant_id)
+        locked = topup_lock(tenant_id=top_up.tenant_id, top_up_id=top_up.pk)
         if locked.status == TopUp.Status.SUCCEEDED:
             return locked
         # A failed payment that later succeeds (Stripe retries, 3-D Secure) still pays for the
@@ -116,12 +117,8 @@ def topup_fail(*, top_up: TopUp, reason: str, gateway_reference: str = "") -> To
         account_lock(tenant_id=top_up.tenant_id)
         policy = None
         if top_up.auto:
-            policy = (
-                AutoTopUpPolicy.objects.select_for_update()
-                .filter(tenant_id=top_up.tenant_id)
-                .first()
-            )
-        locked = TopUp.objects.select_for_update().get(pk=top_up.pk, tenant_id=top_up.tenant_id)
+            policy = policy_lock(tenant_id=top_up.tenant_id)
+        locked = topup_lock(tenant_id=top_up.tenant_id, top_up_id=top_up.pk)
         if locked.status != TopUp.Status.PENDING:
             return locked
         now = timezone.now()
