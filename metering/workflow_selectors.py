@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from django.db.models import QuerySet
 
-from ledger.models import ZERO
+from ledger.models import ZERO, CreditHold
 from metering.models import UsageEvent, WorkflowRun
 from tenants.models import Tenant
 
@@ -37,7 +37,8 @@ def workflow_steps(*, tenant: Tenant, run: WorkflowRun) -> QuerySet[UsageEvent]:
 
 
 def workflow_detail_get(*, tenant: Tenant, run: WorkflowRun) -> WorkflowDetail:
-    hold = run.hold
+    # Read the hold afresh: the run's cached copy predates a release made while ending it.
+    hold = CreditHold.objects.filter(tenant=tenant, pk=run.hold_id).first() if run.hold_id else None
     remaining = hold.remaining if hold is not None and hold.status == hold.Status.OPEN else ZERO
     return WorkflowDetail(
         run=run, steps=list(workflow_steps(tenant=tenant, run=run)), hold_remaining=remaining
