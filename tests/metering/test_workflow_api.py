@@ -288,6 +288,7 @@ def test_illegal_transitions_answer_409_with_the_state(
 
 @pytest.mark.django_db
 def test_list_filters_by_state_and_external_id(tenant: Tenant, api_client: APIClient) -> None:
+    topup(tenant, 100, "pack-1", price_minor=1000)
     ids = [
         api_client.post("/api/v1/workflows", {"external_id": f"job-{n}"}, format="json").json()[
             "id"
@@ -313,6 +314,7 @@ def test_list_filters_by_state_and_external_id(tenant: Tenant, api_client: APICl
 def test_another_tenants_run_is_not_found_on_every_route(
     tenant: Tenant, other_tenant: Tenant, api_client: APIClient, make_client: Callable[..., Any]
 ) -> None:
+    topup(tenant, 100, "pack-1", price_minor=1000)
     run_id = api_client.post("/api/v1/workflows", {"external_id": "job-1"}, format="json").json()[
         "id"
     ]

@@ -142,6 +142,33 @@ def test_an_explicit_soft_cap_wins_over_the_default(tenant: Tenant) -> None:
     assert refused.value.details == {"available": "100.0000", "soft_cap": "150.0000"}
 
 
+def test_an_empty_tenant_cannot_start_a_run(tenant: Tenant) -> None:
+    # Given no grant at all: the default soft cap is 10% of nothing, 0.
+    with pytest.raises(SoftCapReached) as refused:
+        workflow_start(tenant=tenant, external_id="job-1")
+
+    assert refused.value.status_code == 402
+    assert refused.value.code == "soft_cap_reached"
+    assert refused.value.details == {"available": "0.0000", "soft_cap": "0.0000"}
+    assert not WorkflowRun.objects.filter(tenant=tenant).exists()
+
+    grant(tenant, 1, "g1")
+    run, created = workflow_start(tenant=tenant, external_id="job-1")
+    assert (created, run.state) == (True, State.RUNNING)
+
+
+def test_a_spent_out_tenant_cannot_start_a_run_even_with_a_cap_of_zero(tenant: Tenant) -> None:
+    # Given 100 granted and all spent, with the soft cap switched off (0).
+    grant(tenant, 100, "g1")
+    ledger_debit(tenant=tenant, amount=Decimal("100"), idempotency_key="spend-1")
+    credit_account_update(tenant=tenant, soft_cap=Decimal("0"))
+
+    with pytest.raises(SoftCapReached) as refused:
+        workflow_start(tenant=tenant, external_id="job-1")
+
+    assert refused.value.details == {"available": "0.0000", "soft_cap": "0.0000"}
+
+
 def test_a_reservation_is_a_hold_on_the_balance(tenant: Tenant) -> None:
     grant(tenant, 300, "g1")
 
@@ -211,6 +238,7 @@ def test_complete_releases_the_hold_and_a_retry_changes_nothing(tenant: Tenant) 
     ],
 )
 def test_illegal_endings_are_refused_with_the_state(tenant: Tenant, first, then, message) -> None:
+    grant(tenant, 100, "g1")
     run, _ = workflow_start(tenant=tenant, external_id="job-1")
     first(tenant=tenant, run=run)
     state = WorkflowRun.objects.get(pk=run.pk).state
@@ -258,6 +286,7 @@ def test_the_sweep_expires_an_abandoned_run_and_releases_its_hold(
 
 
 def test_the_ttl_is_read_at_call_time(tenant: Tenant, settings) -> None:
+    grant(tenant, 100, "g1")
     with time_machine.travel("2026-03-01 09:00:00+00:00", tick=False) as clock:
         _run, _ = workflow_start(tenant=tenant, external_id="job-1")
         clock.shift(timedelta(minutes=61))
@@ -527,6 +556,7 @@ def test_the_sweep_is_a_beat_task(tenant: Tenant, settings) -> None:
         "task": "metering.workflow_expire_idle",
         "schedule": 60.0,
     }
+    grant(tenant, 100, "g1")
     with time_machine.travel("2026-03-01 09:00:00+00:00", tick=False) as clock:
         run, _ = workflow_start(tenant=tenant, external_id="job-1")
         clock.shift(timedelta(minutes=61))
