@@ -24,6 +24,7 @@ from ledger.models import (
     LedgerEntry,
     LedgerTransaction,
 )
+from tenants.db import bulk_insert
 
 CREDIT_QUANTUM = Decimal("0.0001")
 COST_BASIS_QUANTUM = Decimal("0.00000001")
@@ -204,13 +205,13 @@ def _new_transaction(
 
 
 def _write(new: list[Move]) -> None:
-    LedgerTransaction.objects.bulk_create([tx for tx, _ in new])
+    bulk_insert([tx for tx, _ in new])
     entries = []
     for tx, tx_entries in new:
         for entry in tx_entries:
             entry.transaction = tx
             entries.append(entry)
-    LedgerEntry.objects.bulk_create(entries)
+    bulk_insert(entries)
 
 
 def _announce(tenant_id: int, kind: str, before: Decimal, after: Decimal, now: datetime) -> None:

@@ -40,6 +40,7 @@ from metering.usage.pricing import (
     Priced,
     price_one,
 )
+from tenants.db import bulk_insert
 from tenants.exceptions import CreditlineError
 from tenants.models import Tenant
 
@@ -321,7 +322,7 @@ def _record_many(
             fresh.append((index, item))
     to_insert = _debit_many(tenant=tenant, fresh=fresh, done=done, now=now)
     if to_insert:
-        UsageEvent.objects.bulk_create([event for _, event in to_insert])
+        bulk_insert([event for _, event in to_insert])
         for index, event in to_insert:
             done[index] = BatchItemResult(status=201, event=event)
     for index, item, first in repeats:
