@@ -4,7 +4,7 @@ expiry sweep's time for 100,000 due buckets.
     .venv/bin/python bench/ledger_bench.py [--threads 8] [--debits 2000] [--due 100000]
 
 Creates `creditline_bench` on the local PostgreSQL (127.0.0.1:5432, user postgres), migrates
-it, runs, and drops it. Every row is written through ledger/services.py. Balance listeners are
+it, runs, and drops it. Every row is written through ledger/services/. Balance listeners are
 switched off, so the numbers are the ledger's alone. Debits run in THREADS worker threads, each
 with its own database connection; each scenario runs 3 times and the median is reported.
 """
