@@ -68,8 +68,9 @@ def workflow_start(
 ) -> tuple[WorkflowRun, bool]:
     """Start a run, or return the one already started with this `external_id` (created=False).
 
-    Refused (SoftCapReached) when the available balance is under the tenant's soft cap, or is
-    not above zero whatever the cap (a tenant with no credits has a default cap of 0). With
+    Refused (SoftCapReached) when the available balance is under the tenant's soft cap, or
+    when it leaves nothing to pay with whatever the cap: available plus the overdraft limit not
+    above zero (a tenant with no credits has a default cap of 0). With
     `reserve_credits`, a ledger hold takes them out of the available balance in the same
     transaction (InsufficientCredits when they are not there: then no run exists either).
     """
@@ -86,9 +87,10 @@ def workflow_start(
                 )
             return existing, False
         available, cap = soft_cap_get(tenant=tenant, account=account)
-        # `<= 0` too: with no unexpired grants the default cap is 0, and an empty tenant must
-        # not start a run whose first step is bound to suspend.
-        if available <= 0 or available < cap:
+        # Also refused when nothing at all can be paid, whatever the cap (with no unexpired
+        # grants the default cap is 0): an empty tenant must not start a run whose first step
+        # is bound to suspend. A contracted overdraft is room its debits may still use.
+        if available + account.overdraft_limit <= 0 or available < cap:
             raise SoftCapReached(
                 available=str(quantize_credits(available)), soft_cap=str(quantize_credits(cap))
             )

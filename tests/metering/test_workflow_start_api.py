@@ -53,3 +53,34 @@ def test_a_spent_out_tenant_with_a_zero_cap_gets_402(tenant: Tenant, api_client:
             "soft_cap": "0.0000",
         }
     }
+
+
+def test_a_tenant_with_an_overdraft_and_a_zero_cap_starts_without_credits(
+    tenant: Tenant, api_client: APIClient
+) -> None:
+    # Its debits may run 100 credits into the overdraft, so a run's steps can still be paid.
+    credit_account_update(tenant=tenant, overdraft_limit=Decimal("100"), soft_cap=Decimal("0"))
+
+    started = api_client.post("/api/v1/workflows", {"external_id": "job-1"}, format="json")
+
+    assert started.status_code == 201, started.json()
+    assert started.json()["state"] == "running"
+
+
+def test_a_tenant_whose_overdraft_is_used_up_gets_402(
+    tenant: Tenant, api_client: APIClient
+) -> None:
+    credit_account_update(tenant=tenant, overdraft_limit=Decimal("100"), soft_cap=Decimal("0"))
+    ledger_debit(tenant=tenant, amount=Decimal("100"), idempotency_key="spend-1")
+
+    refused = api_client.post("/api/v1/workflows", {"external_id": "job-1"}, format="json")
+
+    assert refused.status_code == 402
+    assert refused.json() == {
+        "error": {
+            "code": "soft_cap_reached",
+            "message": SOFT_CAP_MESSAGE,
+            "available": "-100.0000",
+            "soft_cap": "0.0000",
+        }
+    }
