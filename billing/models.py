@@ -246,6 +246,9 @@ class Contract(TenantOwnedModel):
     overdraft_limit = credits_field(default=ZERO)
     monthly_spending_cap_minor = models.BigIntegerField(null=True, blank=True)
     activated_at = models.DateTimeField(null=True, blank=True)
+    # When its overdraft limit was applied: at activation if it had started, else by the
+    # contract_start_due sweep once start_at passes (a renewal activated ahead of its start).
+    terms_applied_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

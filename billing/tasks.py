@@ -22,7 +22,10 @@ def contract_tranches_due_task() -> int:
 
 @shared_task(name="billing.contract_end_due")
 def contract_end_due_task() -> int:
-    return services.contract_end_due()
+    # One hourly beat entry for both ends of a contract (no second schedule to keep in step).
+    ended = services.contract_end_due()
+    services.contract_start_due()
+    return ended
 
 
 @shared_task(name="billing.balance_evaluate")

@@ -13,6 +13,7 @@ from billing.services.autotopup import (
 from billing.services.contracts import (
     contract_activate,
     contract_end_due,
+    contract_start_due,
     contract_tranches_due,
 )
 from billing.services.notify import alert_email_send, notify
@@ -44,6 +45,7 @@ __all__ = [
     "billing_customer_save",
     "contract_activate",
     "contract_end_due",
+    "contract_start_due",
     "contract_tranches_due",
     "credits_expired_notify",
     "fake_checkout_confirm",

@@ -94,8 +94,11 @@ def contract_validate(*, contract: Contract) -> None:
 
 
 def contract_activate(*, contract: Contract, now: datetime | None = None) -> Contract:
-    """Put the contract in force (or re-apply an edited one): rate card assignment, overdraft
-    limit, and every tranche already due. Running it again grants nothing twice."""
+    """Put the contract in force (or re-apply an edited one): rate card assignment from its
+    start, overdraft limit once it has started, and every tranche already due. A contract that
+    starts later (a renewal) leaves the terms in force until its start_at; the rate card history
+    takes the new card from then and contract_start_due applies the overdraft. Running it again
+    grants nothing twice."""
     now = now or timezone.now()
     contract_validate(contract=contract)
     with transaction.atomic(durable=True):
@@ -109,12 +112,19 @@ def contract_activate(*, contract: Contract, now: datetime | None = None) -> Con
             notice_days=a.notice_days,
             pinned_version=a.pinned_version,
             pinned_until=a.pinned_until,
+            valid_from=max(locked.start_at, now),
         )
-        credit_account_update(tenant=locked.tenant, overdraft_limit=locked.overdraft_limit)
+        fields = []
+        if locked.start_at <= now:
+            credit_account_update(tenant=locked.tenant, overdraft_limit=locked.overdraft_limit)
+            locked.terms_applied_at = now
+            fields.append("terms_applied_at")
         if locked.status != Contract.Status.ACTIVE:
             locked.status = Contract.Status.ACTIVE
             locked.activated_at = now
-            locked.save(update_fields=["status", "activated_at"])
+            fields += ["status", "activated_at"]
+        if fields:
+            locked.save(update_fields=fields)
         _grant_due(locked, now)
     return locked
 
@@ -178,14 +188,16 @@ def contract_end_due(*, now: datetime | None = None) -> int:
                 Contract.objects.filter(
                     tenant_id=tenant_id,
                     status=Contract.Status.ACTIVE,
-                    start_at__lte=now,
                     end_at__gt=now,
                 )
                 .exclude(pk=pk)
                 .exists()
             )
             if successor:
-                continue  # the contract in force keeps its own terms
+                # The contract in force keeps its own terms; a renewal that starts after a gap
+                # already holds its card from start_at and contract_start_due applies its
+                # overdraft then, so the ending contract's terms run on through the gap.
+                continue
             credit_account_update(tenant=contract.tenant, overdraft_limit=Decimal(0))
             card = _plan_rate_card(tenant_id)
             if card is not None:
@@ -193,6 +205,42 @@ def contract_end_due(*, now: datetime | None = None) -> int:
                     tenant=contract.tenant, rate_card=card, mode=RateCardAssignment.Mode.FOLLOW
                 )
     return ended
+
+
+def contract_start_due(*, now: datetime | None = None) -> int:
+    """The contract-start step of the hourly sweep: an active contract whose start_at has passed
+    but whose overdraft limit was not applied yet (activated before it started) gets it now.
+    Returns how many it applied; safe to run twice (terms_applied_at marks the ones done, so an
+    overdraft changed later through the API is not overwritten every hour)."""
+    now = now or timezone.now()
+    due = Contract.objects.filter(
+        status=Contract.Status.ACTIVE,
+        terms_applied_at__isnull=True,
+        start_at__lte=now,
+        end_at__gt=now,
+    )
+    applied = 0
+    for pk, tenant_id in due.values_list("pk", "tenant_id"):
+        try:
+            with transaction.atomic(durable=True):
+                account_lock(tenant_id=tenant_id)
+                contract = contract_lock(tenant_id=tenant_id, contract_id=pk)
+                if (
+                    contract.status != Contract.Status.ACTIVE
+                    or contract.terms_applied_at is not None
+                    or contract.start_at > now
+                    or contract.end_at <= now
+                ):
+                    continue
+                credit_account_update(
+                    tenant=contract.tenant, overdraft_limit=contract.overdraft_limit
+                )
+                contract.terms_applied_at = now
+                contract.save(update_fields=["terms_applied_at"])
+                applied += 1
+        except Exception:
+            logger.exception("contract %s: applying its terms at start failed", pk)
+    return applied
 
 
 def _plan_rate_card(tenant_id: int) -> RateCard | None:

@@ -14,6 +14,7 @@ from billing.models import Contract, Plan, Subscription
 from billing.services import (
     contract_activate,
     contract_end_due,
+    contract_start_due,
     contract_tranches_due,
     subscription_start,
 )
@@ -199,3 +200,43 @@ def test_without_a_plan_an_ended_contract_leaves_the_default_card(tenant: Tenant
         None,
     )
     assert credit_account_get(tenant=tenant).overdraft_limit == Decimal("0")
+
+
+def test_a_renewal_after_a_gap_takes_over_at_its_start(tenant: Tenant) -> None:
+    may = datetime(2026, 5, 10, tzinfo=UTC)
+    with time_machine.travel(datetime(2026, 1, 1, tzinfo=UTC), tick=False) as clock:
+        c1 = make_contract(
+            tenant,
+            start_at=datetime(2026, 1, 1, tzinfo=UTC),
+            end_at=datetime(2026, 6, 1, tzinfo=UTC),
+        )
+        contract_activate(contract=c1)
+        c2_card = ratecard_create(name="Acme 2026-27", slug="acme-2026-27")
+        clock.move_to(may)
+        c2 = make_contract(
+            tenant,
+            name="Acme renewal",
+            rate_card=c2_card,
+            start_at=datetime(2026, 6, 2, tzinfo=UTC),
+            end_at=datetime(2027, 6, 2, tzinfo=UTC),
+            overdraft_limit=Decimal("900"),
+        )
+        contract_activate(contract=c2)
+
+        # In May the first contract is still in force.
+        in_may = assignment_in_force(tenant=tenant, at=may)
+        assert in_may is not None
+        assert in_may.rate_card_id == c1.rate_card_id
+        assert credit_account_get(tenant=tenant).overdraft_limit == Decimal("500")
+        assert contract_start_due() == 0
+
+        clock.move_to(datetime(2026, 6, 3, tzinfo=UTC))
+        assert contract_end_due() == 1
+        assert contract_start_due() == 1
+        assert contract_start_due() == 0  # the terms are applied once
+        in_june = assignment_in_force(tenant=tenant, at=datetime(2026, 6, 3, tzinfo=UTC))
+        assert in_june is not None
+        assert in_june.rate_card_id == c2_card.pk
+        assert credit_account_get(tenant=tenant).overdraft_limit == Decimal("900")
+    c1.refresh_from_db()
+    assert c1.status == Contract.Status.ENDED
