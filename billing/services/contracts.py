@@ -171,7 +171,8 @@ def contract_tranches_due(*, now: datetime | None = None) -> int:
 def contract_end_due(*, now: datetime | None = None) -> int:
     """The contract-end sweep (Celery beat, hourly): a contract past its end_at ends, its
     overdraft goes back to 0 and the tenant goes back to its plan's rate card (or the default
-    card). Returns how many contracts it ended; safe to run twice."""
+    card). Tranches due before end_at are granted first. Returns how many contracts it ended;
+    safe to run twice."""
     now = now or timezone.now()
     due = Contract.objects.filter(status=Contract.Status.ACTIVE, end_at__lte=now)
     ended = 0
@@ -181,6 +182,9 @@ def contract_end_due(*, now: datetime | None = None) -> int:
             contract = contract_lock(tenant_id=tenant_id, contract_id=pk)
             if contract.status != Contract.Status.ACTIVE or contract.end_at > now:
                 continue
+            # Both sweeps run hourly in no set order: a tranche due before end_at that the
+            # tranche sweep has not granted yet would never be granted once the contract ends.
+            _grant_due(contract, min(now, contract.end_at))
             contract.status = Contract.Status.ENDED
             contract.save(update_fields=["status"])
             ended += 1

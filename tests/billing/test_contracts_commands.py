@@ -240,3 +240,24 @@ def test_a_renewal_after_a_gap_takes_over_at_its_start(tenant: Tenant) -> None:
         assert credit_account_get(tenant=tenant).overdraft_limit == Decimal("900")
     c1.refresh_from_db()
     assert c1.status == Contract.Status.ENDED
+
+
+def test_ending_a_contract_grants_its_last_tranche_first(tenant: Tenant) -> None:
+    with time_machine.travel(datetime(2026, 1, 1, tzinfo=UTC), tick=False) as clock:
+        contract = make_contract(
+            tenant,
+            committed_credits=Decimal("1000"),
+            grant_schedule=Contract.Schedule.MONTHLY,
+            start_at=datetime(2026, 1, 1, tzinfo=UTC),
+            end_at=datetime(2026, 2, 1, 0, 30, tzinfo=UTC),
+        )
+        contract_activate(contract=contract)
+        # The tranche due at Feb 1 00:00 was not granted before the contract ended at 00:30;
+        # the end sweep happens to run before the tranche sweep.
+        clock.move_to(datetime(2026, 2, 1, 0, 45, tzinfo=UTC))
+        assert contract_end_due() == 1
+        assert contract_tranches_due() == 0
+    assert [(ref, granted) for ref, granted, _, _ in contract_buckets(tenant)] == [
+        (f"contract:{contract.pk}:0", Decimal("500.0000")),
+        (f"contract:{contract.pk}:1", Decimal("500.0000")),
+    ]
