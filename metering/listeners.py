@@ -10,14 +10,24 @@ _CREDITING = frozenset({"grant", "release", "reversal", "adjustment"})
 
 
 def on_balance_changed(event: BalanceChanged) -> None:
-    """Runs after commit in the request's process: one indexed query, and a task only when
-    the tenant has suspended runs that have not been told yet."""
+    """Runs after commit in the request's process: one indexed query (two for a release), and
+    a task only when the tenant has suspended runs that have not been told yet.
+
+    A release wakes every waiting run but the one whose own hold it gave back (the idle sweep
+    releasing a suspended run's hold): that run's refused step already counted those credits,
+    since its steps paid from the hold first, so it can pay nothing more than before.
+    """
     if event.kind not in _CREDITING or event.amount <= 0:
         return
     waiting = WorkflowRun.objects.filter(
         tenant_id=event.tenant_id,
         state=WorkflowRun.State.SUSPENDED,
         resumable_at__isnull=True,
-    ).exists()
-    if waiting:
-        workflow_mark_resumable_task.delay(event.tenant_id)
+    )
+    skip: list[int] = []
+    if event.kind == "release":
+        # The payload names no hold, but ledger_hold_release stamps the hold's released_at
+        # with the very `at` it announces, in the same transaction.
+        skip = list(waiting.filter(hold__released_at=event.at).values_list("pk", flat=True))
+    if waiting.exclude(pk__in=skip).exists():
+        workflow_mark_resumable_task.delay(event.tenant_id, skip_run_ids=skip)

@@ -7,11 +7,11 @@ from tenants.models import Tenant
 
 
 @shared_task(name="metering.workflow_mark_resumable")
-def workflow_mark_resumable_task(tenant_id: int) -> int:
+def workflow_mark_resumable_task(tenant_id: int, skip_run_ids: list[int] | None = None) -> int:
     tenant = Tenant.objects.filter(pk=tenant_id).first()
     if tenant is None:
         return 0
-    return workflow_mark_resumable(tenant=tenant)
+    return workflow_mark_resumable(tenant=tenant, skip_run_ids=skip_run_ids or ())
 
 
 @shared_task(name="metering.workflow_expire_idle")

@@ -7,6 +7,7 @@ docstring has the lock order), so a step, an ending, the idle sweep and the ledg
 services of the same tenant run one at a time and see each other's writes.
 """
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -335,12 +336,14 @@ def _open_hold(run: WorkflowRun) -> CreditHold | None:
 # Resumable
 
 
-def workflow_mark_resumable(*, tenant: Tenant) -> int:
+def workflow_mark_resumable(*, tenant: Tenant, skip_run_ids: Collection[int] = ()) -> int:
     """After credits arrived: every suspended run of the tenant not yet told becomes
-    resumable, and `workflow.resumable` is published for each (after commit)."""
+    resumable, and `workflow.resumable` is published for each (after commit). `skip_run_ids`
+    stay waiting, untold: runs the news is no news to (metering.listeners)."""
     now = timezone.now()
     with transaction.atomic(durable=True):
-        runs = suspended_runs_lock(tenant=tenant)
+        skip = set(skip_run_ids)
+        runs = [run for run in suspended_runs_lock(tenant=tenant) if run.pk not in skip]
         if not runs:
             return 0
         available = available_get(tenant=tenant, at=now)

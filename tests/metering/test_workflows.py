@@ -376,6 +376,69 @@ def test_the_sweep_leaves_a_suspended_run_without_a_hold_alone(
     assert balance_get(tenant=tenant).available == Decimal("5")
 
 
+def test_the_sweep_releasing_a_suspended_runs_hold_does_not_wake_that_run(
+    tenant: Tenant, card: RateCard, events: list[DomainEvent], django_capture_on_commit_callbacks
+) -> None:
+    with time_machine.travel(AFTER_THE_CARD, tick=False) as clock:
+        run = suspended_with_hold(tenant)  # s2 (10) refused with 5 on the hold and 0 besides
+        clock.shift(timedelta(minutes=61))
+        with django_capture_on_commit_callbacks(execute=True):
+            assert workflow_expire_idle() == 1
+        # Its own 5 came back to the balance: s2 is covered no better than when it was refused.
+        assert balance_get(tenant=tenant).available == Decimal("5")
+        run.refresh_from_db()
+        assert run.resumable_at is None
+        assert events == []
+
+        clock.shift(timedelta(minutes=1))
+        with django_capture_on_commit_callbacks(execute=True):
+            grant(tenant, 5, "g2")  # new credits: now it is told
+
+    run.refresh_from_db()
+    assert run.resumable_at is not None
+    assert [(e.type, e.data["workflow_id"]) for e in events] == [("workflow.resumable", run.pk)]
+
+
+def test_the_sweep_releasing_one_runs_hold_wakes_the_other_suspended_runs(
+    tenant: Tenant, card: RateCard, events: list[DomainEvent], django_capture_on_commit_callbacks
+) -> None:
+    with time_machine.travel(AFTER_THE_CARD, tick=False) as clock:
+        held = suspended_with_hold(tenant)  # 5 left on its hold, 0 available
+        grant(tenant, 5, "g2")
+        other, _ = workflow_start(tenant=tenant, external_id="job-2")
+        workflow_step(tenant=tenant, run=other, data=step("o1", action="doc_search"))  # 3
+        with pytest.raises(WorkflowSuspended):
+            workflow_step(tenant=tenant, run=other, data=step("o2", action="doc_search"))
+
+        clock.shift(timedelta(minutes=61))
+        with django_capture_on_commit_callbacks(execute=True):
+            assert workflow_expire_idle() == 1
+
+    assert [(e.type, e.data["workflow_id"]) for e in events] == [("workflow.resumable", other.pk)]
+    held.refresh_from_db()
+    assert held.resumable_at is None
+
+
+def test_cancelling_a_run_releases_its_hold_and_wakes_a_suspended_run(
+    tenant: Tenant, card: RateCard, events: list[DomainEvent], django_capture_on_commit_callbacks
+) -> None:
+    grant(tenant, 25, "g1")
+    with time_machine.travel(AFTER_THE_CARD, tick=False):
+        holder, _ = workflow_start(tenant=tenant, external_id="job-a", reserve_credits=Decimal(20))
+        waiting, _ = workflow_start(tenant=tenant, external_id="job-b")
+        with pytest.raises(WorkflowSuspended):
+            workflow_step(tenant=tenant, run=waiting, data=step("b1"))  # 10 of 5 available
+
+        with django_capture_on_commit_callbacks(execute=True):
+            workflow_cancel(tenant=tenant, run=holder)
+
+    assert [(e.type, e.data["workflow_id"], e.data["available"]) for e in events] == [
+        ("workflow.resumable", waiting.pk, "25.0000")
+    ]
+    waiting.refresh_from_db()
+    assert waiting.resumable_at is not None
+
+
 def test_marking_a_run_resumable_restarts_its_ttl(tenant: Tenant, card: RateCard) -> None:
     with time_machine.travel(AFTER_THE_CARD, tick=False) as clock:
         run = suspended_with_hold(tenant)
