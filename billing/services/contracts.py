@@ -177,38 +177,44 @@ def contract_end_due(*, now: datetime | None = None) -> int:
     due = Contract.objects.filter(status=Contract.Status.ACTIVE, end_at__lte=now)
     ended = 0
     for pk, tenant_id in due.values_list("pk", "tenant_id"):
-        with transaction.atomic(durable=True):
-            account_lock(tenant_id=tenant_id)
-            contract = contract_lock(tenant_id=tenant_id, contract_id=pk)
-            if contract.status != Contract.Status.ACTIVE or contract.end_at > now:
-                continue
-            # Both sweeps run hourly in no set order: a tranche due before end_at that the
-            # tranche sweep has not granted yet would never be granted once the contract ends.
-            _grant_due(contract, min(now, contract.end_at))
-            contract.status = Contract.Status.ENDED
-            contract.save(update_fields=["status"])
-            ended += 1
-            successor = (
-                Contract.objects.filter(
-                    tenant_id=tenant_id,
-                    status=Contract.Status.ACTIVE,
-                    end_at__gt=now,
-                )
-                .exclude(pk=pk)
-                .exists()
-            )
-            if successor:
-                # The contract in force keeps its own terms; a renewal that starts after a gap
-                # already holds its card from start_at and contract_start_due applies its
-                # overdraft then, so the ending contract's terms run on through the gap.
-                continue
-            credit_account_update(tenant=contract.tenant, overdraft_limit=Decimal(0))
-            card = _plan_rate_card(tenant_id)
-            if card is not None:
-                ratecard_assign(
-                    tenant=contract.tenant, rate_card=card, mode=RateCardAssignment.Mode.FOLLOW
-                )
+        try:
+            ended += _end_one(pk, tenant_id, now)
+        except Exception:
+            # One contract that cannot be ended (an edited row) must not keep the others in force.
+            logger.exception("contract %s: ending failed", pk)
     return ended
+
+
+def _end_one(pk: int, tenant_id: int, now: datetime) -> bool:
+    with transaction.atomic(durable=True):
+        account_lock(tenant_id=tenant_id)
+        contract = contract_lock(tenant_id=tenant_id, contract_id=pk)
+        if contract.status != Contract.Status.ACTIVE or contract.end_at > now:
+            return False
+        # Both sweeps run hourly in no set order: a tranche due before end_at that the tranche
+        # sweep has not granted yet would never be granted once the contract ends.
+        _grant_due(contract, min(now, contract.end_at))
+        contract.status = Contract.Status.ENDED
+        contract.save(update_fields=["status"])
+        successor = (
+            Contract.objects.filter(
+                tenant_id=tenant_id, status=Contract.Status.ACTIVE, end_at__gt=now
+            )
+            .exclude(pk=pk)
+            .exists()
+        )
+        if successor:
+            # The contract in force keeps its own terms; a renewal that starts after a gap
+            # already holds its card from start_at and contract_start_due applies its overdraft
+            # then, so the ending contract's terms run on through the gap.
+            return True
+        credit_account_update(tenant=contract.tenant, overdraft_limit=Decimal(0))
+        card = _plan_rate_card(tenant_id)
+        if card is not None:
+            ratecard_assign(
+                tenant=contract.tenant, rate_card=card, mode=RateCardAssignment.Mode.FOLLOW
+            )
+    return True
 
 
 def contract_start_due(*, now: datetime | None = None) -> int:

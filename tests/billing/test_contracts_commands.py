@@ -261,3 +261,24 @@ def test_ending_a_contract_grants_its_last_tranche_first(tenant: Tenant) -> None
         (f"contract:{contract.pk}:0", Decimal("500.0000")),
         (f"contract:{contract.pk}:1", Decimal("500.0000")),
     ]
+
+
+def test_one_broken_contract_does_not_stop_the_end_sweep(
+    tenant: Tenant, other_tenant: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    end = datetime(2026, 6, 1, tzinfo=UTC)
+    with time_machine.travel(START, tick=False) as clock:
+        broken = make_contract(tenant, end_at=end)
+        contract_activate(contract=broken)
+        # Edited after its grant: granting tranche 0 again conflicts with the bucket it made.
+        Contract.objects.filter(pk=broken.pk).update(committed_credits=Decimal("13000"))
+        sound = make_contract(other_tenant, end_at=end)
+        contract_activate(contract=sound)
+        clock.move_to(datetime(2026, 6, 1, 0, 10, tzinfo=UTC))
+        assert contract_end_due() == 1
+    statuses = dict(Contract.objects.values_list("pk", "status"))
+    assert statuses == {broken.pk: Contract.Status.ACTIVE, sound.pk: Contract.Status.ENDED}
+    assert credit_account_get(tenant=other_tenant).overdraft_limit == Decimal("0")
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        f"contract {broken.pk}: ending failed"
+    ]
