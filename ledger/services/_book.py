@@ -119,9 +119,15 @@ class _Book:
         if left > 0:
             overdraft = self.overdraft_bucket()
             overdraft.remaining -= left
-            self.changed[overdraft.pk] = overdraft
+            self.mark(overdraft)
             parts.append((overdraft, left))
         return parts
+
+    def mark(self, bucket: CreditBucket) -> None:
+        """Remember a changed bucket for `save()`; one not inserted yet (a new overdraft
+        bucket) goes in whole through `insert_overdraft()` instead."""
+        if bucket.pk is not None:
+            self.changed[bucket.pk] = bucket
 
     def coverable(self, amount: Decimal, hold_remaining: Decimal) -> bool:
         """Whether `amount` can be paid without touching other holds' reservations.
@@ -136,9 +142,10 @@ class _Book:
         return amount <= self.available + self.account.overdraft_limit + hold_remaining
 
     def overdraft_bucket(self) -> CreditBucket:
-        """The tenant's overdraft bucket, made on first use."""
+        """The tenant's overdraft bucket, made in memory on first use: nothing is written until
+        `insert_overdraft()`, so a move refused after a take() leaves no stray bucket behind."""
         if self.overdraft is None:
-            self.overdraft = CreditBucket.objects.create(
+            self.overdraft = CreditBucket(
                 tenant_id=self.account.tenant_id,
                 source=CreditBucket.Source.OVERDRAFT,
                 policy=CreditBucket.Policy.PERMANENT,
@@ -150,7 +157,16 @@ class _Book:
             )
         return self.overdraft
 
+    def insert_overdraft(self) -> bool:
+        """Insert the overdraft bucket `overdraft_bucket()` made in memory, as it now stands;
+        whether there was one. Call it before writing entries that draw from it."""
+        if self.overdraft is None or self.overdraft.pk is not None:
+            return False
+        self.overdraft.save(force_insert=True)
+        return True
+
     def save(self) -> None:
+        self.insert_overdraft()
         if self.changed:
             CreditBucket.objects.bulk_update(self.changed.values(), ["remaining"])
             self.changed.clear()
@@ -181,8 +197,9 @@ def _atomic_unless_inside() -> AbstractContextManager[Any]:
 
     The debit is the hot path, and a savepoint is two more round trips while the tenant's lock
     is held. It is safe because a debit refuses (InsufficientCredits, IdempotencyConflict,
-    HoldNotOpen) before it writes anything that matters, so the caller's transaction is still
-    usable after a refusal; a database error aborts the caller's transaction, as it should.
+    HoldNotOpen) before it writes anything (a new overdraft bucket waits for the batch's save),
+    so the caller's transaction is still usable after a refusal; a database error aborts the
+    caller's transaction, as it should.
     """
     return transaction.atomic() if not connection.in_atomic_block else nullcontext()
 
@@ -236,8 +253,8 @@ def _settle_overdraft(book: _Book, bucket: CreditBucket, balance: Decimal) -> Mo
     repay = min(-overdraft.remaining, bucket.remaining)
     bucket.remaining -= repay
     overdraft.remaining += repay
-    book.changed[bucket.pk] = bucket
-    book.changed[overdraft.pk] = overdraft
+    book.mark(bucket)
+    book.mark(overdraft)
     tx = _new_transaction(
         tenant_id=book.account.tenant_id,
         kind=EntryKind.SETTLEMENT,

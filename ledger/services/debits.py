@@ -71,11 +71,30 @@ def ledger_debit_many(
         book = _open_book(tenant_id=tenant.pk, now=now)
         before = book.available
         batch = _Batch.load(book, requests)
-        results = [batch.charge(request) for request in requests]
+        outcomes = [batch.charge(request) for request in requests]
         if batch.new:
             batch.save()
             _announce(tenant.pk, EntryKind.DEBIT, before, book.available, now)
-    return results
+    # Results are made after the save: a new overdraft bucket has no pk before it.
+    return [o.result() if isinstance(o, _Paid) else o for o in outcomes]
+
+
+@dataclass(frozen=True)
+class _Paid:
+    """A charge paid in this batch, turned into its DebitResult once the batch is saved."""
+
+    transaction: LedgerTransaction
+    taken: list[tuple[CreditBucket, Decimal]]
+    available_after: Decimal
+    replayed: bool = False
+
+    def result(self) -> DebitResult:
+        return DebitResult(
+            transaction=self.transaction,
+            parts=tuple(_part(bucket, part) for bucket, part in self.taken),
+            available_after=self.available_after,
+            replayed=self.replayed,
+        )
 
 
 @dataclass
@@ -86,7 +105,7 @@ class _Batch:
     existing: dict[str, LedgerTransaction]
     holds: dict[int, CreditHold]
     new: list[Move] = field(default_factory=list)
-    in_batch: dict[str, DebitResult] = field(default_factory=dict)
+    in_batch: dict[str, _Paid] = field(default_factory=dict)
 
     @classmethod
     def load(cls, book: _Book, requests: Sequence[DebitRequest]) -> "_Batch":
@@ -104,7 +123,10 @@ class _Batch:
             holds={h.pk: h for h in holds},
         )
 
-    def charge(self, request: DebitRequest) -> DebitResult | InsufficientCredits:
+    def charge(self, request: DebitRequest) -> _Paid | DebitResult | InsufficientCredits:
+        """Pay one charge in memory. Every refusal that raises comes before anything is
+        written: the batch writes only in `save()`, which the caller's transaction relies on
+        (see `_atomic_unless_inside`)."""
         key = request.idempotency_key
         if key in self.in_batch:
             return _replay_in_batch(self.in_batch[key], request)
@@ -118,12 +140,10 @@ class _Batch:
             )
         tx, entries, taken = _pay(self.book, request, hold)
         self.new.append((tx, entries))
-        self.in_batch[key] = result = DebitResult(
-            transaction=tx,
-            parts=tuple(_part(bucket, part) for bucket, part in taken),
-            available_after=self.book.available,
+        self.in_batch[key] = paid = _Paid(
+            transaction=tx, taken=taken, available_after=self.book.available
         )
-        return result
+        return paid
 
     def _open_hold(self, request: DebitRequest) -> CreditHold | None:
         if request.hold is None:
@@ -134,6 +154,12 @@ class _Batch:
         return hold
 
     def save(self) -> None:
+        if self.book.insert_overdraft():
+            # Entries made before the new overdraft bucket had a pk: point them at it again.
+            for _, entries in self.new:
+                for entry in entries:
+                    if entry.bucket is self.book.overdraft:
+                        entry.bucket = self.book.overdraft
         _write(self.new)
         self.book.save()
         if any(tx.hold_id for tx, _ in self.new):
@@ -206,12 +232,12 @@ def _replay(tx: LedgerTransaction, request: DebitRequest) -> DebitResult:
     )
 
 
-def _replay_in_batch(first: DebitResult, request: DebitRequest) -> DebitResult:
+def _replay_in_batch(first: _Paid, request: DebitRequest) -> _Paid:
     if first.transaction.amount != -request.amount:
         raise IdempotencyConflict(idempotency_key=request.idempotency_key)
-    return DebitResult(
+    return _Paid(
         transaction=first.transaction,
-        parts=first.parts,
+        taken=first.taken,
         available_after=first.available_after,
         replayed=True,
     )

@@ -4,6 +4,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import transaction
 
 from ledger.exceptions import (
     IdempotencyConflict,
@@ -15,6 +16,7 @@ from ledger.models import CreditBucket, LedgerEntry, LedgerTransaction
 from ledger.selectors import available_get, ledger_verify
 from ledger.services import (
     DebitRequest,
+    credit_account_update,
     ledger_adjust,
     ledger_debit,
     ledger_debit_many,
@@ -177,4 +179,73 @@ def test_reversals_and_adjustments_are_idempotent_too(tenant: Tenant) -> None:
             tenant=tenant, credits=D("5"), reason=" ", actor=admin, idempotency_key="adj-3"
         )
     assert available_get(tenant=tenant) == D("7")
+    assert ledger_verify() == []
+
+
+@pytest.mark.parametrize("conflicting_key", ["spill", "earlier"])
+def test_a_batch_refused_after_an_overdraft_spill_leaves_no_overdraft_bucket_behind(
+    tenant: Tenant, conflicting_key: str
+) -> None:
+    # Inside a caller's transaction a debit takes no savepoint, so a refusal that raises must
+    # come before any write: the caller may catch it and commit.
+    credit_account_update(tenant=tenant, overdraft_limit=D("50"))
+    bucket_make(tenant=tenant, credits=D("10"))
+    ledger_debit(tenant=tenant, amount=D("1"), idempotency_key="earlier")
+
+    with transaction.atomic():
+        buckets_before = CreditBucket.objects.filter(tenant=tenant).count()
+        with pytest.raises(IdempotencyConflict) as conflict:
+            ledger_debit_many(
+                tenant=tenant,
+                requests=[
+                    DebitRequest(amount=D("15"), idempotency_key="spill"),
+                    DebitRequest(amount=D("2"), idempotency_key=conflicting_key),
+                ],
+            )
+        assert conflict.value.details == {"idempotency_key": conflicting_key}
+        assert CreditBucket.objects.filter(tenant=tenant).count() == buckets_before
+        assert not CreditBucket.objects.filter(tenant=tenant, is_overdraft=True).exists()
+
+    assert available_get(tenant=tenant) == D("9")
+    assert list(
+        LedgerTransaction.objects.filter(kind="debit").values_list("idempotency_key", flat=True)
+    ) == ["earlier"]
+
+
+def test_a_batch_that_opens_the_overdraft_points_every_part_and_entry_at_its_new_bucket(
+    tenant: Tenant,
+) -> None:
+    credit_account_update(tenant=tenant, overdraft_limit=D("50"))
+    pack = bucket_make(tenant=tenant, credits=D("10"))
+
+    first, again, second = ledger_debit_many(
+        tenant=tenant,
+        requests=[
+            DebitRequest(amount=D("15"), idempotency_key="a"),
+            DebitRequest(amount=D("15"), idempotency_key="a"),
+            DebitRequest(amount=D("20"), idempotency_key="b"),
+        ],
+    )
+
+    overdraft = CreditBucket.objects.get(tenant=tenant, is_overdraft=True)
+    assert not isinstance(first, InsufficientCredits)
+    assert not isinstance(again, InsufficientCredits)
+    assert not isinstance(second, InsufficientCredits)
+    assert [(p.bucket_id, p.amount) for p in first.parts] == [
+        (pack.pk, D("10")),
+        (overdraft.pk, D("5")),
+    ]
+    assert again.parts == first.parts
+    assert (again.replayed, again.transaction.pk) == (True, first.transaction.pk)
+    assert [(p.bucket_id, p.amount) for p in second.parts] == [(overdraft.pk, D("20"))]
+    assert overdraft.remaining == D("-25")
+    assert list(
+        LedgerEntry.objects.filter(kind="debit")
+        .order_by("id")
+        .values_list("bucket_id", "amount", "balance_after")
+    ) == [
+        (pack.pk, D("-10"), D("0")),
+        (overdraft.pk, D("-5"), D("-5")),
+        (overdraft.pk, D("-20"), D("-25")),
+    ]
     assert ledger_verify() == []
