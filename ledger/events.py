@@ -15,6 +15,7 @@ class BalanceChanged:
     available_before: Decimal
     available_after: Decimal
     at: datetime
+    hold_id: int | None = None  # the hold placed or released, for "hold" and "release"
 
 
 def balance_changed(event: BalanceChanged) -> None:

@@ -25,9 +25,7 @@ def on_balance_changed(event: BalanceChanged) -> None:
         resumable_at__isnull=True,
     )
     skip: list[int] = []
-    if event.kind == "release":
-        # The payload names no hold, but ledger_hold_release stamps the hold's released_at
-        # with the very `at` it announces, in the same transaction.
-        skip = list(waiting.filter(hold__released_at=event.at).values_list("pk", flat=True))
+    if event.kind == "release" and event.hold_id is not None:
+        skip = list(waiting.filter(hold_id=event.hold_id).values_list("pk", flat=True))
     if waiting.exclude(pk__in=skip).exists():
         workflow_mark_resumable_task.delay(event.tenant_id, skip_run_ids=skip)

@@ -231,7 +231,14 @@ def _write(new: list[Move]) -> None:
     bulk_insert(entries)
 
 
-def _announce(tenant_id: int, kind: str, before: Decimal, after: Decimal, now: datetime) -> None:
+def _announce(
+    tenant_id: int,
+    kind: str,
+    before: Decimal,
+    after: Decimal,
+    now: datetime,
+    hold_id: int | None = None,
+) -> None:
     balance_changed(
         BalanceChanged(
             tenant_id=tenant_id,
@@ -240,6 +247,7 @@ def _announce(tenant_id: int, kind: str, before: Decimal, after: Decimal, now: d
             available_before=before,
             available_after=after,
             at=now,
+            hold_id=hold_id,
         )
     )
 

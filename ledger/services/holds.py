@@ -60,7 +60,7 @@ def ledger_hold_place(*, tenant: Tenant, amount: Decimal | int | str, reference:
             created_at=now,
         )
         _write([(tx, [entry])])
-        _announce(tenant.pk, EntryKind.HOLD, before, book.available, now)
+        _announce(tenant.pk, EntryKind.HOLD, before, book.available, now, hold_id=hold.pk)
     return hold
 
 
@@ -99,5 +99,5 @@ def ledger_hold_release(*, tenant: Tenant, hold: CreditHold) -> Decimal:
                 created_at=now,
             )
             _write([(tx, [entry])])
-            _announce(tenant.pk, EntryKind.RELEASE, before, book.available, now)
+            _announce(tenant.pk, EntryKind.RELEASE, before, book.available, now, hold_id=hold.pk)
     return released
