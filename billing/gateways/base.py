@@ -71,3 +71,8 @@ class PaymentGateway(ABC):
     @abstractmethod
     def payment_status(self, *, reference: str) -> PaymentStatus:
         """Where the payment `reference` (a PaymentIntent) stands now."""
+
+    @abstractmethod
+    def cancel_payment(self, *, reference: str, idempotency_key: str) -> PaymentStatus:
+        """Cancel the uncaptured payment `reference` so it can never be captured or confirmed
+        later; raises GatewayError if the gateway refuses (it succeeded meanwhile, say)."""

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from django.urls import reverse
 
+from billing.exceptions import GatewayError
 from billing.gateways.base import (
     Charge,
     CheckoutSession,
@@ -41,6 +42,15 @@ class FakeGateway(PaymentGateway):
     def payment_status(self, *, reference: str) -> PaymentStatus:
         self.outside_transaction()
         return self.payments.get(reference) or PaymentStatus(reference, "processing")
+
+    def cancel_payment(self, *, reference: str, idempotency_key: str) -> PaymentStatus:
+        self.outside_transaction()
+        current = self.payment_status(reference=reference)
+        if current.status in ("succeeded", "processing"):
+            # Stripe refuses to cancel a payment that has been (or is being) collected.
+            raise GatewayError(detail=f"This PaymentIntent's status is {current.status}.")
+        self.payment_settle(reference=reference, status="canceled")
+        return PaymentStatus(reference, "canceled")
 
     def checkout_create(
         self, *, top_up: TopUp, success_url: str, cancel_url: str

@@ -141,3 +141,13 @@ class StripeGateway(PaymentGateway):
             raise GatewayError(detail=str(exc.user_message or exc)) from exc
         reason = intent.last_payment_error.message if intent.last_payment_error else ""
         return PaymentStatus(reference=intent.id, status=intent.status, failure_reason=reason or "")
+
+    def cancel_payment(self, *, reference: str, idempotency_key: str) -> PaymentStatus:
+        self.outside_transaction()
+        try:
+            intent = self.client.v1.payment_intents.cancel(
+                reference, options={"idempotency_key": idempotency_key}
+            )
+        except stripe.StripeError as exc:
+            raise GatewayError(detail=str(exc.user_message or exc)) from exc
+        return PaymentStatus(reference=intent.id, status=intent.status)

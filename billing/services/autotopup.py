@@ -212,6 +212,19 @@ def auto_topup_reconcile(*, top_up_id: int) -> TopUp:
         reason = "The payment was authorized but never captured."
     else:
         reason = payment.failure_reason or f"The payment did not complete ({payment.status})."
+    if payment.status != "canceled":
+        # Failing the top-up frees the monthly cap for another charge; a PaymentIntent left
+        # open could still be captured or confirmed later and pay past the cap, so it is
+        # cancelled first. If the gateway refuses (it just succeeded), the next sweep asks again.
+        try:
+            gateway_get(top_up.gateway).cancel_payment(
+                reference=payment.reference, idempotency_key=f"cancel:{top_up.idempotency_key}"
+            )
+        except GatewayError:
+            logger.warning(
+                "auto top-up %s: cancelling %s failed", top_up.pk, payment.reference, exc_info=True
+            )
+            return top_up
     return topup_fail(top_up=top_up, reason=reason, gateway_reference=payment.reference)
 
 

@@ -4,6 +4,7 @@
 succeeded at once and the fake gateway's confirm page all end here.
 """
 
+import logging
 import uuid
 from datetime import datetime, timedelta
 
@@ -25,6 +26,8 @@ from tenants.models import Tenant
 # Backoff after a failed auto top-up payment: 15 min, 30 min, then disabled at the third.
 BACKOFF_BASE = timedelta(minutes=15)
 MAX_CONSECUTIVE_FAILURES = 3
+
+logger = logging.getLogger(__name__)
 
 
 def topup_create(
@@ -67,8 +70,18 @@ def topup_complete(*, top_up: TopUp, gateway_reference: str) -> TopUp:
         locked = topup_lock(tenant_id=top_up.tenant_id, top_up_id=top_up.pk)
         if locked.status == TopUp.Status.SUCCEEDED:
             return locked
-        # A failed payment that later succeeds (Stripe retries, 3-D Secure) still pays for the
-        # credits: money received is the only thing that grants them.
+        if locked.status == TopUp.Status.FAILED and locked.auto:
+            # A failed auto top-up no longer counts against the monthly cap and may have been
+            # replaced by another charge: granting it now could pay past the cap. Its payment
+            # was cancelled when it failed; one that succeeded anyway is for a human (refund).
+            logger.error(
+                "auto top-up %s had failed but payment %s succeeded: not granted, needs review",
+                locked.pk,
+                gateway_reference,
+            )
+            return locked
+        # A portal payment that failed and later succeeds (a second card in the same Checkout,
+        # 3-D Secure) still pays for the credits: money received is what grants them.
         ledger_grant(
             tenant=locked.tenant,
             credits=locked.credits,

@@ -1,6 +1,8 @@
 """The sweep and a stale pending auto top-up: charged again only when the charge call never
 returned; otherwise the existing PaymentIntent is asked where it stands."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -13,9 +15,12 @@ from billing.gateways.fake import PROCESSING_PAYMENT_METHOD, FakeGateway
 from billing.models import CreditPack, TopUp
 from billing.services import (
     auto_topup_policy_update,
+    auto_topup_reconcile,
     auto_topup_sweep,
     billing_customer_save,
+    topup_complete,
     topup_create,
+    topup_fail,
 )
 from ledger.selectors import available_get
 from ledger.services import ledger_debit
@@ -24,6 +29,7 @@ from tests.billing.conftest import grant
 from tests.billing.test_stripe_gateway import CannedHttpClient
 
 START = datetime(2026, 3, 10, 12, tzinfo=UTC)
+PI_7 = {"id": "pi_7", "object": "payment_intent", "last_payment_error": None}
 
 
 @pytest.fixture
@@ -111,6 +117,93 @@ def test_a_processing_charge_that_did_not_pay_fails_the_top_up(
     assert (top_up.status, top_up.failure_reason) == ("failed", expected)
     assert available_get(tenant=tenant) == Decimal("150")
     assert charges == [top_up.idempotency_key]
+    # The PaymentIntent is cancelled, so it can never be captured or confirmed later.
+    assert FakeGateway.payments[top_up.gateway_reference].status == "canceled"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_auto_top_up_is_not_granted_when_its_payment_succeeds_later(
+    tenant: Tenant, pack: CreditPack, charges: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with time_machine.travel(START, tick=False) as clock:
+        top_up = processing_top_up(tenant, pack)
+        FakeGateway.payment_settle(reference=top_up.gateway_reference, status="requires_capture")
+        clock.shift(timedelta(minutes=6))
+        auto_topup_sweep()
+        # Captured anyway (by hand in the dashboard, say) and the webhook arrives.
+        result = topup_complete(top_up=top_up, gateway_reference=top_up.gateway_reference)
+
+    assert (result.status, result.failure_reason) == (
+        "failed",
+        "The payment was authorized but never captured.",
+    )
+    assert available_get(tenant=tenant) == Decimal("150")
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        f"auto top-up {top_up.pk} had failed but payment {top_up.gateway_reference} "
+        "succeeded: not granted, needs review"
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_payment_that_cannot_be_cancelled_leaves_the_top_up_pending(
+    tenant: Tenant, pack: CreditPack
+) -> None:
+    with time_machine.travel(START, tick=False) as clock:
+        top_up = processing_top_up(tenant, pack)
+        TopUp.objects.filter(pk=top_up.pk).update(gateway="stripe", gateway_reference="pi_7")
+        http = CannedHttpClient(
+            [
+                (200, {**PI_7, "status": "requires_capture"}),
+                (
+                    400,
+                    {
+                        "error": {
+                            "type": "invalid_request_error",
+                            "code": "payment_intent_unexpected_state",
+                            "message": "This PaymentIntent's status is succeeded.",
+                        }
+                    },
+                ),
+            ]
+        )
+        with _stripe_over(http):
+            clock.shift(timedelta(minutes=6))
+            result = auto_topup_reconcile(top_up_id=top_up.pk)
+
+    assert (result.status, available_get(tenant=tenant)) == ("pending", Decimal("150"))
+    assert [(s["method"], s["url"]) for s in http.sent] == [
+        ("get", "https://api.stripe.com/v1/payment_intents/pi_7"),
+        ("post", "https://api.stripe.com/v1/payment_intents/pi_7/cancel"),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_requires_capture_stripe_payment_is_cancelled_before_the_top_up_fails(
+    tenant: Tenant, pack: CreditPack
+) -> None:
+    with time_machine.travel(START, tick=False) as clock:
+        top_up = processing_top_up(tenant, pack)
+        TopUp.objects.filter(pk=top_up.pk).update(gateway="stripe", gateway_reference="pi_7")
+        http = CannedHttpClient(
+            [
+                (200, {**PI_7, "status": "requires_capture"}),
+                (200, {**PI_7, "status": "canceled"}),
+            ]
+        )
+        with _stripe_over(http):
+            clock.shift(timedelta(minutes=6))
+            result = auto_topup_reconcile(top_up_id=top_up.pk)
+
+    assert (result.status, result.failure_reason) == (
+        "failed",
+        "The payment was authorized but never captured.",
+    )
+    cancel = http.sent[1]
+    assert (cancel["method"], cancel["url"]) == (
+        "post",
+        "https://api.stripe.com/v1/payment_intents/pi_7/cancel",
+    )
+    assert cancel["headers"]["Idempotency-Key"] == f"cancel:{top_up.idempotency_key}"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -128,6 +221,18 @@ def test_a_pending_top_up_whose_charge_never_returned_is_charged_again(
     top_up.refresh_from_db()
     assert top_up.status == "succeeded"
     assert charges == [top_up.idempotency_key]
+
+
+@contextmanager
+def _stripe_over(http: CannedHttpClient) -> Iterator[None]:
+    """Reconcile talks to the Stripe gateway, and the gateway to canned answers."""
+    from billing.gateways.stripe_gateway import StripeGateway
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            "billing.services.autotopup.gateway_get", lambda name=None: StripeGateway(http)
+        )
+        yield
 
 
 def test_stripe_payment_status_retrieves_the_payment_intent() -> None:
@@ -158,3 +263,14 @@ def test_stripe_payment_status_retrieves_the_payment_intent() -> None:
         "get",
         "https://api.stripe.com/v1/payment_intents/pi_9",
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_portal_top_up_that_is_paid_later_is_still_granted(
+    tenant: Tenant, pack: CreditPack
+) -> None:
+    # A first card declined in Checkout fails the top-up; a second card in the same session pays.
+    top_up = topup_create(tenant=tenant, pack=pack)
+    topup_fail(top_up=top_up, reason="Your card was declined.")
+    result = topup_complete(top_up=top_up, gateway_reference="pi_second_card")
+    assert (result.status, available_get(tenant=tenant)) == ("succeeded", Decimal("500"))
