@@ -2,8 +2,8 @@
 off-session charges succeed unless the saved payment method says otherwise."""
 
 import hashlib
-from typing import ClassVar
 
+from django.core.cache import cache
 from django.urls import reverse
 
 from billing.exceptions import GatewayError
@@ -30,18 +30,28 @@ def _reference(prefix: str, idempotency_key: str) -> str:
 
 class FakeGateway(PaymentGateway):
     name = "fake"
-    # The fake's "server side": each off-session payment's state by reference, kept for the
-    # life of the process (Stripe keeps it for us; the fake has nowhere else to keep it).
-    payments: ClassVar[dict[str, PaymentStatus]] = {}
+
+    # The fake's "server side": each off-session payment's state by reference, kept in the
+    # Django cache (Stripe keeps it for us; the fake has nowhere else to keep it). A charge made
+    # in a worker is read back by the sweep or the web process, so with several processes the
+    # cache must be one they share (Redis); the per-process locmem default only suits tests.
+    @staticmethod
+    def payment_key(reference: str) -> str:
+        return f"billing:fake-payment:{reference}"
 
     @classmethod
     def payment_settle(cls, *, reference: str, status: str, failure_reason: str = "") -> None:
         """Move a stored payment on, as Stripe would (a processing charge that clears)."""
-        cls.payments[reference] = PaymentStatus(reference, status, failure_reason)
+        # No expiry: a payment's state must outlive the top-up that asks about it (as at Stripe).
+        cache.set(cls.payment_key(reference), (status, failure_reason), timeout=None)
 
     def payment_status(self, *, reference: str) -> PaymentStatus:
         self.outside_transaction()
-        return self.payments.get(reference) or PaymentStatus(reference, "processing")
+        stored = cache.get(self.payment_key(reference))
+        if stored is None:
+            return PaymentStatus(reference, "processing")
+        status, failure_reason = stored
+        return PaymentStatus(reference, status, failure_reason)
 
     def cancel_payment(self, *, reference: str, idempotency_key: str) -> PaymentStatus:
         self.outside_transaction()

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.core.cache import cache
 
-from billing.gateways.base import Charge
+from billing.gateways.base import Charge, PaymentStatus
 from billing.gateways.fake import PROCESSING_PAYMENT_METHOD, FakeGateway
 from billing.models import CreditPack, TopUp
 from billing.services import (
@@ -118,7 +119,7 @@ def test_a_processing_charge_that_did_not_pay_fails_the_top_up(
     assert available_get(tenant=tenant) == Decimal("150")
     assert charges == [top_up.idempotency_key]
     # The PaymentIntent is cancelled, so it can never be captured or confirmed later.
-    assert FakeGateway.payments[top_up.gateway_reference].status == "canceled"
+    assert FakeGateway().payment_status(reference=top_up.gateway_reference).status == "canceled"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -274,3 +275,12 @@ def test_a_failed_portal_top_up_that_is_paid_later_is_still_granted(
     topup_fail(top_up=top_up, reason="Your card was declined.")
     result = topup_complete(top_up=top_up, gateway_reference="pi_second_card")
     assert (result.status, available_get(tenant=tenant)) == ("succeeded", Decimal("500"))
+
+
+def test_the_fake_keeps_payment_states_in_the_shared_cache() -> None:
+    # Written by one process (a worker's charge), read by another (the sweep): only a cache
+    # both reach carries it; a class attribute would not.
+    FakeGateway.payment_settle(reference="fpi_x", status="requires_capture")
+    assert cache.get(FakeGateway.payment_key("fpi_x")) == ("requires_capture", "")
+    cache.set(FakeGateway.payment_key("fpi_y"), ("succeeded", ""))
+    assert FakeGateway().payment_status(reference="fpi_y") == PaymentStatus("fpi_y", "succeeded")
