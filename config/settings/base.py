@@ -137,6 +137,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# Cache: shared by every process (web, worker). Redis in production (CACHE_URL=redis://...);
+# the embedded default keeps it in files under var/, which processes on one machine share.
+CACHES = {"default": env.cache_url("CACHE_URL", default=f"filecache://{VAR_DIR / 'cache'}")}
+
 # Celery: Redis (or RabbitMQ) in production, the filesystem transport by default.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 _BROKER_DIR = VAR_DIR / "broker"

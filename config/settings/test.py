@@ -27,3 +27,5 @@ SECRET_KEY = "test-only-secret-key-not-for-use-anywhere-else-0123456789"
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
 CREDITLINE_RAISE_LISTENER_ERRORS = True
+# One process per test run: an in-memory cache is shared by its threads and never by two runs.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
