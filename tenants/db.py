@@ -9,10 +9,10 @@ each array in C. Other databases (the SQLite embedded default) take the plain `b
 """
 
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.db import connections, router
-from django.db.models import JSONField, Model
+from django.db.models import Field, ForeignKey, JSONField, Model
 from psycopg.types.json import Jsonb
 
 M = TypeVar("M", bound=Model)
@@ -31,6 +31,8 @@ def bulk_insert(objs: Sequence[M]) -> Sequence[M]:
     if pk is None:
         raise TypeError(f"{model.__name__} has no primary key.")
     fields = [f for f in meta.concrete_fields if f is not pk]
+    if any(not _plain(field, connection.data_types) for field in fields):
+        return model._default_manager.bulk_create(objs)
     columns = []
     for field in fields:
         if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
@@ -59,3 +61,9 @@ def bulk_insert(objs: Sequence[M]) -> Sequence[M]:
         obj._state.adding = False
         obj._state.db = connection.alias
     return objs
+
+
+def _plain(field: "Field[Any, Any]", data_types: dict[str, str]) -> bool:
+    """A stored column of a built-in type, whose values psycopg adapts as they are."""
+    target = field.target_field if isinstance(field, ForeignKey) else field
+    return not getattr(field, "generated", False) and target.get_internal_type() in data_types
