@@ -2,10 +2,10 @@
 first, and only it. Every service that writes a bucket, a hold or an entry takes this lock
 before reading them, so one tenant's moves run one at a time and buckets need no locks of their
 own (taking none means no second lock to order, so no deadlock between a debit and the sweep);
-tenants never block each other."""
+tenants never block each other.
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+The expiry sweep locks many accounts at once, always in tenant order (ledger/sql/expire_v1.sql),
+skipping any that are busy, so it never waits on a debit and two sweeps never deadlock."""
 
 from django.db import connection
 
@@ -26,28 +26,17 @@ def account_lock(*, tenant_id: int) -> CreditAccount:
     return account
 
 
-# The sweep's session-level advisory lock key: any fixed 64-bit number unique to this job.
+# The sweep's advisory lock key: any fixed 64-bit number unique to this job.
 SWEEP_LOCK_KEY = 0x4C45444745520001
 
 
-@contextmanager
-def sweep_lock() -> Iterator[bool]:
-    """Yield whether this process may run the expiry sweep now.
-
-    On PostgreSQL only one session holds pg_try_advisory_lock at a time, so a second sweep
-    started meanwhile (two beat schedulers, a manual run) skips instead of redoing the work.
-    Correctness does not depend on it: each tenant's expiry is idempotent under its account
-    lock. SQLite (the embedded default, one process) always gets True.
-    """
-    if connection.vendor != "postgresql":
-        yield True
-        return
+def sweep_chunk_lock() -> bool:
+    """Whether this transaction may run a chunk of the expiry sweep: a transaction-level
+    advisory lock, released at commit (so it cannot leak behind a pooler in transaction mode,
+    as a session-level one can). A second sweep started meanwhile skips instead of redoing
+    the work; correctness does not depend on it (ledger/services/expiry.py)."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("sweep_chunk_lock() must run inside transaction.atomic().")
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [SWEEP_LOCK_KEY])
-        acquired = bool(cursor.fetchone()[0])
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [SWEEP_LOCK_KEY])
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [SWEEP_LOCK_KEY])
+        return bool(cursor.fetchone()[0])

@@ -17,9 +17,10 @@ from tenants.models import TenantOwnedModel
 
 ZERO = Decimal("0")
 
-# Consumption order of buckets (DESIGN.md, invariant 5): soonest expiry first, then free
-# before paid, then oldest grant. Permanent buckets (no `expires_at`) come last on every
-# backend: PostgreSQL sorts NULL last by default but SQLite, the embedded default, first.
+# Consumption order of buckets (DESIGN.md, invariant 5): soonest expiry first (permanent
+# buckets, no `expires_at`, last), then free before paid, then oldest grant. The debit draws in
+# this order in SQL (ledger/sql/debit.sql, over bucket_tenant_spendable_idx); reads that list
+# buckets use this same order.
 CONSUMPTION_ORDER: tuple[OrderBy | str, ...] = (
     F("expires_at").asc(nulls_last=True),
     "cost_basis_minor",
@@ -34,11 +35,33 @@ def credits_field(**kwargs: Any) -> models.DecimalField:
 
 
 class CreditAccount(TenantOwnedModel):
-    """One per tenant. Its row lock serializes every money move of that tenant."""
+    """One per tenant. Its row lock serializes every money move of that tenant, and it keeps
+    the tenant's totals current in the same transaction as every entry, so a balance read is
+    O(1) whatever the number of buckets (DESIGN.md, invariant 7; `ledger_verify` checks them).
+
+    The per-policy totals are what is left in the tenant's buckets, including buckets past
+    `expires_at` that the sweep has not written down yet: readers subtract those by an indexed
+    query (ledger.selectors), so a balance is right before the sweep runs.
+    """
 
     overdraft_limit = credits_field(default=ZERO)
-    # Credits held by open reservations; cached here, changed under the account lock.
+    # Credits held by open reservations.
     reserved = credits_field(default=ZERO)
+    monthly_reset_total = credits_field(default=ZERO)
+    permanent_total = credits_field(default=ZERO)
+    rolling_12m_total = credits_field(default=ZERO)
+    # What the contracted overdraft has lent and not been repaid (minus the overdraft bucket).
+    overdraft_used = credits_field(default=ZERO)
+    # Available as of the last sweep: derived by the database, so it cannot drift.
+    available = models.GeneratedField(
+        expression=F("monthly_reset_total")
+        + F("permanent_total")
+        + F("rolling_12m_total")
+        - F("overdraft_used")
+        - F("reserved"),
+        output_field=models.DecimalField(max_digits=20, decimal_places=4),
+        db_persist=True,
+    )
     # Low-balance alert thresholds, percent of unexpired granted credits, e.g. [20, 10].
     alert_thresholds = models.JSONField(default=list)
     # New workflow runs are refused below this many available credits; null = the lowest
@@ -54,6 +77,15 @@ class CreditAccount(TenantOwnedModel):
             ),
             models.CheckConstraint(
                 condition=Q(reserved__gte=0), name="creditaccount_reserved_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    monthly_reset_total__gte=0,
+                    permanent_total__gte=0,
+                    rolling_12m_total__gte=0,
+                    overdraft_used__gte=0,
+                ),
+                name="creditaccount_totals_gte_0",
             ),
         ]
 
@@ -118,8 +150,12 @@ class CreditBucket(TenantOwnedModel):
             ),
         ]
         indexes = [
+            # The debit draws in consumption order straight off this index and stops at the
+            # buckets it needs; balance reads sum the expired-but-unswept prefix of it and
+            # find the next expiry with it.
+            # (PostgreSQL sorts NULL last in an ascending index: permanent buckets come last.)
             models.Index(
-                fields=["tenant", "expires_at"],
+                fields=["tenant", "expires_at", "cost_basis_minor", "granted_at", "id"],
                 condition=Q(remaining__gt=0),
                 name="bucket_tenant_spendable_idx",
             ),
@@ -133,6 +169,15 @@ class CreditBucket(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.get_policy_display()} bucket {self.external_reference}"
+
+
+# The one place that says which account total holds a bucket's credits, by expiry policy
+# (the overdraft has its own, `overdraft_used`).
+POLICY_TOTALS: dict[str, str] = {
+    CreditBucket.Policy.MONTHLY_RESET.value: "monthly_reset_total",
+    CreditBucket.Policy.PERMANENT.value: "permanent_total",
+    CreditBucket.Policy.ROLLING_12M.value: "rolling_12m_total",
+}
 
 
 class CreditHold(TenantOwnedModel):
@@ -210,12 +255,26 @@ class LedgerTransaction(TenantOwnedModel, AppendOnlyModel):
     idempotency_key = models.CharField(max_length=255)
     source_type = models.CharField(max_length=64, blank=True)
     source_id = models.CharField(max_length=255, blank=True)
-    hold = models.ForeignKey(CreditHold, on_delete=models.PROTECT, null=True, blank=True)
-    reverses = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="reversals"
+    # Foreign keys without single-column indexes: the composites below start with the tenant.
+    hold = models.ForeignKey(
+        CreditHold, on_delete=models.PROTECT, null=True, blank=True, db_index=False
     )
+    reverses = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="reversals",
+        db_index=False,
+    )
+    # Never looked up by actor; deleting a user (rare) scans instead.
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
     memo = models.TextField(blank=True)
     created_at = models.DateTimeField()
@@ -227,8 +286,20 @@ class LedgerTransaction(TenantOwnedModel, AppendOnlyModel):
             ),
         ]
         indexes = [
+            # Statements and reports by time; money moves of one source (refunds of an event).
             models.Index(fields=["tenant", "created_at"], name="ledgertx_tenant_created_idx"),
             models.Index(fields=["tenant", "source_type", "source_id"], name="ledgertx_source_idx"),
+            # A hold's debits (ledger_verify); a debit's reversals (what is left to refund).
+            models.Index(
+                fields=["tenant", "hold"],
+                condition=Q(hold__isnull=False),
+                name="ledgertx_tenant_hold_idx",
+            ),
+            models.Index(
+                fields=["tenant", "reverses"],
+                condition=Q(reverses__isnull=False),
+                name="ledgertx_tenant_reverses_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -238,16 +309,27 @@ class LedgerTransaction(TenantOwnedModel, AppendOnlyModel):
 class LedgerEntry(TenantOwnedModel, AppendOnlyModel):
     """One posting: a signed amount on one bucket (or on a hold, for hold and release)."""
 
+    # Foreign keys without single-column indexes: the composites below start with the tenant.
     transaction = models.ForeignKey(
-        LedgerTransaction, on_delete=models.PROTECT, related_name="entries"
+        LedgerTransaction, on_delete=models.PROTECT, related_name="entries", db_index=False
     )
     kind = models.CharField(max_length=16, choices=EntryKind.choices)
     amount = credits_field()
     bucket = models.ForeignKey(
-        CreditBucket, on_delete=models.PROTECT, null=True, blank=True, related_name="entries"
+        CreditBucket,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="entries",
+        db_index=False,
     )
     hold = models.ForeignKey(
-        CreditHold, on_delete=models.PROTECT, null=True, blank=True, related_name="entries"
+        CreditHold,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="entries",
+        db_index=False,
     )
     # The tenant's available balance right after this entry (unexpired buckets less holds).
     balance_after = credits_field()
@@ -268,9 +350,19 @@ class LedgerEntry(TenantOwnedModel, AppendOnlyModel):
             ),
         ]
         indexes = [
+            # The statement, newest first (cursor pages on created_at, id).
             models.Index(fields=["tenant", "created_at", "id"], name="entry_tenant_created_idx"),
+            # A transaction's entries (a replayed debit, a refund), a bucket's (ledger_verify).
+            models.Index(fields=["tenant", "transaction"], name="entry_tenant_tx_idx"),
             models.Index(fields=["tenant", "bucket"], name="entry_tenant_bucket_idx"),
+            # The statement filtered by kind, and what one sweep expired.
             models.Index(fields=["tenant", "kind", "created_at"], name="entry_tenant_kind_idx"),
+            # A hold's release (ledger_verify).
+            models.Index(
+                fields=["tenant", "hold"],
+                condition=Q(hold__isnull=False),
+                name="entry_tenant_hold_idx",
+            ),
         ]
 
     def __str__(self) -> str:

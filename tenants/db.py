@@ -5,7 +5,7 @@ FROM UNNEST), but it still prepares every value in Python, one call chain per va
 of 1,000 usage events is ~50,000 values and most of the batch's time. The models written here
 hold only values psycopg adapts natively (int, str, bool, Decimal, aware datetime, None, and
 JSON wrapped once), so `bulk_insert` hands psycopg the columns as they are and lets it adapt
-each array in C. Other databases (the SQLite embedded default) take the plain `bulk_create`.
+each array in C.
 """
 
 from collections.abc import Sequence
@@ -24,8 +24,6 @@ def bulk_insert(objs: Sequence[M]) -> Sequence[M]:
         return objs
     model = type(objs[0])
     connection = connections[router.db_for_write(model)]
-    if connection.vendor != "postgresql":
-        return model._default_manager.bulk_create(objs)
     meta = model._meta
     pk = meta.pk
     if pk is None:

@@ -2,7 +2,7 @@
 
 TRUNCATE stays possible: it is how a test database is emptied, and no application path uses it.
 
-SQLite, the embedded default, has no such trigger; the ORM guard in ledger/models.py still holds.
+The ORM guard in ledger/models.py refuses the same before a query is sent.
 """
 
 from django.db import migrations

@@ -4,9 +4,12 @@ Every function here takes the tenant's account lock first (ledger/locks.py), run
 `transaction.atomic()` (so a caller may wrap several moves in its own durable transaction),
 and announces `BalanceChanged` after commit.
 
-The package: `_book` (the tenant's buckets under the lock, results, the one insert of
-transactions and entries), `debits`, `grants`, `expiry` (the sweep), `reversals` (refunds and
-adjustments), `holds`, `account` (its settings). Import from `ledger.services` itself.
+The package: `_book` (the tenant's account and totals under the lock, results, the one insert
+of transactions and entries), `debits` (the Python side of the SQL debit, ledger/sql/, the one
+implementation of the consumption order; negative adjustments use it too), `grants`, `expiry`
+(the set-based sweep), `reversals` (refunds and adjustments), `holds`, `account` (its
+settings). Every move keeps the account's totals (per policy, overdraft used, reserved) current
+in its own transaction. Import from `ledger.services` itself.
 
 Decisions (issue 3 asked for them; tests/ledger/test_worked_examples.py shows each):
 - A refund of a debit goes back to the buckets it came from, last drawn first. A share whose

@@ -1,21 +1,19 @@
 """What every ledger service shares: the tenant's book of buckets opened under the account
 lock, amount checks, results, and the one place that inserts transactions and entries."""
 
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Sum
 from django.utils import timezone
 
 from ledger.events import BalanceChanged, balance_changed
 from ledger.exceptions import IdempotencyConflict, InvalidAmount
 from ledger.locks import account_lock
 from ledger.models import (
-    CONSUMPTION_ORDER,
+    POLICY_TOTALS,
     ZERO,
     CreditAccount,
     CreditBucket,
@@ -66,15 +64,23 @@ class DebitRequest:
 
 @dataclass(frozen=True)
 class DebitResult:
-    transaction: LedgerTransaction
+    """A debit's outcome, built from the SQL debit's rows without loading any model."""
+
+    transaction_id: int
     parts: tuple[DebitPart, ...]
     available_after: Decimal
+    from_hold: Decimal = ZERO
     replayed: bool = False
 
     @property
     def revenue_minor(self) -> Decimal:
         """What the credits spent were bought for, in minor units (unrounded)."""
         return sum((p.amount * p.cost_basis_minor for p in self.parts), ZERO)
+
+    @property
+    def transaction(self) -> LedgerTransaction:
+        """The debit's transaction row (one query; the hot path needs only its id)."""
+        return LedgerTransaction.objects.get(pk=self.transaction_id)
 
 
 @dataclass(frozen=True)
@@ -84,96 +90,67 @@ class GrantResult:
     available_after: Decimal
 
 
+_ACCOUNT_FIELDS = [*POLICY_TOTALS.values(), "overdraft_used", "reserved"]
+
+
 @dataclass
 class _Book:
-    """A tenant's spendable buckets, loaded once under the lock and changed in memory."""
+    """The tenant's account under its lock, and the buckets a move touches.
+
+    Every change of a bucket's `remaining` goes through `move()`, which changes the account's
+    total with it, so the totals stay the sums of the buckets (ledger_verify checks it).
+    `due` is what is left in buckets past their expiry that the sweep has not written down:
+    it left the available balance at `expires_at` already.
+    """
 
     account: CreditAccount
     now: datetime
-    spendable: list[CreditBucket]
+    due: Decimal
     overdraft: CreditBucket | None
     changed: dict[int, CreditBucket] = field(default_factory=dict)
 
     @property
     def available(self) -> Decimal:
-        total = sum((b.remaining for b in self.spendable), ZERO)
-        if self.overdraft is not None:
-            total += self.overdraft.remaining
-        return total - self.account.reserved
+        a = self.account
+        held = sum((getattr(a, name) for name in POLICY_TOTALS.values()), ZERO)
+        return held - a.overdraft_used - a.reserved - self.due
 
-    def take(self, amount: Decimal) -> list[tuple[CreditBucket, Decimal]]:
-        """Draw `amount` in consumption order, spilling into the overdraft if the contract
-        allows one; the caller has already checked that it is covered."""
-        parts: list[tuple[CreditBucket, Decimal]] = []
-        left = amount
-        for bucket in self.spendable:
-            if left <= 0:
-                break
-            if bucket.remaining <= 0:
-                continue
-            part = min(bucket.remaining, left)
-            bucket.remaining -= part
-            self.changed[bucket.pk] = bucket
-            parts.append((bucket, part))
-            left -= part
-        if left > 0:
-            overdraft = self.overdraft_bucket()
-            overdraft.remaining -= left
-            self.mark(overdraft)
-            parts.append((overdraft, left))
-        return parts
+    def move(self, bucket: CreditBucket, delta: Decimal) -> None:
+        """Change a bucket's `remaining` by `delta`, and the account's totals with it."""
+        bucket.remaining += delta
+        if bucket.is_overdraft:
+            self.account.overdraft_used -= delta
+        else:
+            name = POLICY_TOTALS[bucket.policy]
+            setattr(self.account, name, getattr(self.account, name) + delta)
+        self.changed[bucket.pk] = bucket
 
-    def mark(self, bucket: CreditBucket) -> None:
-        """Remember a changed bucket for `save()`; one not inserted yet (a new overdraft
-        bucket) goes in whole through `insert_overdraft()` instead."""
-        if bucket.pk is not None:
-            self.changed[bucket.pk] = bucket
-
-    def coverable(self, amount: Decimal, hold_remaining: Decimal) -> bool:
-        """Whether `amount` can be paid without touching other holds' reservations.
-
-        `available` already counts overdraft in use and every open hold; the contract's
-        overdraft limit is the only credit beyond it, and a debit through a hold may also use
-        what that hold still reserves. Written this way (rather than `amount - from_hold <=
-        available + limit`) so that a hold whose credits partly expired can still spend what
-        is left in the buckets: `available` is then negative, yet the hold's debits are paid
-        as long as the buckets cover them.
-        """
-        return amount <= self.available + self.account.overdraft_limit + hold_remaining
-
-    def overdraft_bucket(self) -> CreditBucket:
-        """The tenant's overdraft bucket, made in memory on first use: nothing is written until
-        `insert_overdraft()`, so a move refused after a take() leaves no stray bucket behind."""
-        if self.overdraft is None:
-            self.overdraft = CreditBucket(
-                tenant_id=self.account.tenant_id,
-                source=CreditBucket.Source.OVERDRAFT,
-                policy=CreditBucket.Policy.PERMANENT,
-                granted=ZERO,
-                remaining=ZERO,
-                granted_at=self.now,
-                external_reference="overdraft",
-                is_overdraft=True,
-            )
-        return self.overdraft
-
-    def insert_overdraft(self) -> bool:
-        """Insert the overdraft bucket `overdraft_bucket()` made in memory, as it now stands;
-        whether there was one. Call it before writing entries that draw from it."""
-        if self.overdraft is None or self.overdraft.pk is not None:
-            return False
-        self.overdraft.save(force_insert=True)
-        return True
+    def added(self, bucket: CreditBucket) -> None:
+        """Count a bucket just inserted with its `remaining` in the totals (and in `due` if it
+        was granted already expired)."""
+        name = POLICY_TOTALS[bucket.policy]
+        setattr(self.account, name, getattr(self.account, name) + bucket.remaining)
+        if not _spendable(bucket, self.now):
+            self.due += bucket.remaining
 
     def save(self) -> None:
-        self.insert_overdraft()
         if self.changed:
             CreditBucket.objects.bulk_update(self.changed.values(), ["remaining"])
             self.changed.clear()
+        self.account.save(update_fields=_ACCOUNT_FIELDS)
 
 
-def _spendable_q(now: datetime) -> Q:
-    return Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+def _spendable(bucket: CreditBucket, now: datetime) -> bool:
+    return bucket.expires_at is None or bucket.expires_at > max(now, timezone.now())
+
+
+def due_total(*, tenant_id: int, at: datetime) -> Decimal:
+    """What is left in the tenant's buckets past their expiry and not swept yet (indexed:
+    the prefix of bucket_tenant_spendable_idx up to `at`)."""
+    total = CreditBucket.objects.filter(
+        tenant_id=tenant_id, remaining__gt=0, expires_at__lte=at
+    ).aggregate(total=Sum("remaining"))["total"]
+    return total or ZERO
 
 
 def _open_book(*, tenant_id: int, now: datetime) -> _Book:
@@ -181,27 +158,13 @@ def _open_book(*, tenant_id: int, now: datetime) -> _Book:
     # A caller may date a move in the past (`now=occurred_at`), but what is spendable is
     # decided by the clock: credits that have expired by now are never spent (invariant 6).
     spendable_at = max(now, timezone.now())
-    buckets = list(
-        CreditBucket.objects.filter(tenant_id=tenant_id)
-        .filter(Q(is_overdraft=True) | (Q(remaining__gt=0) & _spendable_q(spendable_at)))
-        # The overdraft last, after the buckets in consumption order (invariant 5).
-        .order_by("is_overdraft", *CONSUMPTION_ORDER)
+    overdraft = CreditBucket.objects.filter(tenant_id=tenant_id, is_overdraft=True).first()
+    return _Book(
+        account=account,
+        now=now,
+        due=due_total(tenant_id=tenant_id, at=spendable_at),
+        overdraft=overdraft,
     )
-    overdraft = next((b for b in buckets if b.is_overdraft), None)
-    spendable = [b for b in buckets if not b.is_overdraft]
-    return _Book(account=account, now=now, spendable=spendable, overdraft=overdraft)
-
-
-def _atomic_unless_inside() -> AbstractContextManager[Any]:
-    """A transaction of its own when called alone; inside a caller's transaction, no savepoint.
-
-    The debit is the hot path, and a savepoint is two more round trips while the tenant's lock
-    is held. It is safe because a debit refuses (InsufficientCredits, IdempotencyConflict,
-    HoldNotOpen) before it writes anything (a new overdraft bucket waits for the batch's save),
-    so the caller's transaction is still usable after a refusal; a database error aborts the
-    caller's transaction, as it should.
-    """
-    return transaction.atomic() if not connection.in_atomic_block else nullcontext()
 
 
 def _prior(*, tenant_id: int, key: str, kind: str) -> LedgerTransaction | None:
@@ -259,10 +222,8 @@ def _settle_overdraft(book: _Book, bucket: CreditBucket, balance: Decimal) -> Mo
     if overdraft is None or overdraft.remaining >= 0:
         return None
     repay = min(-overdraft.remaining, bucket.remaining)
-    bucket.remaining -= repay
-    overdraft.remaining += repay
-    book.mark(bucket)
-    book.mark(overdraft)
+    book.move(bucket, -repay)
+    book.move(overdraft, repay)
     tx = _new_transaction(
         tenant_id=book.account.tenant_id,
         kind=EntryKind.SETTLEMENT,

@@ -1,97 +1,91 @@
-"""The expiry sweep: write down what is left in buckets past their `expires_at`."""
+"""The expiry sweep: write down what is left in buckets past their `expires_at`, set-based.
+
+Each chunk is one short transaction: a transaction-level advisory lock (so a second sweep
+started meanwhile skips; it stays correct behind a pooler in transaction mode, where a
+session-level lock could leak), the next tenants with due buckets (by tenant id), and one call
+of the ledger's `ledger_expire_tenants` (ledger/sql/), which locks those tenants' accounts in
+tenant order, skipping busy ones, and expires their due buckets in a few statements.
+Correctness does not rest on the advisory lock: a bucket is expired under its tenant's lock,
+once (a unique index on expiry entries), so sweeps run at once with `exclusive=False` split
+the tenants between them. A chunk holds its tenants' locks briefly: their debits wait for it.
+"""
 
 import logging
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from ledger.locks import sweep_lock
-from ledger.models import ZERO, CreditBucket, EntryKind, LedgerEntry
-from ledger.services._book import Move, _announce, _new_transaction, _open_book, _write
+from ledger.locks import sweep_chunk_lock
+from ledger.models import EntryKind
+from ledger.services._book import _announce
 
 logger = logging.getLogger(__name__)
 
+# Tenants whose accounts are locked busy are retried this many times in one sweep.
+_PASSES = 3
+
+_NEXT_TENANTS = """
+SELECT DISTINCT tenant_id FROM ledger_creditbucket
+ WHERE remaining > 0 AND expires_at <= %s AND tenant_id > %s
+ ORDER BY tenant_id LIMIT %s
+"""
+
 
 def ledger_expire_due(
-    *, now: datetime | None = None, batch_size: int = 500, exclusive: bool = True
+    *, now: datetime | None = None, batch_size: int = 100, exclusive: bool = True
 ) -> int:
     """The sweep: one `expiry` entry per bucket past its `expires_at` for what was left.
 
-    Safe to run twice at once and after a crash: each tenant's buckets are expired in its own
-    transaction under its account lock, and a bucket already expired has nothing left (the
-    unique index on expiry entries backs this up), so a crash mid-way leaves committed tenants
-    done and the rest for the next run. With `exclusive` (the default) a PostgreSQL advisory
-    lock also keeps a second concurrent sweep from even trying: it returns 0 at once.
-
-    `now` may replay the sweep as of an earlier moment; a later one is clamped to the clock,
-    so no bucket is ever expired early. Returns how many buckets it expired.
+    Safe to run twice at once and after a crash (each chunk commits whole). With `exclusive`
+    (the default) a sweep that finds another one running returns at once. `batch_size` is the
+    number of tenants per chunk. `now` may replay the sweep as of an earlier moment; a later
+    one is clamped to the clock, so no bucket is ever expired early. Returns how many buckets
+    it expired.
     """
     clock = timezone.now()
     now = min(now, clock) if now is not None else clock
-    if not exclusive:
-        return _expire_all(now=now, batch_size=batch_size)
-    with sweep_lock() as acquired:
-        if not acquired:
-            logger.info("ledger sweep skipped: another sweep holds the lock")
-            return 0
-        return _expire_all(now=now, batch_size=batch_size)
-
-
-def _expire_all(*, now: datetime, batch_size: int) -> int:
     expired = 0
-    while True:
-        tenant_ids = list(
-            CreditBucket.objects.filter(remaining__gt=0, expires_at__lte=now)
-            .values_list("tenant_id", flat=True)
-            .distinct()[:batch_size]
-        )
-        if not tenant_ids:
-            return expired
-        for tenant_id in tenant_ids:
-            expired += _expire_tenant(tenant_id=tenant_id, now=now)
+    for _ in range(_PASSES):
+        after, busy = 0, False
+        while True:
+            chunk = _expire_chunk(now=now, after=after, limit=batch_size, exclusive=exclusive)
+            if chunk is None:
+                logger.info("ledger sweep skipped: another sweep holds the lock")
+                return expired
+            tenants, done = chunk
+            if not tenants:
+                break
+            expired += sum(done.values())
+            busy = busy or len(done) < len(tenants)
+            after = tenants[-1]
+        if not busy:
+            break
+    return expired
 
 
-def _expire_tenant(*, tenant_id: int, now: datetime) -> int:
-    with transaction.atomic():
-        book = _open_book(tenant_id=tenant_id, now=now)
-        due = list(
-            CreditBucket.objects.filter(
-                tenant_id=tenant_id, remaining__gt=0, expires_at__lte=now
-            ).order_by("id")
-        )
-        if not due:
-            return 0
-        balance = book.available
-        new: list[Move] = []
-        for bucket in due:
-            new.append(_expiry(bucket, balance=balance, now=now))
-            bucket.remaining = ZERO
-            book.changed[bucket.pk] = bucket
-        _write(new)
-        book.save()
-        # Expired credits had already left the available balance at `expires_at`; listeners
-        # hear of the expiry (amount 0 change) so they can tell the tenant.
-        _announce(tenant_id, EntryKind.EXPIRY, balance, balance, now)
-    return len(due)
+def _expire_chunk(
+    *, now: datetime, after: int, limit: int, exclusive: bool
+) -> tuple[list[int], dict[int, int]] | None:
+    """One chunk: the tenants it looked at and, of those, how many buckets each had expired;
+    None if another sweep holds the lock."""
+    with transaction.atomic(durable=True), connection.cursor() as cursor:
+        if exclusive and not sweep_chunk_lock():
+            return None
+        cursor.execute(_NEXT_TENANTS, [now, after, limit])
+        tenants = [row[0] for row in cursor.fetchall()]
+        if not tenants:
+            return [], {}
+        cursor.execute("SELECT * FROM ledger_expire_tenants(%s::bigint[], %s)", [tenants, now])
+        done: dict[int, int] = {}
+        for tenant_id, buckets, available in cursor.fetchall():
+            done[tenant_id] = buckets
+            _announce_expiry(tenant_id, available, now)
+    return tenants, done
 
 
-def _expiry(bucket: CreditBucket, *, balance: Decimal, now: datetime) -> Move:
-    tx = _new_transaction(
-        tenant_id=bucket.tenant_id,
-        kind=EntryKind.EXPIRY,
-        amount=-bucket.remaining,
-        key=f"expiry:{bucket.pk}",
-        now=now,
-        memo=f"{bucket.get_policy_display()} credits expired at {bucket.expires_at}.",
-    )
-    entry = LedgerEntry(
-        tenant_id=bucket.tenant_id,
-        kind=EntryKind.EXPIRY,
-        amount=-bucket.remaining,
-        bucket=bucket,
-        balance_after=balance,
-        created_at=now,
-    )
-    return tx, [entry]
+def _announce_expiry(tenant_id: int, available: Decimal, now: datetime) -> None:
+    # Expired credits had already left the available balance at `expires_at`; listeners hear
+    # of the expiry (a change of 0) so they can tell the tenant.
+    _announce(tenant_id, EntryKind.EXPIRY, available, available, now)

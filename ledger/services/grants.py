@@ -97,8 +97,8 @@ def _grant_moves(
 ) -> tuple[Decimal, list[Move]]:
     """The grant's entry, and the overdraft settlement it pays first; with the available
     balance after it (a grant already expired when it is made adds nothing spendable)."""
-    spendable = bucket.expires_at is None or bucket.expires_at > book.now
-    after = before + bucket.granted if spendable else before
+    book.added(bucket)
+    after = book.available
     entry = LedgerEntry(
         tenant_id=book.account.tenant_id,
         kind=EntryKind.GRANT,
@@ -108,8 +108,7 @@ def _grant_moves(
         created_at=book.now,
     )
     new = [(tx, [entry])]
-    if spendable:
-        book.spendable.append(bucket)
+    if after > before:
         settlement = _settle_overdraft(book, bucket, after)
         if settlement:
             new.append(settlement)

@@ -42,7 +42,7 @@ def ledger_hold_place(*, tenant: Tenant, amount: Decimal | int | str, reference:
             tenant_id=tenant.pk, reference=reference, amount=amount, remaining=amount
         )
         book.account.reserved += amount
-        book.account.save(update_fields=["reserved"])
+        book.save()
         tx = _new_transaction(
             tenant_id=tenant.pk,
             kind=EntryKind.HOLD,
@@ -80,7 +80,7 @@ def ledger_hold_release(*, tenant: Tenant, hold: CreditHold) -> Decimal:
         hold.released_at = now
         hold.save(update_fields=["remaining", "status", "released_at"])
         book.account.reserved -= released
-        book.account.save(update_fields=["reserved"])
+        book.save()
         if released:
             tx = _new_transaction(
                 tenant_id=tenant.pk,

@@ -15,6 +15,7 @@ from ledger.exceptions import (
 )
 from ledger.models import ZERO, CreditBucket, EntryKind, LedgerEntry, LedgerTransaction
 from ledger.services._book import (
+    DebitRequest,
     Move,
     _announce,
     _Book,
@@ -26,6 +27,7 @@ from ledger.services._book import (
     _write,
     quantize_credits,
 )
+from ledger.services.debits import debit_call
 from tenants.models import Tenant
 
 
@@ -124,8 +126,7 @@ def _refund_entries(
             continue
         left -= part
         for target, share in _refund_targets(book, bucket, part, key):
-            target.remaining += share
-            book.changed[target.pk] = target
+            book.move(target, share)
             entries.append(
                 LedgerEntry(
                     tenant_id=book.account.tenant_id,
@@ -150,7 +151,9 @@ def _refund_targets(
     """
     if not bucket.is_overdraft:
         return [(_refund_target(book, bucket, part, key), part)]
-    overdraft = book.overdraft_bucket()
+    overdraft = book.overdraft
+    if overdraft is None:  # the debit drew from it, so it exists
+        raise RuntimeError(f"Tenant {book.account.tenant_id} has no overdraft bucket.")
     owed = min(part, -overdraft.remaining)
     targets = [(overdraft, owed)] if owed > 0 else []
     if part > owed:
@@ -159,12 +162,16 @@ def _refund_targets(
 
 
 def _refund_target(book: _Book, bucket: CreditBucket, part: Decimal, key: str) -> CreditBucket:
-    live = next((b for b in book.spendable if b.pk == bucket.pk), None)
-    if live is not None:
-        return live
+    """The bucket itself while it lives (the book's own copy once it has one), else a new
+    permanent refund bucket with its cost basis, empty until the caller moves `part` in."""
+    if bucket.pk in book.changed:
+        return book.changed[bucket.pk]
     if not bucket.is_overdraft and (bucket.expires_at is None or bucket.expires_at > book.now):
-        book.spendable.append(bucket)  # emptied by debits, but still alive: refill it
-        return bucket
+        return bucket  # emptied by debits, maybe, but still alive: refill it
+    reference = f"refund:{key}:{bucket.pk}"
+    existing = next((b for b in book.changed.values() if b.external_reference == reference), None)
+    if existing is not None:
+        return existing
     refund = CreditBucket.objects.create(
         tenant_id=book.account.tenant_id,
         source=CreditBucket.Source.REFUND,
@@ -175,9 +182,8 @@ def _refund_target(book: _Book, bucket: CreditBucket, part: Decimal, key: str) -
         price_minor=int((part * bucket.cost_basis_minor).to_integral_value(ROUND_HALF_UP)),
         currency=bucket.currency,
         cost_basis_minor=bucket.cost_basis_minor,
-        external_reference=f"refund:{key}:{bucket.pk}",
+        external_reference=reference,
     )
-    book.spendable.append(refund)
     return refund
 
 
@@ -196,6 +202,8 @@ def ledger_adjust(
     amount = quantize_credits(credits)
     if amount == 0 or amount != Decimal(credits):
         raise InvalidAmount(amount=str(credits))
+    if amount < 0:
+        return _adjust_down(tenant, -amount, reason, actor, idempotency_key)
     now = timezone.now()
     with transaction.atomic():
         book = _open_book(tenant_id=tenant.pk, now=now)
@@ -214,14 +222,31 @@ def ledger_adjust(
             actor=actor,
             memo=reason,
         )
-        if amount > 0:
-            new = _adjust_up(book, tx, amount, before)
-        else:
-            new = [(tx, _adjust_down(book, -amount, before))]
+        new = _adjust_up(book, tx, amount, before)
         _write(new)
         book.save()
         _announce(tenant.pk, EntryKind.ADJUSTMENT, before, book.available, now)
     return tx
+
+
+def _adjust_down(
+    tenant: Tenant, amount: Decimal, reason: str, actor: User, key: str
+) -> LedgerTransaction:
+    """`amount` drawn like a debit, by the debit itself (no overdraft); refused whole if not
+    available. The same key again (also one used by a positive adjustment) answers as
+    ledger_adjust does: the original transaction, or IdempotencyConflict."""
+    request = DebitRequest(amount=amount, idempotency_key=key, memo=reason)
+    (result,) = debit_call(
+        tenant_id=tenant.pk,
+        requests=[request],
+        now=None,
+        kind=EntryKind.ADJUSTMENT,
+        allow_overdraft=False,
+        actor_id=actor.pk,
+    )
+    if isinstance(result, InsufficientCredits):
+        raise result
+    return result.transaction
 
 
 def _adjust_up(book: _Book, tx: LedgerTransaction, amount: Decimal, before: Decimal) -> list[Move]:
@@ -235,7 +260,7 @@ def _adjust_up(book: _Book, tx: LedgerTransaction, amount: Decimal, before: Deci
         granted_at=book.now,
         external_reference=f"adjustment:{tx.idempotency_key}",
     )
-    book.spendable.append(bucket)
+    book.added(bucket)
     entry = LedgerEntry(
         tenant_id=book.account.tenant_id,
         kind=EntryKind.ADJUSTMENT,
@@ -246,27 +271,3 @@ def _adjust_up(book: _Book, tx: LedgerTransaction, amount: Decimal, before: Deci
     )
     settlement = _settle_overdraft(book, bucket, before + amount)
     return [(tx, [entry]), settlement] if settlement else [(tx, [entry])]
-
-
-def _adjust_down(book: _Book, amount: Decimal, before: Decimal) -> list[LedgerEntry]:
-    """`amount` drawn like a debit (no overdraft); refused whole if not available."""
-    if amount > book.available:
-        raise InsufficientCredits(
-            required=str(amount),
-            available=str(quantize_credits(max(book.available, ZERO))),
-        )
-    entries = []
-    running = before
-    for bucket, part in book.take(amount):
-        running -= part
-        entries.append(
-            LedgerEntry(
-                tenant_id=book.account.tenant_id,
-                kind=EntryKind.ADJUSTMENT,
-                amount=-part,
-                bucket=bucket,
-                balance_after=running,
-                created_at=book.now,
-            )
-        )
-    return entries

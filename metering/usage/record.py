@@ -228,7 +228,7 @@ def _event(
         outcome=data.outcome,
         credits=item.credits,
         rate_card_version=item.quote.version,
-        ledger_transaction=debit.transaction if debit is not None else None,
+        ledger_transaction_id=debit.transaction_id if debit is not None else None,
         buckets=[
             {"bucket_id": p.bucket_id, "credits": f"{p.amount:f}", "policy": p.policy}
             for p in parts

@@ -1,5 +1,5 @@
-"""Nothing but the ledger/services/ package (and the account lock in ledger/locks.py) writes
-ledger rows.
+"""Nothing but the ledger/services/ package, the ledger's own SQL functions (ledger/sql/,
+installed by ledger/migrations/) and the account lock in ledger/locks.py writes ledger rows.
 
 A static check over the whole source tree, every app and every test directory but this one.
 It was chosen over a runtime guard because it sees every code path, not only those some test
@@ -9,7 +9,11 @@ It flags, in any other file:
   `LedgerEntry.objects.filter(...).update(...)`, `bulk_create`, `get_or_create`, ...;
 - building a ledger model instance (`CreditHold(...)`): outside the services, the only use of
   one is to `.save()` it (a line may say `# never saved`: the selectors' unsaved default);
-- raw SQL that inserts, updates or deletes a ledger table.
+- raw SQL that inserts, updates or deletes a ledger table, in code and in every other app's
+  migrations (a RunSQL is a string like any other);
+- a .sql file outside ledger/sql/ that does.
+bench/ is exempt on purpose: it seeds throwaway benchmark databases with set-based SQL (100,000
+buckets through the services would take minutes) and checks them with ledger_verify.
 What it cannot see (a `.save()` on a bucket fetched through a selector) is covered for entries
 and transactions by the ORM guard and the trigger; buckets, holds and accounts are only ever
 returned to other apps as read results.
@@ -22,8 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 LEDGER_MODELS = {"CreditAccount", "CreditBucket", "CreditHold", "LedgerEntry", "LedgerTransaction"}
 WRITERS = {"ledger/locks.py"}
-WRITER_PACKAGE = "ledger/services/"
-SKIP_DIRS = {".venv", "var", "node_modules", ".git", "migrations", "__pycache__"}
+WRITER_DIRS = ("ledger/services/", "ledger/migrations/", "ledger/sql/", "tests/ledger/", "bench/")
+SKIP_DIRS = {".venv", "var", "node_modules", ".git", "__pycache__"}
 WRITE_METHODS = {
     "create",
     "bulk_create",
@@ -93,16 +97,12 @@ def violations_in(source: str, relative: str) -> list[str]:
     return found
 
 
-def project_files() -> list[tuple[Path, str]]:
+def project_files(suffix: str = ".py") -> list[tuple[Path, str]]:
     files = []
-    for path in ROOT.rglob("*.py"):
+    for path in ROOT.rglob(f"*{suffix}"):
         relative = path.relative_to(ROOT).as_posix()
         parts = set(path.relative_to(ROOT).parts)
-        if (
-            parts & SKIP_DIRS
-            or relative in WRITERS
-            or relative.startswith((WRITER_PACKAGE, "tests/ledger/"))
-        ):
+        if parts & SKIP_DIRS or relative in WRITERS or relative.startswith(WRITER_DIRS):
             continue
         files.append((path, relative))
     return files
@@ -110,9 +110,16 @@ def project_files() -> list[tuple[Path, str]]:
 
 def test_no_code_outside_the_ledger_services_writes_ledger_rows() -> None:
     files = project_files()
-    assert any(rel == "ledger/selectors.py" for _, rel in files)  # the walk sees the tree
+    # The walk sees the tree, other apps' migrations included.
+    assert {"ledger/selectors.py", "billing/migrations/0001_initial.py"} <= {r for _, r in files}
     assert not any(rel.startswith("ledger/services") for _, rel in files)
     found = [v for path, rel in files for v in violations_in(path.read_text(), rel)]
+    assert found == []
+
+
+def test_no_sql_file_outside_the_ledger_writes_ledger_rows() -> None:
+    assert (ROOT / "ledger/sql/debit_v1.sql").exists()
+    found = [rel for path, rel in project_files(".sql") if RAW_SQL.search(path.read_text())]
     assert found == []
 
 
