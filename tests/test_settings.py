@@ -1,6 +1,7 @@
 """Settings come from the environment: the embedded default without it, servers with it, and
 production settings that pass `check --deploy`."""
 
+import hashlib
 import json
 import secrets
 from pathlib import Path
@@ -16,6 +17,8 @@ from django.conf import settings
 db = settings.DATABASES["default"]
 print(json.dumps({
     "engine": db["ENGINE"], "name": str(db["NAME"]), "host": db.get("HOST", ""),
+    "port": db.get("PORT", ""), "server_dir": db.get("SERVER_DIR", ""),
+    "conn_max_age": db["CONN_MAX_AGE"],
     "broker": settings.CELERY_BROKER_URL, "debug": settings.DEBUG,
     "transport": settings.CELERY_BROKER_TRANSPORT_OPTIONS,
 }))
@@ -33,8 +36,15 @@ def test_no_env_means_the_embedded_default(tmp_path: Path) -> None:
         {"DJANGO_SETTINGS_MODULE": "config.settings.local", "CREDITLINE_VAR_DIR": str(tmp_path)}
     )
 
-    assert settings["engine"] == "django.db.backends.sqlite3"
-    assert settings["name"] == str(tmp_path / "db.sqlite3")
+    digest = hashlib.sha256(str(tmp_path.resolve()).encode()).hexdigest()[:16]
+    assert settings["engine"] == "config.embedded_db"
+    assert (settings["name"], settings["host"], settings["port"]) == (
+        "creditline",
+        f"/tmp/creditline-pg-{digest}",
+        "5432",
+    )
+    assert settings["server_dir"] == str(tmp_path.resolve() / "pg")
+    assert settings["conn_max_age"] == 60
     assert settings["broker"] == "filesystem://"
     assert settings["debug"] is True
     assert settings["transport"] == {
@@ -44,6 +54,34 @@ def test_no_env_means_the_embedded_default(tmp_path: Path) -> None:
         "control_folder": str(tmp_path / "broker" / "control"),
         "store_processed": False,
     }
+
+
+def test_the_embedded_socket_fits_from_a_deeply_nested_clone(tmp_path: Path) -> None:
+    var_dir = tmp_path.joinpath(*["a-rather-long-directory-name"] * 12, "var")
+
+    settings = _probe(
+        {"DJANGO_SETTINGS_MODULE": "config.settings.local", "CREDITLINE_VAR_DIR": str(var_dir)}
+    )
+
+    assert len(str(var_dir)) > 300
+    assert len(f"{settings['host']}/.s.PGSQL.5432") == 49
+
+
+def test_sqlite_is_refused(tmp_path: Path) -> None:
+    result = run_python(
+        ["-c", PROBE],
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings.local",
+            "CREDITLINE_VAR_DIR": str(tmp_path),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        },
+    )
+
+    assert result.returncode != 0
+    assert (
+        "DATABASE_URL must be a PostgreSQL URL (postgres://...), not sqlite: PostgreSQL is the"
+        " only database engine (unset it for the embedded one)." in result.stderr
+    )
 
 
 def test_settings_import_writes_nothing(tmp_path: Path) -> None:

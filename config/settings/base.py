@@ -1,13 +1,17 @@
 """Settings shared by every environment; every value can come from the environment.
 
-With no DATABASE_URL and no CELERY_BROKER_URL the system runs on the embedded default:
-SQLite and Celery's filesystem transport, so a first look needs no server at all.
+With no DATABASE_URL and no CELERY_BROKER_URL the system runs on the embedded default: an
+embedded PostgreSQL under var/ (config/embedded_db, started on a process's first connection) and
+Celery's filesystem transport, so a first look needs no server to install.
 """
 
 from pathlib import Path
 from typing import Any
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from config import embedded_db
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -68,24 +72,32 @@ TEMPLATES = [
 ]
 
 
+_POSTGRESQL_ENGINES = ("django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis")
+
+
 def _database(url: str) -> dict[str, Any]:
     config: dict[str, Any] = env.db_url_config(url)
-    if config["ENGINE"] == "django.db.backends.sqlite3":
-        # IMMEDIATE transactions and WAL let web and worker share the embedded file
-        # without "database is locked" on concurrent writes.
-        config["OPTIONS"] = {
-            "transaction_mode": "IMMEDIATE",
-            "timeout": 20,
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        }
-    else:
-        config["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-        config["CONN_HEALTH_CHECKS"] = True
+    if config["ENGINE"] not in _POSTGRESQL_ENGINES:
+        raise ImproperlyConfigured(
+            f"DATABASE_URL must be a PostgreSQL URL (postgres://...), not {url.split(':')[0]}:"
+            " PostgreSQL is the only database engine (unset it for the embedded one)."
+        )
+    return _connections(config)
+
+
+def _connections(config: dict[str, Any]) -> dict[str, Any]:
+    config["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    config["CONN_HEALTH_CHECKS"] = True
     return config
 
 
+_DATABASE_URL = env.str("DATABASE_URL", default="")
 DATABASES = {
-    "default": _database(env.str("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")),
+    "default": (
+        _database(_DATABASE_URL)
+        if _DATABASE_URL
+        else _connections(embedded_db.database_settings(VAR_DIR))
+    ),
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -6,7 +6,8 @@
   or DELETE. The parent row is read FOR SHARE so a concurrent publish waits for this write (and
   a write racing a publish sees the committed status), closing the draft-edit/publish race.
 
-SQLite (the embedded default) gets no triggers; the ORM guard in models.py still applies.
+Every database is PostgreSQL (the embedded default too), so every database gets these
+triggers; the vendor check below is only a guard. The ORM guard in models.py applies as well.
 """
 
 from django.db import migrations
