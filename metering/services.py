@@ -12,6 +12,8 @@ from metering.usage.inputs import (
 from metering.usage.record import (
     BATCH_LIMIT,
     BatchItemResult,
+    Event,
+    RecordedEvent,
     RecordResult,
     usage_event_record,
     usage_event_record_batch,
@@ -21,7 +23,9 @@ __all__ = [
     "BATCH_LIMIT",
     "COMPONENTS",
     "BatchItemResult",
+    "Event",
     "RecordResult",
+    "RecordedEvent",
     "UsageInput",
     "usage_event_record",
     "usage_event_record_batch",

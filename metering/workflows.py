@@ -31,7 +31,7 @@ from metering.exceptions import (
 )
 from metering.locks import run_lock, suspended_runs_lock
 from metering.models import UsageEvent, WorkflowRun
-from metering.services import UsageInput, usage_event_record
+from metering.services import Event, UsageInput, usage_event_record
 from tenants.events import publish
 from tenants.models import Tenant
 
@@ -119,7 +119,7 @@ def workflow_start(
 @dataclass(frozen=True)
 class StepResult:
     run: WorkflowRun
-    event: UsageEvent
+    event: Event
     replayed: bool
 
 
@@ -177,7 +177,7 @@ def workflow_step(*, tenant: Tenant, run: WorkflowRun, data: UsageInput) -> Step
     return StepResult(run=run, event=recorded.event, replayed=recorded.replayed)
 
 
-def _count_step(*, run: WorkflowRun, event: UsageEvent) -> None:
+def _count_step(*, run: WorkflowRun, event: Event) -> None:
     run.credits_charged += event.credits
     run.cogs_minor += event.cogs_minor
     run.revenue_minor += event.revenue_minor

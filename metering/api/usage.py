@@ -23,6 +23,7 @@ from metering.selectors import usage_event_list
 from metering.services import (
     BATCH_LIMIT,
     COMPONENTS,
+    Event,
     UsageInput,
     usage_event_record,
     usage_event_record_batch,
@@ -109,7 +110,7 @@ def _dec(value: Decimal) -> str:
     return f"{value:f}"
 
 
-def usage_event_body(event: UsageEvent) -> dict[str, Any]:
+def usage_event_body(event: Event) -> dict[str, Any]:
     """What POST returns for a new event, and what a replay returns again."""
     version = event.rate_card_version
     return {

@@ -22,7 +22,6 @@ from ratecards.selectors import (
     PriceQuote,
     cost_catalog_in_force,
     cost_quote,
-    price,
     tenant_pricer,
 )
 from tenants.exceptions import CreditlineError
@@ -95,16 +94,6 @@ def _uses_components(data: UsageInput) -> bool:
     return any(getattr(data, name) for name in COMPONENTS)
 
 
-def _quote_one(*, tenant: Tenant, data: UsageInput, at: datetime) -> PriceQuote:
-    return price(
-        tenant=tenant,
-        action=data.action,
-        model_class=data.model_class or None,
-        quantity=data.quantity,
-        at=at,
-    )
-
-
 @dataclass
 class Priced:
     """An event priced and costed, waiting for its debit and its row."""
@@ -124,24 +113,6 @@ def _price(*, item: Priced, quote: PriceQuote, costs: _CostTable) -> None:
     item.credits = _charged_credits(quote=quote, data=item.data)
     item.cogs_currency = costs.currency
     item.cogs = costs.cogs(item.data)
-
-
-def price_one(*, tenant: Tenant, item: Priced) -> None:
-    """Price and cost one event; a pricing error is kept on `item.error`, not raised."""
-    data = item.data
-    try:
-        costs = (
-            _cost_table(model_class=data.model_class, at=item.occurred_at)
-            if _uses_components(data)
-            else _NO_CATALOG
-        )
-        _price(
-            item=item,
-            quote=_quote_one(tenant=tenant, data=data, at=item.occurred_at),
-            costs=costs,
-        )
-    except CreditlineError as exc:
-        item.error = exc
 
 
 class BatchPricer:

@@ -1,46 +1,41 @@
-"""Every write of usage events: debit and record, one event or a batch (validation in
-metering.usage.inputs, prices and costs in metering.usage.pricing, both before any lock).
+"""Every write of usage events: one path for one event and for a batch (a single event is a
+batch of one). Validation in metering.usage.inputs, prices and costs in metering.usage.pricing.
 
-Locks (their order: metering.locks): an event takes only the tenant's credit account row. One
-event looks its key up before any lock (a replay costs one read) and leaves the lock to
-ledger_debit: two requests racing with one key meet there, where the ledger's own key
-("usage:<key>") replays the debit, and the unique constraint on (tenant, idempotency_key)
-turns the second event's insert into a replay of the first. A batch takes the lock before its
-key lookup, so duplicates across racing batches are sorted out once.
+The order of work, cheapest refusal first:
+1. validate (a 422 per bad event);
+2. look the keys up: a replay is answered here, before any pricing (200, or 409 if the body
+   differs);
+3. price and cost the rest from the cached pricer (no query while nothing changed);
+4. in one transaction: the ledger's debit (one SQL call, ledger.services.ledger_debit_many:
+   the tenant's lock, replays of the ledger's own keys "usage:<key>", the draw) and the event
+   rows, inserted by one statement from column arrays. No model instance is made: what was
+   written comes back as RecordedEvent rows, which render like UsageEvent rows.
+
+Two requests racing with one key meet at the tenant's lock: the later one's debit replays the
+ledger key, its event insert hits the (tenant, idempotency_key) unique constraint, and it
+answers with the first one's event (a replay, or a 409 if the bodies differ).
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from ledger.exceptions import IdempotencyConflict as LedgerIdempotencyConflict
 from ledger.exceptions import InsufficientCredits
-from ledger.locks import account_lock
 from ledger.models import CreditHold
 from ledger.selectors import available_get
-from ledger.services import (
-    DebitRequest,
-    DebitResult,
-    ledger_debit,
-    ledger_debit_many,
-    quantize_credits,
-)
+from ledger.services import DebitRequest, DebitResult, ledger_debit_many, quantize_credits
 from metering.exceptions import BatchTooLarge, IdempotencyConflict, InvalidUsage
 from metering.models import UsageEvent, WorkflowRun
 from metering.usage.inputs import UsageInput, usage_input_validate, usage_request_hash
-from metering.usage.pricing import (
-    MONEY_QUANTUM,
-    ZERO_CREDITS,
-    ZERO_MONEY,
-    BatchPricer,
-    Priced,
-    price_one,
-)
-from tenants.db import bulk_insert
+from metering.usage.pricing import MONEY_QUANTUM, ZERO_MONEY, BatchPricer, Priced
+from ratecards.models import RateCardVersion
 from tenants.exceptions import CreditlineError
 from tenants.models import Tenant
 
@@ -48,9 +43,45 @@ BATCH_LIMIT = 1000
 LEDGER_SOURCE = "usage_event"
 
 
+@dataclass(slots=True)
+class RecordedEvent:
+    """A usage event as it was just written: the attributes of a UsageEvent row that the API
+    and workflows read, without building the model (`pk` is set by the insert)."""
+
+    pk: int
+    idempotency_key: str
+    request_hash: str
+    action: str
+    model_class: str
+    quantity: Decimal
+    occurred_at: datetime
+    outcome: str
+    labels: dict[str, Any]
+    workflow_run_id: int | None
+    step_index: int | None
+    credits: Decimal
+    rate_card_version: RateCardVersion
+    ledger_transaction_id: int | None
+    buckets: list[dict[str, Any]]
+    input_tokens: int
+    output_tokens: int
+    tool_calls: int
+    vector_reads: int
+    orchestration_runs: int
+    cogs_minor: Decimal
+    cogs_currency: str
+    revenue_minor: Decimal
+    revenue_currency: str
+    available_after: Decimal
+    created_at: datetime
+
+
+Event = UsageEvent | RecordedEvent
+
+
 @dataclass(frozen=True)
 class RecordResult:
-    event: UsageEvent
+    event: Event
     replayed: bool
 
 
@@ -59,7 +90,7 @@ class BatchItemResult:
     """201 new, 200 replay (event set), or 402 / 409 / 422 (error set, nothing written)."""
 
     status: int
-    event: UsageEvent | None = None
+    event: Event | None = None
     error: CreditlineError | None = None
 
     @property
@@ -67,8 +98,17 @@ class BatchItemResult:
         return self.status == 200
 
 
+@dataclass(frozen=True)
+class _Step:
+    """What a workflow step adds to its one event: the run, its hold and the step's index."""
+
+    run: WorkflowRun
+    hold: CreditHold | None
+    index: int
+
+
 # ---------------------------------------------------------------------------------------------
-# One event
+# The entry points
 
 
 def usage_event_record(
@@ -86,65 +126,109 @@ def usage_event_record(
     - Same key, another body: metering IdempotencyConflict (409).
     - InvalidUsage / UnknownAction / UnknownModelClass / RateCardNotFound (422) and
       ledger InsufficientCredits (402) propagate with nothing written.
-    - `hold` (keyword, workflow steps): the debit is paid from that ledger hold first.
-    - `workflow_run`, `step_index` (keyword, workflow steps): recorded on the event and part of
-      the request hash.
+    - `hold`, `workflow_run`, `step_index` (workflow steps): the debit is paid from the hold
+      first; the run and index are recorded on the event and part of its request hash.
 
-    Called alone (the API) it runs in its own durable transaction. Called inside a caller's
-    transaction (a workflow step, which has taken the account lock and locked its run) it runs
-    in a savepoint of it, so the caller's own rows commit or roll back with the event.
+    Called alone (the API) it runs in its own transaction; inside a caller's transaction (a
+    workflow step) in a savepoint of it, so the caller's rows commit or roll back with it.
     """
     now = now or timezone.now()
-    item = _prepared(
-        tenant=tenant, data=data, workflow_run=workflow_run, step_index=step_index, now=now
-    )
-    # A replay needs no lock. A request racing another with the same key is caught under the
-    # ledger's account lock (the debit key "usage:<key>" replays there) and by the event's
-    # unique key (IntegrityError below): either way the later one answers with the first's event.
-    prior = _prior_events(tenant=tenant, keys=[data.idempotency_key])
-    if prior:
-        return _replay(prior[data.idempotency_key], item.request_hash)
-    if item.error is not None:
-        raise item.error
-    try:
-        with transaction.atomic(durable=not connection.in_atomic_block):
-            event = _record_one(
-                tenant=tenant,
-                item=item,
-                hold=hold,
-                workflow_run=workflow_run,
-                step_index=step_index,
-                now=now,
-            )
-    except (IntegrityError, LedgerIdempotencyConflict):
-        # Lost a race with a request of the same key, which has committed by now: answer with
-        # its event (a replay, or a 409 if the bodies differ).
-        prior = _prior_events(tenant=tenant, keys=[data.idempotency_key])
-        if not prior:
-            raise
-        return _replay(prior[data.idempotency_key], item.request_hash)
-    return RecordResult(event=event, replayed=False)
-
-
-def _prepared(
-    *,
-    tenant: Tenant,
-    data: UsageInput,
-    workflow_run: WorkflowRun | None,
-    step_index: int | None,
-    now: datetime,
-) -> Priced:
-    """Validated (InvalidUsage raised), hashed, priced and costed (a pricing error kept)."""
     usage_input_validate(data=data, now=now)
-    item = Priced(
-        data=data,
-        request_hash=usage_request_hash(
-            data=data, workflow_run=workflow_run, step_index=step_index
-        ),
-        occurred_at=data.occurred_at or now,
-    )
-    price_one(tenant=tenant, item=item)
-    return item
+    step = _Step(run=workflow_run, hold=hold, index=step_index or 0) if workflow_run else None
+    (result,) = _record(tenant=tenant, items=[data], now=now, step=step)
+    if result.error is not None:
+        raise result.error
+    if result.event is None:
+        raise RuntimeError(f"Usage event {data.idempotency_key!r} came back without a result.")
+    return RecordResult(event=result.event, replayed=result.replayed)
+
+
+def usage_event_record_batch(
+    *, tenant: Tenant, items: Sequence[UsageInput], now: datetime | None = None
+) -> list[BatchItemResult]:
+    """Up to 1,000 events of one tenant: a result per event, in order; one bad event spoils
+    nothing else. Every new event is debited by one ledger call and inserted by one
+    statement; prices and costs are looked up once per (version, action, model class)."""
+    if len(items) > BATCH_LIMIT:
+        raise BatchTooLarge(limit=BATCH_LIMIT, received=len(items))
+    now = now or timezone.now()
+    results: list[BatchItemResult | None] = [None] * len(items)
+    valid: list[tuple[int, UsageInput]] = []
+    for index, data in enumerate(items):
+        try:
+            usage_input_validate(data=data, now=now)
+        except InvalidUsage as exc:
+            results[index] = BatchItemResult(status=422, error=exc)
+        else:
+            valid.append((index, data))
+    recorded = _record(tenant=tenant, items=[data for _, data in valid], now=now, step=None)
+    for (index, _), result in zip(valid, recorded, strict=True):
+        results[index] = result
+    return [r if r is not None else BatchItemResult(status=500) for r in results]
+
+
+# ---------------------------------------------------------------------------------------------
+# The one path
+
+
+def _record(
+    *, tenant: Tenant, items: Sequence[UsageInput], now: datetime, step: _Step | None
+) -> list[BatchItemResult]:
+    """Validated events: replays answered, the rest priced, debited and inserted."""
+    for attempt in range(2):
+        try:
+            return _record_once(tenant=tenant, items=items, now=now, step=step)
+        except (IntegrityError, LedgerIdempotencyConflict):
+            # Lost a race with a request of the same key, which has committed by now: the
+            # retry answers with its events.
+            if attempt:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _record_once(
+    *, tenant: Tenant, items: Sequence[UsageInput], now: datetime, step: _Step | None
+) -> list[BatchItemResult]:
+    hashes = [
+        usage_request_hash(
+            data=data,
+            workflow_run=step.run if step else None,
+            step_index=step.index if step else None,
+        )
+        for data in items
+    ]
+    prior = _prior_events(tenant=tenant, keys=[data.idempotency_key for data in items])
+    done: dict[int, BatchItemResult] = {}
+    first_of: dict[str, int] = {}
+    fresh: list[tuple[int, Priced]] = []
+    for index, (data, request_hash) in enumerate(zip(items, hashes, strict=True)):
+        key = data.idempotency_key
+        if key in prior:
+            done[index] = _replayed(prior[key], request_hash)
+        elif key not in first_of:
+            first_of[key] = index
+            fresh.append(
+                (index, Priced(data=data, request_hash=request_hash, occurred_at=_at(data, now)))
+            )
+    BatchPricer(tenant=tenant).price_all([item for _, item in fresh])
+    payable = []
+    for index, item in fresh:
+        if item.error is not None:
+            done[index] = BatchItemResult(status=422, error=item.error)
+        else:
+            payable.append((index, item))
+    if payable:
+        with transaction.atomic(durable=not connection.in_atomic_block):
+            done.update(_debit_and_insert(tenant=tenant, payable=payable, now=now, step=step))
+    for index, (data, request_hash) in enumerate(zip(items, hashes, strict=True)):
+        if index not in done:  # a repeat of a key earlier in this batch
+            first = first_of[data.idempotency_key]
+            done[index] = _repeat(done[first], hashes[first], request_hash, data.idempotency_key)
+    return [done[index] for index in range(len(items))]
+
+
+def _at(data: UsageInput, now: datetime) -> datetime:
+    return (data.occurred_at or now).astimezone(UTC)
 
 
 def _prior_events(*, tenant: Tenant, keys: Sequence[str]) -> dict[str, UsageEvent]:
@@ -154,78 +238,88 @@ def _prior_events(*, tenant: Tenant, keys: Sequence[str]) -> dict[str, UsageEven
     return {event.idempotency_key: event for event in events}
 
 
-def _replay(event: UsageEvent, request_hash: str) -> RecordResult:
+def _replayed(event: Event, request_hash: str) -> BatchItemResult:
     if event.request_hash != request_hash:
-        raise IdempotencyConflict(idempotency_key=event.idempotency_key)
-    return RecordResult(event=event, replayed=True)
+        conflict = IdempotencyConflict(idempotency_key=event.idempotency_key)
+        return BatchItemResult(status=409, error=conflict)
+    return BatchItemResult(status=200, event=event)
 
 
-def _record_one(
-    *,
-    tenant: Tenant,
-    item: Priced,
-    hold: CreditHold | None,
-    workflow_run: WorkflowRun | None,
-    step_index: int | None,
-    now: datetime,
-) -> UsageEvent:
-    debit: DebitResult | None = None
-    if item.credits > 0:
-        debit = ledger_debit(
-            tenant=tenant,
-            amount=item.credits,
-            idempotency_key=_ledger_key(item.data),
-            source_type=LEDGER_SOURCE,
-            source_id=item.data.idempotency_key,
-            hold=hold,
-            now=now,
-        )
-        available = debit.available_after
-    else:
-        available = available_get(tenant=tenant)
-    event = _event(
-        tenant=tenant,
-        item=item,
-        debit=debit,
-        available=available,
-        workflow_run=workflow_run,
-        step_index=step_index,
-        now=now,
-    )
-    event.save(force_insert=True)
-    return event
+def _repeat(
+    first: BatchItemResult, first_hash: str, request_hash: str, key: str
+) -> BatchItemResult:
+    """A key repeated in one batch: the first one's result again (a new event is replayed),
+    or 409 if the bodies differ."""
+    if request_hash != first_hash:
+        conflict = IdempotencyConflict(idempotency_key=key)
+        return BatchItemResult(status=409, error=conflict)
+    if first.status == 201:
+        return BatchItemResult(status=200, event=first.event)
+    return first
 
 
-def _ledger_key(data: UsageInput) -> str:
-    return f"usage:{data.idempotency_key}"
+def _debit_and_insert(
+    *, tenant: Tenant, payable: list[tuple[int, Priced]], now: datetime, step: _Step | None
+) -> dict[int, BatchItemResult]:
+    charged = [(index, item) for index, item in payable if item.credits > 0]
+    # Free events report the balance as it stood at their place in the batch: start from the
+    # balance before the batch's debits, then follow each debit's balance after.
+    available = available_get(tenant=tenant) if len(charged) < len(payable) else Decimal(0)
+    debits: dict[int, DebitResult | InsufficientCredits] = {}
+    if charged:
+        requests = [
+            DebitRequest(
+                amount=item.credits,
+                idempotency_key=f"usage:{item.data.idempotency_key}",
+                source_type=LEDGER_SOURCE,
+                source_id=item.data.idempotency_key,
+                hold=step.hold if step else None,
+            )
+            for _, item in charged
+        ]
+        outcomes = ledger_debit_many(tenant=tenant, requests=requests, now=now)
+        debits = {index: outcome for (index, _), outcome in zip(charged, outcomes, strict=True)}
+    done: dict[int, BatchItemResult] = {}
+    rows: list[tuple[int, RecordedEvent]] = []
+    for index, item in payable:
+        outcome = debits.get(index)
+        if isinstance(outcome, InsufficientCredits):
+            done[index] = BatchItemResult(status=402, error=outcome)
+            continue
+        if outcome is not None:
+            available = outcome.available_after
+        event = _event(item=item, debit=outcome, available=available, now=now, step=step)
+        rows.append((index, event))
+    _insert(tenant=tenant, events=[event for _, event in rows])
+    for index, event in rows:
+        done[index] = BatchItemResult(status=201, event=event)
+    return done
 
 
 def _event(
     *,
-    tenant: Tenant,
     item: Priced,
     debit: DebitResult | None,
     available: Decimal,
     now: datetime,
-    workflow_run: WorkflowRun | None = None,
-    step_index: int | None = None,
-) -> UsageEvent:
+    step: _Step | None,
+) -> RecordedEvent:
     data = item.data
     if item.quote is None:
         raise RuntimeError(f"Usage event {data.idempotency_key!r} reached recording unpriced.")
     parts = debit.parts if debit is not None else ()
-    return UsageEvent(
-        tenant=tenant,
+    return RecordedEvent(
+        pk=0,
         idempotency_key=data.idempotency_key,
         request_hash=item.request_hash,
         action=data.action,
         model_class=data.model_class or "",
         quantity=quantize_credits(data.quantity),
-        occurred_at=item.occurred_at.astimezone(UTC),
-        workflow_run=workflow_run,
-        step_index=step_index,
-        labels=data.labels,
+        occurred_at=item.occurred_at,
         outcome=data.outcome,
+        labels=data.labels,
+        workflow_run_id=step.run.pk if step else None,
+        step_index=step.index if step else None,
         credits=item.credits,
         rate_card_version=item.quote.version,
         ledger_transaction_id=debit.transaction_id if debit is not None else None,
@@ -251,124 +345,53 @@ def _event(
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# A batch
+# The event table's columns as the insert sends them: (column, array type, attribute).
+_COLUMNS = (
+    ("idempotency_key", "varchar", "idempotency_key"),
+    ("request_hash", "varchar", "request_hash"),
+    ("action", "varchar", "action"),
+    ("model_class", "varchar", "model_class"),
+    ("quantity", "numeric", "quantity"),
+    ("occurred_at", "timestamptz", "occurred_at"),
+    ("workflow_run_id", "bigint", "workflow_run_id"),
+    ("step_index", "integer", "step_index"),
+    ("labels", "jsonb", "labels"),
+    ("outcome", "varchar", "outcome"),
+    ("credits", "numeric", "credits"),
+    ("ledger_transaction_id", "bigint", "ledger_transaction_id"),
+    ("buckets", "jsonb", "buckets"),
+    ("input_tokens", "bigint", "input_tokens"),
+    ("output_tokens", "bigint", "output_tokens"),
+    ("tool_calls", "integer", "tool_calls"),
+    ("vector_reads", "bigint", "vector_reads"),
+    ("orchestration_runs", "integer", "orchestration_runs"),
+    ("cogs_minor", "numeric", "cogs_minor"),
+    ("cogs_currency", "varchar", "cogs_currency"),
+    ("revenue_minor", "numeric", "revenue_minor"),
+    ("revenue_currency", "varchar", "revenue_currency"),
+    ("available_after", "numeric", "available_after"),
+    ("created_at", "timestamptz", "created_at"),
+)
+_JSON = frozenset(name for name, kind, _ in _COLUMNS if kind == "jsonb")
+_INSERT = (
+    "INSERT INTO metering_usageevent (tenant_id, rate_card_version_id, "  # noqa: S608
+    + ", ".join(name for name, _, _ in _COLUMNS)
+    + ") SELECT %s, * FROM UNNEST(%s::bigint[], "
+    + ", ".join(f"%s::{kind}[]" for _, kind, _ in _COLUMNS)
+    + ") RETURNING id"
+)
 
 
-def usage_event_record_batch(
-    *, tenant: Tenant, items: Sequence[UsageInput], now: datetime | None = None
-) -> list[BatchItemResult]:
-    """Up to 1,000 events of one tenant: a result per event, in order; one bad event spoils
-    nothing else. Every new event is debited by one ledger_debit_many under one lock
-    acquisition and inserted by one bulk insert; prices and costs are looked up once per
-    (version, action, model class), not per event."""
-    if len(items) > BATCH_LIMIT:
-        raise BatchTooLarge(limit=BATCH_LIMIT, received=len(items))
-    now = now or timezone.now()
-    results: list[BatchItemResult | None] = [None] * len(items)
-    pending: list[tuple[int, Priced]] = []
-    for index, data in enumerate(items):
-        try:
-            usage_input_validate(data=data, now=now)
-        except InvalidUsage as exc:
-            results[index] = BatchItemResult(status=422, error=exc)
-            continue
-        item = Priced(
-            data=data,
-            request_hash=usage_request_hash(data=data),
-            occurred_at=data.occurred_at or now,
-        )
-        pending.append((index, item))
-    BatchPricer(tenant=tenant).price_all([item for _, item in pending])
-    for attempt in range(2):
-        try:
-            with transaction.atomic(durable=True):
-                done = _record_many(tenant=tenant, pending=pending, now=now)
-            break
-        except IntegrityError:
-            # Only if a writer skipped the account lock; the retry sees its rows as replays.
-            if attempt:
-                raise
-    for index, result in done.items():
-        results[index] = result
-    return [r if r is not None else BatchItemResult(status=500) for r in results]
-
-
-def _record_many(
-    *, tenant: Tenant, pending: list[tuple[int, Priced]], now: datetime
-) -> dict[int, BatchItemResult]:
-    account_lock(tenant_id=tenant.pk)
-    prior = _prior_events(tenant=tenant, keys=[item.data.idempotency_key for _, item in pending])
-    done: dict[int, BatchItemResult] = {}
-    first_of: dict[str, tuple[int, Priced]] = {}
-    repeats: list[tuple[int, Priced, int]] = []
-    fresh: list[tuple[int, Priced]] = []
-    for index, item in pending:
-        key = item.data.idempotency_key
-        if key in prior:
-            event = prior[key]
-            done[index] = (
-                BatchItemResult(status=200, event=event)
-                if event.request_hash == item.request_hash
-                else BatchItemResult(status=409, error=IdempotencyConflict(idempotency_key=key))
-            )
-        elif key in first_of:
-            repeats.append((index, item, first_of[key][0]))
-        elif item.error is not None:
-            first_of[key] = (index, item)
-            done[index] = BatchItemResult(status=422, error=item.error)
-        else:
-            first_of[key] = (index, item)
-            fresh.append((index, item))
-    to_insert = _debit_many(tenant=tenant, fresh=fresh, done=done, now=now)
-    if to_insert:
-        bulk_insert([event for _, event in to_insert])
-        for index, event in to_insert:
-            done[index] = BatchItemResult(status=201, event=event)
-    for index, item, first in repeats:
-        original = done[first]
-        if item.request_hash != first_of[item.data.idempotency_key][1].request_hash:
-            conflict = IdempotencyConflict(idempotency_key=item.data.idempotency_key)
-            done[index] = BatchItemResult(status=409, error=conflict)
-        elif original.status == 201:
-            done[index] = BatchItemResult(status=200, event=original.event)
-        else:
-            done[index] = original
-    return done
-
-
-def _debit_many(
-    *,
-    tenant: Tenant,
-    fresh: list[tuple[int, Priced]],
-    done: dict[int, BatchItemResult],
-    now: datetime,
-) -> list[tuple[int, UsageEvent]]:
-    charged = [(index, item) for index, item in fresh if item.credits > 0]
-    # Free events report the balance as it stood at their place in the batch: start from the
-    # balance before the batch's debits, then follow each debit's balance after.
-    available = available_get(tenant=tenant) if len(charged) < len(fresh) else ZERO_CREDITS
-    debits: dict[int, DebitResult | InsufficientCredits] = {}
-    if charged:
-        requests = [
-            DebitRequest(
-                amount=item.credits,
-                idempotency_key=_ledger_key(item.data),
-                source_type=LEDGER_SOURCE,
-                source_id=item.data.idempotency_key,
-            )
-            for _, item in charged
-        ]
-        outcomes = ledger_debit_many(tenant=tenant, requests=requests, now=now)
-        debits = {index: outcome for (index, _), outcome in zip(charged, outcomes, strict=True)}
-    to_insert: list[tuple[int, UsageEvent]] = []
-    for index, item in fresh:
-        outcome = debits.get(index)
-        if isinstance(outcome, InsufficientCredits):
-            done[index] = BatchItemResult(status=402, error=outcome)
-            continue
-        if outcome is not None:
-            available = outcome.available_after
-        event = _event(tenant=tenant, item=item, debit=outcome, available=available, now=now)
-        to_insert.append((index, event))
-    return to_insert
+def _insert(*, tenant: Tenant, events: list[RecordedEvent]) -> None:
+    """One INSERT ... SELECT FROM UNNEST of column arrays; sets the events' ids."""
+    if not events:
+        return
+    columns: list[list[Any]] = [[e.rate_card_version.pk for e in events]]
+    for name, _, attribute in _COLUMNS:
+        values = [getattr(e, attribute) for e in events]
+        columns.append([Jsonb(v) for v in values] if name in _JSON else values)
+    with connection.cursor() as cursor:
+        # RETURNING yields rows in UNNEST order (Django's own UNNEST insert relies on it too).
+        cursor.execute(_INSERT, [tenant.pk, *columns])
+        for event, (pk,) in zip(events, cursor.fetchall(), strict=True):
+            event.pk = pk

@@ -35,6 +35,6 @@ def test_an_unpriced_event_is_never_built(tenant: Tenant) -> None:
     )
 
     with pytest.raises(RuntimeError) as refused:
-        _event(tenant=tenant, item=item, debit=None, available=Decimal(0), now=now)
+        _event(item=item, debit=None, available=Decimal(0), now=now, step=None)
 
     assert str(refused.value) == "Usage event 'evt-1' reached recording unpriced."

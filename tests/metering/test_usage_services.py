@@ -83,7 +83,7 @@ def test_a_step_is_paid_from_its_hold_and_tagged_with_its_run(
 
     result = usage_event_record(tenant=tenant, data=data, hold=hold, workflow_run=run, step_index=1)
 
-    event = result.event
+    event = UsageEvent.objects.get(pk=result.event.pk)
     assert (event.workflow_run, event.step_index, event.credits) == (run, 1, Decimal("10.0000"))
     assert event.ledger_transaction is not None
     assert event.ledger_transaction.from_hold == Decimal("10.0000")
