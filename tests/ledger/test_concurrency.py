@@ -22,6 +22,7 @@ from ledger.selectors import available_get, ledger_verify
 from ledger.services import ledger_debit, ledger_expire_due, ledger_grant
 from tenants.models import Tenant
 from tests.ledger.factories import tenant_make
+from tests.ledger.helpers import seed_due_buckets
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -214,6 +215,34 @@ def test_two_sweeps_at_once_expire_each_bucket_once(exclusive: bool) -> None:
     assert sum(counts) == due
     assert LedgerEntry.objects.filter(kind="expiry").count() == due
     assert ledger_verify() == []
+
+
+def test_two_sweeps_at_once_over_10000_due_buckets_expire_each_once() -> None:
+    now = timezone.now()
+    tenants = [tenant_make() for _ in range(100)]
+    due = seed_due_buckets(
+        tenants, 100, granted=now - timedelta(days=31), expires=now - timedelta(days=1)
+    )
+    assert (due, ledger_verify()) == (10_000, [])
+    counts: list[int] = []
+    start = threading.Barrier(2)
+
+    def sweep() -> None:
+        start.wait()
+        counts.append(ledger_expire_due(exclusive=False, batch_size=7))
+
+    workers = Workers()
+    workers.start(sweep)
+    workers.start(sweep)
+    workers.join()
+
+    assert sum(counts) == 10_000
+    expiries = LedgerEntry.objects.filter(kind="expiry")
+    assert expiries.count() == expiries.values("bucket").distinct().count() == 10_000
+    assert expiries.aggregate(total=Sum("amount"))["total"] == D("-30000")
+    assert CreditBucket.objects.filter(remaining__gt=0).count() == 0
+    assert ledger_verify() == []
+    assert [available_get(tenant=t) for t in tenants[:3]] == [D(0)] * 3
 
 
 def test_a_sweep_skips_while_another_holds_the_advisory_lock() -> None:
