@@ -1,22 +1,25 @@
 """The debit is the hot path (every usage event pays through it): keep it lean on purpose."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from pytest_django.fixtures import Settings
 
 from ledger.models import CreditBucket
-from ledger.selectors import available_get
+from ledger.selectors import BUCKETS_EMBEDDED, available_get, balance_get, ledger_verify
 from ledger.services import ledger_debit
 from tenants.models import Tenant
 from tests.ledger.factories import bucket_make
+from tests.ledger.helpers import seed_due_buckets
 
 pytestmark = pytest.mark.django_db
 
 
-def test_a_debit_inside_a_callers_transaction_takes_no_savepoint_and_six_statements(
+def test_a_debit_is_one_statement_inside_a_callers_transaction_too(
     tenant: Tenant, settings: Settings
 ) -> None:
     # The ledger's own statements only: listeners belong to the apps that register them.
@@ -28,8 +31,42 @@ def test_a_debit_inside_a_callers_transaction_takes_no_savepoint_and_six_stateme
         ledger_debit(tenant=tenant, amount=Decimal("150"), idempotency_key="hot-1")
 
     statements = [q["sql"] for q in queries.captured_queries]
-    # Lock the account, load the buckets, look up the key, insert the transaction, insert
-    # its entries, update the buckets drawn: six, whether the debit splits or not.
-    assert [s for s in statements if "SAVEPOINT" in s.upper()] == []
-    assert len(statements) <= 6, "\n".join(statements)
+    # The ledger's SQL function locks, replays, draws and writes in one call, whether the
+    # debit splits across buckets or not; no savepoint (it writes nothing before a refusal).
+    assert len(statements) == 1, "\n".join(statements)
+    assert statements[0].startswith("SELECT * FROM ledger_debit_batch(")
     assert available_get(tenant=tenant) == Decimal("50")
+
+
+def test_a_balance_read_costs_the_same_statements_at_1_and_1000_live_buckets(
+    tenant: Tenant, other_tenant: Tenant
+) -> None:
+    now = timezone.now()
+    seed_due_buckets([tenant], 1, granted=now, expires=now + timedelta(days=30))
+    seed_due_buckets([other_tenant], 1000, granted=now, expires=now + timedelta(days=30))
+    assert ledger_verify() == []
+    counts = []
+    for who in (tenant, other_tenant):
+        with CaptureQueriesContext(connection) as queries:
+            balance = balance_get(tenant=who)
+        counts.append(len(queries.captured_queries))
+    assert counts[0] == counts[1]
+    assert (balance.available, balance.by_policy["monthly_reset"]) == (Decimal(3000), Decimal(3000))
+    assert len(balance.buckets) == BUCKETS_EMBEDDED
+
+
+def test_ledger_verify_checks_the_account_totals(tenant: Tenant) -> None:
+    bucket_make(tenant=tenant, credits=10)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE ledger_creditaccount SET permanent_total = 12 WHERE tenant_id = %s",
+            [tenant.pk],
+        )
+
+    (mismatch,) = ledger_verify()
+
+    assert (mismatch.what, mismatch.cached, mismatch.computed) == (
+        "account permanent_total",
+        Decimal("12.0000"),
+        Decimal("10.0000"),
+    )
