@@ -2,13 +2,13 @@
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ledger.models import EntryKind
-from ledger.selectors import balance_get, bucket_list, entry_list
+from ledger.selectors import BUCKETS_EMBEDDED, balance_get, bucket_list, entry_list
 from tenants.api.base import TenantApiView
 from tenants.api.pagination import CreatedCursorPagination
 
@@ -29,6 +29,10 @@ class BucketSerializer(serializers.Serializer):
 
 
 class BalanceGetApi(TenantApiView):
+    # `buckets` embeds only the first live buckets in consumption order (ledger.selectors
+    # BUCKETS_EMBEDDED): a balance read is O(1) whatever the number of buckets. All of them
+    # are paged at /api/v1/buckets; the field stays one release, deprecated (README).
+    @extend_schema_serializer(deprecate_fields=["buckets"])
     class OutputSerializer(serializers.Serializer):
         class OverdraftSerializer(serializers.Serializer):
             used = credits(source="overdraft_used")
@@ -46,7 +50,15 @@ class BalanceGetApi(TenantApiView):
         next_expiry = serializers.SerializerMethodField()
         soft_cap = credits()
         alert_thresholds = serializers.ListField(child=serializers.IntegerField())
-        buckets = BucketSerializer(many=True)
+        buckets = BucketSerializer(
+            many=True,
+            help_text=f"Deprecated: the first {BUCKETS_EMBEDDED} live buckets only; "
+            "all of them are paged at buckets_url.",
+        )
+        buckets_url = serializers.SerializerMethodField()
+
+        def get_buckets_url(self, balance: Any) -> str:
+            return "/api/v1/buckets"
 
         def get_next_expiry(self, balance: Any) -> dict[str, Any] | None:
             if balance.next_expiry_at is None:

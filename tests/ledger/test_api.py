@@ -90,6 +90,7 @@ def test_balance(api_client: APIClient, story: dict[str, CreditBucket]) -> None:
                 "expires_at": None,
             },
         ],
+        "buckets_url": "/api/v1/buckets",
     }
 
 
