@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db import transaction
 from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -33,6 +34,7 @@ from ratecards.services import (
     ratecard_version_create_draft,
     ratecard_version_publish,
 )
+from tenants.cache import config_stamp_bump
 from tenants.exceptions import CreditlineError
 
 
@@ -120,6 +122,12 @@ class RateCardAdmin(admin.ModelAdmin):
     readonly_fields = ["is_default"]
     inlines = [VersionInline]
     actions = ["create_draft", "make_default"]
+
+    def save_model(self, request: HttpRequest, obj: RateCard, form: Any, change: bool) -> None:
+        with transaction.atomic():  # cached pricers hold cards (name, slug) with their versions
+            super().save_model(request, obj, form, change)
+            if change:
+                config_stamp_bump()
 
     @admin.action(description="Create a draft copied from the latest version")
     def create_draft(self, request: HttpRequest, queryset: QuerySet[RateCard]) -> None:

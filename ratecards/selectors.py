@@ -3,7 +3,7 @@ the vendor in money. `price()` is on the hot path of usage ingestion (see its do
 
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -20,12 +20,14 @@ from ratecards.exceptions import (
 from ratecards.models import (
     CostCatalogVersion,
     CostPrice,
+    ModelClassMultiplier,
     PublishStatus,
     Rate,
     RateCard,
     RateCardAssignment,
     RateCardVersion,
 )
+from tenants.cache import StampedCache, config_stamp_current
 from tenants.models import Tenant
 
 CREDIT_QUANTUM = Decimal("0.0001")
@@ -75,16 +77,23 @@ class _PricedVersion:
 # In-process cache of published versions with their rates and multipliers. Safe without
 # invalidation because a published version can never change again (ORM guard + PostgreSQL
 # trigger), so (card, version id, published_at) names one frozen set of rates forever; a new
-# price is a new version, i.e. a new key. Drafts are never priced, so never cached. What is NOT
-# cached is which versions exist and the tenant's assignments: an admin publishes and billing
-# assigns at any time, so each TenantPricer reads those afresh (two small indexed queries).
+# price is a new version, i.e. a new key. Drafts are never priced, so never cached.
 _priced_versions: dict[tuple[int, int, datetime | None], _PricedVersion] = {}
 _cost_versions: dict[tuple[int, datetime | None], dict[tuple[str, str], CostPrice]] = {}
+
+# Which versions exist and which card a tenant is on do change (an admin publishes, billing
+# assigns): these caches hold them under the config stamp (tenants/cache.py), which those
+# services bump. An entry holds the whole history with validity ranges (TenantPricer), so a
+# version that takes effect later, or a back-dated event, needs neither a bump nor a query.
+_pricers: "StampedCache[int | None, TenantPricer]" = StampedCache("tenant_pricers", maxsize=8192)
+_catalogs: "StampedCache[None, CatalogTimeline]" = StampedCache("cost_catalogs", maxsize=1)
 
 
 def price_cache_clear() -> None:
     _priced_versions.clear()
     _cost_versions.clear()
+    _pricers.clear()
+    _catalogs.clear()
 
 
 def _priced(version: RateCardVersion) -> _PricedVersion:
@@ -99,6 +108,29 @@ def _priced(version: RateCardVersion) -> _PricedVersion:
         if version.is_published:
             _priced_versions[key] = cached
     return cached
+
+
+def _priced_preload(versions: list[RateCardVersion]) -> None:
+    """Loads the rates of published versions not cached yet, in two queries whatever their
+    number, so a version that takes effect later is priced at that instant with no query."""
+    missing = {
+        v.pk: v
+        for v in versions
+        if v.is_published and (v.rate_card_id, v.pk, v.published_at) not in _priced_versions
+    }
+    if not missing:
+        return
+    rates: dict[int, dict[tuple[str, str], Rate]] = {pk: {} for pk in missing}
+    for rate in Rate.objects.filter(version_id__in=missing):
+        rates[rate.version_id][(rate.action, rate.model_class)] = rate
+    multipliers: dict[int, dict[str, Decimal]] = {pk: {} for pk in missing}
+    for m in ModelClassMultiplier.objects.filter(version_id__in=missing):
+        multipliers[m.version_id][m.model_class] = m.multiplier
+    for pk, version in missing.items():
+        key = (version.rate_card_id, pk, version.published_at)
+        _priced_versions[key] = _PricedVersion(
+            version=version, rates=rates[pk], multipliers=multipliers[pk]
+        )
 
 
 def _quote(
@@ -149,6 +181,24 @@ class CardTerms:
 
     assignment: RateCardAssignment | None  # None: no assignment, the default card
     versions: list[RateCardVersion]  # published, by number
+    # The follow rule as a step function: _times ascending, _steps[i] in force from _times[i].
+    _times: list[datetime] = field(init=False, repr=False, compare=False)
+    _steps: list[RateCardVersion] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        times: list[datetime] = []
+        steps: list[RateCardVersion] = []
+        for version in sorted(self.versions, key=lambda v: (self.applies_from(v), v.number)):
+            moment = self.applies_from(version)
+            if steps and version.number < steps[-1].number:
+                continue  # an older number never takes over from a newer one
+            if times and times[-1] == moment:
+                steps[-1] = version
+            else:
+                times.append(moment)
+                steps.append(version)
+        object.__setattr__(self, "_times", times)
+        object.__setattr__(self, "_steps", steps)
 
     @property
     def rate_card(self) -> RateCard:
@@ -176,14 +226,13 @@ class CardTerms:
         return version.effective_for(0 if first else self.notice_days)
 
     def version_at(self, at: datetime) -> RateCardVersion:
-        version = self._pinned_at(at) or max(
-            (v for v in self.versions if self.applies_from(v) <= at),
-            key=lambda v: v.number,
-            default=None,
-        )
-        if version is None:
+        version = self._pinned_at(at)
+        if version is not None:
+            return version
+        i = bisect_right(self._times, at)
+        if i == 0:
             raise RateCardNotFound()
-        return version
+        return self._steps[i - 1]
 
     def moments(self) -> set[datetime]:
         """Every moment at which version_at() may change."""
@@ -238,14 +287,29 @@ class TenantPricer:
             return None
 
 
-def tenant_pricer(*, tenant: Tenant | None) -> TenantPricer:
+def tenant_pricer(*, tenant: Tenant | None, stamp: int | None = None) -> TenantPricer:
+    """The tenant's pricer from the process's cache while the config stamp is unchanged: no
+    query inside an API request (its authentication read the stamp), one (the stamp) outside.
+    Pass `stamp` to reuse one read across calls. A miss loads it (_tenant_pricer_load)."""
+    if tenant is not None and tenant.pk is None:
+        return _tenant_pricer_load(tenant=tenant)
+    stamp = config_stamp_current() if stamp is None else stamp
+    key = tenant.pk if tenant is not None else None
+    pricer = _pricers.get(key, stamp)
+    if pricer is None:
+        pricer = _tenant_pricer_load(tenant=tenant)
+        _pricers.put(key, stamp, pricer)
+    return pricer
+
+
+def _tenant_pricer_load(*, tenant: Tenant | None) -> TenantPricer:
     """Two small indexed queries: the tenant's assignment rows (a handful: one per plan or
     contract change), the published versions of their cards and of the default card."""
     assignments: list[RateCardAssignment] = []
-    if tenant is not None:
+    if tenant is not None and tenant.pk is not None:
         assignments = list(
             RateCardAssignment.objects.select_related("rate_card", "pinned_version")
-            .filter(tenant=tenant)
+            .filter(tenant_id=tenant.pk)
             .order_by("valid_from")
         )
     card_ids = {a.rate_card_id for a in assignments}
@@ -261,6 +325,7 @@ def tenant_pricer(*, tenant: Tenant | None) -> TenantPricer:
         by_card.setdefault(version.rate_card_id, []).append(version)
         if version.rate_card.is_default:
             default.append(version)
+    _priced_preload([v for versions in by_card.values() for v in versions])
     return TenantPricer(
         starts=[a.valid_from for a in assignments],
         terms=[CardTerms(assignment=None, versions=default)]
@@ -290,9 +355,11 @@ def assignment_or_default(*, tenant: Tenant) -> RateCardAssignment:
     return RateCardAssignment(tenant=tenant, rate_card=card)
 
 
-def version_in_force(*, tenant: Tenant | None, at: datetime) -> RateCardVersion:
+def version_in_force(
+    *, tenant: Tenant | None, at: datetime, stamp: int | None = None
+) -> RateCardVersion:
     """The published version that prices this tenant's events at `at` (rules: TenantPricer)."""
-    return tenant_pricer(tenant=tenant).version_at(at)
+    return tenant_pricer(tenant=tenant, stamp=stamp).version_at(at)
 
 
 def price(
@@ -302,14 +369,14 @@ def price(
     model_class: str | None,
     quantity: Decimal | int,
     at: datetime,
+    stamp: int | None = None,
 ) -> PriceQuote:
     """What `quantity` units of `action` on `model_class` cost this tenant at `at`.
 
-    Two small indexed queries (see tenant_pricer); the version's rates come from the in-process
-    cache above. For many events of one tenant, build one tenant_pricer() and call its price().
-    The pricing rule is in ratecards.models.
+    From the in-process caches (see tenant_pricer): no query in an API request while the
+    config stamp is unchanged. The pricing rule is in ratecards.models.
     """
-    return tenant_pricer(tenant=tenant).price(
+    return tenant_pricer(tenant=tenant, stamp=stamp).price(
         action=action, model_class=model_class, quantity=quantity, at=at
     )
 
@@ -378,15 +445,58 @@ def estimate_credits(
     )
 
 
-def cost_catalog_in_force(*, at: datetime) -> CostCatalogVersion:
-    version = (
-        CostCatalogVersion.objects.filter(status=PublishStatus.PUBLISHED, effective_from__lte=at)
-        .order_by("-number")
-        .first()
-    )
-    if version is None:
-        raise CostCatalogNotFound()
-    return version
+@dataclass(frozen=True)
+class CatalogTimeline:
+    """Every published cost catalog version as a step function of time: in force at `at` is the
+    highest number whose effective_from <= at."""
+
+    times: list[datetime]  # ascending; steps[i] is in force from times[i]
+    steps: list[CostCatalogVersion]
+
+    @classmethod
+    def build(cls, versions: Iterable[CostCatalogVersion]) -> "CatalogTimeline":
+        times: list[datetime] = []
+        steps: list[CostCatalogVersion] = []
+        for version in sorted(versions, key=lambda v: (v.effective_from, v.number)):
+            moment = version.effective_from
+            if moment is None or (steps and version.number < steps[-1].number):
+                continue
+            if times and times[-1] == moment:
+                steps[-1] = version
+            else:
+                times.append(moment)
+                steps.append(version)
+        return cls(times=times, steps=steps)
+
+    def at(self, at: datetime) -> CostCatalogVersion:
+        i = bisect_right(self.times, at)
+        if i == 0:
+            raise CostCatalogNotFound()
+        return self.steps[i - 1]
+
+
+def cost_catalog_in_force(*, at: datetime, stamp: int | None = None) -> CostCatalogVersion:
+    """From the process's cache while the config stamp is unchanged (one query on a miss)."""
+    stamp = config_stamp_current() if stamp is None else stamp
+    timeline = _catalogs.get(None, stamp)
+    if timeline is None:
+        versions = list(CostCatalogVersion.objects.filter(status=PublishStatus.PUBLISHED))
+        _cost_prices_preload(versions)
+        timeline = CatalogTimeline.build(versions)
+        _catalogs.put(None, stamp, timeline)
+    return timeline.at(at)
+
+
+def _cost_prices_preload(versions: list[CostCatalogVersion]) -> None:
+    """The prices of published versions not cached yet, in one query (see _priced_preload)."""
+    missing = {v.pk: v for v in versions if (v.pk, v.published_at) not in _cost_versions}
+    if not missing:
+        return
+    prices: dict[int, dict[tuple[str, str], CostPrice]] = {pk: {} for pk in missing}
+    for p in CostPrice.objects.filter(version_id__in=missing):
+        prices[p.version_id][(p.component, p.model_class)] = p
+    for pk, version in missing.items():
+        _cost_versions[(pk, version.published_at)] = prices[pk]
 
 
 def _cost_prices(version: CostCatalogVersion) -> dict[tuple[str, str], CostPrice]:
@@ -401,10 +511,14 @@ def _cost_prices(version: CostCatalogVersion) -> dict[tuple[str, str], CostPrice
 
 
 def cost_quote(
-    *, components: Mapping[str, int | Decimal], model_class: str | None, at: datetime
+    *,
+    components: Mapping[str, int | Decimal],
+    model_class: str | None,
+    at: datetime,
+    stamp: int | None = None,
 ) -> CostQuote:
     """The vendor's cost of one event: sum of quantity x price_minor / per_units, unrounded."""
-    version = cost_catalog_in_force(at=at)
+    version = cost_catalog_in_force(at=at, stamp=stamp)
     prices = _cost_prices(version)
     lines: dict[str, Decimal] = {}
     for component, quantity in components.items():

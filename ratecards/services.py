@@ -27,6 +27,7 @@ from ratecards.models import (
     RateCardAssignment,
     RateCardVersion,
 )
+from tenants.cache import config_stamp_bump
 from tenants.models import Tenant
 
 # An admin clicking "publish, effective now" needs a moment; anything older rewrites history
@@ -66,13 +67,17 @@ def ratecard_create(*, name: str, slug: str, is_default: bool = False) -> RateCa
     with transaction.atomic():
         if is_default:
             RateCard.objects.filter(is_default=True).update(is_default=False)
-        return RateCard.objects.create(name=name, slug=slug, is_default=is_default)
+        card = RateCard.objects.create(name=name, slug=slug, is_default=is_default)
+        if is_default:
+            config_stamp_bump()  # tenants without an assignment now price by this card
+    return card
 
 
 def ratecard_set_default(*, rate_card: RateCard) -> RateCard:
     with transaction.atomic():
         RateCard.objects.filter(is_default=True).exclude(pk=rate_card.pk).update(is_default=False)
         RateCard.objects.filter(pk=rate_card.pk).update(is_default=True)
+        config_stamp_bump()
     rate_card.is_default = True
     return rate_card
 
@@ -183,6 +188,9 @@ def ratecard_version_publish(
         version.effective_from = effective_from
         version.published_at = now
         version.save(update_fields=["status", "effective_from", "published_at"])
+        # Cached pricers hold every published version with its validity range: this one
+        # prices from its effective_from (plus notice) in every process, with no later bump.
+        config_stamp_bump()
     return version
 
 
@@ -237,6 +245,7 @@ def ratecard_assign(
         assignment, _ = RateCardAssignment.objects.update_or_create(
             tenant=tenant, valid_from=valid_from, defaults=terms
         )
+        config_stamp_bump()  # cached pricers hold the tenant's assignment history
     return assignment
 
 
@@ -358,6 +367,7 @@ def cost_catalog_version_publish(
         version.effective_from = effective_from
         version.published_at = now
         version.save(update_fields=["status", "effective_from", "published_at"])
+        config_stamp_bump()  # cached catalog timelines hold every published version
     return version
 
 

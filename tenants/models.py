@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 
 class Tenant(models.Model):
@@ -87,3 +88,23 @@ class ApiKey(TenantOwnedModel):
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+
+class ConfigStamp(models.Model):
+    """One row whose value changes (in the same transaction) with everything the processes
+    cache: API keys, tenants' status, rate cards, assignments, cost catalogs. See tenants/cache.py.
+
+    A new value is 63 random bits, never `value + 1`: after a rollback restores the old value,
+    `+ 1` would hand out the rolled-back value again, and whatever was cached under it inside
+    the rolled-back transaction would be served. A random value is current again only by a
+    2**-63 chance.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    value = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="configstamp_one_row")]
+
+    def __str__(self) -> str:
+        return f"config stamp {self.value}"

@@ -1,10 +1,21 @@
 """Reads of tenants and keys."""
 
+import hmac
+
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
+from tenants.cache import StampedCache
 from tenants.exceptions import TenantNotFound
 from tenants.models import ApiKey, Membership, Tenant
+
+# SHA-256 of a presented key (never the key) → the ApiKey row with its tenant, as loaded under
+# the stamp (tenants/cache.py). A hit costs no query; its instances are shared by the requests
+# of this process, and api_key_touch's throttle lives on them (last_used_at).
+api_key_cache: StampedCache[str, ApiKey] = StampedCache("api_keys", maxsize=4096)
+
+# Compared against when no key matched, so a miss and a wrong secret take the same time.
+_NO_KEY_HASH = "0" * 64
 
 
 def tenant_get(*, slug: str) -> Tenant:
@@ -16,6 +27,24 @@ def tenant_get(*, slug: str) -> Tenant:
 
 def api_key_get_by_prefix(*, prefix: str) -> ApiKey | None:
     return ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
+
+
+def api_key_get_cached(*, key_hash: str, prefix: str | None, stamp: int) -> ApiKey | None:
+    """The key (revoked or not) whose SHA-256 is `key_hash`, with its tenant; None if none is.
+
+    Served from api_key_cache while `stamp` is the one the entry was loaded under; otherwise one
+    query by the key's (unique) prefix. Either way the stored hash is compared in constant time.
+    Misses are not cached: a new key needs no bump to work at once.
+    """
+    api_key = api_key_cache.get(key_hash, stamp)
+    hit = api_key is not None
+    if not hit:
+        api_key = api_key_get_by_prefix(prefix=prefix) if prefix else None
+    if not hmac.compare_digest(key_hash, api_key.key_hash if api_key else _NO_KEY_HASH):
+        return None
+    if not hit and api_key is not None:
+        api_key_cache.put(key_hash, stamp, api_key)
+    return api_key
 
 
 def tenant_list_for_user(*, user: User) -> QuerySet[Tenant]:

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from tenants.cache import config_stamp_bump
 from tenants.models import ApiKey, Membership, Tenant
 
 API_KEY_PREFIX_LEN = 8
@@ -45,6 +46,24 @@ def tenant_create(*, name: str, slug: str | None = None) -> Tenant:
     return Tenant.objects.create(name=name, slug=candidate)
 
 
+def tenant_suspend(*, tenant: Tenant) -> Tenant:
+    """Its API keys are refused (403 tenant_suspended) from the next request of every process."""
+    return _tenant_set_status(tenant=tenant, status=Tenant.Status.SUSPENDED)
+
+
+def tenant_reactivate(*, tenant: Tenant) -> Tenant:
+    return _tenant_set_status(tenant=tenant, status=Tenant.Status.ACTIVE)
+
+
+def _tenant_set_status(*, tenant: Tenant, status: str) -> Tenant:
+    with transaction.atomic():
+        changed = Tenant.objects.filter(pk=tenant.pk).exclude(status=status).update(status=status)
+        if changed:
+            config_stamp_bump()  # cached keys carry their tenant's status
+    tenant.status = status
+    return tenant
+
+
 def membership_add(*, tenant: Tenant, user: User, role: str = Membership.Role.MEMBER) -> Membership:
     membership, _ = Membership.objects.update_or_create(
         tenant=tenant, user=user, defaults={"role": role}
@@ -73,15 +92,18 @@ def api_key_create(
 
 def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     with transaction.atomic():
-        ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(
+        revoked = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(
             revoked_at=timezone.now()
         )
+        if revoked:
+            config_stamp_bump()  # every process refuses the key from its next request
     api_key.refresh_from_db(fields=["revoked_at"])
     return api_key
 
 
 def api_key_touch(*, api_key: ApiKey) -> None:
-    """Record use at most once a minute, so the hot path rarely writes."""
+    """Record use at most once a minute, so the hot path rarely writes. The throttle is the
+    instance's last_used_at, which the API key cache keeps between requests (tenants.selectors)."""
     now = timezone.now()
     if api_key.last_used_at and (now - api_key.last_used_at).total_seconds() < 60:
         return

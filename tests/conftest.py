@@ -6,8 +6,21 @@ import pytest
 import time_machine
 from rest_framework.test import APIClient
 
+from ratecards.selectors import price_cache_clear
+from tenants.cache import config_caches_clear
 from tenants.models import Tenant
 from tenants.services import IssuedKey, api_key_create, tenant_create
+
+
+@pytest.fixture(autouse=True)
+def _fresh_config_caches() -> Iterator[None]:
+    """Tests share one process and roll back between them, and some write config rows without
+    the services (no stamp bump): no cached key, tenant or pricer outlives its test."""
+    config_caches_clear()
+    price_cache_clear()
+    yield
+    config_caches_clear()
+    price_cache_clear()
 
 
 @pytest.fixture

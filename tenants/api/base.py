@@ -7,16 +7,19 @@ import time says so), and they reach rows only through `scoped()` / `get_scoped_
 from typing import Any, TypeVar
 
 from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponseBase
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from tenants.cache import config_stamp_scope
 from tenants.exceptions import TenantSuspended
 from tenants.models import ApiKey, Tenant
 
 M = TypeVar("M", bound=Model)
 
 _SEALED = (
+    "dispatch",
     "initial",
     "get_authenticators",
     "get_permissions",
@@ -43,6 +46,11 @@ class TenantApiView(APIView):
         for attr in ("authentication_classes", "permission_classes"):
             if attr in cls.__dict__:
                 raise TypeError(f"{cls.__name__} may not set {attr}.")
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        # The config stamp is read once per request, by the authentication; pricing reuses it.
+        with config_stamp_scope():
+            return super().dispatch(request, *args, **kwargs)
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
