@@ -80,8 +80,15 @@ class UsageEvent(TenantOwnedModel):
     model_class = models.CharField(max_length=64, blank=True, default="")
     quantity = models.DecimalField(max_digits=18, decimal_places=4)
     occurred_at = models.DateTimeField()
+    # Foreign keys without single-column indexes: usageevent_run_idx serves a run's events;
+    # versions and ledger transactions are never deleted and events are not looked up by them.
     workflow_run = models.ForeignKey(
-        WorkflowRun, on_delete=models.PROTECT, null=True, blank=True, related_name="usage_events"
+        WorkflowRun,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="usage_events",
+        db_index=False,
     )
     step_index = models.PositiveIntegerField(null=True, blank=True)
     # Customer-side attribution (end user, project, ...), free-form.
@@ -89,7 +96,7 @@ class UsageEvent(TenantOwnedModel):
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS)
     credits = models.DecimalField(max_digits=18, decimal_places=4)
     rate_card_version = models.ForeignKey(
-        "ratecards.RateCardVersion", on_delete=models.PROTECT, related_name="+"
+        "ratecards.RateCardVersion", on_delete=models.PROTECT, related_name="+", db_index=False
     )
     # None when nothing was charged (a free action, or an outcome-priced one that failed).
     ledger_transaction = models.ForeignKey(
@@ -98,6 +105,7 @@ class UsageEvent(TenantOwnedModel):
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,
     )
     # The buckets the debit drew from, as the API showed them: [{bucket_id, credits, policy}].
     buckets = models.JSONField(default=list, blank=True)
