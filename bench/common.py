@@ -161,6 +161,32 @@ class Wrk:
     threads: int = 2
     workers: int = 4  # gunicorn's, to drain after each phase
 
+    def event(self, prefix: str, thread: int, n: int) -> bytes:
+        """The body bench/ingest.lua sends for key n of a thread, byte for byte."""
+        key = f"{prefix}-{thread}-{n}"
+        return (
+            f'{{"idempotency_key":"{key}","action":"chat","quantity":1,'
+            '"input_tokens":1200,"output_tokens":300,"labels":{"project":"bench"}}'
+        ).encode()
+
+    def post_keys(self, prefix: str, per_thread: int) -> int:
+        """POST the events wrk's threads will replay with `key_cycle=per_thread`; how many
+        were new (201)."""
+        created = 0
+        for thread in range(1, self.threads + 1):
+            for n in range(per_thread):
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{self.port}/api/v1/usage-events",
+                    data=self.event(prefix, thread, n),
+                    headers={
+                        "Authorization": f"Bearer {self.key}",
+                        "Content-Type": "application/json",
+                    },
+                )
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    created += response.status == 201
+        return created
+
     def command(self, mode: str, *, prefix: str, duration: float, key_cycle: int = 0) -> list[str]:
         """wrk driving bench/ingest.lua in `mode` (single, batch, ceiling, rawbatch); keys are
         `<prefix>-<thread>-<n>`, n cycling over `key_cycle` keys per thread if it is set."""
@@ -184,12 +210,16 @@ class Wrk:
             str(key_cycle),
         ]
 
-    def run(self, mode: str, *, prefix: str, duration: float, key_cycle: int = 0) -> WrkResult:
+    def run(
+        self, mode: str, *, prefix: str, duration: float, key_cycle: int = 0, warmup: bool = False
+    ) -> WrkResult:
+        """One phase, then wait for gunicorn to be idle; a measured phase (not a warm-up)
+        that completed no request raises."""
         cmd = self.command(mode, prefix=prefix, duration=duration, key_cycle=key_cycle)
         out = subprocess.run(cmd, check=True, timeout=duration + 90, capture_output=True, text=True)
         drain(self.port, self.workers)
         result = parse_wrk(out.stdout)
-        if result.requests == 0:
+        if result.requests == 0 and not warmup:
             raise RuntimeError(f"wrk {mode}: no request completed in {duration} s")
         return result
 

@@ -52,7 +52,7 @@ class Config:
 FULL = Config()
 QUICK = Config(
     duration=4,
-    warmup=1,
+    warmup=2,
     replay_keys=10,
     hot_debits=400,
     growth_requests=20,
@@ -117,9 +117,9 @@ def http_rounds(wrk: Wrk, cfg: Config, report: Callable[[str], None]) -> list[Ht
     """Per round, in turn: single events (a new key each), the bare debit, replays of a key
     set made in the warm-up, batches of 1,000, raw batches of 1,000."""
     for mode in ("single", "ceiling", "batch", "rawbatch"):
-        wrk.run(mode, prefix=f"warm-{mode}", duration=cfg.warmup)
-    made = wrk.run("single", prefix="replay", duration=cfg.warmup, key_cycle=cfg.replay_keys)
-    report(f"replay key set: {made.created} keys made in the warm-up")
+        wrk.run(mode, prefix=f"warm-{mode}", duration=cfg.warmup, warmup=True)
+    made = wrk.post_keys("replay", cfg.replay_keys)
+    report(f"replay key set: {made} keys made")
     rounds = []
     for r in range(cfg.rounds):
         phase = {

@@ -48,7 +48,7 @@ def test_wrk_command_and_its_result() -> None:
     wrk = Wrk(port=8123, key="cl_k", connections=8)
     command = wrk.command("single", prefix="replay", duration=15, key_cycle=50)
     assert command[:9] == ["wrk", "-t", "2", "-c", "8", "-d", "15s", "--timeout", "30s"]
-    assert command[9:11] == ["-s", str(Path("bench/ingest.lua").resolve())]
+    assert command[9:11] == ["-s", str(Path(__file__).resolve().parents[1] / "bench/ingest.lua")]
     assert command[11:] == ["http://127.0.0.1:8123", "--", "single", "cl_k", "replay", "50"]
     result = parse_wrk(
         "Running 15s test\nRESULT requests=300 duration_us=15000000 p50_us=20000 "
@@ -195,3 +195,14 @@ def test_the_seeder_refuses_a_tenant_without_its_account_row() -> None:
             expires_at=now - timedelta(days=9),
         )
     assert not CreditBucket.objects.filter(tenant=tenant).exists()
+
+
+def test_the_replayed_keys_are_posted_with_the_body_wrk_sends() -> None:
+    # A replay is the same key with the same body: bench/ingest.lua formats it this way.
+    lua = (Path(__file__).resolve().parents[1] / "bench" / "ingest.lua").read_text()
+    assert '\'{"idempotency_key":"%s-%d-%d","action":"chat","quantity":1,\'' in lua
+    assert '\'"input_tokens":1200,"output_tokens":300,"labels":{"project":"bench"}}\'' in lua
+    assert Wrk(port=1, key="k").event("replay", 2, 7) == (
+        b'{"idempotency_key":"replay-2-7","action":"chat","quantity":1,'
+        b'"input_tokens":1200,"output_tokens":300,"labels":{"project":"bench"}}'
+    )
