@@ -1,0 +1,87 @@
+"""The tenants admin: suspending, reactivating and editing reach keys cached in the processes."""
+
+import pytest
+from django.test import Client
+from rest_framework.test import APIClient
+
+from tenants.models import ApiKey, Tenant
+from tenants.services import IssuedKey
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/tenant"
+
+
+def _api(issued: IssuedKey) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.plaintext}")
+    return client
+
+
+def test_the_suspend_and_reactivate_actions_reach_a_cached_key(
+    admin_client: Client, tenant: Tenant, api_key: IssuedKey
+) -> None:
+    api = _api(api_key)
+    assert api.get(URL).status_code == 200
+
+    admin_client.post(
+        "/admin/tenants/tenant/", {"action": "suspend", "_selected_action": [tenant.pk]}
+    )
+    suspended = api.get(URL)
+    admin_client.post(
+        "/admin/tenants/tenant/", {"action": "reactivate", "_selected_action": [tenant.pk]}
+    )
+    reactivated = api.get(URL)
+
+    assert suspended.status_code == 403
+    assert suspended.json()["error"]["code"] == "tenant_suspended"
+    assert reactivated.status_code == 200
+
+
+def test_editing_a_tenant_reaches_a_cached_key(
+    admin_client: Client, tenant: Tenant, api_key: IssuedKey
+) -> None:
+    api = _api(api_key)
+    assert api.get(URL).json()["name"] == "Acme Agents"
+
+    response = admin_client.post(
+        f"/admin/tenants/tenant/{tenant.pk}/change/",
+        {
+            "name": "Acme Robots",
+            "slug": "acme",
+            "status": "suspended",
+            "-1-TOTAL_FORMS": "0",
+            "-1-INITIAL_FORMS": "0",
+        },
+    )
+
+    assert response.status_code == 302
+    assert api.get(URL).status_code == 403
+
+
+def test_revoking_in_the_admin_reaches_a_cached_key(
+    admin_client: Client, api_key: IssuedKey
+) -> None:
+    api = _api(api_key)
+    assert api.get(URL).status_code == 200
+
+    admin_client.post(
+        "/admin/tenants/apikey/", {"action": "revoke", "_selected_action": [api_key.api_key.pk]}
+    )
+
+    assert ApiKey.objects.get(pk=api_key.api_key.pk).revoked_at is not None
+    assert api.get(URL).json()["error"]["code"] == "revoked_api_key"
+
+
+def test_renaming_a_key_in_the_admin_reaches_its_cache_entry(
+    admin_client: Client, api_key: IssuedKey
+) -> None:
+    api = _api(api_key)
+    assert api.get(URL).json()["api_key"]["name"] == "test"
+
+    response = admin_client.post(
+        f"/admin/tenants/apikey/{api_key.api_key.pk}/change/", {"name": "renamed"}
+    )
+
+    assert response.status_code == 302
+    assert api.get(URL).json()["api_key"]["name"] == "renamed"
