@@ -45,29 +45,37 @@ def _created_on_the_machine(before: set[str]) -> set[str]:
     }
 
 
-def _alive(pid: int) -> bool:
+def _stat(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat's fields after the command name (state, ppid, ...), None if gone."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return False
-    return state not in ("Z", "X")
+        return None
+    return None if fields[0] in ("Z", "X") else fields
 
 
-def _children(pid: int) -> set[int]:
-    """pid and its descendants, now."""
-    parents: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+def _alive(pid: int) -> bool:
+    return _stat(pid) is not None
+
+
+def _children(pid: int) -> set[tuple[int, str]]:
+    """pid and its descendants now, each as (pid, start time): a pid reused later differs."""
+    parents: dict[int, list[tuple[int, str]]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        fields = _stat(int(entry.name))
+        if fields is not None:
+            parents.setdefault(int(fields[1]), []).append((int(entry.name), fields[19]))
     found, todo = set(), [pid]
     while todo:
         current = todo.pop()
-        found.add(current)
-        todo.extend(parents.get(current, []))
+        for child in parents.get(current, []):
+            found.add(child)
+            todo.append(child[0])
     return found
+
+
+def _still_running(processes: set[tuple[int, str]]) -> list[int]:
+    return [pid for pid, started in processes if (_stat(pid) or [""] * 20)[19] == started]
 
 
 def _wait(condition: object, timeout: float) -> bool:
@@ -215,6 +223,7 @@ def test_bin_run_serves_on_the_embedded_postgresql_and_stops_it(
     (var_dir / "db.sqlite3").write_bytes(b"SQLite format 3\x00 an old embedded database")
     port = _free_port()
     before = _machine_databases()
+    log = (var_dir.parent / "run.log").open("w+")
     run = subprocess.Popen(
         [str(ROOT / "bin" / "run")],
         cwd=ROOT,
@@ -224,16 +233,17 @@ def test_bin_run_serves_on_the_embedded_postgresql_and_stops_it(
             "CREDITLINE_VAR_DIR": str(var_dir),
             "PORT": str(port),
         },
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
-        text=True,
         start_new_session=True,  # its own process group: a Ctrl-C reaches that group
     )
     try:
         assert _wait(lambda: _get(f"http://127.0.0.1:{port}/healthz")[0] == 200, 180), run.poll()
         status, body = _get(f"http://127.0.0.1:{port}/healthz")
         postmaster = server.postmaster_pid()
-        processes = _children(run.pid) | (_children(postmaster) if postmaster else set())
+        assert postmaster is not None
+        started = (_stat(postmaster) or [""] * 20)[19]
+        processes = _children(run.pid) | _children(postmaster) | {(postmaster, started)}
         with server.connect(DATABASE) as conn:
             tenants = conn.execute("SELECT slug FROM tenants_tenant").fetchall()
     finally:
@@ -241,14 +251,17 @@ def test_bin_run_serves_on_the_embedded_postgresql_and_stops_it(
             os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         else:
             run.send_signal(signal.SIGTERM)  # to bin/run alone
-        output, _ = run.communicate(timeout=60)
+        run.wait(timeout=60)
+        log.seek(0)
+        output = log.read()
+        log.close()
 
     assert (status, body) == (200, b'{"status": "ok", "database": "ok", "broker": "ok"}')
     assert tenants == [("demo",)]
-    assert postmaster is not None
+    assert len(processes) >= 10  # bin/run, honcho, gunicorn and 2 workers, celery x2, postgres
     assert f"{var_dir / 'db.sqlite3'} is no longer used" in output
     assert (var_dir / "db.sqlite3").read_bytes() == b"SQLite format 3\x00 an old embedded database"
     assert "Embedded PostgreSQL stopped." in output, output[-3000:]
-    assert [pid for pid in processes if _alive(pid)] == []
+    assert _still_running(processes) == []
     assert server.postmaster_pid() is None
     assert _created_on_the_machine(before) == set()

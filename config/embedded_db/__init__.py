@@ -4,9 +4,10 @@ With no DATABASE_URL, settings point Django at this server (`database_settings`,
 side effect at import) through the `config.embedded_db` backend, which starts the server on a
 process's first connection or attaches to the one already running (`attach`). Every process
 that uses it (gunicorn's workers, the Celery worker and beat, each `manage.py` command) holds a
-shared lock on `<var>/pg/users.lock` while it lives; the last one out stops the server. `bin/run`
-runs everything under `python -m config.embedded_db run -- ...`, which holds the server for the
-whole session and stops it when the session ends (Ctrl-C, SIGTERM), whoever else is attached.
+shared lock on `<var>/pg/users.lock` while it lives (the kernel drops it when the process dies,
+kill -9 included); the last one out stops the server. `bin/run` runs everything under
+`python -m config.embedded_db run -- ...`, which starts the server first, holds it for the
+whole session and stops it when the session ends (Ctrl-C, SIGTERM) and its processes are gone.
 So `manage.py migrate` alone starts the server and stops it when it exits; inside `bin/run` it
 attaches to the session's server and leaves it running.
 

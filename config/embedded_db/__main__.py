@@ -1,7 +1,9 @@
 """`python -m config.embedded_db run -- COMMAND...`: run COMMAND (bin/run's services) with the
 embedded PostgreSQL held for its whole life, and stop the server when it ends, however it ends
-(Ctrl-C, SIGTERM to this process, which passes it on). With DATABASE_URL set it only runs
-COMMAND. `stop` stops the server of this var dir; `status` tells whether it runs."""
+(Ctrl-C, SIGTERM to this process, which passes it on) — unless a process from outside COMMAND
+still uses it (a second bin/run, a `manage.py shell`): then the last of those stops it. With
+DATABASE_URL set it only runs COMMAND. `stop` stops the server of this var dir; `status` tells
+whether it runs."""
 
 import os
 import signal
@@ -12,8 +14,8 @@ from types import FrameType
 from config.embedded_db import ENGINE, Server, attach, detach, start_lock
 
 USAGE = "usage: python -m config.embedded_db run -- COMMAND [ARG...] | stop | status"
-# Seconds bin/run's services get to let go of the server before it stops regardless.
-LEAVE_TIMEOUT = 10.0
+# Seconds COMMAND's processes (honcho kills stragglers after 5) get to let go of the server.
+LEAVE_TIMEOUT = 15.0
 
 
 def _server() -> Server | None:
@@ -39,8 +41,14 @@ def run(command: list[str]) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, forward)
     code = child.wait()
-    if detach(server, wait=LEAVE_TIMEOUT, force=True):
+    if detach(server, wait=LEAVE_TIMEOUT):
         print("Embedded PostgreSQL stopped.", flush=True)
+    else:
+        print(
+            "Embedded PostgreSQL left running: other processes still use it (it stops when the"
+            " last one exits, or with `python -m config.embedded_db stop`).",
+            flush=True,
+        )
     return 128 - code if code < 0 else code
 
 
