@@ -13,7 +13,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.expressions import OrderBy
 
-from tenants.models import TenantOwnedModel
+from tenants.models import TenantKeyedModel
 
 ZERO = Decimal("0")
 
@@ -34,7 +34,7 @@ def credits_field(**kwargs: Any) -> models.DecimalField:
     return models.DecimalField(max_digits=18, decimal_places=4, **kwargs)
 
 
-class CreditAccount(TenantOwnedModel):
+class CreditAccount(TenantKeyedModel):
     """One per tenant. Its row lock serializes every money move of that tenant, and it keeps
     the tenant's totals current in the same transaction as every entry, so a balance read is
     O(1) whatever the number of buckets (DESIGN.md, invariant 7; `ledger_verify` checks them).
@@ -93,7 +93,7 @@ class CreditAccount(TenantOwnedModel):
         return f"credit account of tenant {self.tenant_id}"
 
 
-class CreditBucket(TenantOwnedModel):
+class CreditBucket(TenantKeyedModel):
     class Source(models.TextChoices):
         SUBSCRIPTION = "subscription", "Subscription"
         TOPUP = "topup", "Top-up"
@@ -180,7 +180,7 @@ POLICY_TOTALS: dict[str, str] = {
 }
 
 
-class CreditHold(TenantOwnedModel):
+class CreditHold(TenantKeyedModel):
     """Credits reserved for one purpose (a workflow run): taken from the available balance at
     once, spent by debits that name the hold, and released when the purpose ends."""
 
@@ -245,7 +245,7 @@ class AppendOnlyModel(models.Model):
         raise PermissionError(f"{type(self).__name__} rows are append-only.")
 
 
-class LedgerTransaction(TenantOwnedModel, AppendOnlyModel):
+class LedgerTransaction(TenantKeyedModel, AppendOnlyModel):
     """One money move: its kind, its total, its idempotency key and who or what caused it."""
 
     kind = models.CharField(max_length=16, choices=EntryKind.choices)
@@ -306,7 +306,7 @@ class LedgerTransaction(TenantOwnedModel, AppendOnlyModel):
         return f"{self.kind} {self.amount} ({self.idempotency_key})"
 
 
-class LedgerEntry(TenantOwnedModel, AppendOnlyModel):
+class LedgerEntry(TenantKeyedModel, AppendOnlyModel):
     """One posting: a signed amount on one bucket (or on a hold, for hold and release)."""
 
     # Foreign keys without single-column indexes: the composites below start with the tenant.

@@ -6,12 +6,12 @@ from django.db import models
 from django.db.models import Q
 
 from ledger.models import CreditHold
-from tenants.models import TenantOwnedModel
+from tenants.models import TenantKeyedModel
 
 ZERO = Decimal("0")
 
 
-class WorkflowRun(TenantOwnedModel):
+class WorkflowRun(TenantKeyedModel):
     """A durable agent run: running -> suspended -> running -> completed | failed | cancelled."""
 
     class State(models.TextChoices):
@@ -65,7 +65,7 @@ class WorkflowRun(TenantOwnedModel):
         return self.state in {self.State.COMPLETED, self.State.FAILED, self.State.CANCELLED}
 
 
-class UsageEvent(TenantOwnedModel):
+class UsageEvent(TenantKeyedModel):
     """One priced report of work an agent did: its credits, its cost to the vendor (COGS) and
     the revenue of the credits it spent. Idempotent on (tenant, idempotency_key), forever."""
 

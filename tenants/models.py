@@ -35,6 +35,17 @@ class TenantOwnedModel(models.Model):
         abstract = True
 
 
+class TenantKeyedModel(TenantOwnedModel):
+    """A tenant-owned row whose table has a unique constraint or index led by `tenant` that
+    serves every lookup by tenant, so the foreign key needs no single-column index of its own
+    (one index less to write per row: the ledger's and metering's hot tables)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False)
+
+    class Meta:
+        abstract = True
+
+
 class Membership(TenantOwnedModel):
     class Role(models.TextChoices):
         OWNER = "owner", "Owner"
