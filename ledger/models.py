@@ -285,10 +285,11 @@ class LedgerTransaction(TenantKeyedModel, AppendOnlyModel):
                 fields=["tenant", "idempotency_key"], name="ledgertx_tenant_key_uniq"
             ),
         ]
+        # No index by time or by source: statements read entries, and nothing looks
+        # transactions up so. Every index here is one more write per debit, and with stale
+        # statistics a tenant-led index that does not fit the lookup can look as cheap to the
+        # planner as the unique key and turn a key probe into a scan of the tenant's rows.
         indexes = [
-            # Statements and reports by time; money moves of one source (refunds of an event).
-            models.Index(fields=["tenant", "created_at"], name="ledgertx_tenant_created_idx"),
-            models.Index(fields=["tenant", "source_type", "source_id"], name="ledgertx_source_idx"),
             # A hold's debits (ledger_verify); a debit's reversals (what is left to refund).
             models.Index(
                 fields=["tenant", "hold"],

@@ -150,8 +150,15 @@ BEGIN
       INTO v_first, v_ex_id, v_ex_kind, v_ex_amount
       FROM (SELECT u.key, u.i, min(u.i) OVER (PARTITION BY u.key) AS first
               FROM unnest(p_keys) WITH ORDINALITY AS u(key, i)) k
-      LEFT JOIN ledger_ledgertransaction tx
-        ON tx.tenant_id = p_tenant AND tx.idempotency_key = k.key;
+      -- One probe of the unique (tenant, key) index per key. LATERAL with LIMIT 1 keeps the
+      -- subquery from being flattened into a join: with stale statistics (a tenant that grew
+      -- since the last ANALYZE) the planner would otherwise scan all the tenant's transactions
+      -- and filter them by key.
+      LEFT JOIN LATERAL (
+            SELECT t.id, t.kind, t.amount FROM ledger_ledgertransaction t
+             WHERE t.tenant_id = p_tenant AND t.idempotency_key = k.key
+             LIMIT 1
+      ) tx ON true;
 
     SELECT array_agg(h.id), array_agg(h.remaining), array_agg(h.remaining),
            array_agg(h.status = 'open')
