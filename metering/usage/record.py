@@ -175,15 +175,12 @@ def _record(
     *, tenant: Tenant, items: Sequence[UsageInput], now: datetime, step: _Step | None
 ) -> list[BatchItemResult]:
     """Validated events: replays answered, the rest priced, debited and inserted."""
-    for attempt in range(2):
-        try:
-            return _record_once(tenant=tenant, items=items, now=now, step=step)
-        except (IntegrityError, LedgerIdempotencyConflict):
-            # Lost a race with a request of the same key, which has committed by now: the
-            # retry answers with its events.
-            if attempt:
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
+    try:
+        return _record_once(tenant=tenant, items=items, now=now, step=step)
+    except (IntegrityError, LedgerIdempotencyConflict):
+        # Lost a race with a request of the same key, which has committed by now: the retry
+        # finds its event in the key lookup and answers with it.
+        return _record_once(tenant=tenant, items=items, now=now, step=step)
 
 
 def _record_once(

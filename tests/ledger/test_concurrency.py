@@ -197,9 +197,8 @@ def _due_buckets(count_tenants: int, per_tenant: int) -> int:
     return count_tenants * per_tenant
 
 
-@pytest.mark.parametrize("exclusive", [True, False])
-def test_two_sweeps_at_once_expire_each_bucket_once(exclusive: bool) -> None:
-    due = _due_buckets(20, 5)
+def _two_sweeps_at_once(*, exclusive: bool) -> list[int]:
+    """Two sweeps started together in threads (chunks of 7 tenants); what each expired."""
     counts: list[int] = []
     start = threading.Barrier(2)
 
@@ -211,6 +210,13 @@ def test_two_sweeps_at_once_expire_each_bucket_once(exclusive: bool) -> None:
     workers.start(sweep)
     workers.start(sweep)
     workers.join()
+    return counts
+
+
+@pytest.mark.parametrize("exclusive", [True, False])
+def test_two_sweeps_at_once_expire_each_bucket_once(exclusive: bool) -> None:
+    due = _due_buckets(20, 5)
+    counts = _two_sweeps_at_once(exclusive=exclusive)
 
     assert sum(counts) == due
     assert LedgerEntry.objects.filter(kind="expiry").count() == due
@@ -224,17 +230,8 @@ def test_two_sweeps_at_once_over_10000_due_buckets_expire_each_once() -> None:
         tenants, 100, granted=now - timedelta(days=31), expires=now - timedelta(days=1)
     )
     assert (due, ledger_verify()) == (10_000, [])
-    counts: list[int] = []
-    start = threading.Barrier(2)
 
-    def sweep() -> None:
-        start.wait()
-        counts.append(ledger_expire_due(exclusive=False, batch_size=7))
-
-    workers = Workers()
-    workers.start(sweep)
-    workers.start(sweep)
-    workers.join()
+    counts = _two_sweeps_at_once(exclusive=False)
 
     assert sum(counts) == 10_000
     expiries = LedgerEntry.objects.filter(kind="expiry")
