@@ -58,7 +58,7 @@ def bucket_list(*, tenant: Tenant, include_spent: bool = False) -> QuerySet[Cred
     return qs.order_by(*CONSUMPTION_ORDER)
 
 
-def _due_by_policy(*, tenant_id: int, at: datetime) -> dict[str, Decimal]:
+def due_by_policy(*, tenant_id: int, at: datetime) -> dict[str, Decimal]:
     """What is left in buckets past their expiry that the sweep has not written down yet, by
     policy: it left the balance at `expires_at`, though the account's totals still hold it.
     Indexed (the prefix of bucket_tenant_spendable_idx up to `at`); usually nothing."""
@@ -76,7 +76,7 @@ def balance_get(*, tenant: Tenant, at: datetime | None = None) -> Balance:
     of buckets (DESIGN.md, invariant 7)."""
     now = at or timezone.now()
     account = credit_account_get(tenant=tenant)
-    due = _due_by_policy(tenant_id=tenant.pk, at=now)
+    due = due_by_policy(tenant_id=tenant.pk, at=now)
     by_policy = {
         policy: getattr(account, name) - due.get(policy, ZERO)
         for policy, name in POLICY_TOTALS.items()

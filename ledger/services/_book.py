@@ -1,12 +1,12 @@
-"""What every ledger service shares: the tenant's book of buckets opened under the account
-lock, amount checks, results, and the one place that inserts transactions and entries."""
+"""What every ledger service shares: the tenant's book (its account and totals) opened under
+the account lock, amount checks, results, and the one place that inserts transactions and
+entries from Python (the SQL functions in ledger/sql/ write the debit's and the sweep's)."""
 
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from django.db.models import Sum
 from django.utils import timezone
 
 from ledger.events import BalanceChanged, balance_changed
@@ -22,6 +22,7 @@ from ledger.models import (
     LedgerEntry,
     LedgerTransaction,
 )
+from ledger.selectors import due_by_policy
 from tenants.db import bulk_insert
 
 CREDIT_QUANTUM = Decimal("0.0001")
@@ -144,15 +145,6 @@ def _spendable(bucket: CreditBucket, now: datetime) -> bool:
     return bucket.expires_at is None or bucket.expires_at > max(now, timezone.now())
 
 
-def due_total(*, tenant_id: int, at: datetime) -> Decimal:
-    """What is left in the tenant's buckets past their expiry and not swept yet (indexed:
-    the prefix of bucket_tenant_spendable_idx up to `at`)."""
-    total = CreditBucket.objects.filter(
-        tenant_id=tenant_id, remaining__gt=0, expires_at__lte=at
-    ).aggregate(total=Sum("remaining"))["total"]
-    return total or ZERO
-
-
 def _open_book(*, tenant_id: int, now: datetime) -> _Book:
     account = account_lock(tenant_id=tenant_id)
     # A caller may date a move in the past (`now=occurred_at`), but what is spendable is
@@ -162,7 +154,7 @@ def _open_book(*, tenant_id: int, now: datetime) -> _Book:
     return _Book(
         account=account,
         now=now,
-        due=due_total(tenant_id=tenant_id, at=spendable_at),
+        due=sum(due_by_policy(tenant_id=tenant_id, at=spendable_at).values(), ZERO),
         overdraft=overdraft,
     )
 

@@ -234,7 +234,11 @@ BEGIN
             CONTINUE;
         END IF;
 
-        -- A new charge: covered by the balance, the overdraft and its own hold?
+        -- A new charge: covered by the balance, the overdraft and its own hold? Written as
+        -- amount <= available + limit + what the hold still reserves (not amount - from_hold
+        -- <= available + limit) so that a hold whose credits partly expired can still spend
+        -- what is left in the buckets: `available` is then negative, yet the hold's charges
+        -- are paid while the buckets cover them. Other charges never take reserved credits.
         h_i := NULL;
         h_left := 0;
         IF p_holds[i] IS NOT NULL THEN
