@@ -2,14 +2,15 @@
 CREDITLINE_EVENT_LISTENERS). They run in the request process right after a ledger commit, so
 they stay cheap:
 
-- A debit (or hold, expiry) costs one indexed read of the tenant's BalanceWatch level; a task is
-  enqueued only when `available_after` fell under it (the highest armed alert level or the auto
-  top-up threshold) or to zero. Most debits enqueue nothing. Grants, refunds and releases always
-  enqueue (they are rare, and they re-arm alerts and move the levels).
+- A debit (or hold) costs no read: the ledger announces the account's watch level with it
+  (the highest armed alert level or the auto top-up threshold, which billing's evaluation
+  sets through ledger.services.credit_account_update); a task is enqueued only when
+  `available_after` fell under it or to zero (or no level is set yet). Most debits enqueue
+  nothing. Grants, refunds and releases always enqueue (they are rare, and they re-arm alerts
+  and move the levels).
 - Domain events are handed to a task that fans them out to the tenant's webhook endpoints.
 """
 
-from billing.models import BalanceWatch
 from ledger.events import BalanceChanged
 from tenants.events import DomainEvent
 
@@ -28,11 +29,7 @@ def on_balance_changed(event: BalanceChanged) -> None:
         return
     if event.amount == 0:
         return
-    level = (
-        BalanceWatch.objects.filter(tenant_id=event.tenant_id)
-        .values_list("level", flat=True)
-        .first()
-    )
+    level = event.watch_level
     crossed_zero = event.available_after <= 0 < event.available_before
     if level is None or event.available_after < level or crossed_zero:
         balance_evaluate_task.delay(tenant_id=event.tenant_id)

@@ -387,20 +387,3 @@ class AlertState(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.threshold}% of tenant {self.tenant_id}: {self.state}"
-
-
-class BalanceWatch(TenantOwnedModel):
-    """The available balance below which a debit is worth a look (the highest armed alert
-    level or the auto top-up threshold). The balance listener compares a debit's
-    `available_after` with it, so most debits enqueue nothing."""
-
-    level = credits_field()
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["tenant"], name="balancewatch_tenant_uniq"),
-        ]
-
-    def __str__(self) -> str:
-        return f"watch {self.level} for tenant {self.tenant_id}"

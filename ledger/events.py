@@ -16,6 +16,8 @@ class BalanceChanged:
     available_after: Decimal
     at: datetime
     hold_id: int | None = None  # the hold placed or released, for "hold" and "release"
+    # The account's watch level when the change was made (CreditAccount.watch_level).
+    watch_level: Decimal | None = None
 
 
 def balance_changed(event: BalanceChanged) -> None:

@@ -67,6 +67,10 @@ class CreditAccount(TenantKeyedModel):
     # New workflow runs are refused below this many available credits; null = the lowest
     # alert threshold's share of granted credits.
     soft_cap = credits_field(null=True, blank=True)
+    # The available balance under which another app (billing: alerts, auto top-up) wants a
+    # closer look. The ledger keeps and reports it with every change of the balance, so a
+    # listener decides from the announcement alone; null: no level set yet (look every time).
+    watch_level = credits_field(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

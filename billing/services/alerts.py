@@ -15,12 +15,13 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from billing.models import AlertState, AutoTopUpPolicy, BalanceWatch, TopUp
+from billing.models import AlertState, AutoTopUpPolicy, TopUp
 from billing.services.autotopup import StartOutcome, auto_topup_refusal, auto_topup_start
 from billing.services.notify import notify
 from ledger.locks import account_lock
 from ledger.models import EntryKind, LedgerEntry
 from ledger.selectors import balance_get
+from ledger.services import credit_account_update
 from tenants.models import Tenant
 
 EXHAUSTED = 0
@@ -70,7 +71,7 @@ def balance_evaluate(*, tenant: Tenant, now: datetime | None = None) -> Evaluati
         if policy is not None and _auto_topup_may_start(policy, now):
             armed_levels.append(policy.threshold)
         watch = max(armed_levels, default=Decimal(0))
-        BalanceWatch.objects.update_or_create(tenant=tenant, defaults={"level": watch})
+        credit_account_update(tenant=tenant, watch_level=watch)
     outcome = None
     if policy is not None and not auto_topup_refusal(policy, now) and available < policy.threshold:
         outcome = auto_topup_start(tenant=tenant, now=now)

@@ -128,6 +128,11 @@ class Migration(migrations.Migration):
             name='available',
             field=models.GeneratedField(db_persist=True, expression=django.db.models.expressions.CombinedExpression(django.db.models.expressions.CombinedExpression(django.db.models.expressions.CombinedExpression(django.db.models.expressions.CombinedExpression(models.F('monthly_reset_total'), '+', models.F('permanent_total')), '+', models.F('rolling_12m_total')), '-', models.F('overdraft_used')), '-', models.F('reserved')), output_field=models.DecimalField(decimal_places=4, max_digits=20)),
         ),
+        migrations.AddField(
+            model_name='creditaccount',
+            name='watch_level',
+            field=models.DecimalField(blank=True, decimal_places=4, max_digits=18, null=True),
+        ),
         migrations.RunSQL(BACKFILL, migrations.RunSQL.noop),
         migrations.RunSQL(
             (SQL / "debit_v1.sql").read_text(),

@@ -193,6 +193,7 @@ def _announce(
     after: Decimal,
     now: datetime,
     hold_id: int | None = None,
+    watch_level: Decimal | None = None,
 ) -> None:
     balance_changed(
         BalanceChanged(
@@ -203,6 +204,7 @@ def _announce(
             available_after=after,
             at=now,
             hold_id=hold_id,
+            watch_level=watch_level,
         )
     )
 

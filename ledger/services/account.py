@@ -1,4 +1,5 @@
-"""Settings of a tenant's credit account: overdraft limit, alert thresholds, soft cap."""
+"""Settings of a tenant's credit account: overdraft limit, alert thresholds, soft cap, and the
+watch level another app asks to hear about (CreditAccount.watch_level)."""
 
 from collections.abc import Iterable
 from decimal import Decimal
@@ -19,6 +20,7 @@ def credit_account_update(
     alert_thresholds: Iterable[int] | None = None,
     soft_cap: Decimal | None = None,
     clear_soft_cap: bool = False,
+    watch_level: Decimal | None = None,
 ) -> CreditAccount:
     with transaction.atomic():
         account = account_lock(tenant_id=tenant.pk)
@@ -37,6 +39,9 @@ def credit_account_update(
         if soft_cap is not None or clear_soft_cap:
             account.soft_cap = None if clear_soft_cap else quantize_credits(soft_cap or ZERO)
             fields.append("soft_cap")
+        if watch_level is not None and watch_level != account.watch_level:
+            account.watch_level = quantize_credits(watch_level)
+            fields.append("watch_level")
         if fields:
             account.save(update_fields=fields)
     return account

@@ -111,8 +111,8 @@ def debit_call(
     results = _results(rows, requests)
     paid = [r for r in results if isinstance(r, DebitResult) and not r.replayed]
     if paid:
-        before = rows[0][3]
-        _announce(tenant_id, kind, before, paid[-1].available_after, now)
+        before, watch_level = rows[0][3], rows[0][11]
+        _announce(tenant_id, kind, before, paid[-1].available_after, now, watch_level=watch_level)
     return results
 
 

@@ -60,7 +60,15 @@ def ledger_hold_place(*, tenant: Tenant, amount: Decimal | int | str, reference:
             created_at=now,
         )
         _write([(tx, [entry])])
-        _announce(tenant.pk, EntryKind.HOLD, before, book.available, now, hold_id=hold.pk)
+        _announce(
+            tenant.pk,
+            EntryKind.HOLD,
+            before,
+            book.available,
+            now,
+            hold_id=hold.pk,
+            watch_level=book.account.watch_level,
+        )
     return hold
 
 

@@ -14,6 +14,7 @@
 -- the clock) decides which buckets have expired. Results, one row per part drawn (a refused
 -- charge: one row without a bucket; a whole-batch refusal: one row naming its slot):
 --   status  paid | replayed | insufficient | conflict | hold_not_open
+-- and, on every row, the account's watch level (CreditAccount.watch_level) for the listeners.
 -- A new overdraft bucket is inserted only when a charge draws from it.
 CREATE OR REPLACE FUNCTION ledger_debit_batch(
     p_tenant bigint,
@@ -39,7 +40,8 @@ CREATE OR REPLACE FUNCTION ledger_debit_batch(
     part numeric,
     cost_basis_minor numeric,
     currency text,
-    policy text
+    policy text,
+    watch_level numeric
 ) LANGUAGE plpgsql AS $fn$
 #variable_conflict use_column
 DECLARE
@@ -49,6 +51,7 @@ DECLARE
     v_reserved numeric;
     v_available numeric;
     v_before numeric;
+    v_watch numeric;
     -- per slot: the first slot with the same key, and the transaction already made with it
     v_first integer[];
     v_ex_id bigint[];
@@ -122,8 +125,8 @@ DECLARE
     v_charge_before numeric;
 BEGIN
     -- The tenant's account lock, first and only (ledger/locks.py).
-    SELECT a.id, a.overdraft_limit, a.reserved, a.available
-      INTO v_account, v_limit, v_reserved, v_available
+    SELECT a.id, a.overdraft_limit, a.reserved, a.available, a.watch_level
+      INTO v_account, v_limit, v_reserved, v_available, v_watch
       FROM ledger_creditaccount a WHERE a.tenant_id = p_tenant FOR UPDATE;
     IF NOT FOUND THEN
         INSERT INTO ledger_creditaccount (
@@ -131,8 +134,8 @@ BEGIN
             monthly_reset_total, permanent_total, rolling_12m_total, overdraft_used
         ) VALUES (p_tenant, 0, 0, '[20, 10]'::jsonb, NULL, p_now, 0, 0, 0, 0)
         ON CONFLICT DO NOTHING;
-        SELECT a.id, a.overdraft_limit, a.reserved, a.available
-          INTO v_account, v_limit, v_reserved, v_available
+        SELECT a.id, a.overdraft_limit, a.reserved, a.available, a.watch_level
+          INTO v_account, v_limit, v_reserved, v_available, v_watch
           FROM ledger_creditaccount a WHERE a.tenant_id = p_tenant FOR UPDATE;
     END IF;
     IF NOT p_allow_overdraft THEN
@@ -189,7 +192,7 @@ BEGIN
             IF p_amounts[j] <> v_amount THEN
                 RETURN QUERY SELECT i, 'conflict'::text, NULL::bigint, v_before, NULL::numeric,
                     NULL::numeric, NULL::bigint, NULL::numeric, NULL::numeric, NULL::text,
-                    NULL::text;
+                    NULL::text, v_watch;
                 RETURN;
             END IF;
             s_status[i] := 'replayed';
@@ -205,7 +208,7 @@ BEGIN
             IF v_ex_kind[i] <> p_kind OR v_ex_amount[i] <> -v_amount THEN
                 RETURN QUERY SELECT i, 'conflict'::text, NULL::bigint, v_before, NULL::numeric,
                     NULL::numeric, NULL::bigint, NULL::numeric, NULL::numeric, NULL::text,
-                    NULL::text;
+                    NULL::text, v_watch;
                 RETURN;
             END IF;
             s_status[i] := 'replayed';
@@ -246,7 +249,7 @@ BEGIN
             IF h_i IS NULL OR NOT h_open[h_i] THEN
                 RETURN QUERY SELECT i, 'hold_not_open'::text, NULL::bigint, v_before,
                     NULL::numeric, NULL::numeric, NULL::bigint, NULL::numeric, NULL::numeric,
-                    NULL::text, NULL::text;
+                    NULL::text, NULL::text, v_watch;
                 RETURN;
             END IF;
             h_left := h_rem[h_i];
@@ -397,6 +400,7 @@ BEGIN
     FOR i IN 1 .. n LOOP
         slot := i;
         status := s_status[i];
+        watch_level := v_watch;
         available_before := v_before;
         available_after := s_after[i];
         from_hold := s_from_hold[i];

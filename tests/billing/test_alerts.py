@@ -4,11 +4,14 @@ from decimal import Decimal
 
 import pytest
 from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from billing.models import AlertState, BalanceWatch, WebhookDelivery
+from billing.models import AlertState, WebhookDelivery
 from billing.services import webhook_endpoint_create
 from ledger.models import CreditBucket
+from ledger.selectors import credit_account_get
 from ledger.services import ledger_debit, ledger_expire_due, ledger_grant
 from tenants.models import Tenant
 from tests.billing.conftest import grant
@@ -106,7 +109,21 @@ def test_tenant_thresholds_come_from_the_credit_account(
 
 def test_most_debits_above_the_watch_level_wake_nothing(tenant: Tenant) -> None:
     grant(tenant, 1000, "promo")
-    assert BalanceWatch.objects.get(tenant=tenant).level == Decimal("200.0000")
+    assert credit_account_get(tenant=tenant).watch_level == Decimal("200.0000")
+
+
+def test_a_debit_above_the_watch_level_costs_billing_no_query(tenant: Tenant) -> None:
+    grant(tenant, 1000, "promo")
+
+    # Outside a transaction the listeners run at once, inside the capture.
+    with CaptureQueriesContext(connection) as queries:
+        spend(tenant, "10", "d1")
+
+    # The ledger's one call; the listener decided from the announcement (watch level 200).
+    assert [q["sql"].split("(")[0] for q in queries.captured_queries] == [
+        "SELECT * FROM ledger_debit_batch"
+    ]
+    assert subjects() == []
 
 
 def test_expired_credits_are_announced(tenant: Tenant, owner: object) -> None:
