@@ -24,7 +24,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import PYTHON, ROOT, Wrk, WrkResult, bench_database, bench_env, gunicorn
+from bench.common import (
+    PYTHON,
+    ROOT,
+    Wrk,
+    WrkResult,
+    bench_database,
+    bench_env,
+    gunicorn,
+    psql,
+)
 
 TARGET_RATIO = 0.60
 TARGET_BATCH_RATIO = 0.25
@@ -88,6 +97,7 @@ def main() -> int:
             eps, results = {}, []
             for mode, per_request, label in PHASES:
                 wrk.run(mode, prefix=f"w{mode}", duration=args.warmup)
+                psql("ANALYZE", db)  # as autovacuum would (see bench/harnesses.py)
                 result = wrk.run(mode, prefix=f"m{mode}", duration=args.duration)
                 eps[mode] = summarize(label, result, per_request)
                 results.append(result)

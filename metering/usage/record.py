@@ -228,9 +228,22 @@ def _at(data: UsageInput, now: datetime) -> datetime:
     return (data.occurred_at or now).astimezone(UTC)
 
 
+_KNOWN_KEYS = (
+    "SELECT idempotency_key FROM metering_usageevent"
+    " WHERE tenant_id = %s AND idempotency_key = ANY(%s::varchar[])"
+)
+
+
 def _prior_events(*, tenant: Tenant, keys: Sequence[str]) -> dict[str, UsageEvent]:
+    """The events already recorded with these keys. Usually there are none: one plain probe
+    of the unique index says so; the models are loaded only for the keys found."""
+    with connection.cursor() as cursor:
+        cursor.execute(_KNOWN_KEYS, [tenant.pk, list(keys)])
+        known = [row[0] for row in cursor.fetchall()]
+    if not known:
+        return {}
     events = UsageEvent.objects.select_related("rate_card_version").filter(
-        tenant=tenant, idempotency_key__in=keys
+        tenant=tenant, idempotency_key__in=known
     )
     return {event.idempotency_key: event for event in events}
 
