@@ -33,7 +33,7 @@ from billing.services import (
     topup_create,
     topup_fail,
 )
-from ledger.selectors import balance_get
+from ledger.selectors import balance_get, bucket_list
 from tenants.models import Tenant
 from tenants.selectors import tenant_list_for_user
 
@@ -60,6 +60,8 @@ def balance_page(request: HttpRequest) -> HttpResponse:
     context = {
         "tenant": tenant,
         "balance": balance_get(tenant=tenant),
+        # Every live bucket: the balance itself carries only the first page of them.
+        "buckets": bucket_list(tenant=tenant),
         "packs": pack_list(),
         "top_ups": topup_list(tenant=tenant).order_by("-created_at")[:10],
         "subscription": subscription_get_active(tenant=tenant),

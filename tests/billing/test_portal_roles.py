@@ -1,15 +1,19 @@
 """Portal roles: a plain `member` sees the billing pages but cannot spend money or save a card;
 owners, admins and billing members can."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone
 
 from billing.models import AutoTopUpPolicy, BillingCustomer, CreditPack, TopUp
 from billing.services import topup_create
-from ledger.selectors import balance_get
+from ledger.selectors import BUCKETS_EMBEDDED, balance_get
 from tenants.models import Membership, Tenant
 from tenants.services import membership_add
+from tests.ledger.helpers import seed_due_buckets
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -56,3 +60,15 @@ def test_billing_roles_can_buy_and_pay(tenant: Tenant, pack: CreditPack, role: s
 
     assert balance_get(tenant=tenant).available == 500
     assert BillingCustomer.objects.get().payment_method_id == "pm_fake_visa"
+
+
+def test_the_balance_page_lists_every_live_bucket_beyond_the_balances_first_page(
+    tenant: Tenant,
+) -> None:
+    now = timezone.now()
+    seed_due_buckets([tenant], BUCKETS_EMBEDDED + 5, granted=now, expires=now + timedelta(days=30))
+    client = login(tenant, Membership.Role.MEMBER)
+
+    page = client.get("/billing/").content.decode()
+
+    assert page.count("<td>Monthly reset</td>") == BUCKETS_EMBEDDED + 5
