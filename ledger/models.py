@@ -256,7 +256,9 @@ class LedgerTransaction(TenantKeyedModel, AppendOnlyModel):
     amount = credits_field()
     # The part of a debit paid out of its hold (the rest came straight from the balance).
     from_hold = credits_field(default=ZERO)
-    idempotency_key = models.CharField(max_length=255)
+    # Callers prefix the keys they are given ("usage:<key>", "grant:<reference>", ...), which are
+    # up to 255 characters themselves: the room above 255 is for a prefix of up to 65.
+    idempotency_key = models.CharField(max_length=320)
     source_type = models.CharField(max_length=64, blank=True)
     source_id = models.CharField(max_length=255, blank=True)
     # Foreign keys without single-column indexes: the composites below start with the tenant.
