@@ -86,10 +86,10 @@ class SeedMismatch(RuntimeError):
 
 @contextmanager
 def listeners_off() -> Iterator[None]:
-    """The ledger's numbers alone: no balance or event listeners (read at call time)."""
-    from django.test import override_settings
+    """The ledger's numbers alone: no balance or event receivers."""
+    from tenants.events import balance_changed, domain_event, receivers_replaced
 
-    with override_settings(CREDITLINE_BALANCE_LISTENERS=[], CREDITLINE_EVENT_LISTENERS=[]):
+    with receivers_replaced(balance_changed), receivers_replaced(domain_event):
         yield
 
 
@@ -162,11 +162,13 @@ def _debit_worker(
         import django
 
         django.setup()
-        from django.conf import settings
         from django.db import connection
 
-        settings.CREDITLINE_BALANCE_LISTENERS = []
-        settings.CREDITLINE_EVENT_LISTENERS = []
+        from tenants.events import balance_changed, domain_event
+
+        # The ledger's numbers alone: no receivers in these processes.
+        balance_changed.receivers = []
+        domain_event.receivers = []
         from ledger.services import ledger_debit
         from tenants.models import Tenant
 

@@ -6,4 +6,11 @@ class BillingConfig(AppConfig):
     verbose_name = "Billing"
 
     def ready(self) -> None:
-        from billing import checks  # noqa: F401  (registers the system checks)
+        from billing import (
+            checks,  # noqa: F401  (registers the system checks)
+            listeners,
+        )
+        from tenants import events
+
+        events.balance_changed.connect(listeners.on_balance_changed, dispatch_uid="billing")
+        events.domain_event.connect(listeners.on_domain_event, dispatch_uid="billing")

@@ -35,9 +35,13 @@ def balance_evaluate_task(*, tenant_id: int) -> list[int]:
 
 
 @shared_task(name="billing.credits_expired_notify")
-def credits_expired_notify_task(*, tenant_id: int, at: str) -> None:
+def credits_expired_notify_task(*, tenant_id: int, at: str, outbox_id: int | None = None) -> None:
     tenant = Tenant.objects.get(pk=tenant_id)
-    services.credits_expired_notify(tenant=tenant, at=datetime.fromisoformat(at))
+    services.credits_expired_notify(
+        tenant=tenant, at=datetime.fromisoformat(at), outbox_id=outbox_id
+    )
+    # Expiry lowered the balance: alerts and auto top-up take a look (idempotent by nature).
+    services.balance_evaluate(tenant=tenant)
 
 
 @shared_task(name="billing.auto_topup_charge")
@@ -66,8 +70,12 @@ def stripe_events_retry_task() -> int:
 
 
 @shared_task(name="billing.webhook_fanout")
-def webhook_fanout_task(*, tenant_id: int, type: str, data: dict[str, Any]) -> int:
-    return len(services.webhook_fanout(tenant_id=tenant_id, type=type, data=data))
+def webhook_fanout_task(
+    *, tenant_id: int, type: str, data: dict[str, Any], outbox_id: int | None = None
+) -> int:
+    return len(
+        services.webhook_fanout(tenant_id=tenant_id, type=type, data=data, outbox_id=outbox_id)
+    )
 
 
 @shared_task(name="billing.webhook_attempt")
@@ -81,5 +89,9 @@ def webhook_deliver_due_task() -> int:
 
 
 @shared_task(name="billing.alert_email_send")
-def alert_email_send_task(*, tenant_id: int, subject: str, body: str) -> int:
-    return services.alert_email_send(tenant_id=tenant_id, subject=subject, body=body)
+def alert_email_send_task(
+    *, tenant_id: int, subject: str, body: str, outbox_id: int | None = None
+) -> int:
+    return services.alert_email_send(
+        tenant_id=tenant_id, subject=subject, body=body, outbox_id=outbox_id
+    )

@@ -1,10 +1,10 @@
-"""What the ledger announces after a money move commits (see tenants/events.py)."""
+"""What the ledger announces with a money move, inside its transaction (see tenants/events.py)."""
 
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from tenants.events import announce
+from tenants import events
 
 
 @dataclass(frozen=True)
@@ -21,4 +21,4 @@ class BalanceChanged:
 
 
 def balance_changed(event: BalanceChanged) -> None:
-    announce("CREDITLINE_BALANCE_LISTENERS", event)
+    events.announce(events.balance_changed, event)

@@ -1,13 +1,18 @@
 """The ledger's periodic jobs (Celery beat: config/settings/base.py CELERY_BEAT_SCHEDULE)."""
 
 import logging
+from datetime import timedelta
 
 from celery import shared_task
 
 from ledger.selectors import ledger_verify
 from ledger.services import ledger_expire_due
+from tenants.leases import lease
 
 logger = logging.getLogger(__name__)
+
+# Longer than verify ever takes; a killed worker's lease lapses after it.
+VERIFY_LEASE = timedelta(minutes=30)
 
 
 @shared_task(name="ledger.expire_due")
@@ -21,7 +26,18 @@ def expire_due() -> int:
 
 @shared_task(name="ledger.verify")
 def verify() -> int:
-    """Every hour. Any difference is a bug in the one writer: logged at ERROR for alerting."""
+    """Every hour. Any difference is a bug in the one writer: logged at ERROR for alerting.
+
+    It may run longer than the broker's visibility timeout on a big ledger: a second copy
+    finds the lease taken and returns -1 at once."""
+    with lease("ledger.verify", ttl=VERIFY_LEASE) as held:
+        if not held:
+            logger.info("ledger verify already running; this copy exits")
+            return -1
+        return _verify()
+
+
+def _verify() -> int:
     mismatches = ledger_verify()
     for m in mismatches:
         logger.error(

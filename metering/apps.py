@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class MeteringConfig(AppConfig):
     name = "metering"
     verbose_name = "Metering and workflows"
+
+    def ready(self) -> None:
+        from metering import listeners
+        from tenants import events
+
+        events.balance_changed.connect(listeners.on_balance_changed, dispatch_uid="metering")

@@ -1,23 +1,32 @@
-"""Announcements after commit, to listeners named in settings: the one fan-out between apps.
+"""The one fan-out between apps: two Django signals, connected in each app's AppConfig.ready().
 
-Two channels, each a settings list of dotted paths to callables taking one payload:
-- CREDITLINE_BALANCE_LISTENERS get a `ledger.events.BalanceChanged` whenever a ledger
-  transaction that moved a tenant's balance commits (billing: alerts and auto top-up;
-  metering: resumable workflows).
-- CREDITLINE_EVENT_LISTENERS get a `DomainEvent` (billing turns them into outgoing webhooks).
-Listeners run after the transaction commits, so a rolled-back change announces nothing, and a
-failing listener is logged, never undoing the money move that already committed.
+- `balance_changed` carries a `ledger.events.BalanceChanged` whenever a ledger transaction
+  moves a tenant's balance (billing: alerts and auto top-up; metering: resumable workflows).
+- `domain_event` carries a `DomainEvent` (billing turns them into outgoing webhooks).
+
+Receivers run inside the transaction that made the change, before it commits. They decide
+and, when a side effect is due, write it to the outbox (`tenants.outbox.outbox_enqueue`): a
+rolled-back change then leaves nothing behind, and a committed one loses nothing, even when
+the broker is down. They must stay cheap (a debit's receivers read nothing) and do nothing
+slow themselves. A receiver's Python error is logged and the change goes on; a database error
+fails the change's transaction, so the change and its side effects go or stay together.
+See docs/architecture.md, "Side effects".
 """
 
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.utils.module_loading import import_string
+from django.db import DatabaseError
+from django.dispatch import Signal
 
 logger = logging.getLogger(__name__)
+
+balance_changed = Signal()
+domain_event = Signal()
 
 
 @dataclass(frozen=True)
@@ -29,20 +38,33 @@ class DomainEvent:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def _call_listeners(setting: str, payload: object) -> None:
-    for path in getattr(settings, setting, []):
-        try:
-            import_string(path)(payload)
-        except Exception:
-            logger.exception("listener %s failed for %r", path, payload)
-            if getattr(settings, "CREDITLINE_RAISE_LISTENER_ERRORS", False):
-                raise
-
-
-def announce(setting: str, payload: object) -> None:
-    """Deliver `payload` to the listeners named in `setting` once the transaction commits."""
-    transaction.on_commit(lambda: _call_listeners(setting, payload))
+def announce(signal: Signal, payload: object) -> None:
+    """Hand `payload` to the signal's receivers, now, in the caller's transaction."""
+    if getattr(settings, "CREDITLINE_RAISE_LISTENER_ERRORS", False):
+        signal.send(sender=type(payload), event=payload)
+        return
+    for receiver, outcome in signal.send_robust(sender=type(payload), event=payload):
+        if isinstance(outcome, DatabaseError):
+            raise outcome
+        if isinstance(outcome, Exception):
+            logger.error("receiver %r failed for %r", receiver, payload, exc_info=outcome)
 
 
 def publish(*, tenant_id: int, type: str, data: dict[str, Any]) -> None:
-    announce("CREDITLINE_EVENT_LISTENERS", DomainEvent(tenant_id=tenant_id, type=type, data=data))
+    announce(domain_event, DomainEvent(tenant_id=tenant_id, type=type, data=data))
+
+
+@contextmanager
+def receivers_replaced(signal: Signal, *receivers: Callable[..., None]) -> Iterator[None]:
+    """Only `receivers` hear `signal` inside the block (tests and benchmarks that measure or
+    observe one receiver, or none)."""
+    saved = signal.receivers
+    signal.receivers = []
+    signal.sender_receivers_cache.clear()
+    try:
+        for receiver in receivers:
+            signal.connect(receiver, weak=False)
+        yield
+    finally:
+        signal.receivers = saved
+        signal.sender_receivers_cache.clear()

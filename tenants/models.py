@@ -78,6 +78,9 @@ class ApiKey(TenantOwnedModel):
     class Scope(models.TextChoices):
         READ = "read", "Read"
         WRITE = "write", "Write"
+        # The routes that move money: top-ups, auto top-up, payment methods, webhook endpoints
+        # (a view says so with `required_scope`). Keys get it only when asked for.
+        BILLING = "billing", "Billing"
 
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, unique=True)
@@ -119,3 +122,47 @@ class ConfigStamp(models.Model):
 
     def __str__(self) -> str:
         return f"config stamp {self.value}"
+
+
+class OutboxMessage(models.Model):
+    """A side effect of a committed change, waiting to be handed to the broker (tenants/outbox.py).
+
+    Written in the change's transaction; `sent_at` is set once the broker took it, `handled_at`
+    by a `once` receiver in the transaction of its effect.
+    """
+
+    task = models.CharField(max_length=200)
+    kwargs = models.JSONField()
+    once = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+    next_attempt_at = models.DateTimeField()
+    attempts = models.PositiveIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    handled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The sweep's read: what is still waiting, oldest first.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="outbox_waiting_idx",
+                condition=Q(sent_at__isnull=True),
+            ),
+            models.Index(
+                fields=["sent_at"], name="outbox_sent_idx", condition=Q(sent_at__isnull=False)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task} #{self.pk}"
+
+
+class Lease(models.Model):
+    """A named job's claim to run alone until `expires_at` (tenants/leases.py)."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    holder = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.holder} until {self.expires_at:%Y-%m-%d %H:%M:%S}"

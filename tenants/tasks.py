@@ -12,3 +12,11 @@ def ping(note: str = "") -> str:
     """Proves that a message sent from web reaches a worker (`manage.py shell` or the admin)."""
     logger.info("pong %s", note)
     return "pong"
+
+
+@shared_task(name="tenants.outbox_relay_due")
+def outbox_relay_due_task() -> int:
+    """Hands the broker the outbox messages still waiting (tenants/outbox.py)."""
+    from tenants.outbox import outbox_relay_due
+
+    return outbox_relay_due()

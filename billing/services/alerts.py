@@ -23,6 +23,7 @@ from ledger.models import EntryKind, LedgerEntry
 from ledger.selectors import balance_get
 from ledger.services import credit_account_update
 from tenants.models import Tenant
+from tenants.outbox import outbox_claim
 
 EXHAUSTED = 0
 
@@ -121,8 +122,15 @@ def _announce(
     )
 
 
-def credits_expired_notify(*, tenant: Tenant, at: datetime) -> None:
-    """Announce what the expiry sweep that ran at `at` took from the tenant."""
+def credits_expired_notify(*, tenant: Tenant, at: datetime, outbox_id: int | None = None) -> None:
+    """Announce what the expiry sweep that ran at `at` took from the tenant (once per outbox
+    message that asked for it)."""
+    with transaction.atomic():
+        if outbox_id is None or outbox_claim(outbox_id):
+            _expired_announce(tenant=tenant, at=at)
+
+
+def _expired_announce(*, tenant: Tenant, at: datetime) -> None:
     amount = -(
         LedgerEntry.objects.filter(tenant=tenant, kind=EntryKind.EXPIRY, created_at=at).aggregate(
             total=Sum("amount")

@@ -30,6 +30,7 @@ from billing.services.topups import topup_complete, topup_create, topup_fail
 from ledger.locks import account_lock
 from ledger.selectors import available_get
 from tenants.models import Tenant
+from tenants.outbox import outbox_enqueue
 
 # A pending auto top-up older than this is looked at again: charged again when the charge call
 # never returned (same idempotency key, so the gateway returns the original payment rather than
@@ -75,7 +76,7 @@ def auto_topup_policy_update(
         policy.save()
         from billing.tasks import balance_evaluate_task
 
-        transaction.on_commit(lambda: balance_evaluate_task.delay(tenant_id=tenant.pk))
+        outbox_enqueue(balance_evaluate_task, {"tenant_id": tenant.pk})
     return policy
 
 
@@ -107,7 +108,7 @@ def auto_topup_start(*, tenant: Tenant, now: datetime | None = None) -> StartOut
             policy.save(update_fields=["last_refusal"])
         from billing.tasks import auto_topup_charge_task
 
-        transaction.on_commit(lambda: auto_topup_charge_task.delay(top_up_id=top_up.pk))
+        outbox_enqueue(auto_topup_charge_task, {"top_up_id": top_up.pk})
     return StartOutcome(top_up, "started")
 
 

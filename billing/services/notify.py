@@ -1,5 +1,5 @@
-"""Telling a tenant: a domain event (which becomes signed webhooks) and an email, both after
-the transaction that decided it commits."""
+"""Telling a tenant: a domain event (which becomes signed webhooks) and an email, both outbox
+messages in the transaction that decided them (tenants/outbox.py)."""
 
 from typing import Any
 
@@ -9,24 +9,35 @@ from django.db import transaction
 
 from billing.selectors import billing_contacts
 from tenants.events import publish
+from tenants.outbox import outbox_claim, outbox_enqueue
 
 
 def notify(*, tenant_id: int, type: str, data: dict[str, Any], subject: str, body: str) -> None:
-    publish(tenant_id=tenant_id, type=type, data=data)
     from billing.tasks import alert_email_send_task
 
-    transaction.on_commit(
-        lambda: alert_email_send_task.delay(tenant_id=tenant_id, subject=subject, body=body)
+    publish(tenant_id=tenant_id, type=type, data=data)
+    outbox_enqueue(
+        alert_email_send_task,
+        {"tenant_id": tenant_id, "subject": subject, "body": body},
+        once=True,
     )
 
 
-def alert_email_send(*, tenant_id: int, subject: str, body: str) -> int:
-    recipients = billing_contacts(tenant_id=tenant_id)
-    if not recipients:
-        return 0
-    return send_mail(
-        subject=f"[Creditline] {subject}",
-        message=body,
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        recipient_list=recipients,
-    )
+def alert_email_send(
+    *, tenant_id: int, subject: str, body: str, outbox_id: int | None = None
+) -> int:
+    """Send the email once per outbox message: the claim and the send share a transaction, so
+    a second delivery of the task waits for the first and then finds the message handled; a
+    send that fails rolls the claim back, for the next delivery to try again."""
+    with transaction.atomic():
+        if outbox_id is not None and not outbox_claim(outbox_id):
+            return 0
+        recipients = billing_contacts(tenant_id=tenant_id)
+        if not recipients:
+            return 0
+        return send_mail(
+            subject=f"[Creditline] {subject}",
+            message=body,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=recipients,
+        )

@@ -20,6 +20,7 @@ from billing.models import StripeEvent, TopUp
 from billing.money import money_format
 from billing.services.topups import billing_customer_save, topup_complete, topup_fail
 from tenants.models import Tenant
+from tenants.outbox import outbox_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +50,7 @@ def stripe_event_receive(*, payload: bytes, signature_header: str) -> tuple[Stri
     if stored.processed_at is None:
         from billing.tasks import stripe_event_process_task
 
-        pk = stored.pk
-        transaction.on_commit(lambda: stripe_event_process_task.delay(event_pk=pk))
+        outbox_enqueue(stripe_event_process_task, {"event_pk": stored.pk})
     return stored, created
 
 

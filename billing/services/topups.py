@@ -22,6 +22,7 @@ from ledger.locks import account_lock
 from ledger.models import CreditBucket
 from ledger.services import ledger_grant
 from tenants.models import Tenant
+from tenants.outbox import outbox_enqueue
 
 # Backoff after a failed auto top-up payment: 15 min, 30 min, then disabled at the third.
 BACKOFF_BASE = timedelta(minutes=15)
@@ -161,8 +162,7 @@ def topup_fail(*, top_up: TopUp, reason: str, gateway_reference: str = "") -> To
         from billing.tasks import balance_evaluate_task
 
         # The watch level changes with the policy's state; recompute it.
-        tenant_id = locked.tenant_id
-        transaction.on_commit(lambda: balance_evaluate_task.delay(tenant_id=tenant_id))
+        outbox_enqueue(balance_evaluate_task, {"tenant_id": locked.tenant_id})
     return locked
 
 

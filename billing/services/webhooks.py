@@ -24,6 +24,7 @@ from billing import signing
 from billing.exceptions import InvalidWebhookUrl
 from billing.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tenants.models import Tenant
+from tenants.outbox import outbox_claim
 
 # Wait before attempt n+1 after n failures: 30 s, 2 min, 8 min, 32 min, 2 h 8 min (x4 each);
 # after the sixth failure the delivery is given up (status failed) and stays in the log.
@@ -60,8 +61,11 @@ def webhook_endpoint_create(
     )
 
 
-def webhook_fanout(*, tenant_id: int, type: str, data: dict[str, Any]) -> list[int]:
-    """One delivery per active endpoint that wants `type`; sent after commit."""
+def webhook_fanout(
+    *, tenant_id: int, type: str, data: dict[str, Any], outbox_id: int | None = None
+) -> list[int]:
+    """One delivery per active endpoint that wants `type`; sent after commit. With the outbox
+    message that asked for it, the fan-out happens once however often the task runs."""
     now = timezone.now()
     event_id = f"msg_{uuid.uuid4().hex}"
     payload = {"type": type, "timestamp": now.isoformat(), "data": data}
@@ -73,6 +77,8 @@ def webhook_fanout(*, tenant_id: int, type: str, data: dict[str, Any]) -> list[i
     if not endpoints:
         return []
     with transaction.atomic():
+        if outbox_id is not None and not outbox_claim(outbox_id):
+            return []
         deliveries = WebhookDelivery.objects.bulk_create(
             WebhookDelivery(
                 tenant_id=tenant_id,
@@ -88,8 +94,10 @@ def webhook_fanout(*, tenant_id: int, type: str, data: dict[str, Any]) -> list[i
         ids = [d.pk for d in deliveries]
         from billing.tasks import webhook_attempt_task
 
+        # A broker that is down loses nothing: the deliveries are due now, and
+        # webhook_deliver_due sends what these hand-offs could not.
         for pk in ids:
-            transaction.on_commit(partial(webhook_attempt_task.delay, delivery_id=pk))
+            transaction.on_commit(partial(webhook_attempt_task.delay, delivery_id=pk), robust=True)
     return ids
 
 

@@ -166,11 +166,23 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
-    else {}
+    else {
+        # Redis hands an unacknowledged message to another worker after this many seconds: a
+        # killed worker's tasks come back within a minute. A task that may run longer (the
+        # ledger's verify, the sweeps) takes a lease (tenants/leases.py), so the second copy
+        # Redis hands out exits at once. No task is sent with a countdown or an ETA longer
+        # than this (Redis would redeliver it early and again).
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=60),
+    }
 )
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
+# Acknowledge a task after it ran, not when it was received, and requeue it when the worker
+# process running it dies (SIGKILL, OOM): a task is lost only if it ran. Every task is
+# idempotent (see docs/architecture.md, "Side effects"), so running one twice is harmless.
 CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# One message at a time per worker process: a killed worker holds one unacknowledged task.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TIMEZONE = "UTC"
@@ -201,14 +213,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
-# The one fan-out between apps (tenants/events.py): listeners, by dotted path, run after commit.
-CREDITLINE_BALANCE_LISTENERS: list[str] = [
-    "billing.listeners.on_balance_changed",
-    "metering.listeners.on_balance_changed",
-]
-CREDITLINE_EVENT_LISTENERS: list[str] = [
-    "billing.listeners.on_domain_event",
-]
+# The transactional outbox (tenants/outbox.py): what the on-commit relay could not hand to the
+# broker is sent by this sweep.
+CELERY_BEAT_SCHEDULE["tenants.outbox_relay_due"] = {
+    "task": "tenants.outbox_relay_due",
+    "schedule": 30.0,
+}
 
 # Billing: the payment gateway ("fake" completes payments locally; "stripe" is real), Stripe's
 # keys, and billing's periodic tasks.

@@ -4,8 +4,9 @@ The work is done by the ledger's PL/pgSQL function `ledger_debit_batch` (ledger/
 implementation of the consumption order: it locks the tenant's account, replays used keys,
 draws only the buckets it needs and writes the transactions, entries, buckets, holds and the
 account's totals. Python builds the arrays it takes and reads the rows it returns; no model
-instance is made on this path. Called alone, the call is its own transaction; inside a
-caller's transaction it joins it, and a refusal writes nothing, so the caller may go on.
+instance is made on this path. Called alone, the call and its announcement (whose receivers
+may write outbox rows) are one transaction; inside a caller's transaction they join it, and a
+refusal writes nothing, so the caller may go on.
 """
 
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from ledger.exceptions import HoldNotOpen, IdempotencyConflict, InsufficientCredits
@@ -105,6 +106,20 @@ def debit_call(
         [r.source_id for r in requests],
         [r.memo for r in requests],
     ]
+    if connection.in_atomic_block:
+        # The caller's transaction; a refusal or a conflict raised here leaves it usable.
+        return _call(tenant_id, kind, now, params, requests)
+    with transaction.atomic():
+        return _call(tenant_id, kind, now, params, requests)
+
+
+def _call(
+    tenant_id: int,
+    kind: str,
+    now: datetime,
+    params: list[Any],
+    requests: Sequence[DebitRequest],
+) -> list[DebitResult | InsufficientCredits]:
     with connection.cursor() as cursor:
         cursor.execute(_CALL, params)
         rows = cursor.fetchall()

@@ -115,13 +115,16 @@ def test_most_debits_above_the_watch_level_wake_nothing(tenant: Tenant) -> None:
 def test_a_debit_above_the_watch_level_costs_billing_no_query(tenant: Tenant) -> None:
     grant(tenant, 1000, "promo")
 
-    # Outside a transaction the listeners run at once, inside the capture.
+    # Outside a transaction the receivers run in the debit's own, inside the capture.
     with CaptureQueriesContext(connection) as queries:
         spend(tenant, "10", "d1")
 
-    # The ledger's one call; the listener decided from the announcement (watch level 200).
+    # The ledger's one call; the receiver decided from the announcement (watch level 200) and
+    # wrote no outbox row.
     assert [q["sql"].split("(")[0] for q in queries.captured_queries] == [
-        "SELECT * FROM ledger_debit_batch"
+        "BEGIN",
+        "SELECT * FROM ledger_debit_batch",
+        "COMMIT",
     ]
     assert subjects() == []
 

@@ -12,6 +12,7 @@ from pytest_django.fixtures import Settings
 from ledger.models import CreditBucket
 from ledger.selectors import BUCKETS_EMBEDDED, available_get, balance_get, ledger_verify
 from ledger.services import ledger_debit
+from tenants.events import balance_changed, receivers_replaced
 from tenants.models import Tenant
 from tests.ledger.factories import bucket_make
 from tests.ledger.helpers import seed_due_buckets
@@ -23,11 +24,14 @@ def test_a_debit_is_one_statement_inside_a_callers_transaction_too(
     tenant: Tenant, settings: Settings
 ) -> None:
     # The ledger's own statements only: listeners belong to the apps that register them.
-    settings.CREDITLINE_BALANCE_LISTENERS = []
     bucket_make(tenant=tenant, credits=100)
     bucket_make(tenant=tenant, credits=100, policy=CreditBucket.Policy.PERMANENT, price_minor=900)
 
-    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+    with (
+        receivers_replaced(balance_changed),
+        transaction.atomic(),
+        CaptureQueriesContext(connection) as queries,
+    ):
         ledger_debit(tenant=tenant, amount=Decimal("150"), idempotency_key="hot-1")
 
     statements = [q["sql"] for q in queries.captured_queries]

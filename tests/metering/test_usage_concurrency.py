@@ -14,6 +14,7 @@ from ledger.selectors import available_get, ledger_verify
 from metering.models import UsageEvent
 from ratecards.selectors import price_cache_clear
 from ratecards.services import ratecard_seed_example
+from tenants.events import balance_changed, domain_event, receivers_replaced
 from tenants.models import Tenant
 from tests.metering.factories import event_json, fund
 
@@ -30,11 +31,11 @@ def _fresh_price_cache() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _no_listeners(settings: Any) -> None:
-    # Commits are real here, so after-commit listeners run: keep this test about metering
-    # (billing's alert listeners have their own tests).
-    settings.CREDITLINE_BALANCE_LISTENERS = []
-    settings.CREDITLINE_EVENT_LISTENERS = []
+def _no_listeners() -> Iterator[None]:
+    # Commits are real here, so the outbox's tasks run: keep this test about metering
+    # (billing's alert receivers have their own tests).
+    with receivers_replaced(balance_changed), receivers_replaced(domain_event):
+        yield
 
 
 def _race(client: APIClient, url: str, body: Any) -> list[Any]:

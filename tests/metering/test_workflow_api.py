@@ -16,13 +16,13 @@ from ledger.services import ledger_debit
 from metering.models import UsageEvent, WorkflowRun
 from ratecards.selectors import price_cache_clear
 from ratecards.services import ratecard_seed_example
-from tenants.events import DomainEvent
+from tenants.events import DomainEvent, domain_event
 from tenants.models import Tenant
 
 CAPTURED: list[DomainEvent] = []
 
 
-def capture_event(event: DomainEvent) -> None:
+def capture_event(event: DomainEvent, **_: Any) -> None:
     CAPTURED.append(event)
 
 
@@ -35,16 +35,14 @@ def workflow_events() -> list[DomainEvent]:
 @pytest.fixture(autouse=True)
 def _setup(settings: Any) -> Iterator[None]:
     price_cache_clear()
-    # The default listeners (billing's included) stay; the test only listens in as well.
-    settings.CREDITLINE_EVENT_LISTENERS = [
-        *settings.CREDITLINE_EVENT_LISTENERS,
-        f"{__name__}.capture_event",
-    ]
+    # The default receivers (billing's included) stay; the test only listens in as well.
+    domain_event.connect(capture_event, dispatch_uid="test_workflow_api")
     settings.BILLING_GATEWAY = "fake"
     # The story's webhook endpoint is a local address.
     settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS = True
     CAPTURED.clear()
     yield
+    domain_event.disconnect(dispatch_uid="test_workflow_api")
     CAPTURED.clear()
     price_cache_clear()
 

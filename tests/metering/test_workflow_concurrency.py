@@ -3,7 +3,6 @@
 import threading
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from django.db import connection
@@ -13,23 +12,27 @@ from ledger.models import CreditBucket, LedgerEntry
 from ledger.selectors import balance_get, ledger_verify
 from ledger.services import ledger_grant
 from metering.exceptions import WorkflowSuspended
+from metering.listeners import on_balance_changed
 from metering.models import UsageEvent, WorkflowRun
 from metering.services import UsageInput, usage_event_record
 from metering.workflows import workflow_cancel, workflow_start, workflow_step
 from ratecards.selectors import price_cache_clear
 from ratecards.services import ratecard_seed_example
+from tenants.events import balance_changed, domain_event, receivers_replaced
 from tenants.models import Tenant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def _card(settings: Any) -> Iterator[None]:
-    settings.CREDITLINE_EVENT_LISTENERS = []
-    settings.CREDITLINE_BALANCE_LISTENERS = ["metering.listeners.on_balance_changed"]
+def _card() -> Iterator[None]:
     price_cache_clear()
     ratecard_seed_example()  # web_research: 10 credits
-    yield
+    with (
+        receivers_replaced(domain_event),
+        receivers_replaced(balance_changed, on_balance_changed),
+    ):
+        yield
     price_cache_clear()
 
 

@@ -19,6 +19,7 @@ from metering.exceptions import (
     SoftCapReached,
     WorkflowSuspended,
 )
+from metering.listeners import on_balance_changed
 from metering.models import UsageEvent, WorkflowRun
 from metering.services import UsageInput
 from metering.tasks import workflow_expire_idle_task
@@ -34,7 +35,7 @@ from metering.workflows import (
 from ratecards.models import RateCard
 from ratecards.selectors import price_cache_clear
 from ratecards.services import ratecard_seed_example
-from tenants.events import DomainEvent
+from tenants.events import DomainEvent, balance_changed, domain_event, receivers_replaced
 from tenants.models import Tenant
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +48,7 @@ State = WorkflowRun.State
 CAPTURED: list[DomainEvent] = []
 
 
-def capture_event(event: DomainEvent) -> None:
+def capture_event(event: DomainEvent, **_: Any) -> None:
     CAPTURED.append(event)
 
 
@@ -59,11 +60,13 @@ def _fresh_price_cache() -> Iterator[None]:
 
 
 @pytest.fixture
-def events(settings) -> Iterator[list[DomainEvent]]:
-    settings.CREDITLINE_EVENT_LISTENERS = [f"{__name__}.capture_event"]
-    settings.CREDITLINE_BALANCE_LISTENERS = ["metering.listeners.on_balance_changed"]
+def events() -> Iterator[list[DomainEvent]]:
     CAPTURED.clear()
-    yield CAPTURED
+    with (
+        receivers_replaced(domain_event, capture_event),
+        receivers_replaced(balance_changed, on_balance_changed),
+    ):
+        yield CAPTURED
     CAPTURED.clear()
 
 
@@ -382,6 +385,7 @@ def test_the_sweep_releasing_a_suspended_runs_hold_does_not_wake_that_run(
     with time_machine.travel(AFTER_THE_CARD, tick=False) as clock:
         run = suspended_with_hold(tenant)  # s2 (10) refused with 5 on the hold and 0 besides
         clock.shift(timedelta(minutes=61))
+        events.clear()  # the suspensions were heard as they happened
         with django_capture_on_commit_callbacks(execute=True):
             assert workflow_expire_idle() == 1
         # Its own 5 came back to the balance: s2 is covered no better than when it was refused.
@@ -411,6 +415,7 @@ def test_the_sweep_releasing_one_runs_hold_wakes_the_other_suspended_runs(
             workflow_step(tenant=tenant, run=other, data=step("o2", action="doc_search"))
 
         clock.shift(timedelta(minutes=61))
+        events.clear()  # the suspensions were heard as they happened
         with django_capture_on_commit_callbacks(execute=True):
             assert workflow_expire_idle() == 1
 
@@ -429,6 +434,7 @@ def test_cancelling_a_run_releases_its_hold_and_wakes_a_suspended_run(
         with pytest.raises(WorkflowSuspended):
             workflow_step(tenant=tenant, run=waiting, data=step("b1"))  # 10 of 5 available
 
+        events.clear()  # the suspension was heard as it happened
         with django_capture_on_commit_callbacks(execute=True):
             workflow_cancel(tenant=tenant, run=holder)
 
