@@ -47,3 +47,9 @@ class InvalidWebhookUrl(CreditlineError):
     status_code = 422
     code = "invalid_webhook_url"
     message = "A webhook endpoint URL must be https."
+
+
+class InvalidWebhookEventTypes(CreditlineError):
+    status_code = 422
+    code = "invalid_webhook_event_types"
+    message = "An endpoint can subscribe only to the event types that are published."

@@ -303,6 +303,9 @@ class WebhookEndpoint(TenantOwnedModel):
     # Empty: every event type.
     event_types = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Deleted by the tenant (webhook_endpoint_delete): inactive and gone from the API, while
+    # its deliveries stay in the vendor's log.
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "active"], name="webhookendpoint_tenant_idx")]

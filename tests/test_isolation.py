@@ -30,7 +30,7 @@ from rest_framework.test import APIClient
 
 from metering.models import WorkflowRun
 from tenants.api.base import TenantApiView
-from tenants.models import Tenant
+from tenants.models import ApiKey, Tenant
 from tenants.services import api_key_create, tenant_create
 from tests.isolation import (
     API_PREFIX,
@@ -48,6 +48,8 @@ MIN_SUBSTRING_LEN = 6
 ROUTES = api_routes()
 ROUTE_IDS = [route.template.removeprefix(API_PREFIX) or "(root)" for route in ROUTES]
 ID_WRITE_ROUTES = [route for route in ROUTES if route.kwargs and route.write_methods]
+# Every scope, so that no route answers 403 for want of one and the walk reaches its data.
+ALL_SCOPES = tuple(ApiKey.Scope.values)
 
 
 def _call(client: APIClient, method: str, url: str, body: Any = None) -> HttpResponse:
@@ -104,7 +106,7 @@ def tenant_b(db: None) -> Tenant:
 
 def _client(tenant: Tenant) -> APIClient:
     client = APIClient()
-    issued = api_key_create(tenant=tenant, name="isolation")
+    issued = api_key_create(tenant=tenant, name="isolation", scopes=ALL_SCOPES)
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.plaintext}")
     return client
 

@@ -6,6 +6,7 @@ from billing.api.views import (
     EstimateCreateApi,
     StripeWebhookApi,
     TopUpsApi,
+    WebhookEndpointDetailApi,
     WebhookEndpointsApi,
 )
 
@@ -14,6 +15,11 @@ urlpatterns = [
     path("auto-top-up", AutoTopUpApi.as_view(), name="auto-top-up"),
     path("alert-settings", AlertSettingsApi.as_view(), name="alert-settings"),
     path("webhook-endpoints", WebhookEndpointsApi.as_view(), name="webhook-endpoints"),
+    path(
+        "webhook-endpoints/<int:endpoint_id>",
+        WebhookEndpointDetailApi.as_view(),
+        name="webhook-endpoint-detail",
+    ),
     path("estimates", EstimateCreateApi.as_view(), name="estimates"),
     path("webhooks/stripe", StripeWebhookApi.as_view(), name="stripe-webhook"),
 ]

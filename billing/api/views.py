@@ -27,11 +27,14 @@ from billing.services import (
     topup_create,
     topup_fail,
     webhook_endpoint_create,
+    webhook_endpoint_delete,
 )
+from billing.services.webhook_targets import WEBHOOK_EVENT_TYPES
 from ledger.selectors import balance_get, credit_account_get
 from ledger.services import credit_account_update
 from tenants.api.base import TenantApiView
 from tenants.api.pagination import CreatedCursorPagination
+from tenants.models import ApiKey
 
 
 def credits(**kwargs: Any) -> serializers.DecimalField:
@@ -62,6 +65,8 @@ class TopUpSerializer(serializers.Serializer):
 
 
 class TopUpsApi(TenantApiView):
+    required_scope = ApiKey.Scope.BILLING
+
     @extend_schema_serializer(component_name="TopUpCreateInput")
     class InputSerializer(serializers.Serializer):
         pack = serializers.SlugField()
@@ -96,6 +101,8 @@ class TopUpsApi(TenantApiView):
 
 
 class AutoTopUpApi(TenantApiView):
+    required_scope = ApiKey.Scope.BILLING
+
     @extend_schema_serializer(component_name="AutoTopUp")
     class OutputSerializer(serializers.Serializer):
         enabled = serializers.BooleanField()
@@ -210,10 +217,24 @@ class WebhookEndpointSerializer(serializers.Serializer):
 
 
 class WebhookEndpointsApi(TenantApiView):
+    required_scope = ApiKey.Scope.BILLING
+
     @extend_schema_serializer(component_name="WebhookEndpointInput")
     class InputSerializer(serializers.Serializer):
         url = serializers.URLField(max_length=2000)
-        event_types = serializers.ListField(child=serializers.CharField(), required=False)
+        # The service refuses an unknown type too; the choices put the list in the schema.
+        event_types = serializers.ListField(
+            child=serializers.ChoiceField(
+                choices=WEBHOOK_EVENT_TYPES,
+                error_messages={
+                    "invalid_choice": "Unknown event type '{input}'; the types are: "
+                    + ", ".join(WEBHOOK_EVENT_TYPES)
+                    + "."
+                },
+            ),
+            max_length=len(WEBHOOK_EVENT_TYPES),
+            required=False,
+        )
 
     @extend_schema_serializer(component_name="WebhookEndpointCreated")
     class CreatedSerializer(WebhookEndpointSerializer):
@@ -237,8 +258,28 @@ class WebhookEndpointsApi(TenantApiView):
     @extend_schema(responses=WebhookEndpointSerializer(many=True), summary="Webhook endpoints")
     def get(self, request: Request) -> Response:
         paginator = CreatedCursorPagination()
-        page = paginator.paginate_queryset(self.scoped(WebhookEndpoint), request, view=self)
+        endpoints = self.scoped(WebhookEndpoint).filter(deleted_at__isnull=True)
+        page = paginator.paginate_queryset(endpoints, request, view=self)
         return paginator.get_paginated_response(WebhookEndpointSerializer(page, many=True).data)
+
+
+class WebhookEndpointDetailApi(TenantApiView):
+    required_scope = ApiKey.Scope.BILLING
+
+    def _endpoint(self, endpoint_id: int) -> WebhookEndpoint:
+        return self.get_scoped_or_404(WebhookEndpoint, pk=endpoint_id, deleted_at__isnull=True)
+
+    @extend_schema(responses=WebhookEndpointSerializer, summary="A webhook endpoint")
+    def get(self, request: Request, endpoint_id: int) -> Response:
+        return Response(WebhookEndpointSerializer(self._endpoint(endpoint_id)).data)
+
+    @extend_schema(
+        responses={204: None},
+        summary="Delete an endpoint: nothing more is sent to it (404 once deleted)",
+    )
+    def delete(self, request: Request, endpoint_id: int) -> Response:
+        webhook_endpoint_delete(endpoint=self._endpoint(endpoint_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class EstimateCreateApi(TenantApiView):

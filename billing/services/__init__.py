@@ -31,6 +31,7 @@ from billing.services.webhooks import (
     webhook_attempt,
     webhook_deliver_due,
     webhook_endpoint_create,
+    webhook_endpoint_delete,
     webhook_fanout,
 )
 
@@ -61,5 +62,6 @@ __all__ = [
     "webhook_attempt",
     "webhook_deliver_due",
     "webhook_endpoint_create",
+    "webhook_endpoint_delete",
     "webhook_fanout",
 ]

@@ -16,13 +16,17 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from billing import signing
-from billing.exceptions import InvalidWebhookUrl
 from billing.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from billing.services.webhook_targets import (
+    address_refused,
+    private_targets_allowed,
+    webhook_event_types_validate,
+    webhook_url_validate,
+)
 from tenants.models import Tenant
 from tenants.outbox import outbox_claim
 
@@ -34,31 +38,28 @@ LEASE = timedelta(seconds=60)
 TIMEOUT_SECONDS = 10
 
 
-def _private_targets_allowed() -> bool:
-    # Local development and the test suite deliver to 127.0.0.1 over http; a server never may.
-    return bool(settings.DEBUG or getattr(settings, "WEBHOOKS_ALLOW_PRIVATE_TARGETS", False))
-
-
-def webhook_url_validate(url: str) -> None:
-    """https only (http too in development), with a host name."""
-    parts = urlsplit(url)
-    schemes = ("https", "http") if _private_targets_allowed() else ("https",)
-    if parts.scheme not in schemes or not parts.hostname:
-        message = (
-            "A webhook endpoint URL must be http(s)."
-            if _private_targets_allowed()
-            else "A webhook endpoint URL must be https."
-        )
-        raise InvalidWebhookUrl(message, url=url)
-
-
 def webhook_endpoint_create(
     *, tenant: Tenant, url: str, event_types: list[str] | None = None
 ) -> WebhookEndpoint:
+    """Refused with a 422 naming the field for a target we would never deliver to (see
+    webhook_targets) or an event type that nothing publishes."""
     webhook_url_validate(url)
+    types = webhook_event_types_validate(event_types or [])
     return WebhookEndpoint.objects.create(
-        tenant=tenant, url=url, secret=signing.secret_generate(), event_types=event_types or []
+        tenant=tenant, url=url, secret=signing.secret_generate(), event_types=types
     )
+
+
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+    """The endpoint stops receiving at once; its deliveries stay in the vendor's log, and the
+    ones still waiting for a retry are given up (an attempt already sending finishes)."""
+    with transaction.atomic():
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+            active=False, deleted_at=timezone.now()
+        )
+        WebhookDelivery.objects.filter(
+            tenant_id=endpoint.tenant_id, endpoint=endpoint, status=WebhookDelivery.Status.PENDING
+        ).update(status=WebhookDelivery.Status.FAILED)
 
 
 def webhook_fanout(
@@ -110,11 +111,9 @@ def _target_address(host: str, port: int) -> str:
     the same address (no second lookup a rebinding DNS server could answer differently)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     addresses = [str(info[4][0]) for info in infos]
-    if not _private_targets_allowed():
+    if not private_targets_allowed():
         for address in addresses:
-            ip = ipaddress.ip_address(address.split("%", 1)[0])
-            # Loopback, private, link-local (cloud metadata), shared, reserved: not public.
-            if not ip.is_global or ip.is_multicast:
+            if address_refused(ipaddress.ip_address(address.split("%", 1)[0])):
                 raise TargetRefused(f"Refused: {host} resolves to {address}, not a public address.")
     return addresses[0]
 
@@ -126,7 +125,7 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, s
     host = parts.hostname or ""
     https = parts.scheme == "https"
     try:
-        if not https and not (parts.scheme == "http" and _private_targets_allowed()):
+        if not https and not (parts.scheme == "http" and private_targets_allowed()):
             raise TargetRefused(f"Refused: the {parts.scheme} scheme is not allowed.")
         port = parts.port or (443 if https else 80)
         address = _target_address(host, port)

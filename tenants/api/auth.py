@@ -62,7 +62,8 @@ class ApiKeyAuthentication(BaseAuthentication):
 
 
 class HasScope(BasePermission):
-    """Safe methods need the `read` scope, the others `write`; a view may name its own."""
+    """Safe methods need the `read` scope, the others `write`; a view that names a
+    `required_scope` (`billing` on the routes that move money) needs that one as well."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
         api_key = request.auth
@@ -70,11 +71,10 @@ class HasScope(BasePermission):
             raise exceptions.NotAuthenticated(
                 "An API key is required: send 'Authorization: Bearer <api key>'."
             )
-        scope = getattr(view, "required_scope", None) or (
-            ApiKey.Scope.READ if request.method in SAFE_METHODS else ApiKey.Scope.WRITE
-        )
-        if not api_key.has_scope(scope):
-            raise exceptions.PermissionDenied(
-                f"This API key lacks the '{scope}' scope.", code="insufficient_scope"
-            )
+        method_scope = ApiKey.Scope.READ if request.method in SAFE_METHODS else ApiKey.Scope.WRITE
+        for scope in (method_scope, getattr(view, "required_scope", None)):
+            if scope and not api_key.has_scope(scope):
+                raise exceptions.PermissionDenied(
+                    f"This API key lacks the '{scope}' scope.", code="insufficient_scope"
+                )
         return True

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
+from rest_framework.test import APIClient
 
 from billing.models import CreditPack, Plan
 from ledger.models import CreditBucket
@@ -30,6 +31,12 @@ def _billing_settings(settings: Any) -> Iterator[None]:
     price_cache_clear()
     yield
     price_cache_clear()
+
+
+@pytest.fixture
+def api_client(tenant: Tenant, make_client: Callable[..., APIClient]) -> APIClient:
+    """Billing's routes move money: their tests call them with a key that has `billing`."""
+    return make_client(tenant, scopes=("read", "write", "billing"))
 
 
 @pytest.fixture

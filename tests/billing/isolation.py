@@ -35,5 +35,6 @@ def seed_billing(tenant: Tenant) -> dict[str, str]:
     return {
         "top_up_key": top_up.idempotency_key,
         "webhook_secret": endpoint.secret,
+        "endpoint_id": str(endpoint.pk),
         "auto_topup_cap": "987654",
     }

@@ -153,7 +153,8 @@ def test_top_up_errors_and_isolation(
             "pack": "nope",
         }
     }
-    assert make_client(other_tenant).get("/api/v1/top-ups").json()["results"] == []
+    other = make_client(other_tenant, scopes=("read", "billing"))
+    assert other.get("/api/v1/top-ups").json()["results"] == []
 
 
 @pytest.mark.django_db(transaction=True)

@@ -14,7 +14,9 @@ class Command(BaseCommand):
         parser.add_argument("--tenant", required=True, help="the tenant's slug")
         parser.add_argument("--name", default="cli")
         parser.add_argument(
-            "--scopes", default="read,write", help="comma-separated: read, write (default both)"
+            "--scopes",
+            default="read,write",
+            help="comma-separated: read, write, billing (default read,write)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
