@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.forms.models import construct_instance
 from django.http import HttpRequest
 
@@ -29,6 +29,7 @@ from billing.models import (
 )
 from billing.services import contract_activate
 from billing.services.contracts import contract_validate
+from billing.services.stripe_payloads import MALFORMED
 from ratecards.selectors import rate_card_trap
 
 
@@ -89,10 +90,36 @@ class BillingCustomerAdmin(ReadOnlyAdmin):
     list_display = ["tenant", "gateway", "customer_id", "payment_method_id"]
 
 
+class StripeEventStateFilter(admin.SimpleListFilter):
+    """What needs a look: events that failed (retried by the sweep) or were malformed (signed
+    by Stripe but not a sound event: stored, answered 200, never processed)."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("malformed", "Malformed"),
+            ("failed", "Failed, to be retried"),
+            ("pending", "Waiting to be processed"),
+            ("processed", "Processed"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        malformed = Q(error__startswith=MALFORMED)
+        return {
+            "malformed": queryset.filter(malformed),
+            "failed": queryset.filter(processed_at__isnull=True).exclude(error=""),
+            "pending": queryset.filter(processed_at__isnull=True, error=""),
+            "processed": queryset.filter(processed_at__isnull=False).exclude(malformed),
+        }.get(self.value() or "", queryset)
+
+
 @admin.register(StripeEvent)
 class StripeEventAdmin(ReadOnlyAdmin):
     list_display = ["event_id", "type", "received_at", "processed_at", "error"]
-    search_fields = ["event_id"]
+    list_filter = [StripeEventStateFilter, "type"]
+    search_fields = ["event_id", "type", "error"]
 
 
 @admin.register(WebhookEndpoint)

@@ -29,6 +29,7 @@ from billing.services import (
     webhook_endpoint_create,
     webhook_endpoint_delete,
 )
+from billing.services.stripe_payloads import MALFORMED
 from billing.services.webhook_targets import WEBHOOK_EVENT_TYPES
 from ledger.selectors import balance_get, credit_account_get
 from ledger.services import credit_account_update
@@ -356,10 +357,19 @@ class StripeWebhookApi(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
 
-    @extend_schema(request=None, responses={200: None}, summary="Stripe webhook receiver")
+    @extend_schema(
+        request=None,
+        responses={200: None},
+        summary="Stripe webhook receiver",
+        description="A signed body that is not a sound event is stored with its error and "
+        "answered 200 as well (with `error`): a 4xx would only make Stripe retry it.",
+    )
     def post(self, request: Request) -> Response:
         # The raw bytes: the signature covers them exactly, so the JSON is never re-encoded.
         event, created = stripe_event_receive(
             payload=request.body, signature_header=request.META.get("HTTP_STRIPE_SIGNATURE", "")
         )
-        return Response({"received": True, "event": event.event_id, "duplicate": not created})
+        body = {"received": True, "event": event.event_id, "duplicate": not created}
+        if event.error.startswith(MALFORMED):
+            body["error"] = event.error
+        return Response(body)
