@@ -1,9 +1,16 @@
 """404 and 500 pages: JSON error bodies under /api/, HTML for the portal."""
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 
 from tenants.api.errors import json_not_found, json_server_error
+
+
+@csrf_exempt
+def api_not_found(request: HttpRequest) -> JsonResponse:
+    """Every method of every unknown path under /api/ (a POST too: no CSRF 403 first)."""
+    return json_not_found(request)
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

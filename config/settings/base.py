@@ -43,6 +43,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every response under /api/ leaves as JSON in the error shape, `no-store`.
+    "tenants.api.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -131,13 +133,19 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.api.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["tenants.api.auth.HasScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["tenants.api.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "tenants.api.schema.CreditlineAutoSchema",
     "EXCEPTION_HANDLER": "tenants.api.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_PAGINATION_CLASS": "tenants.api.pagination.CreatedCursorPagination",
     "PAGE_SIZE": 50,
 }
+# The largest request body, in bytes (Django's setting; the API's JSON parser applies it too):
+# more is a 413. A batch of 1,000 usage events is about 0.3 MB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
+# Serve the OpenAPI schema at /api/schema/ and its docs at /api/docs/ (off in production unless
+# set: the schema maps every route for whoever asks).
+CREDITLINE_API_DOCS = env.bool("CREDITLINE_API_DOCS", default=True)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Creditline API",
     "DESCRIPTION": "Credit-based billing for AI-agent products.",

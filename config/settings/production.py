@@ -16,6 +16,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 X_FRAME_OPTIONS = "DENY"
+CREDITLINE_API_DOCS = env.bool("CREDITLINE_API_DOCS", default=False)
 
 # The fake gateway grants credits without a payment: production takes Stripe unless told
 # otherwise, and `check --deploy` (billing.checks) refuses "fake" without the explicit opt-in.

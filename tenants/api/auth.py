@@ -1,5 +1,6 @@
 """`Authorization: Bearer <api key>` and the read / write scopes."""
 
+import re
 from typing import Any
 
 from rest_framework import exceptions
@@ -12,6 +13,11 @@ from tenants.models import ApiKey
 from tenants.selectors import api_key_get_cached
 from tenants.services import api_key_hash, api_key_parse, api_key_touch
 
+# What api_key_create issues (`cl_<8 hex>_<43 url-safe>`), with room to spare. A header that
+# cannot hold such a key is refused before anything is looked up.
+_KEY_FORMAT = re.compile(r"cl_[0-9A-Za-z]{8}_[0-9A-Za-z_-]{1,128}")
+_MAX_HEADER_BYTES = 256
+
 
 class ApiKeyAuthentication(BaseAuthentication):
     """Resolves the key to its tenant; `request.auth` is the ApiKey, `request.user` is None.
@@ -23,7 +29,10 @@ class ApiKeyAuthentication(BaseAuthentication):
     keyword = b"bearer"
 
     def authenticate(self, request: Request) -> tuple[Any, ApiKey] | None:
-        header = get_authorization_header(request).split()
+        raw = get_authorization_header(request)
+        if len(raw) > _MAX_HEADER_BYTES:
+            raise self._invalid()
+        header = raw.split()
         if not header:
             return None
         if header[0].lower() != self.keyword or len(header) != 2:
@@ -47,15 +56,19 @@ class ApiKeyAuthentication(BaseAuthentication):
         return (None, api_key)
 
     def _lookup(self, plaintext: str) -> ApiKey:
+        if not _KEY_FORMAT.fullmatch(plaintext):
+            raise self._invalid()
         prefix = api_key_parse(plaintext)
         api_key = api_key_get_cached(
             key_hash=api_key_hash(plaintext), prefix=prefix, stamp=config_stamp_current()
         )
         if api_key is None:
-            raise exceptions.AuthenticationFailed(
-                "The API key is not valid.", code="invalid_api_key"
-            )
+            raise self._invalid()
         return api_key
+
+    @staticmethod
+    def _invalid() -> exceptions.AuthenticationFailed:
+        return exceptions.AuthenticationFailed("The API key is not valid.", code="invalid_api_key")
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'

@@ -1,7 +1,14 @@
-"""Every API error as `{"error": {"code": ..., "message": ..., ...details}}`."""
+"""Every API error as `{"error": {"code": ..., "message": ..., ...details}}`.
 
+`api_exception_handler` renders what a DRF view raises; `api_error_response` is the same body
+for what happens around the views (tenants/api/middleware.py). The codes are listed in the
+README ("Error codes").
+"""
+
+from http import HTTPStatus
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
@@ -22,9 +29,51 @@ _CODES: dict[type[exceptions.APIException], tuple[int, str]] = {
     exceptions.Throttled: (status.HTTP_429_TOO_MANY_REQUESTS, "rate_limited"),
 }
 
+# The body of a status that no view chose (Django's own 404, 500, ...), by status.
+_STATUS_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("bad_request", "The request could not be understood."),
+    403: ("forbidden", "You may not do this."),
+    404: ("not_found", "No such resource."),
+    413: ("request_too_large", "The request body is too large."),
+    500: ("server_error", "Something went wrong on our side; it has been logged."),
+    503: ("service_unavailable", "The service is briefly unavailable; retry in a moment."),
+}
+
+
+class RequestTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "request_too_large"
+
+    def __init__(self) -> None:
+        super().__init__(request_too_large_message())
+
+
+def request_too_large_message() -> str:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return f"The request body is larger than the limit of {limit:,} bytes."
+
 
 def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:
+    """The error body. An error about one input field names it in `fields`, as validation
+    errors do; the older singular `field` is kept beside it for one release (deprecated)."""
+    field = details.get("field")
+    if isinstance(field, str) and field and "fields" not in details:
+        details = {"fields": {field: [message]}, **details}
     return {"error": {"code": code, "message": message, **details}}
+
+
+def api_error_response(
+    status_code: int, code: str = "", message: str = "", **details: Any
+) -> JsonResponse:
+    """A JSON error for `status_code`; code and message default to the status's own."""
+    default_code, default_message = _STATUS_ERRORS.get(status_code, ("", ""))
+    if not default_code:
+        phrase = HTTPStatus(status_code).phrase
+        default_code = phrase.lower().replace(" ", "_").replace("-", "_")
+        default_message = f"{phrase}."
+    body = error_body(code or default_code, message or default_message, **details)
+    # Compact, as DRF renders: one error looks the same from a view and from around one.
+    return JsonResponse(body, status=status_code, json_dumps_params={"separators": (",", ":")})
 
 
 def _message(detail: Any) -> str:
@@ -83,11 +132,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 
 
 def json_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return JsonResponse(error_body("not_found", "No such resource."), status=404)
+    return api_error_response(404)
 
 
 def json_server_error(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(
-        error_body("server_error", "Something went wrong on our side; it has been logged."),
-        status=500,
-    )
+    return api_error_response(500)

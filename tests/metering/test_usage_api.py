@@ -175,6 +175,7 @@ def test_an_unknown_action_is_422_naming_the_field(api_client: APIClient, pack: 
         "error": {
             "code": "unknown_action",
             "message": "The rate card has no action 'teleport'.",
+            "fields": {"action": ["The rate card has no action 'teleport'."]},
             "field": "action",
             "action": "teleport",
         }
@@ -189,6 +190,7 @@ def test_an_unknown_model_class_is_422_naming_the_field(api_client: APIClient, p
     assert response.json()["error"] == {
         "code": "unknown_model_class",
         "message": "The rate card has no model class 'quantum'.",
+        "fields": {"model_class": ["The rate card has no model class 'quantum'."]},
         "field": "model_class",
         "model_class": "quantum",
     }

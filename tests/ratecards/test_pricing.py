@@ -197,6 +197,7 @@ def test_unknown_action_is_a_422_naming_the_field(
             "error": {
                 "code": "unknown_action",
                 "message": "The rate card has no action 'teleport'.",
+                "fields": {"action": ["The rate card has no action 'teleport'."]},
                 "field": "action",
                 "action": "teleport",
             }
@@ -220,6 +221,7 @@ def test_unknown_model_class_is_a_422_naming_the_field(
             "error": {
                 "code": "unknown_model_class",
                 "message": "The rate card has no model class 'quantum'.",
+                "fields": {"model_class": ["The rate card has no model class 'quantum'."]},
                 "field": "model_class",
                 "model_class": "quantum",
             }
