@@ -9,12 +9,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
+from billing.exceptions import EstimateTooLarge
 from billing.models import Plan
 from billing.selectors import cheapest_plan_covering
 from ratecards.selectors import estimate_credits
 from tenants.models import Tenant
 
 BAND = Decimal("0.20")
+
+# What one estimate may ask for, so that a request's work and its numbers stay bounded: rows,
+# model classes per row (each a pricing of its own), the count per row, and the total (which
+# must fit the 18-digit, 4-decimal credits the answer is written in).
+MAX_ROWS = 100
+MAX_MODEL_MIX = 10
+MAX_MONTHLY_COUNT = Decimal(10**9)
+MAX_CREDITS = Decimal(10**12)
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,9 @@ def estimate(*, tenant: Tenant | None, rows: Sequence[EstimateRow], at: datetime
             )
             lines.append(EstimateLine(row.action, model_class, count, credits))
     total = sum((line.credits for line in lines), Decimal("0.0000"))
+    if total > MAX_CREDITS:
+        message = f"These actions would cost more than {MAX_CREDITS:,} credits a month."
+        raise EstimateTooLarge(message, fields={"actions": [message]})
     low, high = _whole(total * (1 - BAND)), _whole(total * (1 + BAND))
     plan = cheapest_plan_covering(credits=Decimal(high)) if high > 0 else None
     return Estimate(

@@ -53,3 +53,9 @@ class InvalidWebhookEventTypes(CreditlineError):
     status_code = 422
     code = "invalid_webhook_event_types"
     message = "An endpoint can subscribe only to the event types that are published."
+
+
+class EstimateTooLarge(CreditlineError):
+    status_code = 422
+    code = "estimate_too_large"
+    message = "These actions would cost more credits than an estimate covers."

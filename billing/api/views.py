@@ -4,6 +4,7 @@ A path with two methods (list + create, read + update) is one class with two han
 with its own serializers: DRF routes a path to one view.
 """
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +17,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.estimates import EstimateRow, estimate
+from billing.estimates import (
+    MAX_MODEL_MIX,
+    MAX_MONTHLY_COUNT,
+    MAX_ROWS,
+    EstimateRow,
+    estimate,
+)
 from billing.exceptions import GatewayError
 from billing.models import AutoTopUpPolicy, TopUp, WebhookEndpoint
 from billing.selectors import auto_topup_policy_get, pack_get, topup_list
@@ -36,6 +43,8 @@ from ledger.services import credit_account_update
 from tenants.api.base import TenantApiView
 from tenants.api.pagination import CreatedCursorPagination
 from tenants.models import ApiKey
+
+SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
 
 
 def credits(**kwargs: Any) -> serializers.DecimalField:
@@ -288,8 +297,8 @@ class EstimateCreateApi(TenantApiView):
     class InputSerializer(serializers.Serializer):
         @extend_schema_serializer(component_name="EstimateInputAction")
         class ActionSerializer(serializers.Serializer):
-            action = serializers.SlugField()
-            monthly_count = credits(min_value=Decimal(0))
+            action = serializers.SlugField(max_length=100)
+            monthly_count = credits(min_value=Decimal(0), max_value=MAX_MONTHLY_COUNT)
             model_mix = serializers.DictField(
                 child=serializers.DecimalField(
                     max_digits=5, decimal_places=4, min_value=Decimal(0), max_value=Decimal(1)
@@ -298,13 +307,21 @@ class EstimateCreateApi(TenantApiView):
             )
 
             def validate_model_mix(self, value: dict[str, Decimal]) -> dict[str, Decimal]:
+                if len(value) > MAX_MODEL_MIX:
+                    raise serializers.ValidationError(
+                        f"A model mix names {MAX_MODEL_MIX} model classes at most."
+                    )
+                if any(not SLUG.fullmatch(name) for name in value):
+                    raise serializers.ValidationError(
+                        "A model mix is keyed by model class names (letters, digits, - and _)."
+                    )
                 if sum(value.values(), Decimal(0)) > 1:
                     raise serializers.ValidationError(
                         "The shares of a model mix add up to 1 at most."
                     )
                 return value
 
-        actions = ActionSerializer(many=True, allow_empty=False)
+        actions = ActionSerializer(many=True, allow_empty=False, max_length=MAX_ROWS)
 
     @extend_schema_serializer(component_name="Estimate")
     class OutputSerializer(serializers.Serializer):
