@@ -46,8 +46,8 @@ def _terminate(pid: int) -> None:
         autocommit=True,
     ) as other:
         # With a timeout, PostgreSQL returns once the process has exited.
-        (gone,) = other.execute("SELECT pg_terminate_backend(%s, 5000)", [pid]).fetchone()
-        assert gone is True
+        row = other.execute("SELECT pg_terminate_backend(%s, 5000)", [pid]).fetchone()
+        assert row == (True,)
 
 
 @contextmanager
