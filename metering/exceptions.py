@@ -23,6 +23,18 @@ class InvalidUsage(CreditlineError):
         self.field = field
 
 
+class UnstorableValue(CreditlineError):
+    """The database refused a value of the event that the validation let through (a gap in it,
+    logged): nothing of the event was written."""
+
+    status_code = 422
+    code = "unstorable_value"
+    message = "The event holds a value that cannot be stored; nothing was recorded."
+
+    def __init__(self) -> None:
+        super().__init__(fields={"non_field_errors": [self.message]})
+
+
 class BatchTooLarge(CreditlineError):
     status_code = 422
     code = "invalid_input"

@@ -4,10 +4,13 @@ costs, before any lock) and record (the debit and the row, one event or a batch)
 are in metering.workflows."""
 
 from metering.usage.inputs import (
+    COMPONENT_LIMITS,
     COMPONENTS,
     UsageInput,
+    usage_input_parse,
     usage_input_validate,
     usage_request_hash,
+    usage_window_check,
 )
 from metering.usage.record import (
     BATCH_LIMIT,
@@ -22,6 +25,7 @@ from metering.usage.record import (
 __all__ = [
     "BATCH_LIMIT",
     "COMPONENTS",
+    "COMPONENT_LIMITS",
     "BatchItemResult",
     "Event",
     "RecordResult",
@@ -29,6 +33,8 @@ __all__ = [
     "UsageInput",
     "usage_event_record",
     "usage_event_record_batch",
+    "usage_input_parse",
     "usage_input_validate",
     "usage_request_hash",
+    "usage_window_check",
 ]

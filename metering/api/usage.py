@@ -8,10 +8,9 @@ keeps their fields and the rendered keys equal.
 """
 
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -22,11 +21,13 @@ from metering.models import UsageEvent, WorkflowRun
 from metering.selectors import usage_event_list
 from metering.services import (
     BATCH_LIMIT,
+    COMPONENT_LIMITS,
     COMPONENTS,
     Event,
     UsageInput,
     usage_event_record,
     usage_event_record_batch,
+    usage_input_parse,
 )
 from tenants.api.base import TenantApiView
 from tenants.api.errors import error_body
@@ -34,71 +35,6 @@ from tenants.api.pagination import CreatedCursorPagination
 from tenants.exceptions import CreditlineError
 
 REPLAYED_HEADER = "Idempotent-Replayed"
-
-
-def _text(raw: dict[str, Any], name: str, *, required: bool = False) -> str:
-    value = raw.get(name)
-    if value is None:
-        if required:
-            raise InvalidUsage(name, "This field is required.")
-        return ""
-    if not isinstance(value, str):
-        raise InvalidUsage(name, "Not a valid string.")
-    return value
-
-
-def _quantity(raw: dict[str, Any]) -> Decimal:
-    value = raw.get("quantity", 1)
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise InvalidUsage("quantity", "A valid number is required.")
-    try:
-        quantity = Decimal(str(value))
-    except InvalidOperation:
-        raise InvalidUsage("quantity", "A valid number is required.") from None
-    if not quantity.is_finite():
-        raise InvalidUsage("quantity", "A valid number is required.")
-    return quantity
-
-
-def _occurred_at(raw: dict[str, Any]) -> datetime | None:
-    value = raw.get("occurred_at")
-    if value is None:
-        return None
-    parsed = parse_datetime(value) if isinstance(value, str) else None
-    if parsed is None:
-        raise InvalidUsage("occurred_at", "Must be an ISO 8601 date and time with a time zone.")
-    return parsed
-
-
-def _count(raw: dict[str, Any], name: str) -> int:
-    value = raw.get(name, 0)
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidUsage(name, "Must be a non-negative integer.")
-    return value
-
-
-def usage_input_parse(raw: Any) -> UsageInput:
-    """A JSON object → UsageInput, or InvalidUsage naming the first bad field (types only; the
-    service checks values: quantity > 0, the occurred_at window, ...)."""
-    if not isinstance(raw, dict):
-        raise InvalidUsage("non_field_errors", "Each event must be a JSON object.")
-    labels = raw.get("labels")
-    if labels is None:
-        labels = {}
-    elif not isinstance(labels, dict):
-        raise InvalidUsage("labels", "Must be a JSON object.")
-    return UsageInput(
-        idempotency_key=_text(raw, "idempotency_key", required=True),
-        action=_text(raw, "action", required=True),
-        quantity=_quantity(raw),
-        model_class=_text(raw, "model_class"),
-        occurred_at=_occurred_at(raw),
-        outcome=_text(raw, "outcome") or UsageEvent.Outcome.SUCCESS,
-        labels=labels,
-        **{name: _count(raw, name) for name in COMPONENTS},
-    )
 
 
 def _iso(value: datetime) -> str:
@@ -143,23 +79,39 @@ def _error_of(exc: CreditlineError) -> dict[str, Any]:
 # Schema-only serializers (see the module docstring)
 
 
-class _UsageInputSerializer(serializers.Serializer):
+class UsageInputSerializer(serializers.Serializer):
+    """A usage event's body (a workflow step's too). Fields not listed here are refused."""
+
     idempotency_key = serializers.CharField(max_length=255)
     action = serializers.CharField(max_length=64)
     quantity = serializers.DecimalField(
-        max_digits=18, decimal_places=4, required=False, help_text="Default 1."
+        max_digits=18,
+        decimal_places=4,
+        min_value=Decimal("0.0001"),
+        required=False,
+        help_text="Default 1. A JSON number, or a string in plain decimal notation.",
     )
-    model_class = serializers.CharField(required=False, allow_blank=True)
+    model_class = serializers.CharField(max_length=64, required=False, allow_blank=True)
     occurred_at = serializers.DateTimeField(
         required=False, help_text="Default now; at most 5 minutes ahead, 35 days back."
     )
     outcome = serializers.ChoiceField(choices=UsageEvent.Outcome.choices, required=False)
     labels = serializers.DictField(required=False, help_text="e.g. end user, project")
-    input_tokens = serializers.IntegerField(min_value=0, required=False)
-    output_tokens = serializers.IntegerField(min_value=0, required=False)
-    tool_calls = serializers.IntegerField(min_value=0, required=False)
-    vector_reads = serializers.IntegerField(min_value=0, required=False)
-    orchestration_runs = serializers.IntegerField(min_value=0, required=False)
+    input_tokens = serializers.IntegerField(
+        min_value=0, max_value=COMPONENT_LIMITS["input_tokens"], required=False
+    )
+    output_tokens = serializers.IntegerField(
+        min_value=0, max_value=COMPONENT_LIMITS["output_tokens"], required=False
+    )
+    tool_calls = serializers.IntegerField(
+        min_value=0, max_value=COMPONENT_LIMITS["tool_calls"], required=False
+    )
+    vector_reads = serializers.IntegerField(
+        min_value=0, max_value=COMPONENT_LIMITS["vector_reads"], required=False
+    )
+    orchestration_runs = serializers.IntegerField(
+        min_value=0, max_value=COMPONENT_LIMITS["orchestration_runs"], required=False
+    )
 
 
 class _MoneySerializer(serializers.Serializer):
@@ -213,7 +165,7 @@ class UsageEventOutputSerializer(serializers.Serializer):
 
 class UsageEventCreateApi(TenantApiView):
     @extend_schema(
-        request=_UsageInputSerializer,
+        request=UsageInputSerializer,
         responses={201: UsageEventOutputSerializer, 200: UsageEventOutputSerializer},
         summary="Report one usage event (idempotent on idempotency_key)",
     )
@@ -228,7 +180,7 @@ class UsageEventCreateApi(TenantApiView):
 
 class UsageEventBatchApi(TenantApiView):
     class InputSerializer(serializers.Serializer):
-        events = _UsageInputSerializer(many=True, help_text=f"At most {BATCH_LIMIT}.")
+        events = UsageInputSerializer(many=True, help_text=f"At most {BATCH_LIMIT}.")
 
     class OutputSerializer(serializers.Serializer):
         class ItemSerializer(serializers.Serializer):

@@ -5,21 +5,25 @@ the event (Priced.error) and raised only once its key has been looked up, so a r
 gets its original result.
 
 The price and its rounding are ratecards' (PriceQuote.credits); metering adds one rule of its
-own: an outcome-priced action that failed is free.
+own: an outcome-priced action that failed is free. A charge or a cost larger than the event's
+columns hold is refused (422) before anything is written; the refusal of a cost says nothing
+of the catalog's prices (customers never see the vendor's costs).
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TypeVar
 
+from metering.exceptions import InvalidUsage
 from metering.models import UsageEvent
-from metering.usage.inputs import COMPONENTS, UsageInput
+from metering.usage.inputs import COMPONENTS, MAX_COGS, MAX_CREDITS, UsageInput
 from ratecards.exceptions import CostCatalogNotFound, UnknownCostComponent
 from ratecards.models import Rate
 from ratecards.selectors import (
     PriceQuote,
+    TenantPricer,
     cost_catalog_in_force,
     cost_quote,
     tenant_pricer,
@@ -60,6 +64,11 @@ class _CostTable:
             if name in self.missing:
                 raise self.missing[name]
             total += quantity * self.units[name]
+        # Checked before rounding: quantizing past 10^20 would raise. The error names the
+        # largest count, which tells nothing of what each unit costs.
+        if total > MAX_COGS:
+            largest = max(COMPONENTS, key=lambda name: getattr(data, name))
+            raise InvalidUsage(largest, "Too large: the cost of this event cannot be recorded.")
         return total.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_UP)
 
 
@@ -90,6 +99,11 @@ def _cost_table(*, model_class: str, at: datetime) -> _CostTable:
     return _CostTable(currency=currency, units=units, missing=missing)
 
 
+class TooManyCredits(InvalidUsage):
+    def __init__(self) -> None:
+        super().__init__("quantity", f"Too large: the charge would exceed {MAX_CREDITS} credits.")
+
+
 def _uses_components(data: UsageInput) -> bool:
     return any(getattr(data, name) for name in COMPONENTS)
 
@@ -111,6 +125,8 @@ class Priced:
 def _price(*, item: Priced, quote: PriceQuote, costs: _CostTable) -> None:
     item.quote = quote
     item.credits = _charged_credits(quote=quote, data=item.data)
+    if item.credits > MAX_CREDITS:
+        raise TooManyCredits()
     item.cogs_currency = costs.currency
     item.cogs = costs.cogs(item.data)
 
@@ -140,12 +156,7 @@ class BatchPricer:
         for item in items:
             data = item.data
             try:
-                quote = pricer.price(
-                    action=data.action,
-                    model_class=data.model_class or None,
-                    quantity=data.quantity,
-                    at=item.occurred_at,
-                )
+                quote = _quote(pricer, item)
                 costs = (
                     self._costs(catalogs[item.occurred_at], item)
                     if _uses_components(data)
@@ -162,6 +173,18 @@ class BatchPricer:
             table = _cost_table(model_class=item.data.model_class, at=item.occurred_at)
             self.costs[key] = table
         return table
+
+
+def _quote(pricer: TenantPricer, item: Priced) -> PriceQuote:
+    try:
+        return pricer.price(
+            action=item.data.action,
+            model_class=item.data.model_class or None,
+            quantity=item.data.quantity,
+            at=item.occurred_at,
+        )
+    except InvalidOperation:  # a price past the decimal context's 28 digits
+        raise TooManyCredits() from None
 
 
 def _catalog_at(at: datetime) -> int | None:

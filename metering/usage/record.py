@@ -2,10 +2,12 @@
 batch of one). Validation in metering.usage.inputs, prices and costs in metering.usage.pricing.
 
 The order of work, cheapest refusal first:
-1. validate (a 422 per bad event);
-2. look the keys up: a replay is answered here, before any pricing (200, or 409 if the body
-   differs);
-3. price and cost the rest from the cached pricer (no query while nothing changed);
+1. validate (a 422 per bad event; no query, no clock);
+2. look the keys up: a replay is answered here, before any pricing and before the occurred_at
+   window (200, or 409 if the body differs): a retry of an event recorded before the window
+   closed gets its original answer;
+3. the window, then price and cost the rest from the cached pricer (no query while nothing
+   changed);
 4. in one transaction: the ledger's debit (one SQL call, ledger.services.ledger_debit_many:
    the tenant's lock, replays of the ledger's own keys "usage:<key>", the draw) and the event
    rows, inserted by one statement from column arrays. No model instance is made: what was
@@ -14,15 +16,20 @@ The order of work, cheapest refusal first:
 Two requests racing with one key meet at the tenant's lock: the later one's debit replays the
 ledger key, its event insert hits the (tenant, idempotency_key) unique constraint, and it
 answers with the first one's event (a replay, or a 409 if the bodies differ).
+
+A value the validation let through but the database refuses (a DataError: a gap in the
+validation, logged as an error) writes nothing; a batch then records its events one at a time,
+so only the event that carries it is refused (422 `unstorable_value`) and the rest go in.
 """
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
@@ -31,9 +38,14 @@ from ledger.exceptions import InsufficientCredits
 from ledger.models import CreditHold
 from ledger.selectors import available_get
 from ledger.services import DebitRequest, DebitResult, ledger_debit_many, quantize_credits
-from metering.exceptions import BatchTooLarge, IdempotencyConflict, InvalidUsage
+from metering.exceptions import BatchTooLarge, IdempotencyConflict, InvalidUsage, UnstorableValue
 from metering.models import UsageEvent, WorkflowRun
-from metering.usage.inputs import UsageInput, usage_input_validate, usage_request_hash
+from metering.usage.inputs import (
+    UsageInput,
+    usage_input_validate,
+    usage_request_hash,
+    usage_window_check,
+)
 from metering.usage.pricing import MONEY_QUANTUM, ZERO_MONEY, BatchPricer, Priced
 from ratecards.models import RateCardVersion
 from tenants.exceptions import CreditlineError
@@ -41,6 +53,8 @@ from tenants.models import Tenant
 
 BATCH_LIMIT = 1000
 LEDGER_SOURCE = "usage_event"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -133,7 +147,7 @@ def usage_event_record(
     workflow step) in a savepoint of it, so the caller's rows commit or roll back with it.
     """
     now = now or timezone.now()
-    usage_input_validate(data=data, now=now)
+    usage_input_validate(data=data)
     step = _Step(run=workflow_run, hold=hold, index=step_index or 0) if workflow_run else None
     (result,) = _record(tenant=tenant, items=[data], now=now, step=step)
     if result.error is not None:
@@ -156,7 +170,7 @@ def usage_event_record_batch(
     valid: list[tuple[int, UsageInput]] = []
     for index, data in enumerate(items):
         try:
-            usage_input_validate(data=data, now=now)
+            usage_input_validate(data=data)
         except InvalidUsage as exc:
             results[index] = BatchItemResult(status=422, error=exc)
         else:
@@ -176,11 +190,23 @@ def _record(
 ) -> list[BatchItemResult]:
     """Validated events: replays answered, the rest priced, debited and inserted."""
     try:
-        return _record_once(tenant=tenant, items=items, now=now, step=step)
-    except (IntegrityError, LedgerIdempotencyConflict):
-        # Lost a race with a request of the same key, which has committed by now: the retry
-        # finds its event in the key lookup and answers with it.
-        return _record_once(tenant=tenant, items=items, now=now, step=step)
+        try:
+            return _record_once(tenant=tenant, items=items, now=now, step=step)
+        except (IntegrityError, LedgerIdempotencyConflict):
+            # Lost a race with a request of the same key, which has committed by now: the
+            # retry finds its event in the key lookup and answers with it.
+            return _record_once(tenant=tenant, items=items, now=now, step=step)
+    except DataError as exc:
+        # Nothing was written (see the module docstring): one event at a time, so that only
+        # the one the database refuses is refused.
+        if len(items) > 1:
+            return [
+                result
+                for data in items
+                for result in _record(tenant=tenant, items=[data], now=now, step=step)
+            ]
+        logger.error("usage event %r refused by the database: %s", items[0].idempotency_key, exc)
+        return [BatchItemResult(status=422, error=UnstorableValue())]
 
 
 def _record_once(
@@ -204,6 +230,11 @@ def _record_once(
             done[index] = _replayed(prior[key], request_hash)
         elif key not in first_of:
             first_of[key] = index
+            try:
+                usage_window_check(data=data, now=now)
+            except InvalidUsage as exc:
+                done[index] = BatchItemResult(status=422, error=exc)
+                continue
             fresh.append(
                 (index, Priced(data=data, request_hash=request_hash, occurred_at=_at(data, now)))
             )
