@@ -41,6 +41,7 @@ from billing.services.webhook_targets import WEBHOOK_EVENT_TYPES
 from ledger.selectors import balance_get, credit_account_get
 from ledger.services import credit_account_update
 from tenants.api.base import TenantApiView
+from tenants.api.fields import BIGINT_MAX
 from tenants.api.pagination import CreatedCursorPagination
 from tenants.models import ApiKey
 
@@ -146,7 +147,7 @@ class AutoTopUpApi(TenantApiView):
         enabled = serializers.BooleanField()
         threshold = credits(min_value=Decimal(0))
         pack = serializers.SlugField()
-        monthly_cap_minor = serializers.IntegerField(min_value=0)
+        monthly_cap_minor = serializers.IntegerField(min_value=0, max_value=BIGINT_MAX)
 
     @extend_schema(responses=OutputSerializer, summary="The auto top-up settings and state")
     def get(self, request: Request) -> Response:
