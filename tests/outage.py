@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from celery.contrib.testing.worker import start_worker
 
@@ -63,9 +64,13 @@ class OwnRedis:
 
 
 def _reset_connections() -> None:
-    app.pool.force_close_all()
-    app._pool = None
-    app.amqp._producer_pool = None
+    """Forget the connections and producers made for the previous broker URL (Celery makes
+    them lazily and keeps them; there is no public way to point a live app elsewhere)."""
+    celery: Any = app
+    if celery._pool is not None:
+        celery._pool.force_close_all()
+    celery._pool = None
+    celery.amqp._producer_pool = None
 
 
 @contextmanager

@@ -175,12 +175,18 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
     }
     if CELERY_BROKER_URL.startswith("filesystem")
     else {
-        # Redis hands an unacknowledged message to another worker after this many seconds: a
+        # Redis hands an unacknowledged message to another worker once it is this many
+        # seconds old, and workers look for such messages every 5 s (each look scans): a
         # killed worker's tasks come back within a minute. A task that may run longer (the
-        # ledger's verify, the sweeps) takes a lease (tenants/leases.py), so the second copy
-        # Redis hands out exits at once. No task is sent with a countdown or an ETA longer
-        # than this (Redis would redeliver it early and again).
-        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=60),
+        # ledger's verify) takes a lease (tenants/leases.py), so the second copy Redis hands
+        # out exits at once; the sweeps are safe to run twice at once. No task is sent with a
+        # countdown or an ETA (Redis would hand it out early, and again).
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=45),
+        "unacked_restore_interval": 5,
+        "unacked_restore_throttle": 1,
+        # A send to a broker that is down fails at once instead of retrying inside a request:
+        # what was to be sent waits in the outbox (tenants/outbox.py) for the relay's sweep.
+        "max_retries": 0,
     }
 )
 CELERY_RESULT_BACKEND = None

@@ -31,7 +31,7 @@ WITH b AS (
         currency, cost_basis_minor, external_reference, is_overdraft, created_at
     )
     SELECT t, 'subscription', 'monthly_reset', %(credits)s, %(credits)s, %(granted)s,
-           %(expires)s, 0, 'USD', 0, 'sub-' || n, false, %(granted)s
+           %(expires)s, 0, 'USD', 0, %(prefix)s || n, false, %(granted)s
       FROM unnest(%(tenants)s::bigint[]) t, generate_series(1, %(per)s) n
     RETURNING id, tenant_id
 ),
@@ -56,11 +56,17 @@ SELECT tenant_id, tx, 'grant', %(credits)s, id, %(credits)s, %(granted)s FROM bt
 
 
 def seed_due_buckets(
-    tenants: list[Tenant], per_tenant: int, *, granted: datetime, expires: datetime
+    tenants: list[Tenant],
+    per_tenant: int,
+    *,
+    granted: datetime,
+    expires: datetime,
+    prefix: str = "sub-",
 ) -> int:
     """`per_tenant` monthly_reset buckets of 3 credits for each tenant, set-based: the rows
     ledger_grant would write (bucket, grant transaction and entry, account totals), for tests
-    that need thousands of them. Check with ledger_verify() before relying on them."""
+    that need thousands of them (references `<prefix><n>`). Check with ledger_verify() before
+    relying on them."""
     ids = [t.pk for t in tenants]
     for tenant in tenants:
         credit_account_update(tenant=tenant)  # makes the account
@@ -73,6 +79,7 @@ def seed_due_buckets(
                 "credits": Decimal(3),
                 "granted": granted,
                 "expires": expires,
+                "prefix": prefix,
             },
         )
         cursor.execute(

@@ -1,0 +1,146 @@
+"""The outbox (tenants/outbox.py) and leases (tenants/leases.py): a side effect goes or stays
+with its change, is sent at least once, and a once-receiver makes its effect once."""
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.core import mail
+from django.db import connection, transaction
+from django.utils import timezone
+
+from billing.models import WebhookDelivery
+from billing.services import webhook_endpoint_create
+from billing.tasks import alert_email_send_task, webhook_fanout_task
+from ledger.tasks import verify
+from tenants.leases import lease
+from tenants.models import Lease, OutboxMessage, Tenant
+from tenants.outbox import outbox_enqueue, outbox_relay_due
+from tenants.services import membership_add
+from tenants.tasks import ping
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_a_rolled_back_change_leaves_no_side_effect(tenant: Tenant) -> None:
+    with pytest.raises(RuntimeError), transaction.atomic():
+        outbox_enqueue(ping, {"note": "never"})
+        raise RuntimeError("the change fails")
+
+    assert OutboxMessage.objects.count() == 0
+
+
+def test_a_committed_change_hands_its_side_effect_over_and_marks_it_sent() -> None:
+    with transaction.atomic():
+        message = outbox_enqueue(ping, {"note": "hi"})
+        assert OutboxMessage.objects.get().sent_at is None  # not before the commit
+
+    message.refresh_from_db()
+    assert (message.task, message.kwargs, message.attempts) == ("tenants.ping", {"note": "hi"}, 0)
+    assert message.sent_at is not None
+    assert outbox_relay_due(now=timezone.now() + timedelta(hours=1)) == 0  # nothing left
+
+
+def test_the_sweep_backs_off_a_message_the_broker_refuses(settings: Any) -> None:
+    now = timezone.now()
+    OutboxMessage.objects.create(
+        task="no.such.task", kwargs={}, created_at=now, next_attempt_at=now
+    )
+    settings.CELERY_TASK_EAGER_PROPAGATES = False
+    from config.celery_app import app
+
+    app.conf.task_eager_propagates = False
+    try:
+        assert outbox_relay_due(now=now) == 0
+        assert outbox_relay_due(now=now) == 0  # not due again yet
+    finally:
+        app.conf.task_eager_propagates = True
+    message = OutboxMessage.objects.get()
+    assert (message.attempts, message.next_attempt_at, message.sent_at) == (
+        1,
+        now + timedelta(minutes=2),
+        None,
+    )
+
+
+def _twice_at_once(run: Callable[[], object]) -> None:
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            barrier.wait()
+            run()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+
+
+def _once_message(task: Any, kwargs: dict[str, Any]) -> OutboxMessage:
+    now = timezone.now()
+    return OutboxMessage.objects.create(
+        task=task.name, kwargs=kwargs, once=True, created_at=now, next_attempt_at=now
+    )
+
+
+def test_an_alert_email_is_sent_once_when_its_task_runs_twice_at_once(
+    tenant: Tenant, django_user_model: Any
+) -> None:
+    user = django_user_model.objects.create_user("owner", email="owner@acme.test")
+    membership_add(tenant=tenant, user=user, role="owner")
+    kwargs = {"tenant_id": tenant.pk, "subject": "Under 20%", "body": "Top up."}
+    message = _once_message(alert_email_send_task, kwargs)
+
+    _twice_at_once(lambda: alert_email_send_task(**kwargs, outbox_id=message.pk))
+    alert_email_send_task(**kwargs, outbox_id=message.pk)  # and a third time, later
+
+    assert [(m.subject, m.to) for m in mail.outbox] == [
+        ("[Creditline] Under 20%", ["owner@acme.test"])
+    ]
+    message.refresh_from_db()
+    assert message.handled_at is not None
+
+
+def test_a_webhook_fan_out_is_made_once_when_its_task_runs_twice_at_once(
+    tenant: Tenant, settings: Any
+) -> None:
+    settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS = True
+    webhook_endpoint_create(tenant=tenant, url="http://127.0.0.1:9/a")
+    webhook_endpoint_create(tenant=tenant, url="http://127.0.0.1:9/b")
+    kwargs = {"tenant_id": tenant.pk, "type": "balance.low", "data": {"threshold_percent": 20}}
+    message = _once_message(webhook_fanout_task, kwargs)
+
+    _twice_at_once(lambda: webhook_fanout_task(**kwargs, outbox_id=message.pk))
+
+    assert sorted(
+        WebhookDelivery.objects.filter(tenant=tenant).values_list("endpoint__url", flat=True)
+    ) == ["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"]
+
+
+def test_a_second_copy_of_a_leased_task_exits_at_once() -> None:
+    with lease("ledger.verify", ttl=timedelta(minutes=30)) as held:
+        assert held
+        assert verify() == -1  # the copy the broker handed out again
+    assert Lease.objects.count() == 0  # given back
+    assert verify() == 0  # and the next run goes ahead
+
+
+def test_a_lease_left_by_a_killed_worker_lapses_after_its_ttl() -> None:
+    Lease.objects.create(
+        name="ledger.verify", holder="dead", expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert verify() == 0
+    Lease.objects.create(
+        name="ledger.verify", holder="alive", expires_at=timezone.now() + timedelta(minutes=5)
+    )
+    assert verify() == -1
