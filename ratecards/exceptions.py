@@ -6,7 +6,8 @@ from tenants.exceptions import CreditlineError
 
 
 class _FieldError(CreditlineError):
-    """An error about one input field: the field is named in the body (`"field": ...`)."""
+    """An error about one input field, named in `details["field"]`; the API's error body names it
+    in `fields` (tenants/api/errors.py), and in the deprecated `field` for one release."""
 
     field = ""
 
