@@ -66,7 +66,7 @@ def worker(redis: OwnRedis) -> subprocess.Popen[bytes]:
         ],
         cwd=ROOT,
         env=env,
-        stdout=open(os.environ.get("KILLTEST_LOG", "/dev/null"), "ab"),  # noqa: SIM115
+        stdout=open(os.environ.get("KILLTEST_LOG", "/dev/null"), "ab"),
         stderr=subprocess.STDOUT,
     )
 
@@ -123,7 +123,7 @@ def test_a_sweep_killed_at_seeded_points_expires_everything_once(redis: OwnRedis
         first = worker(redis)
         try:
             expire_due.apply_async()
-            wait_for(lambda: expired() >= kill_after, seconds=60)
+            wait_for(lambda at=kill_after: expired() >= at, seconds=60)
             time.sleep(delay)
         finally:
             kill(first)
@@ -133,7 +133,7 @@ def test_a_sweep_killed_at_seeded_points_expires_everything_once(redis: OwnRedis
         try:
             # The killed worker's message comes back after the visibility timeout, well within
             # a minute, and the sweep finishes what the first one started.
-            took = wait_for(lambda: expired() == expected, seconds=60)
+            took = wait_for(lambda n=expected: expired() == n, seconds=60)
         finally:
             kill(second)
         assert took < 60

@@ -25,9 +25,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_a_rolled_back_change_leaves_no_side_effect(tenant: Tenant) -> None:
-    with pytest.raises(RuntimeError), transaction.atomic():
-        outbox_enqueue(ping, {"note": "never"})
-        raise RuntimeError("the change fails")
+    def change() -> None:
+        with transaction.atomic():
+            outbox_enqueue(ping, {"note": "never"})
+            raise RuntimeError("the change fails")
+
+    with pytest.raises(RuntimeError):
+        change()
 
     assert OutboxMessage.objects.count() == 0
 
@@ -73,7 +77,7 @@ def _twice_at_once(run: Callable[[], object]) -> None:
         try:
             barrier.wait()
             run()
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
         finally:
             connection.close()
@@ -98,7 +102,7 @@ def test_an_alert_email_is_sent_once_when_its_task_runs_twice_at_once(
 ) -> None:
     user = django_user_model.objects.create_user("owner", email="owner@acme.test")
     membership_add(tenant=tenant, user=user, role="owner")
-    kwargs = {"tenant_id": tenant.pk, "subject": "Under 20%", "body": "Top up."}
+    kwargs: dict[str, Any] = {"tenant_id": tenant.pk, "subject": "Under 20%", "body": "Top up."}
     message = _once_message(alert_email_send_task, kwargs)
 
     _twice_at_once(lambda: alert_email_send_task(**kwargs, outbox_id=message.pk))
@@ -117,7 +121,11 @@ def test_a_webhook_fan_out_is_made_once_when_its_task_runs_twice_at_once(
     settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS = True
     webhook_endpoint_create(tenant=tenant, url="http://127.0.0.1:9/a")
     webhook_endpoint_create(tenant=tenant, url="http://127.0.0.1:9/b")
-    kwargs = {"tenant_id": tenant.pk, "type": "balance.low", "data": {"threshold_percent": 20}}
+    kwargs: dict[str, Any] = {
+        "tenant_id": tenant.pk,
+        "type": "balance.low",
+        "data": {"threshold_percent": 20},
+    }
     message = _once_message(webhook_fanout_task, kwargs)
 
     _twice_at_once(lambda: webhook_fanout_task(**kwargs, outbox_id=message.pk))
