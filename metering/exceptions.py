@@ -58,6 +58,15 @@ class IllegalTransition(CreditlineError):
     message = "The workflow run cannot do that in its current state."
 
 
+class ResumeFromStep(CreditlineError):
+    """A new step on a suspended run that is not the step it stopped at: the run resumes from
+    exactly where it stopped. Details: `state`, `workflow_id`, `resume_from_step`."""
+
+    status_code = 409
+    code = "resume_step_required"
+    message = "The workflow run is suspended: it resumes with the step it stopped at."
+
+
 class WorkflowSuspended(CreditlineError):
     """A step the balance could not pay: the run is now suspended and nothing was charged.
     Details: `state`, `workflow_id`, `resume_from_step`, `required`, `available`."""

@@ -26,12 +26,15 @@ from ledger.services import ledger_hold_place, ledger_hold_release, quantize_cre
 from metering.exceptions import (
     IdempotencyConflict,
     IllegalTransition,
+    InvalidUsage,
+    ResumeFromStep,
     SoftCapReached,
     WorkflowSuspended,
 )
 from metering.locks import run_lock, suspended_runs_lock
 from metering.models import UsageEvent, WorkflowRun
-from metering.services import Event, UsageInput, usage_event_record
+from metering.services import Event, UsageInput, usage_event_record, usage_input_validate
+from metering.usage.inputs import NOT_CLEAN_JSON, clean_json
 from tenants.events import publish
 from tenants.models import Tenant
 
@@ -67,7 +70,8 @@ def workflow_start(
     reserve_credits: Decimal | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> tuple[WorkflowRun, bool]:
-    """Start a run, or return the one already started with this `external_id` (created=False).
+    """Start a run, or return the one already started with this `external_id` (created=False);
+    the same `external_id` with another name, reservation or metadata is a conflict.
 
     Refused (SoftCapReached) when the available balance is under the tenant's soft cap, or
     when it leaves nothing to pay with whatever the cap: available plus the overdraft limit not
@@ -76,16 +80,14 @@ def workflow_start(
     transaction (InsufficientCredits when they are not there: then no run exists either).
     """
     reserve = quantize_credits(reserve_credits) if reserve_credits is not None else None
+    metadata = metadata or {}
+    if not isinstance(metadata, dict) or not clean_json(metadata):
+        raise InvalidUsage("metadata", NOT_CLEAN_JSON)
     with transaction.atomic(durable=True):
         account = account_lock(tenant_id=tenant.pk)
         existing = WorkflowRun.objects.filter(tenant=tenant, external_id=external_id).first()
         if existing is not None:
-            if (reserve or Decimal(0)) != existing.reserved_credits:
-                raise IdempotencyConflict(
-                    "This external_id already started a run that reserved "
-                    f"{existing.reserved_credits} credits.",
-                    external_id=external_id,
-                )
+            _refuse_another_start(existing, name=name, reserve=reserve, metadata=metadata)
             return existing, False
         available, cap = soft_cap_get(tenant=tenant, account=account)
         # Also refused when nothing at all can be paid, whatever the cap (with no unexpired
@@ -100,7 +102,7 @@ def workflow_start(
             tenant=tenant,
             external_id=external_id,
             name=name,
-            metadata=metadata or {},
+            metadata=metadata,
             last_activity_at=now,
         )
         if reserve:
@@ -110,6 +112,26 @@ def workflow_start(
             run.reserved_credits = reserve
             run.save(update_fields=["hold", "reserved_credits", "updated_at"])
     return run, True
+
+
+def _refuse_another_start(
+    run: WorkflowRun, *, name: str, reserve: Decimal | None, metadata: dict[str, Any]
+) -> None:
+    """A start replayed with another body is a conflict, as a usage event's key is."""
+    differs = [
+        field
+        for field, given, kept in [
+            ("name", name, run.name),
+            ("reserve_credits", reserve or Decimal(0), run.reserved_credits),
+            ("metadata", metadata, run.metadata),
+        ]
+        if given != kept
+    ]
+    if differs:
+        raise IdempotencyConflict(
+            f"This external_id already started a run with another {', '.join(differs)}.",
+            external_id=run.external_id,
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,9 +151,11 @@ def workflow_step(*, tenant: Tenant, run: WorkflowRun, data: UsageInput) -> Step
     A step already recorded on this run is a replay: its original result, charged nothing,
     whatever the run's state. A new step is paid from the run's hold first, then from the
     balance; when it cannot be paid the run is suspended at this step (nothing charged) and
-    WorkflowSuspended is raised after that state has committed. A paid step on a suspended run
-    moves it back to running. New steps on an ended run: IllegalTransition.
+    WorkflowSuspended is raised after that state has committed. A suspended run takes the step
+    it stopped at first (another new step: ResumeFromStep, 409), and once that one is paid it
+    is running again. New steps on an ended run: IllegalTransition.
     """
+    usage_input_validate(data=data)  # before the key is looked up
     refused: InsufficientCredits | None = None
     with transaction.atomic(durable=True):
         run = run_lock(tenant=tenant, run_id=run.pk)
@@ -142,12 +166,8 @@ def workflow_step(*, tenant: Tenant, run: WorkflowRun, data: UsageInput) -> Step
                 "This idempotency key was already used outside this workflow run.",
                 idempotency_key=data.idempotency_key,
             )
-        if prior is None and run.is_ended:
-            raise IllegalTransition(
-                f"The workflow run is {run.state}: it takes no new steps.",
-                state=run.state,
-                workflow_id=run.pk,
-            )
+        if prior is None:
+            _refuse_new_step(run=run, key=key)
         hold = _open_hold(run)
         try:
             # Inside this transaction usage_event_record runs in a savepoint: a refused step
@@ -175,6 +195,20 @@ def workflow_step(*, tenant: Tenant, run: WorkflowRun, data: UsageInput) -> Step
             available=refused.details.get("available"),
         )
     return StepResult(run=run, event=recorded.event, replayed=recorded.replayed)
+
+
+def _refuse_new_step(*, run: WorkflowRun, key: str) -> None:
+    """A new step on an ended run, or on a suspended one other than the step it stopped at."""
+    if run.is_ended:
+        raise IllegalTransition(
+            f"The workflow run is {run.state}: it takes no new steps.",
+            state=run.state,
+            workflow_id=run.pk,
+        )
+    if run.state == State.SUSPENDED and run.suspended_at_step and key != run.suspended_at_step:
+        raise ResumeFromStep(
+            state=run.state, workflow_id=run.pk, resume_from_step=run.suspended_at_step
+        )
 
 
 def _count_step(*, run: WorkflowRun, event: Event) -> None:

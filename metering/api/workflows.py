@@ -9,8 +9,11 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from metering.models import UsageEvent, WorkflowRun
-from metering.services import UsageInput
+from metering.api.usage import UsageInputSerializer
+from metering.exceptions import InvalidUsage
+from metering.models import WorkflowRun
+from metering.services import usage_input_parse
+from metering.usage.inputs import UNKNOWN_FIELD, printable
 from metering.workflow_selectors import WorkflowDetail, workflow_detail_get, workflow_list
 from metering.workflows import (
     workflow_cancel,
@@ -84,6 +87,13 @@ class _DetailSerializer(_RunSerializer):
         return data
 
 
+def _refuse_unknown_fields(raw: Any, serializer: serializers.Serializer) -> None:
+    """DRF ignores fields a serializer does not have; a misspelt one is refused instead."""
+    for name in raw if isinstance(raw, dict) else ():
+        if name not in serializer.fields:
+            raise InvalidUsage(printable(str(name)), UNKNOWN_FIELD)
+
+
 def _detail(view: TenantApiView, run: WorkflowRun) -> dict[str, Any]:
     return _DetailSerializer(workflow_detail_get(tenant=view.tenant, run=run)).data
 
@@ -104,6 +114,7 @@ class WorkflowStartApi(TenantApiView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        _refuse_unknown_fields(request.data, data)
         run, created = workflow_start(tenant=self.tenant, **data.validated_data)
         return Response(
             _detail(self, run), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
@@ -140,25 +151,6 @@ class WorkflowDetailApi(TenantApiView):
 
 
 class WorkflowStepApi(TenantApiView):
-    @extend_schema_serializer(component_name="WorkflowStepInput")
-    class InputSerializer(serializers.Serializer):
-        idempotency_key = serializers.CharField(max_length=255)
-        action = serializers.CharField(max_length=64)
-        model_class = serializers.CharField(
-            max_length=64, required=False, default="", allow_blank=True
-        )
-        quantity = _credits(min_value=Decimal("0.0001"))
-        occurred_at = serializers.DateTimeField(required=False)
-        outcome = serializers.ChoiceField(
-            choices=UsageEvent.Outcome.choices, default=UsageEvent.Outcome.SUCCESS
-        )
-        labels = serializers.DictField(required=False, default=dict)
-        input_tokens = serializers.IntegerField(min_value=0, default=0)
-        output_tokens = serializers.IntegerField(min_value=0, default=0)
-        tool_calls = serializers.IntegerField(min_value=0, default=0)
-        vector_reads = serializers.IntegerField(min_value=0, default=0)
-        orchestration_runs = serializers.IntegerField(min_value=0, default=0)
-
     @extend_schema_serializer(component_name="WorkflowStepResult")
     class OutputSerializer(serializers.Serializer):
         step = _StepSerializer()
@@ -166,15 +158,16 @@ class WorkflowStepApi(TenantApiView):
         replayed = serializers.BooleanField()
 
     @extend_schema(
-        request=InputSerializer,
+        request=UsageInputSerializer,
         responses={201: OutputSerializer, 200: OutputSerializer},
         summary="An idempotent step; 402 and state `suspended` when it cannot be paid",
     )
     def post(self, request: Request, workflow_id: str) -> Response:
         run = self.get_scoped_or_404(WorkflowRun, pk=workflow_id)
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        result = workflow_step(tenant=self.tenant, run=run, data=UsageInput(**data.validated_data))
+        # A step is a usage event: the same parsing, the same defaults (quantity 1), the same
+        # refusal of fields it does not have.
+        data = usage_input_parse(request.data)
+        result = workflow_step(tenant=self.tenant, run=run, data=data)
         body = self.OutputSerializer(
             {"step": result.event, "workflow": result.run, "replayed": result.replayed}
         ).data

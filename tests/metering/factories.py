@@ -46,3 +46,14 @@ def fund(
 def event_json(**fields: Any) -> dict[str, Any]:
     """A POST body for /api/v1/usage-events: `chat` x1 unless told otherwise."""
     return {"idempotency_key": "evt-1", "action": "chat", "quantity": "1", **fields}
+
+
+def invalid_input(field: str, message: str) -> dict[str, Any]:
+    """The 422 body that names one bad field."""
+    return {
+        "error": {
+            "code": "invalid_input",
+            "message": f"{field}: {message}",
+            "fields": {field: [message]},
+        }
+    }

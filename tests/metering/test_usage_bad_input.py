@@ -28,7 +28,7 @@ from ratecards.services import (
     ratecard_seed_example,
 )
 from tenants.models import Tenant
-from tests.metering.factories import event_json, fund
+from tests.metering.factories import event_json, fund, invalid_input
 
 pytestmark = pytest.mark.django_db
 
@@ -97,16 +97,6 @@ def _body(fields: str, key: str = "bad") -> str:
     return f'{{"idempotency_key": "{key}", {base}, {fields}}}'
 
 
-def _error(field: str, message: str) -> dict[str, Any]:
-    return {
-        "error": {
-            "code": "invalid_input",
-            "message": f"{field}: {message}",
-            "fields": {field: [message]},
-        }
-    }
-
-
 @pytest.fixture
 def funded(tenant: Tenant, frozen_time: time_machine.Traveller) -> Tenant:
     ratecard_seed_example()
@@ -121,7 +111,7 @@ def test_a_bad_event_is_422_naming_the_field_and_writes_nothing(
     response = api_client.post(URL, _body(fields), content_type="application/json")
 
     assert response.status_code == 422, response.content
-    assert response.json() == _error(field, message)
+    assert response.json() == invalid_input(field, message)
     assert not UsageEvent.objects.exists()
     assert not LedgerTransaction.objects.filter(kind="debit").exists()
     assert available_get(tenant=funded) == Decimal("1000.0000")
@@ -139,7 +129,7 @@ def test_a_bad_event_in_a_batch_spoils_only_its_own_slot(
     assert response.status_code == 200, response.content
     results = response.json()["results"]
     assert [r["status"] for r in results] == [201, 422, 201]
-    assert results[1]["body"] == _error(field, message)
+    assert results[1]["body"] == invalid_input(field, message)
     assert sorted(UsageEvent.objects.values_list("idempotency_key", flat=True)) == [
         "after",
         "before",
@@ -182,7 +172,7 @@ def test_a_cost_the_column_cannot_hold_is_422_naming_the_largest_count(
     )
 
     assert response.status_code == 422
-    assert response.json() == _error(
+    assert response.json() == invalid_input(
         "tool_calls", "Too large: the cost of this event cannot be recorded."
     )
     assert not UsageEvent.objects.exists()
@@ -200,7 +190,7 @@ def test_a_charge_the_credits_column_cannot_hold_is_422_naming_quantity(
     )
 
     assert response.status_code == 422
-    assert response.json() == _error(
+    assert response.json() == invalid_input(
         "quantity", "Too large: the charge would exceed 99999999999999.9999 credits."
     )
     assert not UsageEvent.objects.exists()
