@@ -24,7 +24,7 @@ from tenants.api.errors import RequestTooLarge
 MAX_DEPTH = 64
 MAX_REPORTED = 20  # how many bad strings one error body names at most
 
-_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89abcdefABCDEF])")
+_SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89abcdefABCDEF])")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _NUL = "Null characters are not allowed."
 
@@ -103,15 +103,17 @@ class JSONParser(parsers.BaseParser):
         body = self._read(stream, parser_context or {})
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
-            data = json.loads(body.decode(encoding), parse_constant=strict_constant)
+            # Checked on the text, not the bytes: the request may declare another charset.
+            text = body.decode(encoding)
+            data = json.loads(text, parse_constant=strict_constant)
         except RecursionError:
             raise self._too_deep_error() from None
-        except ValueError as exc:
+        except (ValueError, LookupError) as exc:
             raise exceptions.ParseError(f"JSON parse error - {exc}") from None
-        # Cheap byte counts first: a body with fewer brackets than MAX_DEPTH cannot be too deep.
-        if body.count(b"[") + body.count(b"{") > MAX_DEPTH and _too_deep(data):
+        # Cheap counts first: a body with fewer brackets than MAX_DEPTH cannot be too deep.
+        if text.count("[") + text.count("{") > MAX_DEPTH and _too_deep(data):
             raise self._too_deep_error()
-        if _SUSPECT_ESCAPE.search(body):
+        if _SUSPECT_ESCAPE.search(text):
             bad = _bad_text(data)
             if bad:
                 raise exceptions.ValidationError(bad)

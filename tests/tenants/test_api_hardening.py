@@ -245,6 +245,20 @@ def test_nul_and_lone_surrogates_are_a_422_naming_where(
 
 
 @pytest.mark.urls(THIS_MODULE)
+@pytest.mark.parametrize("charset", ["utf-16", "utf-32"])
+def test_a_lone_surrogate_is_found_in_any_declared_charset(
+    api_client: APIClient, charset: str
+) -> None:
+    body = json.dumps({"k": "\ud800"}).encode(charset)
+
+    response = api_client.post(
+        "/api/v1/any-json", data=body, content_type=f"application/json; charset={charset}"
+    )
+
+    assert _error(response) == (422, _invalid("k", "Surrogate characters are not allowed: U+D800."))
+
+
+@pytest.mark.urls(THIS_MODULE)
 def test_every_bad_string_is_named(api_client: APIClient) -> None:
     body = {"a": "\x00", "b": ["ok", "\ud83d"], "c": "fine"}
 
