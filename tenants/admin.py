@@ -4,9 +4,11 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
 from tenants.cache import config_stamp_bump
-from tenants.models import ApiKey, Membership, Tenant
+from tenants.models import ApiKey, Membership, OutboxMessage, Tenant
+from tenants.outbox import outbox_relay_due
 from tenants.services import api_key_create, api_key_revoke, tenant_reactivate, tenant_suspend
 
 
@@ -85,3 +87,51 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for api_key in queryset:
             api_key_revoke(api_key=api_key)
         self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
+
+
+class _OutboxState(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("waiting", "waiting for the broker"), ("sent", "sent")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "waiting":
+            return queryset.filter(sent_at__isnull=True)
+        if self.value() == "sent":
+            return queryset.filter(sent_at__isnull=False)
+        return queryset
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(admin.ModelAdmin):
+    """Side effects waiting for the broker (tenants/outbox.py): a growing "waiting" list means
+    the broker or the beat is down. Read-only; "send now" runs the relay's sweep at once."""
+
+    list_display = ["id", "task", "created_at", "attempts", "next_attempt_at", "sent_at"]
+    list_filter = [_OutboxState, "task"]
+    readonly_fields = [
+        "task",
+        "kwargs",
+        "once",
+        "created_at",
+        "next_attempt_at",
+        "attempts",
+        "sent_at",
+        "handled_at",
+    ]
+    actions = ["send_now"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Send what is waiting now")
+    def send_now(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
+        now = timezone.now()
+        queryset.filter(sent_at__isnull=True).update(next_attempt_at=now)
+        sent = outbox_relay_due(now=now)
+        self.message_user(request, f"Handed {sent} message(s) to the broker.", messages.SUCCESS)

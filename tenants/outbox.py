@@ -95,7 +95,7 @@ def _relay(messages: Iterable[OutboxMessage]) -> int:
             kwargs["outbox_id"] = message.pk
         try:
             # retry=False: a request must not wait on a broker that is down; the sweep retries.
-            current_app.tasks[message.task].apply_async(kwargs=kwargs, retry=False)
+            _task(message.task).apply_async(kwargs=kwargs, retry=False)
         except Exception:
             if current_app.conf.task_always_eager and current_app.conf.task_eager_propagates:
                 raise
@@ -105,3 +105,11 @@ def _relay(messages: Iterable[OutboxMessage]) -> int:
     if sent:
         OutboxMessage.objects.filter(pk__in=sent).update(sent_at=timezone.now())
     return len(sent)
+
+
+def _task(name: str) -> Task:
+    """The registered task `name`; in a process that has not imported every app's tasks
+    module yet (a web process, the admin), Celery's autodiscovery is run first."""
+    if name not in current_app.tasks:
+        current_app.loader.import_default_modules()
+    return current_app.tasks[name]

@@ -1,10 +1,13 @@
 """The tenants admin: suspending, reactivating and editing reach keys cached in the processes."""
 
+from datetime import timedelta
+
 import pytest
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tenants.models import ApiKey, Tenant
+from tenants.models import ApiKey, OutboxMessage, Tenant
 from tenants.services import IssuedKey
 
 pytestmark = pytest.mark.django_db
@@ -85,3 +88,21 @@ def test_renaming_a_key_in_the_admin_reaches_its_cache_entry(
 
     assert response.status_code == 302
     assert api.get(URL).json()["api_key"]["name"] == "renamed"
+
+
+def test_the_outbox_page_lists_what_waits_and_sends_it_on_request(admin_client: Client) -> None:
+    later = timezone.now() + timedelta(minutes=5)
+    waiting = OutboxMessage.objects.create(
+        task="tenants.ping", kwargs={"note": "x"}, created_at=later, next_attempt_at=later
+    )
+
+    page = admin_client.get("/admin/tenants/outboxmessage/?state=waiting")
+    assert page.status_code == 200
+    assert b"tenants.ping" in page.content
+
+    admin_client.post(
+        "/admin/tenants/outboxmessage/", {"action": "send_now", "_selected_action": [waiting.pk]}
+    )
+    waiting.refresh_from_db()
+    assert waiting.sent_at is not None  # handed over (the test suite runs tasks eagerly)
+    assert admin_client.get(f"/admin/tenants/outboxmessage/{waiting.pk}/change/").status_code == 200
