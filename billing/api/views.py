@@ -322,7 +322,9 @@ class EstimateCreateApi(TenantApiView):
                     )
                 return value
 
-        actions = ActionSerializer(many=True, allow_empty=False, max_length=MAX_ROWS)
+        actions: serializers.ListSerializer[Any] = serializers.ListSerializer(
+            child=ActionSerializer(), allow_empty=False, max_length=MAX_ROWS
+        )
 
     @extend_schema_serializer(component_name="Estimate")
     class OutputSerializer(serializers.Serializer):

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "tenants",
     "ledger",
     "ratecards",
@@ -53,6 +54,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last (axes asks for it): turns a locked-out login into tenants.logins.lockout_response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -109,6 +112,26 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Session logins (portal and admin): tenants.logins refuses a locked-out client (django-axes)
+# and, in production, the old demo password, before ModelBackend checks the password.
+AUTHENTICATION_BACKENDS = [
+    "tenants.logins.LoginBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# The lockout with backoff (tenants/logins.py says how it counts): per client address,
+# AXES_FAILURE_LIMIT failures lock it out for CREDITLINE_LOGIN_LOCKOUT_SECONDS, doubled for
+# each further lockout within a day (at most a day).
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+CREDITLINE_LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=60)
+AXES_COOLOFF_TIME = "tenants.logins.login_cool_off"
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_CLIENT_IP_CALLABLE = "tenants.logins.login_client"
+AXES_LOCKOUT_CALLABLE = "tenants.logins.lockout_response"
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # the backoff counts this log
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = False
+# Refuses a login with the old fixed demo password (on in production).
+CREDITLINE_REFUSE_DEMO_PASSWORD = env.bool("CREDITLINE_REFUSE_DEMO_PASSWORD", default=False)
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -139,6 +162,9 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_PAGINATION_CLASS": "tenants.api.pagination.CreatedCursorPagination",
     "PAGE_SIZE": 50,
+    # Per API key (tenants/api/throttling.py); failed authentication is limited per client
+    # address in the authentication itself.
+    "DEFAULT_THROTTLE_CLASSES": ["tenants.api.throttling.ApiKeyRateThrottle"],
 }
 # The largest request body, in bytes (Django's setting; the API's JSON parser applies it too):
 # more is a 413. A batch of 1,000 usage events is about 0.3 MB.
@@ -214,6 +240,13 @@ CREDITLINE_BACKDATE_DAYS = env.int("CREDITLINE_BACKDATE_DAYS", default=35)
 # Minutes idle before metering's sweep fails a running workflow run; a suspended one only has
 # its hold released (it stays resumable).
 CREDITLINE_WORKFLOW_TTL_MINUTES = env.int("CREDITLINE_WORKFLOW_TTL_MINUTES", default=60)
+# Rate limits (tenants/api/throttling.py), counted in the shared cache: requests per API key,
+# and failed authentications per client address ("N/s", "N/min", "N/h", "N/day"; empty: off).
+CREDITLINE_API_KEY_RATE = env.str("CREDITLINE_API_KEY_RATE", default="6000/min")
+CREDITLINE_AUTH_FAILURE_RATE = env.str("CREDITLINE_AUTH_FAILURE_RATE", default="30/min")
+# The proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated); empty:
+# the client address is REMOTE_ADDR (tenants/clients.py).
+CREDITLINE_TRUSTED_PROXIES = env.list("CREDITLINE_TRUSTED_PROXIES", default=[])
 CELERY_BEAT_SCHEDULE["metering.workflow_expire_idle"] = {
     "task": "metering.workflow_expire_idle",
     "schedule": 60.0,

@@ -22,3 +22,6 @@ CREDITLINE_API_DOCS = env.bool("CREDITLINE_API_DOCS", default=False)
 # otherwise, and `check --deploy` (billing.checks) refuses "fake" without the explicit opt-in.
 BILLING_GATEWAY = env.str("BILLING_GATEWAY", default="stripe")
 BILLING_ALLOW_FAKE_GATEWAY = env.bool("BILLING_ALLOW_FAKE_GATEWAY", default=False)
+
+# The password seed_demo used to set is public: no login with it (tenants.logins).
+CREDITLINE_REFUSE_DEMO_PASSWORD = True

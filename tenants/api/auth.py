@@ -8,6 +8,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
+from tenants.api.throttling import auth_failure_record, auth_failures_check
 from tenants.cache import config_stamp_current
 from tenants.models import ApiKey
 from tenants.selectors import api_key_get_cached
@@ -29,6 +30,18 @@ class ApiKeyAuthentication(BaseAuthentication):
     keyword = b"bearer"
 
     def authenticate(self, request: Request) -> tuple[Any, ApiKey] | None:
+        # An address over its failed-authentication limit is refused before its key is looked
+        # at, and every failure counts against it (tenants/api/throttling.py).
+        if not get_authorization_header(request):
+            return None
+        auth_failures_check(request)
+        try:
+            return self._authenticate(request)
+        except exceptions.AuthenticationFailed:
+            auth_failure_record(request)
+            raise
+
+    def _authenticate(self, request: Request) -> tuple[Any, ApiKey] | None:
         raw = get_authorization_header(request)
         if len(raw) > _MAX_HEADER_BYTES:
             raise self._invalid()

@@ -1,0 +1,102 @@
+"""Rate limits on the API, counted in the cache every process shares (CACHES["default"]: Redis
+in production) in fixed windows (a window's counter is one key that expires with it):
+
+- per API key, `CREDITLINE_API_KEY_RATE` (default 6000/min): ApiKeyRateThrottle, the DRF
+  throttle of every API view;
+- per client address (tenants.clients) on failed authentication,
+  `CREDITLINE_AUTH_FAILURE_RATE` (default 30/min): once an address has failed that often, every
+  request from it that presents a key is refused until the window ends, a right key as well as
+  a wrong one, so the answer tells a key-guessing client nothing.
+
+Both answer 429 `rate_limited` with `Retry-After` (tenants.api.errors). A rate is `N/s`,
+`N/min`, `N/h` or `N/day`; an empty rate turns its limit off.
+"""
+
+import math
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest
+from rest_framework import exceptions
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
+
+from tenants.clients import client_key
+from tenants.models import ApiKey
+
+_PERIODS = {"s": (1, "second"), "m": (60, "minute"), "h": (3600, "hour"), "d": (86400, "day")}
+
+
+def rate_parse(rate: str) -> tuple[int, int, str] | None:
+    """ "600/min" → (600, 60, "minute"); "" → None (no limit)."""
+    if not rate.strip():
+        return None
+    count, _, period = rate.partition("/")
+    unit = _PERIODS.get(period.strip()[:1].lower())
+    if not count.strip().isdigit() or unit is None:
+        raise ImproperlyConfigured(f"A rate is N/s, N/min, N/h or N/day, not {rate!r}.")
+    return int(count), unit[0], unit[1]
+
+
+def _window(name: str, period: int) -> tuple[str, float]:
+    """The current window's counter key and the seconds until it ends."""
+    now = time.time()
+    index = int(now // period)
+    return f"throttle:{name}:{period}:{index}", (index + 1) * period - now
+
+
+def _count(key: str, period: int) -> int:
+    # add() creates the counter only if it is missing; incr() is atomic on Redis.
+    cache.add(key, 0, timeout=period + 1)
+    try:
+        return int(cache.incr(key))
+    except ValueError:  # expired between the two calls
+        cache.set(key, 1, timeout=period + 1)
+        return 1
+
+
+def _refuse(message: str, wait: float) -> exceptions.Throttled:
+    return exceptions.Throttled(wait=max(1, math.ceil(wait)), detail=message)
+
+
+class ApiKeyRateThrottle(BaseThrottle):
+    """At most `CREDITLINE_API_KEY_RATE` requests per key and window, whatever the route."""
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        api_key = request.auth
+        limit = rate_parse(getattr(settings, "CREDITLINE_API_KEY_RATE", ""))
+        if not isinstance(api_key, ApiKey) or limit is None:
+            return True
+        count, period, unit = limit
+        key, wait = _window(f"key:{api_key.pk}", period)
+        if _count(key, period) > count:
+            raise _refuse(f"This API key is limited to {count:,} requests a {unit}.", wait)
+        return True
+
+
+def _failure_limit() -> tuple[int, int, str] | None:
+    return rate_parse(getattr(settings, "CREDITLINE_AUTH_FAILURE_RATE", ""))
+
+
+def auth_failures_check(request: HttpRequest) -> None:
+    """Throttled while this client's address is over its failed-authentication limit."""
+    limit = _failure_limit()
+    if limit is None:
+        return
+    count, period, unit = limit
+    key, wait = _window(f"authfail:{client_key(request)}", period)
+    if int(cache.get(key, 0)) >= count:
+        raise _refuse(
+            f"Too many failed authentication attempts from this address ({count:,} a {unit}).",
+            wait,
+        )
+
+
+def auth_failure_record(request: HttpRequest) -> None:
+    limit = _failure_limit()
+    if limit is not None:
+        key, _ = _window(f"authfail:{client_key(request)}", limit[1])
+        _count(key, limit[1])
