@@ -1,6 +1,13 @@
 """A demo to look at: plans, packs, the example rate card, an admin user, a demo tenant on the
-Pro plan (so it has a balance) and a fresh API key. Safe to run again."""
+Pro plan (so it has a balance) and a fresh API key. Safe to run again.
 
+The admin's password is random, printed once when the user is made, and kept by later runs
+(only its hash is stored, so it cannot be printed again): `--reset-admin-password` makes and
+prints a new one. An admin still on the old fixed demo password gets a random one too
+(production refuses that password: tenants.logins).
+"""
+
+import secrets
 from typing import Any
 
 from django.conf import settings
@@ -11,10 +18,12 @@ from django.db import transaction
 from billing.models import CreditPack, Plan
 from billing.services import subscription_start
 from ratecards.services import ratecard_seed_example
+from tenants.logins import OLD_DEMO_PASSWORD
 from tenants.models import ApiKey, Membership, Tenant
 from tenants.services import api_key_create, api_key_revoke, membership_add, tenant_create
 
 DEMO_KEY_NAME = "seed_demo"
+DEMO_KEY_SCOPES = ("read", "write", "billing")
 
 # (slug, name, monthly price in cents, included credits)
 PLANS = [
@@ -35,7 +44,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--username", default="admin")
-        parser.add_argument("--password", default="creditline")
+        parser.add_argument(
+            "--reset-admin-password",
+            action="store_true",
+            help="give the admin a new random password and print it (otherwise it is kept)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         card = ratecard_seed_example()
@@ -55,7 +68,7 @@ class Command(BaseCommand):
                     slug=slug,
                     defaults={"name": name, "credits": credits, "price_minor": price_minor},
                 )
-            user = self._admin(options["username"], options["password"])
+            user, password = self._admin(options["username"], options["reset_admin_password"])
             ratecard_seed_example()  # the default card `standard` and cost catalog v1
             tenant = Tenant.objects.filter(slug="demo").first() or tenant_create(
                 name="Demo Tenant", slug="demo"
@@ -66,7 +79,7 @@ class Command(BaseCommand):
                 tenant=tenant, name=DEMO_KEY_NAME, revoked_at__isnull=True
             ):
                 api_key_revoke(api_key=old)
-            issued = api_key_create(tenant=tenant, name=DEMO_KEY_NAME)
+            issued = api_key_create(tenant=tenant, name=DEMO_KEY_NAME, scopes=DEMO_KEY_SCOPES)
         # Its own durable transaction (it grants credits); a second run keeps the subscription.
         subscription_start(tenant=tenant, plan=Plan.objects.get(slug="pro"))
 
@@ -79,7 +92,10 @@ class Command(BaseCommand):
                     f"  portal    {base}/",
                     f"  admin     {base}/admin/",
                     f"  API docs  {base}/api/docs/",
-                    f"  login     {options['username']} / {options['password']}",
+                    f"  login     {user.get_username()} / {password}"
+                    if password
+                    else f"  login     {user.get_username()} (the password printed when it was "
+                    "made; seed_demo --reset-admin-password prints a new one)",
                     f"  tenant    {tenant.slug} (Pro plan, 750 credits a month)",
                     f"  billing   {base}/billing/",
                     f"  API key   {issued.plaintext}",
@@ -90,13 +106,16 @@ class Command(BaseCommand):
             )
         )
 
-    def _admin(self, username: str, password: str) -> Any:
+    def _admin(self, username: str, reset_password: bool) -> tuple[Any, str]:
+        """The superuser, and its new password when one was made now ("" when kept)."""
         user_model = get_user_model()
         user, created = user_model.objects.get_or_create(
             username=username, defaults={"is_staff": True, "is_superuser": True}
         )
-        if created or not user.check_password(password):
+        password = ""
+        if created or reset_password or user.check_password(OLD_DEMO_PASSWORD):
+            password = secrets.token_urlsafe(12)
             user.set_password(password)
-            user.is_staff = user.is_superuser = True
-            user.save()
-        return user
+        user.is_staff = user.is_superuser = True
+        user.save()
+        return user, password
