@@ -65,8 +65,6 @@ def usage_event_body(event: Event) -> dict[str, Any]:
         "buckets": event.buckets,
         "balance_after": _dec(event.available_after),
         "components": {name: getattr(event, name) for name in COMPONENTS},
-        "cogs": {"amount_minor": _dec(event.cogs_minor), "currency": event.cogs_currency},
-        "revenue": {"amount_minor": _dec(event.revenue_minor), "currency": event.revenue_currency},
         "created_at": _iso(event.created_at),
     }
 
@@ -114,11 +112,6 @@ class UsageInputSerializer(serializers.Serializer):
     )
 
 
-class _MoneySerializer(serializers.Serializer):
-    amount_minor = serializers.CharField(help_text="Minor units, decimal string (8 places).")
-    currency = serializers.CharField()
-
-
 class _VersionSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     number = serializers.IntegerField()
@@ -154,8 +147,6 @@ class UsageEventOutputSerializer(serializers.Serializer):
     buckets = _BucketDrawnSerializer(many=True)
     balance_after = serializers.CharField(help_text="Available credits right after the debit.")
     components = _ComponentsSerializer()
-    cogs = _MoneySerializer()
-    revenue = _MoneySerializer()
     created_at = serializers.DateTimeField()
 
 

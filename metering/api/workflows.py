@@ -29,11 +29,6 @@ def _credits(**kwargs: Any) -> serializers.DecimalField:
     return serializers.DecimalField(max_digits=18, decimal_places=4, **kwargs)
 
 
-def _minor() -> serializers.DecimalField:
-    """Money in minor units, unrounded (8 places), as metering keeps it."""
-    return serializers.DecimalField(max_digits=20, decimal_places=8)
-
-
 @extend_schema_serializer(component_name="WorkflowRun")
 class _RunSerializer(serializers.Serializer):
     id = serializers.IntegerField()
@@ -43,9 +38,6 @@ class _RunSerializer(serializers.Serializer):
     reserved_credits = _credits()
     credits_charged = _credits()
     steps_charged = serializers.IntegerField()
-    cogs_minor = _minor()
-    revenue_minor = _minor()
-    margin_minor = serializers.SerializerMethodField()
     suspension_reason = serializers.CharField()
     resume_from_step = serializers.CharField(source="suspended_at_step")
     resumable_at = serializers.DateTimeField(allow_null=True)
@@ -53,9 +45,6 @@ class _RunSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     last_activity_at = serializers.DateTimeField()
     ended_at = serializers.DateTimeField(allow_null=True)
-
-    def get_margin_minor(self, run: WorkflowRun) -> str:
-        return f"{run.revenue_minor - run.cogs_minor:.8f}"
 
 
 @extend_schema_serializer(component_name="WorkflowStep")
@@ -67,8 +56,6 @@ class _StepSerializer(serializers.Serializer):
     quantity = _credits()
     outcome = serializers.CharField()
     credits = _credits()
-    cogs_minor = _minor()
-    revenue_minor = _minor()
     occurred_at = serializers.DateTimeField()
     created_at = serializers.DateTimeField()
 
@@ -144,7 +131,7 @@ class WorkflowListApi(TenantApiView):
 
 
 class WorkflowDetailApi(TenantApiView):
-    @extend_schema(responses=_DetailSerializer, summary="A run: state, steps, credits, margin")
+    @extend_schema(responses=_DetailSerializer, summary="A run: state, steps, credits")
     def get(self, request: Request, workflow_id: str) -> Response:
         run = self.get_scoped_or_404(WorkflowRun, pk=workflow_id)
         return Response(_detail(self, run))
