@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import time_machine
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from ratecards.selectors import price_cache_clear
@@ -21,6 +22,15 @@ def _fresh_config_caches() -> Iterator[None]:
     yield
     config_caches_clear()
     price_cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> Iterator[None]:
+    """The rate limits count in the cache (an in-memory one in tests), by key and by address:
+    every test client is 127.0.0.1, so counts must not carry from one test to the next."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture
