@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -31,6 +31,7 @@ from metering.services import (
 )
 from tenants.api.base import TenantApiView
 from tenants.api.errors import error_body
+from tenants.api.fields import BIGINT_MAX
 from tenants.api.pagination import CreatedCursorPagination
 from tenants.exceptions import CreditlineError
 
@@ -216,17 +217,12 @@ class UsageEventBatchApi(TenantApiView):
 class UsageEventListApi(TenantApiView):
     class FilterSerializer(serializers.Serializer):
         action = serializers.CharField(required=False)
-        since = serializers.DateTimeField(required=False)
-        until = serializers.DateTimeField(required=False)
-        workflow_run = serializers.IntegerField(required=False, min_value=1)
+        since = serializers.DateTimeField(required=False, help_text="occurred_at >= since")
+        until = serializers.DateTimeField(required=False, help_text="occurred_at < until")
+        workflow_run = serializers.IntegerField(required=False, min_value=1, max_value=BIGINT_MAX)
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("action", str),
-            OpenApiParameter("since", datetime, description="occurred_at >= since"),
-            OpenApiParameter("until", datetime, description="occurred_at < until"),
-            OpenApiParameter("workflow_run", int),
-        ],
+        parameters=[FilterSerializer],
         responses=UsageEventOutputSerializer(many=True),
         summary="Usage events, newest first (cursor-paginated)",
     )
