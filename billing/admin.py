@@ -12,7 +12,8 @@ from django.db.models import Q, QuerySet
 from django.forms.models import construct_instance
 from django.http import HttpRequest
 
-from billing.exceptions import InvalidContract
+from billing import signing
+from billing.exceptions import InvalidContract, InvalidWebhookEventTypes, InvalidWebhookUrl
 from billing.models import (
     AlertState,
     AutoTopUpPolicy,
@@ -30,6 +31,7 @@ from billing.models import (
 from billing.services import contract_activate
 from billing.services.contracts import contract_validate
 from billing.services.stripe_payloads import MALFORMED
+from billing.services.webhook_targets import webhook_event_types_validate, webhook_url_validate
 from ratecards.selectors import rate_card_trap
 
 
@@ -122,10 +124,47 @@ class StripeEventAdmin(ReadOnlyAdmin):
     search_fields = ["event_id", "type", "error"]
 
 
+class WebhookEndpointAdminForm(forms.ModelForm):
+    """The same checks as the API's (webhook_targets), so the admin saves no target that the
+    API would refuse."""
+
+    url = forms.URLField(max_length=2000, assume_scheme="https")
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["tenant", "url", "active", "event_types"]
+
+    def clean_url(self) -> str:
+        url: str = self.cleaned_data["url"]
+        try:
+            webhook_url_validate(url)
+        except InvalidWebhookUrl as exc:
+            raise forms.ValidationError(exc.message) from None
+        return url
+
+    def clean_event_types(self) -> list[str]:
+        types = self.cleaned_data["event_types"] or []
+        if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+            raise forms.ValidationError('A list of event types, e.g. ["balance.low"].')
+        try:
+            return webhook_event_types_validate(types)
+        except InvalidWebhookEventTypes as exc:
+            raise forms.ValidationError(exc.message) from None
+
+
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
-    list_display = ["tenant", "url", "active", "event_types"]
-    readonly_fields = ["secret"]
+    form = WebhookEndpointAdminForm
+    list_display = ["tenant", "url", "active", "event_types", "deleted_at"]
+    list_filter = ["active"]
+    readonly_fields = ["secret", "deleted_at"]
+
+    def save_model(
+        self, request: HttpRequest, obj: WebhookEndpoint, form: Any, change: bool
+    ) -> None:
+        if not obj.secret:  # made here: shown on its page, as the API shows it once
+            obj.secret = signing.secret_generate()
+        super().save_model(request, obj, form, change)
 
 
 class WebhookAttemptInline(admin.TabularInline):

@@ -4,6 +4,7 @@ read and deleted by their own tenant (404 for anyone else), behind the `billing`
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import transaction
@@ -199,3 +200,37 @@ def test_read_and_write_keys_keep_working_for_usage(
     assert client.get("/api/v1/balance").status_code == 200
     assert client.get("/api/v1/usage-events").status_code == 200
     assert client.put("/api/v1/alert-settings", {}, format="json").status_code == 200
+
+
+def test_the_admin_refuses_what_the_api_refuses_and_makes_a_secret(
+    tenant: Tenant, settings: Any
+) -> None:
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS = False
+    admin = Client()
+    admin.force_login(User.objects.create_superuser("vendor", "v@example.com", "pw-12345678"))
+    form = {"tenant": tenant.pk, "active": "on", "event_types": '["balance.low"]'}
+
+    private = admin.post(
+        "/admin/billing/webhookendpoint/add/", form | {"url": "https://169.254.169.254/x"}
+    )
+    unknown = admin.post(
+        "/admin/billing/webhookendpoint/add/",
+        form | {"url": "https://hooks.example.com/in", "event_types": '["nope"]'},
+    )
+    saved = admin.post(
+        "/admin/billing/webhookendpoint/add/", form | {"url": "https://hooks.example.com/in"}
+    )
+
+    assert private.status_code == 200
+    assert "169.254.169.254 is not a public address." in private.content.decode()
+    assert unknown.status_code == 200
+    assert f"Unknown event type &#x27;nope&#x27;; the types are: {KNOWN}." in (
+        unknown.content.decode()
+    )
+    assert saved.status_code == 302
+    endpoint = WebhookEndpoint.objects.get()
+    assert (endpoint.url, endpoint.event_types) == ("https://hooks.example.com/in", ["balance.low"])
+    assert endpoint.secret.startswith("whsec_")
