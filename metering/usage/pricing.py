@@ -99,9 +99,8 @@ def _cost_table(*, model_class: str, at: datetime) -> _CostTable:
     return _CostTable(currency=currency, units=units, missing=missing)
 
 
-class TooManyCredits(InvalidUsage):
-    def __init__(self) -> None:
-        super().__init__("quantity", f"Too large: the charge would exceed {MAX_CREDITS} credits.")
+def _too_many_credits() -> InvalidUsage:
+    return InvalidUsage("quantity", f"Too large: the charge would exceed {MAX_CREDITS} credits.")
 
 
 def _uses_components(data: UsageInput) -> bool:
@@ -126,7 +125,7 @@ def _price(*, item: Priced, quote: PriceQuote, costs: _CostTable) -> None:
     item.quote = quote
     item.credits = _charged_credits(quote=quote, data=item.data)
     if item.credits > MAX_CREDITS:
-        raise TooManyCredits()
+        raise _too_many_credits()
     item.cogs_currency = costs.currency
     item.cogs = costs.cogs(item.data)
 
@@ -184,7 +183,7 @@ def _quote(pricer: TenantPricer, item: Priced) -> PriceQuote:
             at=item.occurred_at,
         )
     except InvalidOperation:  # a price past the decimal context's 28 digits
-        raise TooManyCredits() from None
+        raise _too_many_credits() from None
 
 
 def _catalog_at(at: datetime) -> int | None:
