@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from celery.contrib.testing.worker import start_worker
+from kombu import pools
 
 from config.celery_app import app
 
@@ -67,8 +68,9 @@ def _reset_connections() -> None:
     """Forget the connections and producers made for the previous broker URL (Celery makes
     them lazily and keeps them; there is no public way to point a live app elsewhere)."""
     celery: Any = app
-    if celery._pool is not None:
-        celery._pool.force_close_all()
+    # kombu keeps connection pools in a registry of its own, per broker URL: empty it (a pool
+    # closed but left there would be handed out again, closed, to whatever sends next).
+    pools.reset()
     celery._pool = None
     celery.amqp._producer_pool = None
 
