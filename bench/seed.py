@@ -163,6 +163,14 @@ JOIN ledger_ledgertransaction t
   ON t.tenant_id = s.tenant_id AND t.idempotency_key = 'grant:' || s.ref
 ORDER BY b.id
 """
+# The account's topped_up_to, as ledger_grant keeps it: the balance after the last grant, when
+# the grants added spendable credits (a grant already expired when made leaves it).
+_SEED_TOPPED_UP = """
+UPDATE ledger_creditaccount a
+   SET topped_up_to = greatest(0, s.before + %(per_tenant)s * %(credits)s)
+  FROM (SELECT DISTINCT tenant_id, before FROM bench_seed) s
+ WHERE a.tenant_id = s.tenant_id AND %(expires_at)s::timestamptz > %(now)s
+"""
 
 
 def seed_buckets(
@@ -198,7 +206,7 @@ def seed_buckets(
     }
     with transaction.atomic(), connection.cursor() as cursor:
         _check_accounts(cursor, tenants)
-        for sql in (_SEED_PLAN, _SEED_BUCKETS, _SEED_TRANSACTIONS, _SEED_ENTRIES):
+        for sql in (_SEED_PLAN, _SEED_BUCKETS, _SEED_TRANSACTIONS, _SEED_ENTRIES, _SEED_TOPPED_UP):
             cursor.execute(sql, params)
         _refresh_account_totals(cursor, tenants)
         # ON COMMIT DROP alone would keep it until the outermost commit (a test's transaction).

@@ -62,6 +62,12 @@ class CreditAccount(TenantKeyedModel):
         output_field=models.DecimalField(max_digits=20, decimal_places=4),
         db_persist=True,
     )
+    # What the tenant was last topped up to: the available balance right after its latest
+    # grant, raised (never lowered) by a refund or a positive adjustment; debits, holds and
+    # expiry leave it. The base that billing's alerts and metering's soft cap take their
+    # percentages of (docs/architecture.md, "Balances in O(1)").
+    # (A database default too: the debit's SQL creates an account row without naming it.)
+    topped_up_to = credits_field(default=ZERO, db_default=ZERO)
     # Low-balance alert thresholds, percent of unexpired granted credits, e.g. [20, 10].
     alert_thresholds = models.JSONField(default=list)
     # New workflow runs are refused below this many available credits; null = the lowest
@@ -90,6 +96,9 @@ class CreditAccount(TenantKeyedModel):
                     overdraft_used__gte=0,
                 ),
                 name="creditaccount_totals_gte_0",
+            ),
+            models.CheckConstraint(
+                condition=Q(topped_up_to__gte=0), name="creditaccount_topped_up_to_gte_0"
             ),
         ]
 

@@ -31,6 +31,9 @@ class Balance:
     reserved: Decimal
     overdraft_used: Decimal
     overdraft_limit: Decimal
+    # What the tenant was last topped up to (CreditAccount.topped_up_to): the base of
+    # "% remaining" for alerts and the soft cap.
+    topped_up_to: Decimal
     granted_unexpired: Decimal
     by_policy: dict[str, Decimal]
     next_expiry_at: datetime | None
@@ -101,6 +104,7 @@ def balance_get(*, tenant: Tenant, at: datetime | None = None) -> Balance:
         reserved=account.reserved,
         overdraft_used=account.overdraft_used,
         overdraft_limit=account.overdraft_limit,
+        topped_up_to=account.topped_up_to,
         granted_unexpired=granted,
         by_policy=by_policy,
         next_expiry_at=next_at,

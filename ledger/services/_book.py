@@ -91,7 +91,7 @@ class GrantResult:
     available_after: Decimal
 
 
-_ACCOUNT_FIELDS = [*POLICY_TOTALS.values(), "overdraft_used", "reserved"]
+_ACCOUNT_FIELDS = [*POLICY_TOTALS.values(), "overdraft_used", "reserved", "topped_up_to"]
 
 
 @dataclass
@@ -133,6 +133,17 @@ class _Book:
         setattr(self.account, name, getattr(self.account, name) + bucket.remaining)
         if not _spendable(bucket, self.now):
             self.due += bucket.remaining
+
+    def topped_up(self) -> None:
+        """After a grant that added spendable credits: the tenant is topped up to the available
+        balance now (CreditAccount.topped_up_to; never below 0, e.g. after repaying an
+        overdraft)."""
+        self.account.topped_up_to = max(self.available, ZERO)
+
+    def credited(self) -> None:
+        """After a refund or a positive adjustment: `topped_up_to` rises to the available
+        balance if that is higher, and never falls (a refund does not reset the base)."""
+        self.account.topped_up_to = max(self.account.topped_up_to, self.available)
 
     def save(self) -> None:
         if self.changed:

@@ -86,6 +86,8 @@ def ledger_grant(
             memo=memo,
         )
         after, new = _grant_moves(book, bucket, tx, before)
+        if after > before:  # a grant already expired when made adds nothing, changes nothing
+            book.topped_up()
         _write(new)
         book.save()
         _announce(tenant.pk, EntryKind.GRANT, before, after, now)

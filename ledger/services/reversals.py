@@ -71,6 +71,7 @@ def ledger_reverse(
             source_id=debit.source_id,
         )
         entries = _refund_entries(book, debit, amount, idempotency_key)
+        book.credited()
         _write([(tx, entries)])
         book.save()
         _announce(tenant.pk, EntryKind.REVERSAL, before, book.available, now)
@@ -223,6 +224,7 @@ def ledger_adjust(
             memo=reason,
         )
         new = _adjust_up(book, tx, amount, before)
+        book.credited()
         _write(new)
         book.save()
         _announce(tenant.pk, EntryKind.ADJUSTMENT, before, book.available, now)

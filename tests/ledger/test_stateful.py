@@ -22,7 +22,7 @@ from hypothesis.stateful import (
 
 from ledger.exceptions import InsufficientCredits, NotReversible
 from ledger.models import CreditBucket, CreditHold, LedgerEntry, LedgerTransaction
-from ledger.selectors import available_get, ledger_verify
+from ledger.selectors import available_get, credit_account_get, ledger_verify
 from ledger.services import (
     ledger_debit,
     ledger_expire_due,
@@ -73,6 +73,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self.holds: dict[int, tuple[CreditHold, Decimal]] = {}  # open holds: remaining
         self.debits: list[Debit] = []
         self.keys = itertools.count()
+        # What the tenant was last topped up to: the available balance after a grant, raised by
+        # a refund, left by everything else.
+        self.topped_up_to = ZERO
 
     def teardown(self) -> None:
         self.travel_ctx.stop()
@@ -122,6 +125,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.buckets[bucket.pk] = Bucket(
             bucket.pk, amount, bucket.expires_at, bucket.cost_basis_minor
         )
+        self.topped_up_to = max(self.available, ZERO)
 
     @rule(amount=credits, through_hold=st.booleans())
     def debit(self, amount: Decimal, through_hold: bool) -> None:
@@ -178,6 +182,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 assert (refund.granted, refund.expires_at) == (part, None)
                 assert refund.cost_basis_minor == self.buckets[pk].cost
                 self.buckets[refund.pk] = Bucket(refund.pk, part, None, refund.cost_basis_minor)
+        self.topped_up_to = max(self.topped_up_to, self.available)
 
     @rule(amount=credits)
     def hold(self, amount: Decimal) -> None:
@@ -228,6 +233,10 @@ class LedgerMachine(RuleBasedStateMachine):
             CreditBucket.objects.filter(tenant=self.tenant).values_list("pk", "remaining")
         )
         assert stored == {pk: b.remaining for pk, b in self.buckets.items()}
+
+    @invariant()
+    def topped_up_to_matches_the_model(self) -> None:
+        assert credit_account_get(tenant=self.tenant).topped_up_to == self.topped_up_to
 
     @invariant()
     def the_ledger_verifies(self) -> None:
