@@ -106,7 +106,13 @@ def test_env_selects_postgresql_and_redis(tmp_path: Path) -> None:
     assert settings["engine"] == "django.db.backends.postgresql"
     assert (settings["name"], settings["host"]) == ("creditline", "db.internal")
     assert settings["broker"] == "redis://cache.internal:6379/0"
-    assert settings["transport"] == {}
+    # Redis: a killed worker's tasks come back within a minute; sends fail fast (the outbox).
+    assert settings["transport"] == {
+        "visibility_timeout": 45,
+        "unacked_restore_interval": 5,
+        "unacked_restore_throttle": 1,
+        "max_retries": 0,
+    }
     assert settings["debug"] is False
 
 

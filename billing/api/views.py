@@ -76,6 +76,9 @@ class TopUpSerializer(serializers.Serializer):
 
 
 class TopUpsApi(TenantApiView):
+    # Beyond the errors every operation lists (tenants/api/schema.py).
+    error_statuses = {"POST": {502: "The payment gateway failed (`payment_gateway_error`)."}}
+
     required_scope = ApiKey.Scope.BILLING
 
     @extend_schema_serializer(component_name="TopUpCreateInput")
@@ -112,6 +115,8 @@ class TopUpsApi(TenantApiView):
 
 
 class AutoTopUpApi(TenantApiView):
+    error_statuses = {"PUT": {409: "Enabling needs a saved payment method (`no_payment_method`)."}}
+
     required_scope = ApiKey.Scope.BILLING
 
     @extend_schema_serializer(component_name="AutoTopUp")

@@ -156,6 +156,14 @@ class UsageEventOutputSerializer(serializers.Serializer):
 
 
 class UsageEventCreateApi(TenantApiView):
+    # Beyond the errors every operation lists (tenants/api/schema.py).
+    error_statuses = {
+        "POST": {
+            402: "Not enough credits (`insufficient_credits`); nothing was recorded.",
+            409: "The key was used with another body (`idempotency_conflict`).",
+        }
+    }
+
     @extend_schema(
         request=UsageInputSerializer,
         responses={201: UsageEventOutputSerializer, 200: UsageEventOutputSerializer},

@@ -86,6 +86,15 @@ def _detail(view: TenantApiView, run: WorkflowRun) -> dict[str, Any]:
 
 
 class WorkflowStartApi(TenantApiView):
+    # Beyond the errors every operation lists (tenants/api/schema.py).
+    error_statuses = {
+        "POST": {
+            402: "Under the soft cap (`soft_cap_reached`) or the reservation cannot be held "
+            "(`insufficient_credits`).",
+            409: "The external_id was started with another body (`idempotency_conflict`).",
+        }
+    }
+
     @extend_schema_serializer(component_name="WorkflowStartInput")
     class InputSerializer(serializers.Serializer):
         external_id = serializers.CharField(max_length=200)
@@ -138,6 +147,15 @@ class WorkflowDetailApi(TenantApiView):
 
 
 class WorkflowStepApi(TenantApiView):
+    error_statuses = {
+        "POST": {
+            402: "The step cannot be paid: the run is suspended until credits arrive "
+            "(`insufficient_credits`).",
+            409: "The run is not running, another step must be replayed first "
+            "(`resume_step_required`), or the key was used with another body.",
+        }
+    }
+
     @extend_schema_serializer(component_name="WorkflowStepResult")
     class OutputSerializer(serializers.Serializer):
         step = _StepSerializer()
@@ -164,6 +182,8 @@ class WorkflowStepApi(TenantApiView):
 
 
 class WorkflowCompleteApi(TenantApiView):
+    error_statuses = {"POST": {409: "The run has already ended (`illegal_transition`)."}}
+
     @extend_schema(request=None, responses=_DetailSerializer, summary="Complete a running run")
     def post(self, request: Request, workflow_id: str) -> Response:
         run = self.get_scoped_or_404(WorkflowRun, pk=workflow_id)
@@ -171,6 +191,8 @@ class WorkflowCompleteApi(TenantApiView):
 
 
 class WorkflowCancelApi(TenantApiView):
+    error_statuses = {"POST": {409: "The run has already ended (`illegal_transition`)."}}
+
     @extend_schema(request=None, responses=_DetailSerializer, summary="Cancel a run")
     def post(self, request: Request, workflow_id: str) -> Response:
         run = self.get_scoped_or_404(WorkflowRun, pk=workflow_id)

@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from tenants.exceptions import CreditlineError
 
@@ -84,12 +85,28 @@ def _message(detail: Any) -> str:
     return str(detail)
 
 
-def _field_errors(detail: Any) -> Any:
+def _field_errors(detail: Any, path: str = "") -> dict[str, list[str]]:
+    """DRF's nested errors as one flat map from a field's path to its messages: a nested
+    field is `lines[0].monthly_count`, an item of a list `alert_thresholds[0]` (the notation
+    the JSON parser uses too), so `fields` has one shape whatever the input's."""
     if isinstance(detail, dict):
-        return {key: _field_errors(value) for key, value in detail.items()}
-    if isinstance(detail, list):
-        return [_field_errors(item) for item in detail]
-    return str(detail)
+        found: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            if key == api_settings.NON_FIELD_ERRORS_KEY and path:
+                step = ""  # an error about the nested object as a whole: its own path
+            elif isinstance(key, int):
+                step = f"[{key}]"
+            else:
+                step = f".{key}" if path else str(key)
+            found |= _field_errors(value, path + step)
+        return found
+    if isinstance(detail, list) and any(isinstance(item, dict | list) for item in detail):
+        found = {}
+        for index, item in enumerate(detail):
+            found |= _field_errors(item, f"{path}[{index}]")
+        return found
+    messages = detail if isinstance(detail, list) else [detail]
+    return {path or "non_field_errors": [str(m) for m in messages]} if messages else {}
 
 
 def _validation_body(exc: exceptions.ValidationError) -> dict[str, Any]:

@@ -23,6 +23,18 @@ class CreatedCursorPagination(CursorPagination):
         self._model = queryset.model  # DRF asks for the ordering before it decodes the cursor
         return super().get_ordering(request, queryset, view)
 
+    def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
+        """DRF's `cursor` and `limit`, with the page size's range (a limit outside it is
+        clamped, not refused)."""
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] |= {"minimum": 1, "maximum": self.max_page_size}
+                parameter["description"] = (
+                    f"Page size, 1 to {self.max_page_size} (default {self.page_size})."
+                )
+        return parameters
+
     def decode_cursor(self, request: Request) -> Cursor | None:
         """DRF's, and the cursor's position must be a value of the ordering's field: a forged
         one (`p=garbage`, a NUL) is an invalid cursor (404), not an error in the query."""

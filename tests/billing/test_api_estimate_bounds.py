@@ -35,7 +35,7 @@ def test_a_hundred_rows_are_estimated_and_a_hundred_and_one_are_refused(
     assert (answered.status_code, answered.json()["credits"]) == (200, "100.0000")
     assert refused.status_code == 422
     message = "Ensure this field has no more than 100 elements."
-    fields = {"actions": {"non_field_errors": [message]}}
+    fields = {"actions": [message]}
     assert refused.json() == invalid(fields, f"actions: {message}")
 
 
@@ -53,8 +53,8 @@ def test_a_count_out_of_bounds_is_refused_naming_it(
     response = api_client.post(URL, {"actions": [row(), row(count)]}, format="json")
 
     assert response.status_code == 422
-    fields = {"actions": {"1": {"monthly_count": [message]}}}
-    assert response.json() == invalid(fields, f"actions: {message}")
+    fields = {"actions[1].monthly_count": [message]}
+    assert response.json() == invalid(fields, f"actions[1].monthly_count: {message}")
 
 
 @pytest.mark.parametrize(
@@ -81,8 +81,8 @@ def test_a_model_mix_out_of_bounds_is_refused_naming_it(
     response = api_client.post(URL, {"actions": [row(10, model_mix=mix)]}, format="json")
 
     assert response.status_code == 422
-    fields = {"actions": {"0": {"model_mix": [message]}}}
-    assert response.json() == invalid(fields, f"actions: {message}")
+    fields = {"actions[0].model_mix": [message]}
+    assert response.json() == invalid(fields, f"actions[0].model_mix: {message}")
 
 
 def test_a_total_beyond_what_an_estimate_covers_is_refused(

@@ -65,8 +65,8 @@ def test_an_unknown_event_type_is_refused_naming_the_field(api_client: APIClient
     assert response.json() == {
         "error": {
             "code": "invalid_input",
-            "message": f"event_types: {message}",
-            "fields": {"event_types": {"1": [message]}},
+            "message": f"event_types[1]: {message}",
+            "fields": {"event_types[1]": [message]},
         }
     }
     assert not WebhookEndpoint.objects.exists()

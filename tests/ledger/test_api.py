@@ -200,8 +200,8 @@ def test_ledger_entry_filters(
 @pytest.mark.parametrize(
     ("query", "fields"),
     [
-        ("kind=gift", {"kind": {"0": ['"gift" is not a valid choice.']}}),
-        ("kind=grant,bogus", {"kind": {"1": ['"bogus" is not a valid choice.']}}),
+        ("kind=gift", {"kind[0]": ['"gift" is not a valid choice.']}),
+        ("kind=grant,bogus", {"kind[1]": ['"bogus" is not a valid choice.']}),
         (
             "since=yesterday",
             {
