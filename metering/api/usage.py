@@ -33,6 +33,7 @@ from tenants.api.base import TenantApiView
 from tenants.api.errors import error_body
 from tenants.api.fields import BIGINT_MAX
 from tenants.api.pagination import CreatedCursorPagination
+from tenants.api.parsers import ItemCheckedJSONParser
 from tenants.exceptions import CreditlineError
 
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -179,6 +180,10 @@ class UsageEventCreateApi(TenantApiView):
 
 
 class UsageEventBatchApi(TenantApiView):
+    # Metering checks every string of every event (a NUL, a lone surrogate) and refuses only
+    # that event, in its own result slot.
+    parser_classes = [ItemCheckedJSONParser]
+
     class InputSerializer(serializers.Serializer):
         events = UsageInputSerializer(many=True, help_text=f"At most {BATCH_LIMIT}.")
 

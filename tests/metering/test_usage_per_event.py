@@ -1,5 +1,6 @@
 """A batch answers per event, never a 500; a recorded event replays whatever its age."""
 
+import json
 import logging
 from datetime import timedelta
 from decimal import Decimal
@@ -149,3 +150,30 @@ def test_a_repeat_in_a_batch_of_an_event_outside_the_window_is_refused_like_it(
     assert [r["status"] for r in results] == [422, 422]
     assert results[0] == results[1]
     assert not UsageEvent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "where"),
+    [
+        ("idempotency_key", "k\x001", "idempotency_key"),
+        ("labels", {"team": "a\x00b"}, "labels"),
+        ("labels", {"bad\ud800key": "x"}, "labels"),
+    ],
+)
+def test_a_nul_or_a_lone_surrogate_in_one_event_of_a_batch_spoils_only_its_slot(
+    api_client: APIClient, funded: Tenant, field: str, value: Any, where: str
+) -> None:
+    events = [event_json(idempotency_key=f"k{i}") for i in range(3)]
+    events[1][field] = value
+    # As JSON carries them: \u0000 and \ud800 escapes.
+    body = json.dumps({"events": events})
+
+    response = api_client.post(BATCH_URL, body, content_type="application/json")
+
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [201, 422, 201]
+    assert results[1]["body"]["error"]["code"] == "invalid_input"
+    assert list(results[1]["body"]["error"]["fields"]) == [where]
+    assert sorted(UsageEvent.objects.values_list("idempotency_key", flat=True)) == ["k0", "k2"]
+    assert available_get(tenant=funded) == Decimal("9998.0000")
