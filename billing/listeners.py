@@ -6,8 +6,8 @@ later is an outbox row in that same transaction (tenants/outbox.py):
 - A debit (or hold) costs no read: the ledger announces the account's watch level with it
   (the highest armed alert level or the auto top-up threshold, which billing's evaluation
   sets through ledger.services.credit_account_update); an evaluation is enqueued only when
-  `available_after` fell under it or to zero (or no level is set yet). Most debits enqueue
-  nothing. Grants, refunds and releases always enqueue (they are rare, and they re-arm alerts
+  the debit crossed it or zero, from at or above to below (or no level is set yet). Most
+  debits enqueue nothing, and an overdraft does not enqueue one per debit. Grants, refunds and releases always enqueue (they are rare, and they re-arm alerts
   and move the levels).
 - Domain events are handed to a task that fans them out to the tenant's webhook endpoints,
   once per event (the task claims its outbox message).
@@ -38,8 +38,11 @@ def on_balance_changed(event: BalanceChanged, **_: Any) -> None:
     if event.amount == 0:
         return
     level = event.watch_level
-    crossed_zero = event.available_after <= 0 < event.available_before
-    if level is None or event.available_after < level or crossed_zero:
+    # A crossing, not a level: a balance that stays under the level (the evaluation already
+    # looked, or is queued to) or runs on into an overdraft wakes nothing per debit.
+    crossed_level = level is not None and event.available_before >= level > event.available_after
+    crossed_zero = event.available_before > 0 >= event.available_after
+    if level is None or crossed_level or crossed_zero:
         outbox_enqueue(balance_evaluate_task, {"tenant_id": event.tenant_id})
 
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from tenants.cache import config_stamp_bump
 from tenants.models import ApiKey, Membership, OutboxMessage, Tenant
-from tenants.outbox import outbox_relay_due
+from tenants.outbox import MAX_ATTEMPTS, outbox_relay_due
 from tenants.services import api_key_create, api_key_revoke, tenant_reactivate, tenant_suspend
 
 
@@ -94,22 +94,34 @@ class _OutboxState(admin.SimpleListFilter):
     parameter_name = "state"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("waiting", "waiting for the broker"), ("sent", "sent")]
+        return [("waiting", "waiting to run"), ("given_up", "given up"), ("handled", "handled")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        waiting = queryset.filter(handled_at__isnull=True)
         if self.value() == "waiting":
-            return queryset.filter(sent_at__isnull=True)
-        if self.value() == "sent":
-            return queryset.filter(sent_at__isnull=False)
+            return waiting.filter(attempts__lt=MAX_ATTEMPTS)
+        if self.value() == "given_up":
+            return waiting.filter(attempts__gte=MAX_ATTEMPTS)
+        if self.value() == "handled":
+            return queryset.filter(handled_at__isnull=False)
         return queryset
 
 
 @admin.register(OutboxMessage)
 class OutboxMessageAdmin(admin.ModelAdmin):
-    """Side effects waiting for the broker (tenants/outbox.py): a growing "waiting" list means
-    the broker or the beat is down. Read-only; "send now" runs the relay's sweep at once."""
+    """Side effects not run yet (tenants/outbox.py): a growing "waiting" list means the broker,
+    the workers or the beat are down; "given up" ones failed every time. Read-only; "send now"
+    sends the selected ones again at once (a given-up one gets its attempts back)."""
 
-    list_display = ["id", "task", "created_at", "attempts", "next_attempt_at", "sent_at"]
+    list_display = [
+        "id",
+        "task",
+        "created_at",
+        "attempts",
+        "next_attempt_at",
+        "sent_at",
+        "handled_at",
+    ]
     list_filter = [_OutboxState, "task"]
     readonly_fields = [
         "task",
@@ -129,9 +141,12 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a waiting message is a side effect someone is owed
+
     @admin.action(description="Send what is waiting now")
     def send_now(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
         now = timezone.now()
-        queryset.filter(sent_at__isnull=True).update(next_attempt_at=now)
+        queryset.filter(handled_at__isnull=True).update(next_attempt_at=now, attempts=0)
         sent = outbox_relay_due(now=now)
         self.message_user(request, f"Handed {sent} message(s) to the broker.", messages.SUCCESS)

@@ -13,6 +13,10 @@ class Tenant(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=63, unique=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    # From this moment new workflow runs are refused (402 `subscription_past_due`): billing
+    # sets it when a subscription invoice fails (to the end of the vendor's grace days) and
+    # clears it when the invoice is paid. Here, so metering reads it without asking billing.
+    runs_refused_from = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -125,10 +129,11 @@ class ConfigStamp(models.Model):
 
 
 class OutboxMessage(models.Model):
-    """A side effect of a committed change, waiting to be handed to the broker (tenants/outbox.py).
+    """A side effect of a committed change, until a worker has run it (tenants/outbox.py).
 
-    Written in the change's transaction; `sent_at` is set once the broker took it, `handled_at`
-    by a `once` receiver in the transaction of its effect.
+    Written in the change's transaction; `sent_at` is when the broker first took it,
+    `handled_at` when its task ran to the end (a `once` task sets it in the transaction of its
+    effect). Not handled after MAX_ATTEMPTS sends: given up, listed in the admin.
     """
 
     task = models.CharField(max_length=200)
@@ -142,14 +147,17 @@ class OutboxMessage(models.Model):
 
     class Meta:
         indexes = [
-            # The sweep's read: what is still waiting, oldest first.
+            # The sweep's read: what is not handled yet, by when it is due.
             models.Index(
                 fields=["next_attempt_at"],
-                name="outbox_waiting_idx",
-                condition=Q(sent_at__isnull=True),
+                name="outbox_unhandled_idx",
+                condition=Q(handled_at__isnull=True),
             ),
+            # The sweep's purge of old handled messages.
             models.Index(
-                fields=["sent_at"], name="outbox_sent_idx", condition=Q(sent_at__isnull=False)
+                fields=["handled_at"],
+                name="outbox_handled_idx",
+                condition=Q(handled_at__isnull=False),
             ),
         ]
 

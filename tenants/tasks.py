@@ -20,3 +20,11 @@ def outbox_relay_due_task() -> int:
     from tenants.outbox import outbox_relay_due
 
     return outbox_relay_due()
+
+
+@shared_task(name="tenants.outbox_run")
+def outbox_run_task(message_id: int) -> None:
+    """Runs one outbox message's task and marks it handled (tenants/outbox.py)."""
+    from tenants.outbox import outbox_run
+
+    outbox_run(message_id)

@@ -10,6 +10,7 @@ fail the same way). The vendor sees both in the admin (StripeEvent, filtered by 
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +50,9 @@ def _clean(value: Any, depth: int = 0) -> Any:
         return {_clean_text(k): _clean(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
         return [_clean(v, depth + 1) for v in value]
-    if isinstance(value, float) and value != value:  # NaN: not JSON, not jsonb
+    if isinstance(value, float) and not math.isfinite(value):
+        # NaN, or a number too large for a double (1e400 parses to infinity): jsonb holds
+        # neither, and Stripe never sends one; stored as null.
         return None
     return value
 

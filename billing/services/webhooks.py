@@ -160,7 +160,10 @@ def webhook_attempt(*, delivery_id: int) -> WebhookDelivery | None:
     due. Runs outside any transaction (the HTTP call must not hold locks)."""
     now = timezone.now()
     claimed = WebhookDelivery.objects.filter(
-        pk=delivery_id, status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now
+        pk=delivery_id,
+        status=WebhookDelivery.Status.PENDING,
+        next_attempt_at__lte=now,
+        endpoint__deleted_at__isnull=True,  # a deleted endpoint is never sent to again
     ).update(next_attempt_at=now + LEASE)
     if not claimed:
         return None
@@ -200,7 +203,16 @@ def _record(
             delivery.status = WebhookDelivery.Status.FAILED
         else:
             delivery.next_attempt_at = now + RETRY_DELAYS[delivery.attempts - 1]
-        delivery.save(update_fields=["attempts", "status", "delivered_at", "next_attempt_at"])
+        # Only while still pending: deleting the endpoint during the attempt gave it up, and
+        # the attempt is logged without bringing it back.
+        WebhookDelivery.objects.filter(
+            pk=delivery.pk, status=WebhookDelivery.Status.PENDING
+        ).update(
+            attempts=delivery.attempts,
+            status=delivery.status,
+            delivered_at=delivery.delivered_at,
+            next_attempt_at=delivery.next_attempt_at,
+        )
     return delivery
 
 

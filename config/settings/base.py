@@ -151,6 +151,9 @@ STORAGES = {
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="billing@creditline.localhost")
+# Seconds an SMTP connection may hang: an alert e-mail is sent inside the transaction that
+# claims its outbox message, which must not stay open behind a mail server that is away.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.api.auth.ApiKeyAuthentication"],

@@ -203,6 +203,9 @@ class UsageEventBatchApi(TenantApiView):
         raw = request.data.get("events") if isinstance(request.data, dict) else None
         if not isinstance(raw, list):
             raise InvalidUsage("events", "Must be a list of events.")
+        unknown = sorted(set(request.data) - {"events"})
+        if unknown:
+            raise InvalidUsage(unknown[0], "Unknown field: a batch has only `events`.")
         if len(raw) > BATCH_LIMIT:
             raise BatchTooLarge(limit=BATCH_LIMIT, received=len(raw))
         parsed: list[UsageInput] = []

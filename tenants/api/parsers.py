@@ -109,8 +109,14 @@ class JSONParser(parsers.BaseParser):
             data = json.loads(text, parse_constant=strict_constant)
         except RecursionError:
             raise self._too_deep_error() from None
-        except (ValueError, LookupError) as exc:
-            raise exceptions.ParseError(f"JSON parse error - {exc}") from None
+        except json.JSONDecodeError as exc:
+            raise exceptions.ParseError(
+                f"The body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+            ) from None
+        except (ValueError, LookupError):
+            # Not JSON's own complaint (a number too long to read, an unknown charset): no
+            # internals in the answer.
+            raise exceptions.ParseError("The body is not valid JSON.") from None
         # Cheap counts first: a body with fewer brackets than MAX_DEPTH cannot be too deep.
         if text.count("[") + text.count("{") > MAX_DEPTH and _too_deep(data):
             raise self._too_deep_error()

@@ -12,8 +12,13 @@ from billing.models import AlertState, WebhookDelivery
 from billing.services import webhook_endpoint_create
 from ledger.models import CreditBucket
 from ledger.selectors import credit_account_get
-from ledger.services import ledger_debit, ledger_expire_due, ledger_grant
-from tenants.models import Tenant
+from ledger.services import (
+    credit_account_update,
+    ledger_debit,
+    ledger_expire_due,
+    ledger_grant,
+)
+from tenants.models import OutboxMessage, Tenant
 from tests.billing.conftest import grant
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -148,3 +153,27 @@ def test_expired_credits_are_announced(tenant: Tenant, owner: object) -> None:
         clock.shift(timedelta(days=2))
         assert ledger_expire_due() == 1
     assert "40.0000 credits expired" in subjects()
+
+
+def test_debits_under_the_watch_level_and_into_an_overdraft_write_one_outbox_row_per_crossing(
+    tenant: Tenant, owner: object
+) -> None:
+    credit_account_update(tenant=tenant, overdraft_limit=Decimal(500))
+    grant(tenant, 1000, "promo")  # watch level 200 (20% armed)
+    evaluations = OutboxMessage.objects.filter(task="billing.balance_evaluate")
+    before = evaluations.count()
+
+    spend(tenant, "700", "d1")  # 300: above 200, nothing
+    spend(tenant, "150", "d2")  # 150: crossed 200
+    spend(tenant, "10", "d3")  # 140: still under 200, not a crossing (the level is now 100)
+    spend(tenant, "100", "d4")  # 40: crossed 100
+    spend(tenant, "40", "d5")  # 0: exhausted
+    for n in range(10):
+        spend(tenant, "5", f"od{n}")  # -5 ... -50: in the overdraft, one crossing of 0 at most
+
+    assert evaluations.count() - before == 4
+    assert subjects() == [
+        "Under 20% of your credits left",
+        "Under 10% of your credits left",
+        "Your credits are used up",
+    ]

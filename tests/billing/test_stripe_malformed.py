@@ -313,3 +313,15 @@ def test_the_vendor_sees_malformed_events_and_their_errors_in_the_admin(top_up: 
     )
     assert detail.status_code == 200
     assert "Malformed: data.object.amount is a string, not an integer." in detail.content.decode()
+
+
+def test_a_number_too_large_for_a_double_is_stored_as_null_not_a_500(
+    tenant: Tenant, top_up: TopUp
+) -> None:
+    body = event("customer.updated", {"object": {"id": "cus_1", "balance": 1}}, "evt_big")
+    body = body.replace('"balance": 1', '"balance": 1e400')  # parses to infinity
+
+    assert deliver(body) == (200, {"received": True, "event": "evt_big", "duplicate": False})
+
+    stored = StripeEvent.objects.get()
+    assert stored.payload["data"]["object"]["balance"] is None

@@ -10,8 +10,8 @@ import pytest
 from django.db import transaction
 from rest_framework.test import APIClient
 
-from billing.models import WebhookDelivery, WebhookEndpoint
-from billing.services import webhook_endpoint_create
+from billing.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from billing.services import webhook_endpoint_create, webhooks
 from billing.services.webhook_targets import WEBHOOK_EVENT_TYPES
 from tenants.events import publish
 from tenants.models import Tenant
@@ -150,6 +150,30 @@ def test_a_deleted_endpoint_gets_nothing_more(tenant: Tenant, api_client: APICli
     with transaction.atomic():
         publish(tenant_id=tenant.pk, type="balance.low", data={})
     assert WebhookDelivery.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_endpoint_deleted_during_an_attempt_is_not_sent_to_again(
+    tenant: Tenant, api_client: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint = webhook_endpoint_create(tenant=tenant, url="http://127.0.0.1:9/hooks")
+
+    def post_while_deleted(url: str, body: bytes, headers: dict[str, str]) -> tuple[None, str]:
+        # The tenant deletes the endpoint while the attempt is on the wire; it then fails.
+        assert api_client.delete(f"{URL}/{endpoint.pk}").status_code == 204
+        return None, "ConnectionRefusedError"
+
+    monkeypatch.setattr(webhooks, "_post", post_while_deleted)
+    with transaction.atomic():
+        publish(tenant_id=tenant.pk, type="balance.low", data={})
+
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("failed", 0)  # the attempt did not revive it
+    assert WebhookAttempt.objects.filter(delivery=delivery).count() == 1  # but it is logged
+    delivery.next_attempt_at = delivery.created_at
+    delivery.status = "pending"  # even a delivery left pending by a race is not claimed
+    delivery.save()
+    assert webhooks.webhook_attempt(delivery_id=delivery.pk) is None
 
 
 @pytest.mark.parametrize(

@@ -177,3 +177,17 @@ def test_a_nul_or_a_lone_surrogate_in_one_event_of_a_batch_spoils_only_its_slot(
     assert list(results[1]["body"]["error"]["fields"]) == [where]
     assert sorted(UsageEvent.objects.values_list("idempotency_key", flat=True)) == ["k0", "k2"]
     assert available_get(tenant=funded) == Decimal("9998.0000")
+
+
+def test_a_batch_with_a_field_besides_events_is_refused_whole(
+    api_client: APIClient, funded: Tenant
+) -> None:
+    body = {"events": [event_json(idempotency_key="k1")], "dry_run": True}
+
+    response = api_client.post(BATCH_URL, body, format="json")
+
+    assert response.status_code == 422
+    assert response.json()["error"]["fields"] == {
+        "dry_run": ["Unknown field: a batch has only `events`."]
+    }
+    assert UsageEvent.objects.count() == 0

@@ -130,7 +130,7 @@ def test_malformed_json_is_400(api_client: APIClient) -> None:
         {
             "error": {
                 "code": "malformed_json",
-                "message": "JSON parse error - Expecting value: line 1 column 10 (char 9)",
+                "message": "The body is not valid JSON: Expecting value (line 1, column 10).",
             }
         },
     )

@@ -2,11 +2,12 @@
 with its change, is sent at least once, and a once-receiver makes its effect once."""
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from celery import shared_task
 from django.core import mail
 from django.db import connection, transaction
 from django.utils import timezone
@@ -14,10 +15,11 @@ from django.utils import timezone
 from billing.models import WebhookDelivery
 from billing.services import webhook_endpoint_create
 from billing.tasks import alert_email_send_task, webhook_fanout_task
+from config.celery_app import app
 from ledger.tasks import verify
 from tenants.leases import lease
 from tenants.models import Lease, OutboxMessage, Tenant
-from tenants.outbox import outbox_enqueue, outbox_relay_due
+from tenants.outbox import MAX_ATTEMPTS, outbox_enqueue, outbox_relay_due
 from tenants.services import membership_add
 from tenants.tasks import ping
 
@@ -47,26 +49,60 @@ def test_a_committed_change_hands_its_side_effect_over_and_marks_it_sent() -> No
     assert outbox_relay_due(now=timezone.now() + timedelta(hours=1)) == 0  # nothing left
 
 
-def test_the_sweep_backs_off_a_message_the_broker_refuses(settings: Any) -> None:
-    now = timezone.now()
-    OutboxMessage.objects.create(
-        task="no.such.task", kwargs={}, created_at=now, next_attempt_at=now
-    )
-    settings.CELERY_TASK_EAGER_PROPAGATES = False
-    from config.celery_app import app
+FLAKY = {"calls": 0, "fail": 0}
 
+
+@shared_task(name="tests.flaky")
+def flaky_task() -> None:
+    """Fails as many times as FLAKY["fail"] says, then succeeds."""
+    FLAKY["calls"] += 1
+    if FLAKY["calls"] <= FLAKY["fail"]:
+        raise ConnectionError("the mail server is away")
+
+
+@pytest.fixture
+def failures_swallowed() -> Iterator[None]:
+    """As in a worker: a task's error is logged, not raised into the code that sent it."""
     app.conf.task_eager_propagates = False
-    try:
-        assert outbox_relay_due(now=now) == 0
-        assert outbox_relay_due(now=now) == 0  # not due again yet
-    finally:
-        app.conf.task_eager_propagates = True
-    message = OutboxMessage.objects.get()
-    assert (message.attempts, message.next_attempt_at, message.sent_at) == (
-        1,
-        now + timedelta(minutes=2),
-        None,
-    )
+    FLAKY.update(calls=0, fail=0)
+    yield
+    app.conf.task_eager_propagates = True
+
+
+@pytest.mark.usefixtures("failures_swallowed")
+def test_a_task_that_fails_is_run_again_by_the_sweep_until_it_succeeds() -> None:
+    FLAKY["fail"] = 2
+    with transaction.atomic():
+        message = outbox_enqueue(flaky_task, {})
+    message.refresh_from_db()
+    assert (FLAKY["calls"], message.attempts, message.handled_at) == (1, 0, None)
+
+    now = message.next_attempt_at
+    assert outbox_relay_due(now=now - timedelta(seconds=1)) == 0  # not due yet
+    assert outbox_relay_due(now=now) == 1  # fails again
+    message.refresh_from_db()
+    assert (FLAKY["calls"], message.attempts, message.handled_at) == (2, 1, None)
+    assert message.next_attempt_at == now + timedelta(minutes=4)  # backing off
+
+    assert outbox_relay_due(now=message.next_attempt_at) == 1  # and now it runs to the end
+    message.refresh_from_db()
+    assert (FLAKY["calls"], message.attempts) == (3, 2)
+    assert message.handled_at is not None
+    assert outbox_relay_due(now=now + timedelta(days=1)) == 0  # done
+
+
+@pytest.mark.usefixtures("failures_swallowed")
+def test_a_task_that_always_fails_is_given_up_after_max_attempts() -> None:
+    FLAKY["fail"] = 1000
+    with transaction.atomic():
+        message = outbox_enqueue(flaky_task, {})
+    later = timezone.now() + timedelta(days=30)
+
+    sends = sum(outbox_relay_due(now=later + timedelta(days=n)) for n in range(MAX_ATTEMPTS + 3))
+
+    message.refresh_from_db()
+    assert (sends, message.attempts, message.handled_at) == (MAX_ATTEMPTS, MAX_ATTEMPTS, None)
+    assert FLAKY["calls"] == 1 + MAX_ATTEMPTS
 
 
 def _twice_at_once(run: Callable[[], object]) -> None:
