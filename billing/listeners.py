@@ -7,8 +7,8 @@ later is an outbox row in that same transaction (tenants/outbox.py):
   (the highest armed alert level or the auto top-up threshold, which billing's evaluation
   sets through ledger.services.credit_account_update); an evaluation is enqueued only when
   the debit crossed it or zero, from at or above to below (or no level is set yet). Most
-  debits enqueue nothing, and an overdraft does not enqueue one per debit. Grants, refunds and releases always enqueue (they are rare, and they re-arm alerts
-  and move the levels).
+  debits enqueue nothing, and an overdraft does not enqueue one per debit. Grants, refunds
+  and releases always enqueue (they are rare, and they re-arm alerts and move the levels).
 - Domain events are handed to a task that fans them out to the tenant's webhook endpoints,
   once per event (the task claims its outbox message).
 """
