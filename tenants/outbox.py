@@ -122,7 +122,7 @@ def _relay(messages: Iterable[OutboxMessage]) -> int:
     for message in messages:
         try:
             # retry=False: a request must not wait on a broker that is down; the sweep retries.
-            task_by_name(RUN_TASK).apply_async(args=[message.pk], retry=False)
+            task_by_name(RUN_TASK).apply_async(args=(message.pk,), retry=False)
         except Exception:
             if current_app.conf.task_always_eager and current_app.conf.task_eager_propagates:
                 raise

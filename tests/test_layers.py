@@ -30,7 +30,7 @@ def _imported_apps(path: Path) -> set[str]:
 
 
 def _violations() -> list[str]:
-    found = []
+    found: list[str] = []
     for app in APPS:
         for path in sorted((ROOT / app).rglob("*.py")) if (ROOT / app).is_dir() else []:
             wrong = _imported_apps(path) - ALLOWED[app] - {app}
