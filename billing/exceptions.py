@@ -43,6 +43,30 @@ class GatewayError(CreditlineError):
     message = "The payment gateway could not be reached; nothing was charged."
 
 
+class TopUpIdempotencyConflict(CreditlineError):
+    status_code = 409
+    code = "idempotency_conflict"
+    message = "This Idempotency-Key was used for a different top-up."
+
+
+class CurrencyNotOffered(CreditlineError):
+    status_code = 422
+    code = "currency_not_offered"
+    message = "Packs are sold in the tenant's billing currency only."
+
+
+class PaymentMethodNotFound(CreditlineError):
+    status_code = 404
+    code = "payment_method_not_found"
+    message = "No card is saved."
+
+
+class PaymentMethodInUse(CreditlineError):
+    status_code = 409
+    code = "payment_method_in_use"
+    message = "Auto top-up charges this card: turn auto top-up off before removing it."
+
+
 class InvalidWebhookUrl(CreditlineError):
     status_code = 422
     code = "invalid_webhook_url"

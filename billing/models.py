@@ -110,6 +110,11 @@ class BillingCustomer(TenantOwnedModel):
     gateway = models.CharField(max_length=16)
     customer_id = models.CharField(max_length=255)
     payment_method_id = models.CharField(max_length=255, blank=True)
+    # What the customer is shown of the saved card (never the gateway's id).
+    card_brand = models.CharField(max_length=32, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
+    card_exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
+    card_exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -126,6 +131,9 @@ class TopUp(TenantOwnedModel):
         PENDING = "pending", "Pending"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
+        # The checkout session ran out unpaid, or the customer cancelled it.
+        EXPIRED = "expired", "Expired"
+        CANCELED = "canceled", "Canceled"
 
     pack = models.ForeignKey(CreditPack, on_delete=models.PROTECT, related_name="+")
     credits = credits_field()
@@ -140,8 +148,16 @@ class TopUp(TenantOwnedModel):
     checkout_url = models.URLField(max_length=2000, blank=True)
     # Sent with every gateway call for this top-up, so a retried call never charges twice.
     idempotency_key = models.CharField(max_length=255)
+    # The client's Idempotency-Key header (POST /api/v1/top-ups) and what it asked for, so a
+    # replay returns this top-up and another body under the same key is refused.
+    request_key = models.CharField(max_length=255, blank=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True)
     auto = models.BooleanField(default=False)
     failure_reason = models.TextField(blank=True)
+    # When the gateway's checkout session stops taking payment (then the top-up is expired).
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # The gateway's receipt (Stripe's receipt_url); the fake gateway's is the portal's page.
+    receipt_url = models.URLField(max_length=2000, blank=True)
     created_at = models.DateTimeField()
     completed_at = models.DateTimeField(null=True, blank=True)
 
@@ -149,6 +165,11 @@ class TopUp(TenantOwnedModel):
         constraints = [
             models.UniqueConstraint(
                 fields=["tenant", "idempotency_key"], name="topup_tenant_key_uniq"
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "request_key"],
+                condition=~Q(request_key=""),
+                name="topup_tenant_request_key_uniq",
             ),
             models.UniqueConstraint(
                 fields=["tenant", "gateway", "gateway_reference"],
@@ -174,6 +195,10 @@ class TopUp(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"top-up {self.pk} ({self.credits} credits, {self.status})"
+
+    @property
+    def receipt_number(self) -> str:
+        return f"CL-{self.tenant_id}-{self.pk:06d}"
 
 
 class AutoTopUpPolicy(TenantOwnedModel):

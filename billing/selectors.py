@@ -3,6 +3,7 @@
 from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import Q, QuerySet, Sum
 
 from billing.exceptions import PackNotFound, PlanNotFound
@@ -38,15 +39,34 @@ def plan_list() -> QuerySet[Plan]:
     return Plan.objects.filter(active=True).order_by("price_minor", "included_credits", "slug")
 
 
-def pack_get(*, slug: str) -> CreditPack:
-    pack = CreditPack.objects.filter(slug=slug, active=True).first()
+def pack_get(*, slug: str, currency: str | None = None) -> CreditPack:
+    """An active pack (sold in `currency`, when given); PackNotFound names the `pack` field."""
+    packs = CreditPack.objects.filter(slug=slug, active=True)
+    if currency is not None:
+        packs = packs.filter(currency=currency)
+    pack = packs.first()
     if pack is None:
-        raise PackNotFound(f"No active credit pack has the slug '{slug}'.", pack=slug)
+        in_currency = f" in {currency}" if currency is not None else ""
+        raise PackNotFound(
+            f"No active credit pack{in_currency} has the slug '{slug}'.", pack=slug, field="pack"
+        )
     return pack
 
 
-def pack_list() -> QuerySet[CreditPack]:
-    return CreditPack.objects.filter(active=True).order_by("price_minor", "slug")
+def pack_list(*, currency: str | None = None) -> QuerySet[CreditPack]:
+    packs = CreditPack.objects.filter(active=True)
+    if currency is not None:
+        packs = packs.filter(currency=currency)
+    return packs.order_by("price_minor", "slug")
+
+
+def billing_currency_get(*, tenant: Tenant) -> str:
+    """The one currency the tenant is billed in: its subscription plan's, else the vendor's
+    default (settings.BILLING_DEFAULT_CURRENCY)."""
+    subscription = subscription_get_active(tenant=tenant)
+    if subscription is not None:
+        return subscription.plan.currency
+    return str(getattr(settings, "BILLING_DEFAULT_CURRENCY", "USD")).upper()
 
 
 def subscription_get_active(*, tenant: Tenant) -> Subscription | None:

@@ -11,33 +11,23 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from billing.exceptions import GatewayError, NoPaymentMethod, TopUpNotPending
+from billing.exceptions import GatewayError, NoPaymentMethod, PackNotFound, TopUpNotPending
 from billing.forms import AutoTopUpForm
-from billing.gateways import gateway_get
 from billing.models import TopUp
 from billing.money import money_from_minor
 from billing.selectors import (
     auto_topup_policy_get,
+    billing_currency_get,
     billing_customer_get,
     billing_role_held,
-    pack_get,
     pack_list,
     subscription_get_active,
     topup_list,
 )
-from billing.services import (
-    auto_topup_policy_update,
-    billing_customer_save,
-    fake_checkout_confirm,
-    topup_checkout_start,
-    topup_create,
-    topup_fail,
-)
+from billing.services import auto_topup_policy_update, fake_checkout_confirm, topup_purchase
 from ledger.selectors import balance_get, bucket_list
 from tenants.models import Tenant
 from tenants.selectors import tenant_list_for_user
-
-FAKE_PAYMENT_METHOD = "pm_fake_visa"
 
 
 def _tenant(request: HttpRequest, *, billing: bool = False) -> Tenant:
@@ -62,7 +52,7 @@ def balance_page(request: HttpRequest) -> HttpResponse:
         "balance": balance_get(tenant=tenant),
         # Every live bucket: the balance itself carries only the first page of them.
         "buckets": bucket_list(tenant=tenant),
-        "packs": pack_list(),
+        "packs": pack_list(currency=billing_currency_get(tenant=tenant)),
         "top_ups": topup_list(tenant=tenant).order_by("-created_at")[:10],
         "subscription": subscription_get_active(tenant=tenant),
         "policy": auto_topup_policy_get(tenant=tenant),
@@ -74,18 +64,16 @@ def balance_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 def topup_buy(request: HttpRequest) -> HttpResponse:
     tenant = _tenant(request, billing=True)
-    pack = pack_get(slug=request.POST.get("pack", ""))
-    top_up = topup_create(tenant=tenant, pack=pack)
-    base = request.build_absolute_uri("/billing/")
     try:
-        top_up = topup_checkout_start(
-            top_up=top_up, success_url=f"{base}?top_up={top_up.pk}", cancel_url=base
+        purchase = topup_purchase(
+            tenant=tenant,
+            pack_slug=request.POST.get("pack", ""),
+            return_url=request.build_absolute_uri("/billing/"),
         )
-    except GatewayError as exc:
-        topup_fail(top_up=top_up, reason=exc.message)
+    except (GatewayError, PackNotFound) as exc:
         messages.error(request, exc.message)
         return redirect("billing:balance")
-    return redirect(top_up.checkout_url)
+    return redirect(purchase.top_up.checkout_url)
 
 
 @login_required
@@ -144,30 +132,8 @@ def auto_topup_page(request: HttpRequest) -> HttpResponse:
         "form": form,
         "policy": policy,
         "customer": billing_customer_get(tenant_id=tenant.pk),
+        "card_saved": request.GET.get("card") == "saved",
         "gateway": settings.BILLING_GATEWAY,
         "attempts": topup_list(tenant=tenant).filter(auto=True).order_by("-created_at")[:5],
     }
     return render(request, "billing/auto_topup.html", context)
-
-
-@login_required
-@require_POST
-def payment_method_save(request: HttpRequest) -> HttpResponse:
-    """Fake gateway: save a test card. Stripe needs Stripe.js and a SetupIntent (the full
-    portal's job); the setup_intent.succeeded webhook then records the card."""
-    tenant = _tenant(request, billing=True)
-    gateway = gateway_get()
-    if gateway.name != "fake":
-        messages.error(request, "Saving a card with Stripe needs the full portal (Stripe.js).")
-        return redirect("billing:auto-top-up")
-    customer_id = gateway.customer_create(
-        tenant_id=tenant.pk, name=tenant.name, idempotency_key=f"customer:{tenant.pk}"
-    )
-    billing_customer_save(
-        tenant=tenant,
-        gateway=gateway.name,
-        customer_id=customer_id,
-        payment_method_id=FAKE_PAYMENT_METHOD,
-    )
-    messages.success(request, "Test card saved.")
-    return redirect("billing:auto-top-up")

@@ -1,17 +1,27 @@
 from django.urls import path
 
+from billing.api.purchases import (
+    CreditPacksApi,
+    PaymentMethodApi,
+    TopUpCancelApi,
+    TopUpDetailApi,
+    TopUpsApi,
+)
 from billing.api.views import (
     AlertSettingsApi,
     AutoTopUpApi,
     EstimateCreateApi,
     StripeWebhookApi,
-    TopUpsApi,
     WebhookEndpointDetailApi,
     WebhookEndpointsApi,
 )
 
 urlpatterns = [
+    path("credit-packs", CreditPacksApi.as_view(), name="credit-packs"),
     path("top-ups", TopUpsApi.as_view(), name="top-ups"),
+    path("top-ups/<int:top_up_id>", TopUpDetailApi.as_view(), name="top-up-detail"),
+    path("top-ups/<int:top_up_id>/cancel", TopUpCancelApi.as_view(), name="top-up-cancel"),
+    path("payment-method", PaymentMethodApi.as_view(), name="payment-method"),
     path("auto-top-up", AutoTopUpApi.as_view(), name="auto-top-up"),
     path("alert-settings", AlertSettingsApi.as_view(), name="alert-settings"),
     path("webhook-endpoints", WebhookEndpointsApi.as_view(), name="webhook-endpoints"),

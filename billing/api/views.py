@@ -8,7 +8,6 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
@@ -24,15 +23,11 @@ from billing.estimates import (
     EstimateRow,
     estimate,
 )
-from billing.exceptions import GatewayError
-from billing.models import AutoTopUpPolicy, TopUp, WebhookEndpoint
+from billing.models import AutoTopUpPolicy, WebhookEndpoint
 from billing.selectors import auto_topup_policy_get, pack_get, topup_list
 from billing.services import (
     auto_topup_policy_update,
     stripe_event_receive,
-    topup_checkout_start,
-    topup_create,
-    topup_fail,
     webhook_endpoint_create,
     webhook_endpoint_delete,
 )
@@ -50,68 +45,6 @@ SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
 
 def credits(**kwargs: Any) -> serializers.DecimalField:
     return serializers.DecimalField(max_digits=18, decimal_places=4, **kwargs)
-
-
-@extend_schema_serializer(component_name="TopUp")
-class TopUpSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    pack = serializers.CharField(source="pack.slug")
-    credits = credits()
-    amount_minor = serializers.IntegerField()
-    currency = serializers.CharField()
-    status = serializers.CharField()
-    gateway = serializers.CharField()
-    auto = serializers.BooleanField()
-    checkout_url = serializers.SerializerMethodField()
-    failure_reason = serializers.CharField()
-    created_at = serializers.DateTimeField()
-    completed_at = serializers.DateTimeField(allow_null=True)
-
-    def get_checkout_url(self, obj: TopUp) -> str | None:
-        if obj.status != TopUp.Status.PENDING or not obj.checkout_url:
-            return None
-        if obj.checkout_url.startswith("/"):
-            return settings.CREDITLINE_PUBLIC_URL.rstrip("/") + obj.checkout_url
-        return obj.checkout_url
-
-
-class TopUpsApi(TenantApiView):
-    # Beyond the errors every operation lists (tenants/api/schema.py).
-    error_statuses = {"POST": {502: "The payment gateway failed (`payment_gateway_error`)."}}
-
-    required_scope = ApiKey.Scope.BILLING
-
-    @extend_schema_serializer(component_name="TopUpCreateInput")
-    class InputSerializer(serializers.Serializer):
-        pack = serializers.SlugField()
-
-    @extend_schema(
-        request=InputSerializer,
-        responses={201: TopUpSerializer},
-        summary="Buy a credit pack: a pending top-up and the page that takes the payment",
-    )
-    def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        pack = pack_get(slug=data.validated_data["pack"])
-        top_up = topup_create(tenant=self.tenant, pack=pack)
-        base = settings.CREDITLINE_PUBLIC_URL.rstrip("/")
-        try:
-            top_up = topup_checkout_start(
-                top_up=top_up,
-                success_url=f"{base}/billing/?top_up={top_up.pk}",
-                cancel_url=f"{base}/billing/",
-            )
-        except GatewayError as exc:
-            topup_fail(top_up=top_up, reason=exc.message)
-            raise
-        return Response(TopUpSerializer(top_up).data, status=status.HTTP_201_CREATED)
-
-    @extend_schema(responses=TopUpSerializer(many=True), summary="Purchases, newest first")
-    def get(self, request: Request) -> Response:
-        paginator = CreatedCursorPagination()
-        page = paginator.paginate_queryset(topup_list(tenant=self.tenant), request, view=self)
-        return paginator.get_paginated_response(TopUpSerializer(page, many=True).data)
 
 
 class AutoTopUpApi(TenantApiView):

@@ -3,6 +3,7 @@
 from django.conf import settings
 
 from billing.gateways.base import (
+    Card,
     Charge,
     CheckoutSession,
     PaymentGateway,
@@ -12,6 +13,7 @@ from billing.gateways.base import (
 from billing.gateways.fake import FakeGateway
 
 __all__ = [
+    "Card",
     "Charge",
     "CheckoutSession",
     "PaymentGateway",

@@ -3,6 +3,7 @@ retried call (a worker crash, a timeout) never creates a second charge."""
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import connection
 
@@ -13,6 +14,18 @@ from billing.models import TopUp
 class CheckoutSession:
     reference: str
     url: str
+    # When the session stops taking payment (Stripe's `expires_at`); None: it does not say.
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Card:
+    """What the customer may see of a saved card: never the gateway's id."""
+
+    brand: str
+    last4: str
+    exp_month: int | None
+    exp_year: int | None
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,39 @@ class PaymentGateway(ABC):
     def checkout_create(
         self, *, top_up: TopUp, success_url: str, cancel_url: str
     ) -> CheckoutSession: ...
+
+    @abstractmethod
+    def checkout_expire(self, *, reference: str, idempotency_key: str) -> None:
+        """Close the checkout session `reference` so it can no longer be paid; raises
+        GatewayError if it cannot (it was paid meanwhile, say)."""
+
+    @abstractmethod
+    def receipt_url(self, *, top_up: TopUp) -> str:
+        """The receipt of the top-up's completed payment ("" if the gateway has none yet)."""
+
+    @abstractmethod
+    def card_setup_create(
+        self,
+        *,
+        tenant_id: int,
+        customer_id: str,
+        success_url: str,
+        cancel_url: str,
+        idempotency_key: str,
+    ) -> CheckoutSession:
+        """A hosted page where the customer saves a card for later off-session charges."""
+
+    @abstractmethod
+    def card_get(self, *, payment_method_id: str) -> Card: ...
+
+    @abstractmethod
+    def card_make_default(
+        self, *, customer_id: str, payment_method_id: str, idempotency_key: str
+    ) -> None:
+        """Make the card the customer's default (Stripe's invoices charge it too)."""
+
+    @abstractmethod
+    def card_detach(self, *, payment_method_id: str, idempotency_key: str) -> None: ...
 
     @abstractmethod
     def customer_create(self, *, tenant_id: int, name: str, idempotency_key: str) -> str: ...

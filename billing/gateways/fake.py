@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from billing.exceptions import GatewayError
 from billing.gateways.base import (
+    Card,
     Charge,
     CheckoutSession,
     PaymentGateway,
@@ -21,6 +22,12 @@ DECLINING_PAYMENT_METHOD = "pm_fake_declined"
 # And this one to leave charges processing (Stripe's asynchronous case): nothing completes
 # until confirmed later, which keeps an auto top-up in flight.
 PROCESSING_PAYMENT_METHOD = "pm_fake_processing"
+# The fake's test cards, as its "server side" describes them (Stripe's test numbers).
+FAKE_CARDS = {
+    "pm_fake_visa": Card(brand="visa", last4="4242", exp_month=12, exp_year=2030),
+    DECLINING_PAYMENT_METHOD: Card(brand="visa", last4="0002", exp_month=12, exp_year=2030),
+    PROCESSING_PAYMENT_METHOD: Card(brand="mastercard", last4="4444", exp_month=6, exp_year=2031),
+}
 
 
 def _reference(prefix: str, idempotency_key: str) -> str:
@@ -67,7 +74,48 @@ class FakeGateway(PaymentGateway):
     ) -> CheckoutSession:
         self.outside_transaction()
         url = reverse("billing:fake-checkout", kwargs={"top_up_id": top_up.pk})
-        return CheckoutSession(reference=_reference("fcs", top_up.idempotency_key), url=url)
+        return CheckoutSession(
+            reference=_reference("fcs", top_up.idempotency_key),
+            url=url,
+            expires_at=top_up.expires_at,
+        )
+
+    def checkout_expire(self, *, reference: str, idempotency_key: str) -> None:
+        self.outside_transaction()
+
+    def receipt_url(self, *, top_up: TopUp) -> str:
+        # The fake has no receipt server: the portal renders the receipt itself.
+        return reverse("billing:topup-receipt", kwargs={"top_up_id": top_up.pk})
+
+    def card_setup_create(
+        self,
+        *,
+        tenant_id: int,
+        customer_id: str,
+        success_url: str,
+        cancel_url: str,
+        idempotency_key: str,
+    ) -> CheckoutSession:
+        self.outside_transaction()
+        reference = _reference("fcs_setup", idempotency_key)
+        return CheckoutSession(
+            reference=reference, url=f"{reverse('billing:fake-card-setup')}?session={reference}"
+        )
+
+    def card_get(self, *, payment_method_id: str) -> Card:
+        self.outside_transaction()
+        card = FAKE_CARDS.get(payment_method_id)
+        if card is None:
+            raise GatewayError(detail=f"No such payment method: {payment_method_id}.")
+        return card
+
+    def card_make_default(
+        self, *, customer_id: str, payment_method_id: str, idempotency_key: str
+    ) -> None:
+        self.outside_transaction()
+
+    def card_detach(self, *, payment_method_id: str, idempotency_key: str) -> None:
+        self.outside_transaction()
 
     def customer_create(self, *, tenant_id: int, name: str, idempotency_key: str) -> str:
         self.outside_transaction()

@@ -1,7 +1,14 @@
-"""Stripe through the official library: Checkout Sessions for portal top-ups, SetupIntents to
-save a card, off-session PaymentIntents for auto top-up. Each top-up's idempotency key goes to
-Stripe with every request made for it."""
+"""Stripe through the official library: Checkout Sessions for portal top-ups, Checkout in
+`setup` mode to save a card, off-session PaymentIntents for auto top-up. Each top-up's
+idempotency key goes to Stripe with every request made for it.
 
+Cards are saved with Checkout in setup mode rather than a SetupIntent and the Payment Element:
+the card form is Stripe's hosted page (no Stripe.js in the portal, the vendor's PCI scope stays
+SAQ A), the flow is the redirect the top-ups already use, an API client gets a URL to hand to
+its user, and 3-D Secure and wallets come with the page. The session's SetupIntent carries the
+tenant in its metadata; its `setup_intent.succeeded` event saves the card."""
+
+from datetime import UTC, datetime
 from typing import Any
 
 import stripe
@@ -9,6 +16,7 @@ from django.conf import settings
 
 from billing.exceptions import GatewayError
 from billing.gateways.base import (
+    Card,
     Charge,
     CheckoutSession,
     PaymentGateway,
@@ -57,6 +65,8 @@ class StripeGateway(PaymentGateway):
             "metadata": self._metadata(top_up),
             "payment_intent_data": {"metadata": self._metadata(top_up)},
         }
+        if top_up.expires_at is not None:
+            params["expires_at"] = int(top_up.expires_at.timestamp())
         try:
             session = self.client.v1.checkout.sessions.create(
                 params=params,  # type: ignore[arg-type]
@@ -64,7 +74,98 @@ class StripeGateway(PaymentGateway):
             )
         except stripe.StripeError as exc:
             raise GatewayError(detail=str(exc.user_message or exc)) from exc
+        stamp = getattr(session, "expires_at", None)
+        expires_at = datetime.fromtimestamp(stamp, tz=UTC) if isinstance(stamp, int) else None
+        return CheckoutSession(reference=session.id, url=session.url or "", expires_at=expires_at)
+
+    def checkout_expire(self, *, reference: str, idempotency_key: str) -> None:
+        self.outside_transaction()
+        try:
+            self.client.v1.checkout.sessions.expire(
+                reference, options={"idempotency_key": idempotency_key}
+            )
+        except stripe.StripeError as exc:
+            raise GatewayError(detail=str(exc.user_message or exc)) from exc
+
+    def receipt_url(self, *, top_up: TopUp) -> str:
+        self.outside_transaction()
+        if not top_up.payment_reference.startswith("pi_"):
+            return ""
+        try:
+            intent = self.client.v1.payment_intents.retrieve(
+                top_up.payment_reference, params={"expand": ["latest_charge"]}
+            )
+        except stripe.StripeError as exc:
+            raise GatewayError(detail=str(exc.user_message or exc)) from exc
+        charge = intent.latest_charge
+        if charge is None or isinstance(charge, str):
+            return ""
+        return charge.receipt_url or ""
+
+    def card_setup_create(
+        self,
+        *,
+        tenant_id: int,
+        customer_id: str,
+        success_url: str,
+        cancel_url: str,
+        idempotency_key: str,
+    ) -> CheckoutSession:
+        self.outside_transaction()
+        metadata = {"tenant_id": str(tenant_id)}
+        params: dict[str, Any] = {
+            "mode": "setup",
+            "customer": customer_id,
+            "payment_method_types": ["card"],
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "metadata": metadata,
+            # The SetupIntent's event (setup_intent.succeeded) names the tenant from this.
+            "setup_intent_data": {"metadata": metadata},
+        }
+        try:
+            session = self.client.v1.checkout.sessions.create(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise GatewayError(detail=str(exc.user_message or exc)) from exc
         return CheckoutSession(reference=session.id, url=session.url or "")
+
+    def card_get(self, *, payment_method_id: str) -> Card:
+        self.outside_transaction()
+        try:
+            method = self.client.v1.payment_methods.retrieve(payment_method_id)
+        except stripe.StripeError as exc:
+            raise GatewayError(detail=str(exc.user_message or exc)) from exc
+        card = method.card
+        if card is None:
+            return Card(brand=method.type, last4="", exp_month=None, exp_year=None)
+        return Card(
+            brand=card.brand, last4=card.last4, exp_month=card.exp_month, exp_year=card.exp_year
+        )
+
+    def card_make_default(
+        self, *, customer_id: str, payment_method_id: str, idempotency_key: str
+    ) -> None:
+        self.outside_transaction()
+        try:
+            self.client.v1.customers.update(
+                customer_id,
+                params={"invoice_settings": {"default_payment_method": payment_method_id}},
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise GatewayError(detail=str(exc.user_message or exc)) from exc
+
+    def card_detach(self, *, payment_method_id: str, idempotency_key: str) -> None:
+        self.outside_transaction()
+        try:
+            self.client.v1.payment_methods.detach(
+                payment_method_id, options={"idempotency_key": idempotency_key}
+            )
+        except stripe.StripeError as exc:
+            raise GatewayError(detail=str(exc.user_message or exc)) from exc
 
     def customer_create(self, *, tenant_id: int, name: str, idempotency_key: str) -> str:
         self.outside_transaction()

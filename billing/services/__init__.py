@@ -2,6 +2,8 @@
 order (the ledger account row first, then the policy, then the top-up). Gateway calls and
 webhook deliveries happen outside any transaction, after the intent is committed."""
 
+# Imported for its side effect: it registers the top-up and card handlers of Stripe events.
+import billing.services.stripe_handlers  # noqa: F401
 from billing.services.alerts import balance_evaluate, credits_expired_notify
 from billing.services.autotopup import (
     auto_topup_charge,
@@ -17,15 +19,26 @@ from billing.services.contracts import (
     contract_tranches_due,
 )
 from billing.services.notify import alert_email_send, notify
+from billing.services.payment_methods import (
+    payment_method_remove,
+    payment_method_save,
+    payment_method_setup_start,
+)
 from billing.services.stripe_events import stripe_event_process, stripe_event_receive
 from billing.services.subscriptions import subscription_renew_due, subscription_start
 from billing.services.topups import (
+    Purchase,
     billing_customer_save,
     fake_checkout_confirm,
+    topup_cancel,
     topup_checkout_start,
     topup_complete,
     topup_create,
+    topup_expire,
     topup_fail,
+    topup_purchase,
+    topup_receipt_record,
+    topups_expire_due,
 )
 from billing.services.webhooks import (
     webhook_attempt,
@@ -36,6 +49,7 @@ from billing.services.webhooks import (
 )
 
 __all__ = [
+    "Purchase",
     "alert_email_send",
     "auto_topup_charge",
     "auto_topup_policy_update",
@@ -51,14 +65,22 @@ __all__ = [
     "credits_expired_notify",
     "fake_checkout_confirm",
     "notify",
+    "payment_method_remove",
+    "payment_method_save",
+    "payment_method_setup_start",
     "stripe_event_process",
     "stripe_event_receive",
     "subscription_renew_due",
     "subscription_start",
+    "topup_cancel",
     "topup_checkout_start",
     "topup_complete",
     "topup_create",
+    "topup_expire",
     "topup_fail",
+    "topup_purchase",
+    "topup_receipt_record",
+    "topups_expire_due",
     "webhook_attempt",
     "webhook_deliver_due",
     "webhook_endpoint_create",

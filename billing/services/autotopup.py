@@ -15,6 +15,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from billing import task_names
 from billing.exceptions import GatewayError, NoPaymentMethod
 from billing.gateways import gateway_get
 from billing.locks import policy_lock
@@ -26,11 +27,16 @@ from billing.selectors import (
     spending_cap_minor,
 )
 from billing.services.notify import notify
-from billing.services.topups import topup_complete, topup_create, topup_fail
+from billing.services.topups import (
+    topup_complete,
+    topup_create,
+    topup_fail,
+    topup_receipt_record,
+)
 from ledger.locks import account_lock
 from ledger.selectors import available_get
 from tenants.models import Tenant
-from tenants.outbox import outbox_enqueue
+from tenants.outbox import outbox_enqueue, task_by_name
 
 # A pending auto top-up older than this is looked at again: charged again when the charge call
 # never returned (same idempotency key, so the gateway returns the original payment rather than
@@ -74,9 +80,7 @@ def auto_topup_policy_update(
             policy.disabled_reason = ""
             policy.backoff_until = None
         policy.save()
-        from billing.tasks import balance_evaluate_task
-
-        outbox_enqueue(balance_evaluate_task, {"tenant_id": tenant.pk})
+        outbox_enqueue(task_names.BALANCE_EVALUATE, {"tenant_id": tenant.pk})
     return policy
 
 
@@ -106,9 +110,7 @@ def auto_topup_start(*, tenant: Tenant, now: datetime | None = None) -> StartOut
         if policy.last_refusal:
             policy.last_refusal = ""
             policy.save(update_fields=["last_refusal"])
-        from billing.tasks import auto_topup_charge_task
-
-        outbox_enqueue(auto_topup_charge_task, {"top_up_id": top_up.pk})
+        outbox_enqueue(task_names.AUTO_TOPUP_CHARGE, {"top_up_id": top_up.pk})
     return StartOutcome(top_up, "started")
 
 
@@ -181,7 +183,8 @@ def auto_topup_charge(*, top_up_id: int) -> TopUp:
         payment_method_id=customer.payment_method_id,
     )
     if charge.status == "succeeded":
-        return topup_complete(top_up=top_up, gateway_reference=charge.reference)
+        completed = topup_complete(top_up=top_up, gateway_reference=charge.reference)
+        return topup_receipt_record(top_up=completed)
     if charge.status == "failed":
         return topup_fail(
             top_up=top_up, reason=charge.failure_reason, gateway_reference=charge.reference
@@ -233,8 +236,6 @@ def auto_topup_sweep(*, now: datetime | None = None) -> int:
     """The safety net: finish stale pending auto top-ups, and start the ones a lost listener
     call missed. Returns how many top-ups it started."""
     now = now or timezone.now()
-    from billing.tasks import auto_topup_charge_task, auto_topup_reconcile_task
-
     stale = TopUp.objects.filter(
         auto=True, status=TopUp.Status.PENDING, created_at__lt=now - STALE_PENDING
     ).values_list("pk", "gateway_reference")
@@ -242,10 +243,10 @@ def auto_topup_sweep(*, now: datetime | None = None) -> int:
         if reference:
             # The gateway answered (a processing PaymentIntent): charging again would create a
             # second PaymentIntent, so ask about the one that exists.
-            auto_topup_reconcile_task.delay(top_up_id=top_up_id)
+            task_by_name(task_names.AUTO_TOPUP_RECONCILE).delay(top_up_id=top_up_id)
         else:
             # The charge call never returned: the same idempotency key makes this safe.
-            auto_topup_charge_task.delay(top_up_id=top_up_id)
+            task_by_name(task_names.AUTO_TOPUP_CHARGE).delay(top_up_id=top_up_id)
     started = 0
     policies = AutoTopUpPolicy.objects.filter(enabled=True).exclude(
         state=AutoTopUpPolicy.State.DISABLED

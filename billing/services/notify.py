@@ -7,17 +7,16 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 
+from billing import task_names
 from billing.selectors import billing_contacts
 from tenants.events import publish
 from tenants.outbox import outbox_claim, outbox_enqueue
 
 
 def notify(*, tenant_id: int, type: str, data: dict[str, Any], subject: str, body: str) -> None:
-    from billing.tasks import alert_email_send_task
-
     publish(tenant_id=tenant_id, type=type, data=data)
     outbox_enqueue(
-        alert_email_send_task,
+        task_names.ALERT_EMAIL_SEND,
         {"tenant_id": tenant_id, "subject": subject, "body": body},
         once=True,
     )

@@ -1,11 +1,28 @@
-"""Stripe's deliveries: verified, stored (one row per event id), then processed by a task.
+"""Stripe's deliveries: verified, stored (one row per event id), then processed by a task that
+hands each to the handler registered for its type (dj-stripe's pattern).
 
-Processing is idempotent without holding the event row: every handler ends in topup_complete /
-topup_fail, which lock the top-up and do nothing the second time, and the ledger grant is unique
-by external reference. So a repeated or concurrent delivery grants once.
+Adding a handler from another module is one decorator:
+
+    from billing.services.stripe_events import stripe_handler
+
+    @stripe_handler("invoice.paid", "invoice.payment_failed")
+    def _invoice_paid(obj: ObjectReader, event: StripeEvent) -> str:
+        ...  # return "" when applied, else a note for the admin
+
+The module must be imported by `billing/services/__init__.py` (every billing service module
+is), so the registry is complete wherever a service is importable. A type has one handler:
+registering a second raises at import. Handlers are idempotent: a delivery may come twice, or
+concurrently, or be retried by `stripe_events_retry` after a handler raised; they end in a
+service that locks its row and does nothing the second time (topup_complete, a grant unique by
+external reference). An event of a type nobody handles is stored and acknowledged, processed
+with a note ("No handler ...").
+
+`obj` reads `data.object` with typed accessors (stripe_payloads.ObjectReader); a field of the
+wrong shape raises MalformedEvent, which records the event as malformed (never retried).
 """
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 import stripe
@@ -13,22 +30,49 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from billing import task_names
 from billing.exceptions import InvalidWebhookSignature
-from billing.models import StripeEvent, TopUp
-from billing.money import money_format
+from billing.models import StripeEvent
 from billing.services.stripe_payloads import (
     MALFORMED,
     MalformedEvent,
     ObjectReader,
     stripe_envelope_read,
 )
-from billing.services.topups import billing_customer_save, topup_complete, topup_fail
-from tenants.models import Tenant
 from tenants.outbox import outbox_enqueue
 
 logger = logging.getLogger(__name__)
 
 TOLERANCE_SECONDS = 300
+
+StripeHandler = Callable[[ObjectReader, StripeEvent], str]
+_HANDLERS: dict[str, StripeHandler] = {}
+
+
+def stripe_handler(*event_types: str) -> Callable[[StripeHandler], StripeHandler]:
+    """Register the decorated function as the handler of `event_types` (see the docstring)."""
+
+    def register(handler: StripeHandler) -> StripeHandler:
+        for event_type in event_types:
+            existing = _HANDLERS.get(event_type)
+            if existing is not None and existing is not handler:
+                raise ValueError(
+                    f"Stripe event type {event_type} already has a handler: "
+                    f"{existing.__module__}.{existing.__qualname__}."
+                )
+            _HANDLERS[event_type] = handler
+        return handler
+
+    return register
+
+
+def stripe_handler_get(event_type: str) -> StripeHandler | None:
+    return _HANDLERS.get(event_type)
+
+
+def stripe_handled_types() -> list[str]:
+    """Every event type with a handler (the README lists those to enable at Stripe)."""
+    return sorted(_HANDLERS)
 
 
 def stripe_event_receive(*, payload: bytes, signature_header: str) -> tuple[StripeEvent, bool]:
@@ -63,9 +107,7 @@ def stripe_event_receive(*, payload: bytes, signature_header: str) -> tuple[Stri
         stored = StripeEvent.objects.get(event_id=envelope.event_id)
         created = False
     if stored.processed_at is None:
-        from billing.tasks import stripe_event_process_task
-
-        outbox_enqueue(stripe_event_process_task, {"event_pk": stored.pk})
+        outbox_enqueue(task_names.STRIPE_EVENT_PROCESS, {"event_pk": stored.pk})
     return stored, created
 
 
@@ -74,7 +116,11 @@ def stripe_event_process(*, event_pk: int) -> StripeEvent:
     if event.processed_at is not None:
         return event
     try:
-        error = _handle(event.type, ObjectReader.of_event(event.payload))
+        handler = stripe_handler_get(event.type)
+        if handler is None:
+            error = f"No handler for event type {event.type}; stored and acknowledged."
+        else:
+            error = handler(ObjectReader.of_event(event.payload), event)
     except MalformedEvent as exc:
         # The same bytes would fail the same way: recorded for the admin, not retried.
         error = MALFORMED + str(exc)
@@ -89,67 +135,6 @@ def stripe_event_process(*, event_pk: int) -> StripeEvent:
     )
     event.refresh_from_db()
     return event
-
-
-def _handle(event_type: str, obj: ObjectReader) -> str:
-    """Do what the event says; return a note for the admin when it could not apply."""
-    if event_type in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
-        if obj.text("payment_status") != "paid":
-            return "Not paid yet; waiting for async_payment_succeeded."
-        reference = obj.text("payment_intent") or obj.text("id", required=True)
-        return _complete(obj, obj.amount("amount_total"), reference)
-    if event_type == "payment_intent.succeeded":
-        received = obj.amount("amount_received")
-        amount = received if received is not None else obj.amount("amount")
-        return _complete(obj, amount, obj.text("id", required=True))
-    if event_type in ("payment_intent.payment_failed", "checkout.session.async_payment_failed"):
-        top_up = _top_up_of(obj)
-        if top_up is None:
-            return "No top-up matches this event's metadata."
-        message = obj.mapping("last_payment_error").get("message")
-        reason = message if isinstance(message, str) and message else "The payment failed."
-        topup_fail(top_up=top_up, reason=reason, gateway_reference=obj.text("id") or "")
-        return ""
-    if event_type == "checkout.session.expired":
-        top_up = _top_up_of(obj)
-        if top_up is not None:
-            topup_fail(top_up=top_up, reason="The checkout session expired unpaid.")
-        return ""
-    if event_type == "setup_intent.succeeded":
-        return _save_card(obj)
-    return f"Ignored event type {event_type}."
-
-
-def _top_up_of(obj: ObjectReader) -> TopUp | None:
-    tenant_id, top_up_id = obj.metadata_id("tenant_id"), obj.metadata_id("top_up_id")
-    if tenant_id is None or top_up_id is None:
-        return None
-    return TopUp.objects.select_related("pack").filter(tenant_id=tenant_id, pk=top_up_id).first()
-
-
-def _complete(obj: ObjectReader, amount: int | None, reference: str | None) -> str:
-    top_up = _top_up_of(obj)
-    if top_up is None:
-        return "No top-up matches this event's metadata."
-    currency = (obj.text("currency") or "").upper()
-    if amount != top_up.amount_minor or currency != top_up.currency:
-        # Never grant credits for a payment that is not the price of the pack.
-        paid = money_format(amount, currency) if amount is not None else f"nothing in {currency}"
-        return f"Paid {paid}, expected {money_format(top_up.amount_minor, top_up.currency)}."
-    topup_complete(top_up=top_up, gateway_reference=reference or "")
-    return ""
-
-
-def _save_card(obj: ObjectReader) -> str:
-    tenant_id = obj.metadata_id("tenant_id")
-    tenant = Tenant.objects.filter(pk=tenant_id).first() if tenant_id is not None else None
-    customer, payment_method = obj.text("customer"), obj.text("payment_method")
-    if tenant is None or not customer or not payment_method:
-        return "The setup intent names no tenant, customer or payment method."
-    billing_customer_save(
-        tenant=tenant, gateway="stripe", customer_id=customer, payment_method_id=payment_method
-    )
-    return ""
 
 
 def stripe_events_retry(*, older_than_seconds: int = 120) -> int:

@@ -1,22 +1,34 @@
 """Buying a pack: a pending TopUp first, the gateway after commit, credits only once paid.
 
-`topup_complete` is the one completion path: the Stripe webhook, an off-session charge that
-succeeded at once and the fake gateway's confirm page all end here.
+`topup_purchase` is the one way a customer buys a pack (the API and the portal call it);
+`topup_complete` the one completion path: the Stripe webhook, an off-session charge that
+succeeded at once and the fake gateway's confirm page all end here. A pending checkout ends
+paid, failed, expired (the gateway's session ran out: its webhook, or `topups_expire_due`) or
+cancelled by the customer (`topup_cancel`).
 """
 
+import hashlib
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from billing.exceptions import TopUpNotPending
-from billing.gateways import gateway_get
+from billing import task_names
+from billing.exceptions import (
+    CurrencyNotOffered,
+    GatewayError,
+    TopUpIdempotencyConflict,
+    TopUpNotPending,
+)
+from billing.gateways import Card, gateway_get
 from billing.gateways.fake import FakeGateway
 from billing.locks import policy_lock, topup_lock
 from billing.models import AutoTopUpPolicy, BillingCustomer, CreditPack, TopUp
 from billing.money import money_format
+from billing.selectors import billing_currency_get, pack_get
 from billing.services.notify import notify
 from ledger.locks import account_lock
 from ledger.models import CreditBucket
@@ -27,14 +39,24 @@ from tenants.outbox import outbox_enqueue
 # Backoff after a failed auto top-up payment: 15 min, 30 min, then disabled at the third.
 BACKOFF_BASE = timedelta(minutes=15)
 MAX_CONSECUTIVE_FAILURES = 3
+# How long a checkout session takes payment (Stripe accepts 30 minutes to 24 hours).
+CHECKOUT_TTL = timedelta(hours=1)
 
 logger = logging.getLogger(__name__)
 
 
 def topup_create(
-    *, tenant: Tenant, pack: CreditPack, auto: bool = False, gateway: str | None = None
+    *,
+    tenant: Tenant,
+    pack: CreditPack,
+    auto: bool = False,
+    gateway: str | None = None,
+    request_key: str = "",
+    request_fingerprint: str = "",
 ) -> TopUp:
-    """A pending top-up with its own idempotency key; nothing is charged yet."""
+    """A pending top-up with its own idempotency key; nothing is charged yet. One paid at a
+    checkout page (not auto) takes payment until `expires_at`."""
+    now = timezone.now()
     return TopUp.objects.create(
         tenant=tenant,
         pack=pack,
@@ -43,9 +65,74 @@ def topup_create(
         currency=pack.currency,
         gateway=gateway_get(gateway).name,
         idempotency_key=f"topup_{uuid.uuid4().hex}",
+        request_key=request_key,
+        request_fingerprint=request_fingerprint,
         auto=auto,
-        created_at=timezone.now(),
+        expires_at=None if auto else now + CHECKOUT_TTL,
+        created_at=now,
     )
+
+
+@dataclass(frozen=True)
+class Purchase:
+    top_up: TopUp
+    created: bool  # False: an earlier request with the same Idempotency-Key made it
+
+
+def topup_purchase(
+    *,
+    tenant: Tenant,
+    pack_slug: str,
+    return_url: str,
+    currency: str | None = None,
+    request_key: str = "",
+) -> Purchase:
+    """Buy a pack: a pending top-up and the gateway's checkout for it (runs outside any
+    transaction; the gateway is called after the row is committed).
+
+    The pack must be sold in the tenant's billing currency (`currency`, if given, must be it).
+    With a `request_key` (the client's Idempotency-Key), the same key returns the same top-up
+    and another request under it raises TopUpIdempotencyConflict. The checkout returns the
+    customer to `return_url` (with `?top_up=<id>` once paid). A gateway error fails the top-up
+    (nothing granted, nothing left pending) and is raised."""
+    billing_currency = billing_currency_get(tenant=tenant)
+    if currency is not None and currency.upper() != billing_currency:
+        raise CurrencyNotOffered(
+            f"Packs are sold in {billing_currency} to this tenant, not '{currency}'.",
+            field="currency",
+        )
+    pack = pack_get(slug=pack_slug, currency=billing_currency)
+    fingerprint = hashlib.sha256(f"{pack.slug}\n{billing_currency}".encode()).hexdigest()
+    if request_key:
+        earlier = TopUp.objects.filter(tenant=tenant, request_key=request_key).first()
+        if earlier is not None:
+            return _replayed(earlier, fingerprint)
+    try:
+        with transaction.atomic():
+            top_up = topup_create(
+                tenant=tenant, pack=pack, request_key=request_key, request_fingerprint=fingerprint
+            )
+    except IntegrityError:
+        # A concurrent request with the same key made it first.
+        return _replayed(TopUp.objects.get(tenant=tenant, request_key=request_key), fingerprint)
+    try:
+        top_up = topup_checkout_start(
+            top_up=top_up, success_url=f"{return_url}?top_up={top_up.pk}", cancel_url=return_url
+        )
+    except GatewayError as exc:
+        topup_fail(top_up=top_up, reason=exc.message)
+        raise
+    return Purchase(top_up=top_up, created=True)
+
+
+def _replayed(top_up: TopUp, fingerprint: str) -> Purchase:
+    if top_up.request_fingerprint != fingerprint:
+        raise TopUpIdempotencyConflict(
+            f"This Idempotency-Key was used for top-up {top_up.pk} ({top_up.pack.slug}, "
+            f"{top_up.currency}) with another request.",
+            top_up=top_up.pk,
+        )
+    return Purchase(top_up=top_up, created=False)
 
 
 def topup_checkout_start(*, top_up: TopUp, success_url: str, cancel_url: str) -> TopUp:
@@ -55,10 +142,70 @@ def topup_checkout_start(*, top_up: TopUp, success_url: str, cancel_url: str) ->
     session = gateway_get(top_up.gateway).checkout_create(
         top_up=top_up, success_url=success_url, cancel_url=cancel_url
     )
+    expires_at = session.expires_at or top_up.expires_at
     TopUp.objects.filter(pk=top_up.pk).update(
-        gateway_reference=session.reference, checkout_url=session.url
+        gateway_reference=session.reference, checkout_url=session.url, expires_at=expires_at
     )
     top_up.gateway_reference, top_up.checkout_url = session.reference, session.url
+    top_up.expires_at = expires_at
+    return top_up
+
+
+def topup_cancel(*, top_up: TopUp) -> TopUp:
+    """The customer gives up a pending checkout: the gateway's session is closed first (so it
+    can no longer be paid; a GatewayError leaves the top-up pending), then the top-up ends."""
+    if top_up.status != TopUp.Status.PENDING or top_up.auto:
+        raise TopUpNotPending(top_up=top_up.pk)
+    if top_up.gateway_reference:
+        gateway_get(top_up.gateway).checkout_expire(
+            reference=top_up.gateway_reference,
+            idempotency_key=f"expire:{top_up.idempotency_key}",
+        )
+    return _topup_close(top_up, TopUp.Status.CANCELED, "Cancelled before payment.")
+
+
+def topup_expire(*, top_up: TopUp) -> TopUp:
+    """The checkout session ran out unpaid (its webhook, or the sweep): nothing is granted."""
+    return _topup_close(top_up, TopUp.Status.EXPIRED, "The checkout session expired unpaid.")
+
+
+def _topup_close(top_up: TopUp, status: TopUp.Status, reason: str) -> TopUp:
+    with transaction.atomic(durable=True):
+        locked = topup_lock(tenant_id=top_up.tenant_id, top_up_id=top_up.pk)
+        if locked.status != TopUp.Status.PENDING or locked.auto:
+            return locked
+        locked.status = status
+        locked.failure_reason = reason
+        locked.completed_at = timezone.now()
+        locked.save(update_fields=["status", "failure_reason", "completed_at"])
+    return locked
+
+
+def topups_expire_due(*, now: datetime | None = None, limit: int = 500) -> int:
+    """The sweep (beat): expire pending checkouts past their session's expiry. Stripe also
+    says so (checkout.session.expired); the fake gateway's sessions have only this."""
+    now = now or timezone.now()
+    due = TopUp.objects.filter(
+        status=TopUp.Status.PENDING, auto=False, expires_at__lt=now
+    ).select_related("pack")[:limit]
+    for top_up in due:
+        topup_expire(top_up=top_up)
+    return len(due)
+
+
+def topup_receipt_record(*, top_up: TopUp) -> TopUp:
+    """Ask the gateway for a paid top-up's receipt and keep its address (outside any
+    transaction). A gateway error leaves it blank: the portal's receipt link asks again."""
+    if top_up.status != TopUp.Status.SUCCEEDED or top_up.receipt_url:
+        return top_up
+    try:
+        url = gateway_get(top_up.gateway).receipt_url(top_up=top_up)
+    except GatewayError:
+        logger.warning("top-up %s: receipt unavailable", top_up.pk, exc_info=True)
+        return top_up
+    if url:
+        TopUp.objects.filter(pk=top_up.pk).update(receipt_url=url)
+        top_up.receipt_url = url
     return top_up
 
 
@@ -159,10 +306,8 @@ def topup_fail(*, top_up: TopUp, reason: str, gateway_reference: str = "") -> To
                 f"failed: {reason}"
             ),
         )
-        from billing.tasks import balance_evaluate_task
-
         # The watch level changes with the policy's state; recompute it.
-        outbox_enqueue(balance_evaluate_task, {"tenant_id": locked.tenant_id})
+        outbox_enqueue(task_names.BALANCE_EVALUATE, {"tenant_id": locked.tenant_id})
     return locked
 
 
@@ -199,21 +344,34 @@ def fake_checkout_confirm(*, top_up: TopUp) -> TopUp:
         raise TopUpNotPending("Only a fake-gateway top-up can be confirmed here.")
     if top_up.status == TopUp.Status.FAILED:
         raise TopUpNotPending(top_up=top_up.pk)
-    return topup_complete(
+    if top_up.status in (TopUp.Status.EXPIRED, TopUp.Status.CANCELED):
+        raise TopUpNotPending(top_up=top_up.pk)
+    completed = topup_complete(
         top_up=top_up, gateway_reference=FakeGateway().confirm_reference(top_up=top_up)
     )
+    return topup_receipt_record(top_up=completed)
 
 
 def billing_customer_save(
-    *, tenant: Tenant, gateway: str, customer_id: str, payment_method_id: str
+    *,
+    tenant: Tenant,
+    gateway: str,
+    customer_id: str,
+    payment_method_id: str,
+    card: Card | None = None,
 ) -> BillingCustomer:
-    """Record the saved card (after a SetupIntent succeeded, or the fake one)."""
+    """Record the saved card and what the customer is shown of it (payment_methods.py reads
+    the card from the gateway; tests and the demo seed call this directly)."""
     customer, _ = BillingCustomer.objects.update_or_create(
         tenant=tenant,
         defaults={
             "gateway": gateway,
             "customer_id": customer_id,
             "payment_method_id": payment_method_id,
+            "card_brand": card.brand if card else "",
+            "card_last4": card.last4 if card else "",
+            "card_exp_month": card.exp_month if card else None,
+            "card_exp_year": card.exp_year if card else None,
         },
     )
     return customer

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from django.db import transaction
 from django.utils import timezone
 
-from billing import signing
+from billing import signing, task_names
 from billing.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from billing.services.webhook_targets import (
     address_refused,
@@ -28,7 +28,7 @@ from billing.services.webhook_targets import (
     webhook_url_validate,
 )
 from tenants.models import Tenant
-from tenants.outbox import outbox_claim
+from tenants.outbox import outbox_claim, task_by_name
 
 # Wait before attempt n+1 after n failures: 30 s, 2 min, 8 min, 32 min, 2 h 8 min (x4 each);
 # after the sixth failure the delivery is given up (status failed) and stays in the log.
@@ -93,12 +93,13 @@ def webhook_fanout(
             for endpoint in endpoints
         )
         ids = [d.pk for d in deliveries]
-        from billing.tasks import webhook_attempt_task
-
         # A broker that is down loses nothing: the deliveries are due now, and
         # webhook_deliver_due sends what these hand-offs could not.
         for pk in ids:
-            transaction.on_commit(partial(webhook_attempt_task.delay, delivery_id=pk), robust=True)
+            transaction.on_commit(
+                partial(task_by_name(task_names.WEBHOOK_ATTEMPT).delay, delivery_id=pk),
+                robust=True,
+            )
     return ids
 
 
@@ -219,12 +220,10 @@ def _record(
 def webhook_deliver_due(*, now: datetime | None = None, limit: int = 500) -> int:
     """The retry sweep (Celery beat): queue an attempt for every pending delivery that is due."""
     now = now or timezone.now()
-    from billing.tasks import webhook_attempt_task
-
     due = WebhookDelivery.objects.filter(
         status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now
     ).order_by("next_attempt_at")
     ids = list(due.values_list("pk", flat=True)[:limit])
     for pk in ids:
-        webhook_attempt_task.delay(delivery_id=pk)
+        task_by_name(task_names.WEBHOOK_ATTEMPT).delay(delivery_id=pk)
     return len(ids)

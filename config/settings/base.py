@@ -289,5 +289,6 @@ CELERY_BEAT_SCHEDULE.update(
         "billing.auto_topup_sweep": {"task": "billing.auto_topup_sweep", "schedule": 300.0},
         "billing.webhook_deliver_due": {"task": "billing.webhook_deliver_due", "schedule": 30.0},
         "billing.stripe_events_retry": {"task": "billing.stripe_events_retry", "schedule": 300.0},
+        "billing.topups_expire_due": {"task": "billing.topups_expire_due", "schedule": 300.0},
     }
 )

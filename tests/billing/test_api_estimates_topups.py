@@ -149,8 +149,10 @@ def test_top_up_errors_and_isolation(
     assert unknown.json() == {
         "error": {
             "code": "pack_not_found",
-            "message": "No active credit pack has the slug 'nope'.",
+            "message": "No active credit pack in USD has the slug 'nope'.",
+            "fields": {"pack": ["No active credit pack in USD has the slug 'nope'."]},
             "pack": "nope",
+            "field": "pack",
         }
     }
     other = make_client(other_tenant, scopes=("read", "billing"))

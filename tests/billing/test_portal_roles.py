@@ -38,6 +38,8 @@ def test_a_member_cannot_buy_pay_save_a_card_or_set_auto_top_up(
     assert client.post("/billing/top-ups/", {"pack": pack.slug}).status_code == 403
     assert client.post(f"/billing/checkout/fake/{top_up.pk}/").status_code == 403
     assert client.post("/billing/payment-method/").status_code == 403
+    assert client.post("/billing/payment-method/remove/").status_code == 403
+    assert client.post(f"/billing/top-ups/{top_up.pk}/cancel/").status_code == 403
     auto = {"enabled": "", "threshold": "100", "pack": pack.pk, "monthly_cap": "100"}
     assert client.post("/billing/auto-top-up/", auto).status_code == 403
 
@@ -56,10 +58,18 @@ def test_billing_roles_can_buy_and_pay(tenant: Tenant, pack: CreditPack, role: s
     assert bought.status_code == 302
     assert bought["Location"] == f"/billing/checkout/fake/{top_up.pk}/"
     assert client.post(f"/billing/checkout/fake/{top_up.pk}/").status_code == 302
-    assert client.post("/billing/payment-method/").status_code == 302
+    setup = client.post("/billing/payment-method/")
+    assert setup.status_code == 302
+    assert setup["Location"].startswith("/billing/cards/fake-setup/?session=")
+    assert client.post("/billing/cards/fake-setup/", {"card": "4242"}).status_code == 302
 
     assert balance_get(tenant=tenant).available == 500
-    assert BillingCustomer.objects.get().payment_method_id == "pm_fake_visa"
+    saved = BillingCustomer.objects.get()
+    assert (saved.payment_method_id, saved.card_brand, saved.card_last4) == (
+        "pm_fake_visa",
+        "visa",
+        "4242",
+    )
 
 
 def test_the_balance_page_lists_every_live_bucket_beyond_the_balances_first_page(

@@ -1,0 +1,99 @@
+"""Stripe events about top-ups and saved cards, registered by type (stripe_events.py).
+
+Each is idempotent: completion, failure and expiry lock the top-up and do nothing once it has
+ended; the grant is unique by external reference; saving the card already saved changes
+nothing. They run in the processing task, outside any transaction, so the gateway calls they
+make (a receipt, a card's details) hold no locks.
+"""
+
+from billing.gateways.stripe_gateway import StripeGateway
+from billing.models import StripeEvent, TopUp
+from billing.money import money_format
+from billing.services.payment_methods import payment_method_save
+from billing.services.stripe_events import stripe_handler
+from billing.services.stripe_payloads import ObjectReader
+from billing.services.topups import (
+    topup_complete,
+    topup_expire,
+    topup_fail,
+    topup_receipt_record,
+)
+from tenants.models import Tenant
+
+NO_TOP_UP = "No top-up matches this event's metadata."
+
+
+@stripe_handler("checkout.session.completed", "checkout.session.async_payment_succeeded")
+def checkout_paid(obj: ObjectReader, event: StripeEvent) -> str:
+    if obj.text("mode") == "setup":
+        return "A card setup session: setup_intent.succeeded saves the card."
+    if obj.text("payment_status") != "paid":
+        return "Not paid yet; waiting for async_payment_succeeded."
+    reference = obj.text("payment_intent") or obj.text("id", required=True)
+    return _complete(obj, obj.amount("amount_total"), reference)
+
+
+@stripe_handler("payment_intent.succeeded")
+def payment_succeeded(obj: ObjectReader, event: StripeEvent) -> str:
+    received = obj.amount("amount_received")
+    amount = received if received is not None else obj.amount("amount")
+    return _complete(obj, amount, obj.text("id", required=True))
+
+
+@stripe_handler("payment_intent.payment_failed", "checkout.session.async_payment_failed")
+def payment_failed(obj: ObjectReader, event: StripeEvent) -> str:
+    top_up = _top_up_of(obj)
+    if top_up is None:
+        return NO_TOP_UP
+    message = obj.mapping("last_payment_error").get("message")
+    reason = message if isinstance(message, str) and message else "The payment failed."
+    topup_fail(top_up=top_up, reason=reason, gateway_reference=obj.text("id") or "")
+    return ""
+
+
+@stripe_handler("checkout.session.expired")
+def checkout_expired(obj: ObjectReader, event: StripeEvent) -> str:
+    if obj.text("mode") == "setup":
+        return ""
+    top_up = _top_up_of(obj)
+    if top_up is None:
+        return NO_TOP_UP
+    topup_expire(top_up=top_up)
+    return ""
+
+
+@stripe_handler("setup_intent.succeeded")
+def card_set_up(obj: ObjectReader, event: StripeEvent) -> str:
+    tenant_id = obj.metadata_id("tenant_id")
+    tenant = Tenant.objects.filter(pk=tenant_id).first() if tenant_id is not None else None
+    customer, payment_method = obj.text("customer"), obj.text("payment_method")
+    if tenant is None or not customer or not payment_method:
+        return "The setup intent names no tenant, customer or payment method."
+    payment_method_save(
+        tenant=tenant,
+        gateway=StripeGateway.name,
+        customer_id=customer,
+        payment_method_id=payment_method,
+    )
+    return ""
+
+
+def _top_up_of(obj: ObjectReader) -> TopUp | None:
+    tenant_id, top_up_id = obj.metadata_id("tenant_id"), obj.metadata_id("top_up_id")
+    if tenant_id is None or top_up_id is None:
+        return None
+    return TopUp.objects.select_related("pack").filter(tenant_id=tenant_id, pk=top_up_id).first()
+
+
+def _complete(obj: ObjectReader, amount: int | None, reference: str | None) -> str:
+    top_up = _top_up_of(obj)
+    if top_up is None:
+        return NO_TOP_UP
+    currency = (obj.text("currency") or "").upper()
+    if amount != top_up.amount_minor or currency != top_up.currency:
+        # Never grant credits for a payment that is not the price of the pack.
+        paid = money_format(amount, currency) if amount is not None else f"nothing in {currency}"
+        return f"Paid {paid}, expected {money_format(top_up.amount_minor, top_up.currency)}."
+    completed = topup_complete(top_up=top_up, gateway_reference=reference or "")
+    topup_receipt_record(top_up=completed)
+    return ""

@@ -1,0 +1,322 @@
+"""Buying credits over the API and in the portal: packs in the tenant's currency, one top-up per
+Idempotency-Key, checkouts that expire or are cancelled, receipts, and bad input."""
+
+from collections.abc import Callable
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.contrib.auth.models import User
+from django.test import Client
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from billing.exceptions import TopUpNotPending
+from billing.models import CreditPack, TopUp
+from billing.services import fake_checkout_confirm, topups_expire_due
+from ledger.selectors import balance_get
+from tenants.models import Tenant
+from tests.billing.factories import CreditPackFactory
+from tests.billing.stripe_canned import RoutedStripe
+
+pytestmark = pytest.mark.django_db(transaction=True)
+PUBLIC = "http://127.0.0.1:8000"
+
+
+@pytest.fixture
+def packs(pack: CreditPack) -> list[CreditPack]:
+    small = CreditPackFactory.create(
+        slug="pack-120", name="120 credits", credits=Decimal("120"), price_minor=1_999
+    )
+    euro = CreditPackFactory.create(
+        slug="pack-500-eur",
+        name="500 credits",
+        credits=Decimal("500"),
+        price_minor=5_900,
+        currency="EUR",
+    )
+    return [small, pack, euro]
+
+
+def test_credit_packs_lists_the_tenants_currency_with_the_price_per_1000(
+    api_client: APIClient, packs: list[CreditPack]
+) -> None:
+    response = api_client.get("/api/v1/credit-packs")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "results": [
+            {
+                "slug": "pack-120",
+                "name": "120 credits",
+                "credits": "120.0000",
+                "price_minor": 1999,
+                "currency": "USD",
+                "price": "19.99",
+                "price_per_1000_credits": "166.58",
+            },
+            {
+                "slug": "pack-500",
+                "name": "500 credits",
+                "credits": "500.0000",
+                "price_minor": 6500,
+                "currency": "USD",
+                "price": "65.00",
+                "price_per_1000_credits": "130.00",
+            },
+        ]
+    }
+
+
+def test_the_same_idempotency_key_returns_the_same_top_up(
+    tenant: Tenant, api_client: APIClient, packs: list[CreditPack]
+) -> None:
+    first = api_client.post(
+        "/api/v1/top-ups", {"pack": "pack-500"}, format="json", HTTP_IDEMPOTENCY_KEY="buy-1"
+    )
+    again = api_client.post(
+        "/api/v1/top-ups", {"pack": "pack-500"}, format="json", HTTP_IDEMPOTENCY_KEY="buy-1"
+    )
+    other = api_client.post(
+        "/api/v1/top-ups", {"pack": "pack-120"}, format="json", HTTP_IDEMPOTENCY_KEY="buy-1"
+    )
+
+    top_up = TopUp.objects.get()
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json() == again.json()
+    assert first.json()["id"] == top_up.pk
+    assert other.status_code == 409
+    assert other.json() == {
+        "error": {
+            "code": "idempotency_conflict",
+            "message": f"This Idempotency-Key was used for top-up {top_up.pk} (pack-500, USD) "
+            "with another request.",
+            "top_up": top_up.pk,
+        }
+    }
+    assert TopUp.objects.count() == 1
+    # Without a key, every request is a purchase of its own.
+    api_client.post("/api/v1/top-ups", {"pack": "pack-500"}, format="json")
+    assert TopUp.objects.count() == 2
+
+
+def test_unknown_pack_or_currency_is_a_422_naming_the_field(
+    api_client: APIClient, packs: list[CreditPack]
+) -> None:
+    euro = api_client.post(
+        "/api/v1/top-ups", {"pack": "pack-500", "currency": "EUR"}, format="json"
+    )
+    other_currency_pack = api_client.post(
+        "/api/v1/top-ups", {"pack": "pack-500-eur"}, format="json"
+    )
+
+    assert euro.status_code == 422
+    message = "Packs are sold in USD to this tenant, not 'EUR'."
+    assert euro.json() == {
+        "error": {
+            "code": "currency_not_offered",
+            "message": message,
+            "fields": {"currency": [message]},
+            "field": "currency",
+        }
+    }
+    assert other_currency_pack.status_code == 422
+    assert other_currency_pack.json()["error"]["fields"] == {
+        "pack": ["No active credit pack in USD has the slug 'pack-500-eur'."]
+    }
+    assert not TopUp.objects.exists()
+
+
+def test_a_pending_checkout_expires_and_can_no_longer_be_paid(
+    tenant: Tenant, api_client: APIClient, pack: CreditPack
+) -> None:
+    body = api_client.post("/api/v1/top-ups", {"pack": "pack-500"}, format="json").json()
+    top_up = TopUp.objects.get()
+    expires_at = top_up.expires_at
+    assert expires_at is not None
+    assert body["expires_at"] == expires_at.isoformat().replace("+00:00", "Z")
+    assert expires_at - top_up.created_at == timedelta(hours=1)
+
+    assert topups_expire_due() == 0
+    with time_machine.travel(expires_at + timedelta(seconds=1)):
+        assert topups_expire_due() == 1
+        assert topups_expire_due() == 0
+
+    listed = api_client.get(f"/api/v1/top-ups/{top_up.pk}").json()
+    assert (listed["status"], listed["checkout_url"], listed["receipt_url"]) == (
+        "expired",
+        None,
+        None,
+    )
+    assert listed["failure_reason"] == "The checkout session expired unpaid."
+    with pytest.raises(TopUpNotPending):
+        fake_checkout_confirm(top_up=TopUp.objects.get())
+    assert balance_get(tenant=tenant).available == 0
+
+
+def test_cancel_a_pending_top_up(tenant: Tenant, api_client: APIClient, pack: CreditPack) -> None:
+    top_up_id = api_client.post("/api/v1/top-ups", {"pack": "pack-500"}, format="json").json()["id"]
+
+    cancelled = api_client.post(f"/api/v1/top-ups/{top_up_id}/cancel")
+    again = api_client.post(f"/api/v1/top-ups/{top_up_id}/cancel")
+
+    assert cancelled.status_code == 200
+    assert (cancelled.json()["status"], cancelled.json()["checkout_url"]) == ("canceled", None)
+    assert again.status_code == 409
+    assert again.json() == {
+        "error": {
+            "code": "topup_not_pending",
+            "message": "This top-up is no longer waiting for payment.",
+            "top_up": top_up_id,
+        }
+    }
+
+
+def test_top_up_routes_of_another_tenant_are_404_and_need_the_billing_scope(
+    tenant: Tenant,
+    other_tenant: Tenant,
+    make_client: Callable[..., APIClient],
+    api_client: APIClient,
+    pack: CreditPack,
+) -> None:
+    top_up_id = api_client.post("/api/v1/top-ups", {"pack": "pack-500"}, format="json").json()["id"]
+    other = make_client(other_tenant, scopes=("read", "write", "billing"))
+    no_billing = make_client(tenant, scopes=("read", "write"))
+
+    assert other.get(f"/api/v1/top-ups/{top_up_id}").status_code == 404
+    assert other.post(f"/api/v1/top-ups/{top_up_id}/cancel").status_code == 404
+    for method, path in [
+        ("get", "/api/v1/credit-packs"),
+        ("get", f"/api/v1/top-ups/{top_up_id}"),
+        ("post", f"/api/v1/top-ups/{top_up_id}/cancel"),
+        ("get", "/api/v1/payment-method"),
+        ("post", "/api/v1/payment-method"),
+        ("delete", "/api/v1/payment-method"),
+    ]:
+        assert getattr(no_billing, method)(path).status_code == 403, path
+    assert TopUp.objects.get().status == "pending"
+
+
+def test_a_paid_fake_top_up_has_a_receipt_in_the_api_and_the_portal(
+    tenant: Tenant, api_client: APIClient, pack: CreditPack, owner: User
+) -> None:
+    top_up_id = api_client.post("/api/v1/top-ups", {"pack": "pack-500"}, format="json").json()["id"]
+    pending = api_client.get(f"/api/v1/top-ups/{top_up_id}").json()
+    assert (pending["receipt_url"], pending["receipt_number"]) == (None, None)
+
+    fake_checkout_confirm(top_up=TopUp.objects.get())
+
+    paid = api_client.get(f"/api/v1/top-ups/{top_up_id}").json()
+    number = f"CL-{tenant.pk}-{top_up_id:06d}"
+    assert paid["receipt_url"] == f"{PUBLIC}/billing/top-ups/{top_up_id}/receipt/"
+    assert paid["receipt_number"] == number
+    client = Client()
+    client.force_login(owner)
+    page = client.get(f"/billing/top-ups/{top_up_id}/receipt/")
+    html = page.content.decode()
+    completed = TopUp.objects.get().completed_at
+    assert page.status_code == 200
+    assert f'data-testid="receipt-number">{number}<' in html
+    assert f'data-testid="receipt-date">{completed:%Y-%m-%d %H:%M} UTC<' in html
+    assert "<td>500 credits (500 credits)</td><td>1</td><td>65.00 USD</td>" in html
+    assert 'data-testid="receipt-total">65.00 USD<' in html
+    assert 'data-testid="receipt-status">Paid<' in html
+    balance_page = client.get("/billing/").content.decode()
+    assert f'href="/billing/top-ups/{top_up_id}/receipt/"' in balance_page
+
+
+def test_the_portal_offers_pay_or_cancel_for_a_pending_top_up(
+    tenant: Tenant, pack: CreditPack, owner: User
+) -> None:
+    client = Client()
+    client.force_login(owner)
+    bought = client.post("/billing/top-ups/", {"pack": "pack-500"})
+    top_up = TopUp.objects.get()
+    assert bought["Location"] == f"/billing/checkout/fake/{top_up.pk}/"
+
+    page = client.get("/billing/").content.decode()
+    assert f'href="/billing/top-ups/{top_up.pk}/pay/"' in page
+    assert f'action="/billing/top-ups/{top_up.pk}/cancel/"' in page
+    pay = client.get(f"/billing/top-ups/{top_up.pk}/pay/")
+    assert (pay.status_code, pay["Location"]) == (302, f"/billing/checkout/fake/{top_up.pk}/")
+
+    assert client.post(f"/billing/top-ups/{top_up.pk}/cancel/").status_code == 302
+    top_up.refresh_from_db()
+    assert top_up.status == "canceled"
+    gone = client.get(f"/billing/top-ups/{top_up.pk}/pay/")
+    assert (gone.status_code, gone["Location"]) == (302, "/billing/")
+    assert f"/billing/top-ups/{top_up.pk}/pay/" not in client.get("/billing/").content.decode()
+
+
+def test_a_gateway_error_grants_nothing_and_leaves_no_pending_row(
+    tenant: Tenant, api_client: APIClient, pack: CreditPack, canned_stripe: RoutedStripe
+) -> None:
+    canned_stripe.answer(
+        "POST",
+        "/v1/checkout/sessions",
+        400,
+        {"error": {"type": "invalid_request_error", "message": "Invalid currency: usd."}},
+    )
+
+    response = api_client.post(
+        "/api/v1/top-ups", {"pack": "pack-500"}, format="json", HTTP_IDEMPOTENCY_KEY="k-err"
+    )
+
+    assert response.status_code == 502
+    assert response.json() == {
+        "error": {
+            "code": "payment_gateway_error",
+            "message": "The payment gateway could not be reached; nothing was charged.",
+            "detail": "Invalid currency: usd.",
+        }
+    }
+    top_up = TopUp.objects.get()
+    assert (top_up.status, top_up.checkout_url, top_up.gateway_reference) == ("failed", "", "")
+    assert balance_get(tenant=tenant).available == 0
+    # Each call carried an idempotency key derived from the top-up's own.
+    assert [s["idempotency_key"] for s in canned_stripe.sent] == [
+        f"checkout:{top_up.idempotency_key}"
+    ]
+    # The same key replays the failed purchase rather than charging again.
+    replay = api_client.post(
+        "/api/v1/top-ups", {"pack": "pack-500"}, format="json", HTTP_IDEMPOTENCY_KEY="k-err"
+    )
+    assert (replay.status_code, replay.json()["status"]) == (200, "failed")
+    assert len(canned_stripe.sent) == 1
+
+
+def test_a_stripe_checkout_carries_its_expiry_and_cancel_expires_the_session(
+    tenant: Tenant, api_client: APIClient, pack: CreditPack, canned_stripe: RoutedStripe
+) -> None:
+    expires = int(timezone.now().timestamp()) + 3600
+    canned_stripe.answer(
+        "POST",
+        "/v1/checkout/sessions",
+        200,
+        {
+            "id": "cs_test_7",
+            "object": "checkout.session",
+            "url": "https://checkout.stripe.com/c/pay/cs_test_7",
+            "expires_at": expires,
+        },
+    )
+    canned_stripe.answer(
+        "POST",
+        "/v1/checkout/sessions/cs_test_7/expire",
+        200,
+        {"id": "cs_test_7", "object": "checkout.session", "status": "expired"},
+    )
+
+    body = api_client.post("/api/v1/top-ups", {"pack": "pack-500"}, format="json").json()
+    top_up = TopUp.objects.get()
+    assert body["checkout_url"] == "https://checkout.stripe.com/c/pay/cs_test_7"
+    assert top_up.expires_at is not None
+    assert int(top_up.expires_at.timestamp()) == expires
+    assert canned_stripe.sent[0]["form"]["expires_at"] == [str(expires)]
+
+    cancelled = api_client.post(f"/api/v1/top-ups/{top_up.pk}/cancel")
+
+    assert (cancelled.status_code, cancelled.json()["status"]) == (200, "canceled")
+    assert canned_stripe.paths()[-1] == ("POST", "/v1/checkout/sessions/cs_test_7/expire")
+    assert canned_stripe.sent[-1]["idempotency_key"] == f"expire:{top_up.idempotency_key}"
