@@ -124,6 +124,7 @@ def _production_env(tmp_path: Path) -> dict[str, str]:
         "CREDITLINE_VAR_DIR": str(tmp_path),
         "STRIPE_SECRET_KEY": "sk_live_placeholder",
         "STRIPE_WEBHOOK_SECRET": "whsec_placeholder",
+        "CACHE_URL": "redis://127.0.0.1:6379/1",
     }
 
 
@@ -144,3 +145,14 @@ def test_production_passes_check_deploy(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "System check identified no issues (0 silenced).", result.stderr
     assert "WARNING" not in result.stderr
+
+
+def test_production_check_deploy_refuses_a_cache_the_hosts_do_not_share(tmp_path: Path) -> None:
+    env = _production_env(tmp_path)
+    del env["CACHE_URL"]  # the default: files under var/
+
+    result = run_python(["manage.py", "check", "--deploy"], env)
+
+    assert result.returncode != 0
+    assert "tenants.E001" in result.stderr
+    assert "Set CACHE_URL to Redis" in result.stderr
