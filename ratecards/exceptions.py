@@ -1,4 +1,4 @@
-"""Typed errors of rate cards and the cost catalog; the API renders them as DESIGN.md's body."""
+"""Typed errors of rate cards and the cost catalog; the API renders them as one error body."""
 
 from typing import Any
 

@@ -378,7 +378,7 @@ EXAMPLE_RATES: list[tuple[str, str, str]] = [
     ("doc_search", "3", Rate.ChargeOn.ALWAYS),
     ("web_research", "10", Rate.ChargeOn.ALWAYS),
     ("action_execution", "15", Rate.ChargeOn.ALWAYS),
-    # Outcome pricing: charged only when the run reports success (DESIGN.md).
+    # Outcome pricing: charged only when the run reports success.
     ("resolution", "50", Rate.ChargeOn.SUCCESS),
 ]
 EXAMPLE_MULTIPLIERS = [("turbo", "6")]

@@ -1,4 +1,5 @@
-"""The base of every typed domain error; the API renders them as DESIGN.md's error body."""
+"""The base of every typed domain error; the API renders each as the one error body
+(tenants/api/errors.py)."""
 
 from typing import Any
 

@@ -33,7 +33,7 @@ Move = tuple[LedgerTransaction, list[LedgerEntry]]
 
 
 def quantize_credits(value: Decimal | int | str) -> Decimal:
-    """Credits at 4 decimal places, ROUND_HALF_UP (DESIGN.md, invariant 8)."""
+    """Credits at 4 decimal places, ROUND_HALF_UP (docs/architecture.md, money invariant 8)."""
     return Decimal(value).quantize(CREDIT_QUANTUM, rounding=ROUND_HALF_UP)
 
 

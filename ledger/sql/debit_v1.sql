@@ -1,4 +1,4 @@
--- The debit, implemented once (DESIGN.md, invariant 7; docs/architecture.md, "The debit").
+-- The debit, implemented once (docs/architecture.md, money invariant 7 and "The debit").
 --
 -- ledger_debit_batch spends credits for a batch of charges of ONE tenant in one call:
 -- it takes the tenant's account lock, replays keys already used, checks each charge against

@@ -1,4 +1,5 @@
-"""The database and the ORM both refuse to change history (DESIGN.md, invariants 1-4)."""
+"""The database and the ORM both refuse to change history (docs/architecture.md, money
+invariants 1-4)."""
 
 from collections.abc import Callable
 from datetime import timedelta

@@ -1,4 +1,5 @@
-"""The same request twice does one thing (DESIGN.md: idempotency is a unique constraint)."""
+"""The same request twice does one thing: idempotency is a unique constraint
+(docs/architecture.md, money invariant 2)."""
 
 from decimal import Decimal
 
