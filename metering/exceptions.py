@@ -50,6 +50,18 @@ class SoftCapReached(CreditlineError):
     message = "The available balance is under the soft cap: no new workflow run can start."
 
 
+class SubscriptionPastDue(CreditlineError):
+    """The tenant's subscription invoice is unpaid past the vendor's grace days (billing set
+    `Tenant.runs_refused_from`). Details: `refused_from`."""
+
+    status_code = 402
+    code = "subscription_past_due"
+    message = (
+        "The subscription's invoice is unpaid past its grace days: no new workflow run can "
+        "start until it is paid."
+    )
+
+
 class IllegalTransition(CreditlineError):
     """Details: `state` (the run's current state) and `workflow_id`."""
 

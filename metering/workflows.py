@@ -29,6 +29,7 @@ from metering.exceptions import (
     InvalidUsage,
     ResumeFromStep,
     SoftCapReached,
+    SubscriptionPastDue,
     WorkflowSuspended,
 )
 from metering.locks import run_lock, suspended_runs_lock
@@ -73,6 +74,8 @@ def workflow_start(
     """Start a run, or return the one already started with this `external_id` (created=False);
     the same `external_id` with another name, reservation or metadata is a conflict.
 
+    Refused (SubscriptionPastDue) while the tenant's subscription is unpaid past its grace
+    days (`Tenant.runs_refused_from`, set by billing, so metering asks billing nothing).
     Refused (SoftCapReached) when the available balance is under the tenant's soft cap, or
     when it leaves nothing to pay with whatever the cap: available plus the overdraft limit not
     above zero (a tenant with no credits has a default cap of 0). With
@@ -89,6 +92,12 @@ def workflow_start(
         if existing is not None:
             _refuse_another_start(existing, name=name, reserve=reserve, metadata=metadata)
             return existing, False
+        # Read now, not from the (possibly cached) tenant the caller holds.
+        refused_from = (
+            Tenant.objects.filter(pk=tenant.pk).values_list("runs_refused_from", flat=True).get()
+        )
+        if refused_from is not None and refused_from <= timezone.now():
+            raise SubscriptionPastDue(refused_from=refused_from.isoformat())
         available, cap = soft_cap_get(tenant=tenant, account=account)
         # Also refused when nothing at all can be paid, whatever the cap (with no unexpired
         # grants the default cap is 0): an empty tenant must not start a run whose first step

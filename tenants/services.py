@@ -3,6 +3,7 @@
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -62,6 +63,20 @@ def _tenant_set_status(*, tenant: Tenant, status: str) -> Tenant:
             config_stamp_bump()  # cached keys carry their tenant's status
     tenant.status = status
     return tenant
+
+
+def tenant_runs_refused_set(*, tenant_id: int, at: datetime | None) -> bool:
+    """Refuse new workflow runs of the tenant from `at` (None: refuse none). Billing's call:
+    a past-due subscription past its grace days. Returns whether anything changed."""
+    with transaction.atomic():
+        changed = (
+            Tenant.objects.filter(pk=tenant_id)
+            .exclude(runs_refused_from=at)
+            .update(runs_refused_from=at)
+        )
+        if changed:
+            config_stamp_bump()  # cached keys carry their tenant
+    return bool(changed)
 
 
 def membership_add(*, tenant: Tenant, user: User, role: str = Membership.Role.MEMBER) -> Membership:

@@ -89,8 +89,9 @@ class WorkflowStartApi(TenantApiView):
     # Beyond the errors every operation lists (tenants/api/schema.py).
     error_statuses = {
         "POST": {
-            402: "Under the soft cap (`soft_cap_reached`) or the reservation cannot be held "
-            "(`insufficient_credits`).",
+            402: "Under the soft cap (`soft_cap_reached`), the reservation cannot be held "
+            "(`insufficient_credits`), or the subscription is unpaid past its grace days "
+            "(`subscription_past_due`).",
             409: "The external_id was started with another body (`idempotency_conflict`).",
         }
     }
