@@ -57,11 +57,12 @@ def client_address(request: HttpRequest) -> str:
 
 
 def client_key(request: HttpRequest) -> str:
-    """What limits count against: the address, or for IPv6 its /64 (one customer's network;
-    a client holding a /64 could otherwise take a fresh address for every attempt)."""
+    """What limits count against (the API's and the logins'): the address, or for IPv6 the
+    first address of its /64 (one customer's network; a client holding a /64 could otherwise
+    take a fresh address for every attempt). Addresses that do not parse share "unknown"."""
     address = _parse(client_address(request))
     if address is None:
         return "unknown"
     if address.version == 6:
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+        return str(ipaddress.ip_network(f"{address}/64", strict=False).network_address)
     return str(address)

@@ -11,7 +11,6 @@ count (one known password must not buy unlimited guesses at others). A locked-ou
 a 429 page with `Retry-After` (`lockout_response`).
 """
 
-import ipaddress
 import logging
 import math
 from datetime import timedelta
@@ -26,7 +25,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from tenants.clients import client_address
+from tenants.clients import client_address, client_key
 
 logger = logging.getLogger(__name__)
 
@@ -63,15 +62,10 @@ class LoginBackend(AxesStandaloneBackend):
 
 
 def login_client(request: HttpRequest) -> str:
-    """The address axes counts against (AXES_CLIENT_IP_CALLABLE)."""
-    address = client_address(request)
-    try:
-        parsed = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if parsed.version == 6:
-        return str(ipaddress.ip_network(f"{parsed}/64", strict=False).network_address)
-    return address
+    """The address axes counts against (AXES_CLIENT_IP_CALLABLE): as the API's limits count
+    (axes stores an address, so one that does not parse is passed on as it is)."""
+    key = client_key(request)
+    return client_address(request) if key == "unknown" else key
 
 
 def login_cool_off(request: HttpRequest | None) -> timedelta:

@@ -14,12 +14,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from tenants.api.fields import BIGINT_MAX
+
 MAX_DEPTH = 32  # Stripe's events nest a few levels; deeper is not an event.
 MAX_RAW_CHARS = 65_536  # of an unreadable body, kept for the admin
 ID_MAX_LENGTH = 255  # StripeEvent.event_id
 TYPE_MAX_LENGTH = 100  # StripeEvent.type
 REFERENCE_MAX_LENGTH = 255  # TopUp.gateway_reference, BillingCustomer ids
-DB_ID_MAX = 2**63 - 1
 MALFORMED = "Malformed: "  # how a malformed event's error begins
 
 
@@ -152,7 +153,7 @@ class ObjectReader:
 
     def amount(self, key: str) -> int | None:
         value: int | None = self._get(key, int, "an integer", False)
-        if value is not None and not 0 <= value <= DB_ID_MAX:
+        if value is not None and not 0 <= value <= BIGINT_MAX:
             raise MalformedEvent(f"data.object.{key} is out of range.")
         return value
 
@@ -166,6 +167,6 @@ class ObjectReader:
         if isinstance(value, bool) or not isinstance(value, str | int):
             return None
         text = str(value)
-        if not text.isascii() or not text.isdigit() or not 0 < int(text) <= DB_ID_MAX:
+        if not text.isascii() or not text.isdigit() or not 0 < int(text) <= BIGINT_MAX:
             return None
         return int(text)

@@ -25,6 +25,7 @@ from django.utils.dateparse import parse_datetime
 from ledger.services import quantize_credits
 from metering.exceptions import InvalidUsage
 from metering.models import UsageEvent, WorkflowRun
+from tenants.api.fields import BIGINT_MAX, INTEGER_MAX, text_problem
 
 COMPONENTS = ("input_tokens", "output_tokens", "tool_calls", "vector_reads", "orchestration_runs")
 FIELDS = frozenset(
@@ -61,14 +62,12 @@ MAX_COGS = _decimal_max("cogs_minor")  # 999999999999.99999999 minor units
 # five together cost at most MAX_COGS. A catalog dearer than that is caught on the cost itself
 # (metering.usage.pricing).
 _COST_SHARE = int(MAX_COGS) // len(COMPONENTS)  # 199,999,999,999
-_INTEGER = 2**31 - 1
-_BIGINT = 2**63 - 1
 COMPONENT_LIMITS = {
-    "input_tokens": min(_BIGINT, _COST_SHARE),
-    "output_tokens": min(_BIGINT, _COST_SHARE),
-    "tool_calls": min(_INTEGER, _COST_SHARE),
-    "vector_reads": min(_BIGINT, _COST_SHARE),
-    "orchestration_runs": min(_INTEGER, _COST_SHARE),
+    "input_tokens": min(BIGINT_MAX, _COST_SHARE),
+    "output_tokens": min(BIGINT_MAX, _COST_SHARE),
+    "tool_calls": min(INTEGER_MAX, _COST_SHARE),
+    "vector_reads": min(BIGINT_MAX, _COST_SHARE),
+    "orchestration_runs": min(INTEGER_MAX, _COST_SHARE),
 }
 
 NOT_A_NUMBER = "A valid number is required."
@@ -113,15 +112,7 @@ class UsageInput:
 
 def clean_text(value: str) -> bool:
     """No NUL (PostgreSQL text cannot hold it) and no lone surrogate (not encodable)."""
-    if "\x00" in value:
-        return False
-    if value.isascii():
-        return True
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return not text_problem(value)
 
 
 def clean_json(value: Any) -> bool:

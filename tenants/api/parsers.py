@@ -20,23 +20,12 @@ from rest_framework import exceptions, parsers, renderers
 from rest_framework.utils.json import strict_constant
 
 from tenants.api.errors import RequestTooLarge
+from tenants.api.fields import text_problem
 
 MAX_DEPTH = 64
 MAX_REPORTED = 20  # how many bad strings one error body names at most
 
 _SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89abcdefABCDEF])")
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_NUL = "Null characters are not allowed."
-
-
-def _text_problem(text: str) -> str:
-    """DRF's own wording, as a CharField would say it."""
-    if "\x00" in text:
-        return _NUL
-    surrogate = _SURROGATE.search(text)
-    if surrogate:
-        return f"Surrogate characters are not allowed: U+{ord(surrogate.group()):X}."
-    return ""
 
 
 def _path(parts: tuple[str | int, ...]) -> str:
@@ -77,9 +66,9 @@ def _bad_text(data: Any) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for path, value in _nodes(data):
         if isinstance(value, str):
-            problem = _text_problem(value)
+            problem = text_problem(value)
         elif isinstance(value, dict):
-            problem = next((p for p in map(_text_problem, value) if p), "")
+            problem = next((p for p in map(text_problem, value) if p), "")
             problem = problem.replace(" are not allowed", " are not allowed in keys")
         else:
             continue
