@@ -21,8 +21,10 @@ from billing.models import (
     Contract,
     CreditPack,
     Plan,
+    PlanPrice,
     StripeEvent,
     Subscription,
+    SubscriptionInvoice,
     TopUp,
     WebhookAttempt,
     WebhookDelivery,
@@ -35,10 +37,27 @@ from billing.services.webhook_targets import webhook_event_types_validate, webho
 from ratecards.selectors import rate_card_trap
 
 
+class PlanPriceInline(admin.TabularInline):
+    """The plan's fee per currency and the Stripe Prices that charge it (README, "Stripe
+    set-up for subscriptions")."""
+
+    model = PlanPrice
+    extra = 0
+
+
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "price_minor", "currency", "included_credits", "active"]
+    list_display = [
+        "name",
+        "slug",
+        "price_minor",
+        "currency",
+        "included_credits",
+        "credits_per_seat",
+        "active",
+    ]
     prepopulated_fields = {"slug": ["name"]}
+    inlines = [PlanPriceInline]
 
 
 @admin.register(CreditPack)
@@ -62,8 +81,38 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(ReadOnlyAdmin):
-    list_display = ["tenant", "plan", "status", "current_period_start", "current_period_end"]
-    list_filter = ["status", "plan"]
+    list_display = [
+        "tenant",
+        "plan",
+        "seats",
+        "status",
+        "gateway",
+        "gateway_reference",
+        "current_period_start",
+        "current_period_end",
+        "cancel_at_period_end",
+    ]
+    list_filter = ["status", "gateway", "plan"]
+
+
+@admin.register(SubscriptionInvoice)
+class SubscriptionInvoiceAdmin(ReadOnlyAdmin):
+    list_display = [
+        "tenant",
+        "subscription",
+        "kind",
+        "status",
+        "period_index",
+        "plan",
+        "seats",
+        "credits",
+        "amount_minor",
+        "currency",
+        "gateway_reference",
+        "created_at",
+        "paid_at",
+    ]
+    list_filter = ["kind", "status"]
 
 
 @admin.register(TopUp)

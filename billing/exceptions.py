@@ -83,3 +83,34 @@ class EstimateTooLarge(CreditlineError):
     status_code = 422
     code = "estimate_too_large"
     message = "These actions would cost more credits than an estimate covers."
+
+
+class SubscriptionNotFound(CreditlineError):
+    status_code = 404
+    code = "subscription_not_found"
+    message = "The tenant has no subscription."
+
+
+class SubscriptionExists(CreditlineError):
+    status_code = 409
+    code = "subscription_exists"
+    message = "The tenant already has a subscription: change its plan or seats instead."
+
+
+class SubscriptionNotActive(CreditlineError):
+    """Details: `status`."""
+
+    status_code = 409
+    code = "subscription_not_active"
+    message = "The subscription can change only while it is active and linked to the gateway."
+
+
+class InvalidSubscriptionInput(CreditlineError):
+    """One field of a subscription request is wrong (an unknown plan, no price in the
+    currency, fewer than one seat): 422 naming it in `fields`."""
+
+    status_code = 422
+    code = "invalid_input"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", fields={field: [message]})

@@ -17,7 +17,7 @@ or the tenant is read, not locked, so tenants sharing a pack never queue on it.
 
 from django.db import connection
 
-from billing.models import AutoTopUpPolicy, Contract, Subscription, TopUp
+from billing.models import LIVE_SUBSCRIPTION, AutoTopUpPolicy, Contract, Subscription, TopUp
 
 
 def _in_transaction(name: str) -> None:
@@ -47,13 +47,23 @@ def topup_lock(*, tenant_id: int, top_up_id: int) -> TopUp:
 
 
 def subscription_lock(*, tenant_id: int) -> Subscription | None:
-    """The tenant's active subscription, locked; after account_lock."""
+    """The tenant's live subscription (not cancelled), locked; after account_lock."""
     _in_transaction("subscription_lock")
     return (
         Subscription.objects.select_for_update(of=("self",))
-        .select_related("plan")
-        .filter(tenant_id=tenant_id, status=Subscription.Status.ACTIVE)
+        .select_related("plan", "next_plan", "tenant")
+        .filter(tenant_id=tenant_id, status__in=LIVE_SUBSCRIPTION)
         .first()
+    )
+
+
+def subscription_lock_by_id(*, tenant_id: int, subscription_id: int) -> Subscription:
+    """One subscription, whatever its status, locked; after account_lock."""
+    _in_transaction("subscription_lock_by_id")
+    return (
+        Subscription.objects.select_for_update(of=("self",))
+        .select_related("plan", "next_plan", "tenant")
+        .get(pk=subscription_id, tenant_id=tenant_id)
     )
 
 

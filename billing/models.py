@@ -23,13 +23,16 @@ def credits_field(**kwargs: Any) -> models.DecimalField:
 
 
 class Plan(models.Model):
-    """A subscription tier: a monthly price and the credits it includes each period."""
+    """A subscription tier: a monthly price and the credits it includes each period, plus
+    `credits_per_seat` for every seat (the per-member pattern). Its prices per currency (and
+    their Stripe Prices) are PlanPrice rows; `price_minor` / `currency` is its list price."""
 
     slug = models.SlugField(max_length=63, unique=True)
     name = models.CharField(max_length=100)
     price_minor = models.BigIntegerField()
     currency = models.CharField(max_length=3, default="USD")
     included_credits = credits_field()
+    credits_per_seat = credits_field(default=ZERO)
     # Null: the default rate card.
     rate_card = models.ForeignKey(
         RateCard, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -42,23 +45,85 @@ class Plan(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(price_minor__gte=0), name="plan_price_gte_0"),
             models.CheckConstraint(condition=Q(included_credits__gt=0), name="plan_credits_gt_0"),
+            models.CheckConstraint(
+                condition=Q(credits_per_seat__gte=0), name="plan_credits_per_seat_gte_0"
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
 
+    def allowance(self, seats: int) -> Decimal:
+        """The credits one period of this plan includes for `seats` seats."""
+        return self.included_credits + self.credits_per_seat * seats
+
+
+class PlanPrice(models.Model):
+    """A plan's fee in one currency: a base price, and a price per seat (quantity = seats) when
+    the plan has seats; with the Stripe Prices that charge them (README, "Stripe set-up")."""
+
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="prices")
+    currency = models.CharField(max_length=3)
+    base_minor = models.BigIntegerField()
+    per_seat_minor = models.BigIntegerField(default=0)
+    stripe_base_price_id = models.CharField(max_length=255, blank=True)
+    stripe_seat_price_id = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "currency"], name="planprice_plan_currency"),
+            models.CheckConstraint(condition=Q(base_minor__gte=0), name="planprice_base_gte_0"),
+            models.CheckConstraint(
+                condition=Q(per_seat_minor__gte=0), name="planprice_seat_gte_0"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan_id} in {self.currency}"
+
+    @property
+    def has_seats(self) -> bool:
+        return self.per_seat_minor > 0 or bool(self.stripe_seat_price_id)
+
+
+# A subscription that is neither cancelled nor never paid: one per tenant.
+LIVE_SUBSCRIPTION = ("incomplete", "active", "past_due")
+
 
 class Subscription(TenantOwnedModel):
+    """A tenant's plan. Linked to the gateway (`gateway` set), its credits follow its paid
+    invoices (SubscriptionInvoice); unlinked (made before billing collected fees), the renewal
+    sweep grants each period as it always did, until `subscription_link` links it."""
+
     class Status(models.TextChoices):
+        # Stripe's statuses, mapped (billing/services/subscriptions.py, STRIPE_STATUSES).
+        INCOMPLETE = "incomplete", "Incomplete (first invoice unpaid)"
         ACTIVE = "active", "Active"
+        PAST_DUE = "past_due", "Past due"
         CANCELED = "canceled", "Canceled"
 
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
+    seats = models.PositiveIntegerField(default=1)
+    currency = models.CharField(max_length=3, default="USD")
     # Periods run from the anchor's day of month (the 31st becomes the month's last day).
     anchor = models.DateTimeField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     current_period_start = models.DateTimeField()
     current_period_end = models.DateTimeField()
+    # Blank: not linked to a gateway (renews by the sweep alone, as before).
+    gateway = models.CharField(max_length=16, blank=True)
+    gateway_reference = models.CharField(max_length=255, blank=True)
+    # The gateway's subscription items ({"base": id, "seat": id}) and, while a change waits
+    # for the period end, its schedule.
+    gateway_items = models.JSONField(default=dict, blank=True)
+    gateway_schedule = models.CharField(max_length=255, blank=True)
+    # What the subscription becomes at the period end (a downgrade, fewer seats).
+    next_plan = models.ForeignKey(
+        Plan, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    next_seats = models.PositiveIntegerField(null=True, blank=True)
+    cancel_at_period_end = models.BooleanField(default=False)
+    past_due_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     canceled_at = models.DateTimeField(null=True, blank=True)
 
@@ -66,20 +131,92 @@ class Subscription(TenantOwnedModel):
         constraints = [
             models.UniqueConstraint(
                 fields=["tenant"],
-                condition=Q(status="active"),
-                name="subscription_one_active_per_tenant",
+                condition=Q(status__in=LIVE_SUBSCRIPTION),
+                name="subscription_one_live_per_tenant",
             ),
+            models.UniqueConstraint(
+                fields=["tenant", "gateway", "gateway_reference"],
+                condition=~Q(gateway_reference=""),
+                name="subscription_tenant_reference_uniq",
+            ),
+            models.CheckConstraint(condition=Q(seats__gte=1), name="subscription_seats_gte_1"),
         ]
         indexes = [
             models.Index(
                 fields=["tenant", "current_period_end"],
-                condition=Q(status="active"),
+                condition=Q(status__in=LIVE_SUBSCRIPTION),
                 name="subscription_due_idx",
             ),
         ]
 
     def __str__(self) -> str:
         return f"{self.tenant_id} on {self.plan_id} ({self.status})"
+
+    @property
+    def is_linked(self) -> bool:
+        return bool(self.gateway)
+
+    @property
+    def allowance(self) -> Decimal:
+        return self.plan.allowance(self.seats)
+
+
+class SubscriptionInvoice(TenantOwnedModel):
+    """One gateway invoice of a subscription: a period's fee (`period`) or a change invoiced at
+    once (`change`: an upgrade, more seats). Its credits are granted when it is paid, once
+    (ledger reference `sub:<id>:<period>` for a period, `sub:<id>:<period>:change:<pk>` for a
+    change)."""
+
+    class Kind(models.TextChoices):
+        PERIOD = "period", "Period"
+        CHANGE = "change", "Change"
+
+    class Status(models.TextChoices):
+        # A change whose gateway call has not answered yet.
+        REQUESTED = "requested", "Requested"
+        OPEN = "open", "Open (unpaid)"
+        PAID = "paid", "Paid"
+        FAILED = "failed", "Payment failed"
+        VOID = "void", "Void"
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    gateway = models.CharField(max_length=16)
+    gateway_reference = models.CharField(max_length=255, blank=True)
+    idempotency_key = models.CharField(max_length=255)
+    period_index = models.PositiveIntegerField()
+    # What it pays for: the plan and seats (a change: the new ones) and, for a change, the
+    # part of the period left when it was asked for (the credits are prorated by it).
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
+    seats = models.PositiveIntegerField()
+    fraction = models.DecimalField(max_digits=7, decimal_places=6, default=Decimal(1))
+    credits = credits_field(null=True, blank=True)
+    amount_minor = models.BigIntegerField(default=0)
+    currency = models.CharField(max_length=3)
+    hosted_url = models.URLField(max_length=2000, blank=True)
+    created_at = models.DateTimeField()
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "idempotency_key"], name="subinvoice_tenant_key_uniq"
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "gateway", "gateway_reference"],
+                condition=~Q(gateway_reference=""),
+                name="subinvoice_tenant_reference_uniq",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["tenant", "subscription", "created_at"], name="subinvoice_tenant_sub_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} invoice {self.pk} of subscription {self.subscription_id}"
 
 
 class CreditPack(models.Model):

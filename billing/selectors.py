@@ -6,8 +6,9 @@ from decimal import Decimal
 from django.conf import settings
 from django.db.models import Q, QuerySet, Sum
 
-from billing.exceptions import PackNotFound, PlanNotFound
+from billing.exceptions import PackNotFound, PlanNotFound, SubscriptionNotFound
 from billing.models import (
+    LIVE_SUBSCRIPTION,
     AutoTopUpPolicy,
     BillingCustomer,
     Contract,
@@ -70,11 +71,25 @@ def billing_currency_get(*, tenant: Tenant) -> str:
 
 
 def subscription_get_active(*, tenant: Tenant) -> Subscription | None:
+    """The tenant's live subscription (active, past due or not yet paid), if any."""
     return (
         Subscription.objects.select_related("plan")
-        .filter(tenant=tenant, status=Subscription.Status.ACTIVE)
+        .filter(tenant=tenant, status__in=LIVE_SUBSCRIPTION)
         .first()
     )
+
+
+def subscription_current_get(*, tenant: Tenant) -> Subscription:
+    """The live subscription, else the one that ended last; SubscriptionNotFound if none."""
+    found = subscription_get_active(tenant=tenant) or (
+        Subscription.objects.select_related("plan")
+        .filter(tenant=tenant)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    if found is None:
+        raise SubscriptionNotFound()
+    return found
 
 
 def topup_list(*, tenant: Tenant) -> QuerySet[TopUp]:

@@ -7,6 +7,7 @@ from billing.api.purchases import (
     TopUpDetailApi,
     TopUpsApi,
 )
+from billing.api.subscriptions import SubscriptionApi
 from billing.api.views import (
     AlertSettingsApi,
     AutoTopUpApi,
@@ -22,6 +23,7 @@ urlpatterns = [
     path("top-ups/<int:top_up_id>", TopUpDetailApi.as_view(), name="top-up-detail"),
     path("top-ups/<int:top_up_id>/cancel", TopUpCancelApi.as_view(), name="top-up-cancel"),
     path("payment-method", PaymentMethodApi.as_view(), name="payment-method"),
+    path("subscription", SubscriptionApi.as_view(), name="subscription"),
     path("auto-top-up", AutoTopUpApi.as_view(), name="auto-top-up"),
     path("alert-settings", AlertSettingsApi.as_view(), name="alert-settings"),
     path("webhook-endpoints", WebhookEndpointsApi.as_view(), name="webhook-endpoints"),

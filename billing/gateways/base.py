@@ -2,12 +2,12 @@
 retried call (a worker crash, a timeout) never creates a second charge."""
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection
 
-from billing.models import TopUp
+from billing.models import Plan, PlanPrice, TopUp
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,47 @@ class PaymentStatus:
     reference: str
     status: str
     failure_reason: str = ""
+
+
+@dataclass(frozen=True)
+class SubscriptionItems:
+    """What a subscription charges: a plan's prices in one currency, and its seats."""
+
+    plan: Plan
+    price: PlanPrice
+    seats: int
+
+
+@dataclass(frozen=True)
+class GatewayInvoice:
+    """A subscription invoice as the gateway knows it. `status` in Stripe's words ("draft",
+    "open", "paid", "void", "uncollectible"); `failed` when a payment of it was attempted and
+    declined; `reason` Stripe's billing_reason ("subscription_create", "subscription_cycle",
+    "subscription_update", ...); `period_start` the start of the period it pays for."""
+
+    reference: str
+    subscription_reference: str
+    status: str
+    reason: str
+    period_start: datetime
+    amount_minor: int
+    currency: str
+    failed: bool = False
+    hosted_url: str = ""
+
+
+@dataclass(frozen=True)
+class GatewaySubscription:
+    """A subscription at the gateway: its status in Stripe's words, its current period, item
+    ids, and its latest invoices (newest first)."""
+
+    reference: str
+    status: str
+    period_start: datetime
+    period_end: datetime
+    items: dict[str, str] = field(default_factory=dict)
+    invoices: tuple[GatewayInvoice, ...] = ()
+    schedule: str = ""
 
 
 class PaymentGateway(ABC):
@@ -122,3 +163,54 @@ class PaymentGateway(ABC):
     def cancel_payment(self, *, reference: str, idempotency_key: str) -> PaymentStatus:
         """Cancel the uncaptured payment `reference` so it can never be captured or confirmed
         later; raises GatewayError if the gateway refuses (it succeeded meanwhile, say)."""
+
+    # Subscriptions (Stripe Billing). Each call names an idempotency key; a subscription's
+    # fees, proration, retries and invoices are the gateway's, its credits are ours.
+
+    @abstractmethod
+    def subscription_create(
+        self,
+        *,
+        tenant_id: int,
+        subscription_id: int,
+        customer_id: str,
+        payment_method_id: str,
+        items: SubscriptionItems,
+        idempotency_key: str,
+    ) -> GatewaySubscription:
+        """Subscribe and invoice the first period at once (its latest invoice says whether it
+        was paid)."""
+
+    @abstractmethod
+    def subscription_change_now(
+        self,
+        *,
+        reference: str,
+        current_items: dict[str, str],
+        items: SubscriptionItems,
+        idempotency_key: str,
+    ) -> GatewayInvoice:
+        """An upgrade or more seats: prorated and invoiced at once; unpaid, it changes nothing
+        at the gateway (Stripe: always_invoice, pending_if_incomplete)."""
+
+    @abstractmethod
+    def subscription_change_at_period_end(
+        self,
+        *,
+        reference: str,
+        schedule: str,
+        current: SubscriptionItems,
+        items: SubscriptionItems | None,
+        idempotency_key: str,
+    ) -> str:
+        """A downgrade or fewer seats from the next period (None: drop the one waiting);
+        returns the schedule that holds it ("" when none is left)."""
+
+    @abstractmethod
+    def subscription_cancel_at_period_end(
+        self, *, reference: str, schedule: str, idempotency_key: str
+    ) -> None: ...
+
+    @abstractmethod
+    def subscription_get(self, *, reference: str) -> GatewaySubscription:
+        """The subscription now, with its latest invoices (the renewal sweep's reconciliation)."""

@@ -15,6 +15,7 @@ from billing.gateways.base import (
     PaymentStatus,
     SetupSession,
 )
+from billing.gateways.fake_subscriptions import FakeSubscriptions
 from billing.models import TopUp
 
 # Save this payment method id to make every off-session charge decline (tests, demos).
@@ -35,7 +36,7 @@ def _reference(prefix: str, idempotency_key: str) -> str:
     return f"{prefix}_{hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]}"
 
 
-class FakeGateway(PaymentGateway):
+class FakeGateway(FakeSubscriptions, PaymentGateway):
     name = "fake"
 
     # The fake's "server side": each off-session payment's state by reference, kept in the

@@ -23,10 +23,11 @@ from billing.gateways.base import (
     PaymentStatus,
     SetupSession,
 )
+from billing.gateways.stripe_subscriptions import StripeSubscriptions
 from billing.models import TopUp
 
 
-class StripeGateway(PaymentGateway):
+class StripeGateway(StripeSubscriptions, PaymentGateway):
     name = "stripe"
 
     def __init__(self, http_client: stripe.HTTPClient | None = None) -> None:
