@@ -78,3 +78,42 @@ def test_the_fake_checkout_is_404_unless_the_gateway_is_fake(
     top_up.refresh_from_db()
     assert top_up.status == TopUp.Status.PENDING
     assert balance_get(tenant=tenant).available == 0
+
+
+@pytest.mark.django_db
+def test_a_plan_without_its_stripe_prices_fails_the_deploy_check(settings: Any) -> None:
+    from billing.models import Plan, PlanPrice
+
+    settings.BILLING_GATEWAY = "stripe"
+    settings.STRIPE_SECRET_KEY = "sk_live_x"
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_x"
+    pro = Plan.objects.create(slug="pro", name="Pro", price_minor=7_900, included_credits=750)
+    team = Plan.objects.create(
+        slug="team", name="Team", price_minor=2_000, included_credits=100, credits_per_seat=50
+    )
+    Plan.objects.create(slug="free", name="Free", price_minor=0, included_credits=10)
+    PlanPrice.objects.create(plan=pro, currency="USD", base_minor=7_900)
+    team_usd = PlanPrice.objects.create(
+        plan=team,
+        currency="USD",
+        base_minor=2_000,
+        per_seat_minor=1_000,
+        stripe_base_price_id="price_team",
+    )
+
+    def errors() -> list[str]:
+        found = run_checks(include_deployment_checks=True, databases=["default"])
+        return [m.msg for m in found if m.id == "billing.E003"]
+
+    assert errors() == [
+        "Plan free has no Stripe Price for any currency: it cannot be subscribed to.",
+        "Plan pro has no Stripe Price for USD: it cannot be subscribed to.",
+        "Plan team has no Stripe Price for USD per seat: it cannot be subscribed to.",
+    ]
+    assert [m for m in run_checks(include_deployment_checks=True) if m.id == "billing.E003"] == []
+
+    Plan.objects.filter(slug="free").update(active=False)
+    PlanPrice.objects.filter(plan=pro).update(stripe_base_price_id="price_pro")
+    team_usd.stripe_seat_price_id = "price_team_seat"
+    team_usd.save()
+    assert errors() == []

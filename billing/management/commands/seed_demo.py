@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
-from billing.models import CreditPack, Plan
+from billing.models import CreditPack, Plan, PlanPrice
 from billing.services import subscription_start
 from ratecards.services import ratecard_seed_example
 from tenants.logins import OLD_DEMO_PASSWORD
@@ -54,7 +54,7 @@ class Command(BaseCommand):
         card = ratecard_seed_example()
         with transaction.atomic():
             for slug, name, price_minor, credits in PLANS:
-                Plan.objects.update_or_create(
+                plan, _ = Plan.objects.update_or_create(
                     slug=slug,
                     defaults={
                         "name": name,
@@ -62,6 +62,10 @@ class Command(BaseCommand):
                         "included_credits": credits,
                         "rate_card": card,
                     },
+                )
+                # Its fee in its currency (the Stripe Price ids are the vendor's to record).
+                PlanPrice.objects.update_or_create(
+                    plan=plan, currency=plan.currency, defaults={"base_minor": price_minor}
                 )
             for slug, name, credits, price_minor in PACKS:
                 CreditPack.objects.update_or_create(
