@@ -1,6 +1,6 @@
 from django.urls import path
 
-from billing import views, views_payments
+from billing import views, views_payments, views_plan
 
 app_name = "billing"
 
@@ -9,6 +9,10 @@ urlpatterns = [
     path("top-ups/", views.topup_buy, name="topup-buy"),
     path("checkout/fake/<int:top_up_id>/", views.fake_checkout, name="fake-checkout"),
     path("auto-top-up/", views.auto_topup_page, name="auto-top-up"),
+    path("plan/", views_plan.plan_page, name="plan"),
+    path("plan/subscribe/", views_plan.plan_subscribe, name="plan-subscribe"),
+    path("plan/change/", views_plan.plan_change, name="plan-change"),
+    path("plan/cancel/", views_plan.plan_cancel, name="plan-cancel"),
     path("payment-method/", views_payments.payment_method_setup, name="payment-method"),
     path(
         "payment-method/remove/",

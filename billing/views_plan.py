@@ -1,0 +1,110 @@
+"""The portal's plan page: the subscription (plan, seats, status, what changes at the period end,
+its invoices with the gateway's hosted pages), and subscribing, changing plan or seats and
+cancelling, through the same services as `/api/v1/subscription`. Changing anything needs a
+billing role (owner, admin or billing)."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from billing.exceptions import (
+    GatewayError,
+    InvalidSubscriptionInput,
+    SubscriptionExists,
+    SubscriptionNotActive,
+    SubscriptionNotFound,
+)
+from billing.models import Plan, SubscriptionInvoice
+from billing.selectors import plan_list, subscription_current_get
+from billing.services.subscriptions import (
+    subscription_cancel,
+    subscription_change,
+    subscription_create,
+)
+from billing.views import _tenant
+
+REFUSED = (
+    GatewayError,
+    InvalidSubscriptionInput,
+    SubscriptionExists,
+    SubscriptionNotActive,
+    SubscriptionNotFound,
+)
+
+
+@login_required
+def plan_page(request: HttpRequest) -> HttpResponse:
+    tenant = _tenant(request)
+    try:
+        sub = subscription_current_get(tenant=tenant)
+    except SubscriptionNotFound:
+        sub = None
+    invoices = (
+        SubscriptionInvoice.objects.filter(tenant=tenant, subscription=sub)
+        .exclude(status=SubscriptionInvoice.Status.REQUESTED)
+        .select_related("plan")
+        .order_by("-created_at", "-pk")[:12]
+        if sub is not None
+        else []
+    )
+    tenant.refresh_from_db(fields=["runs_refused_from"])
+    context = {"tenant": tenant, "subscription": sub, "plans": plan_list(), "invoices": invoices}
+    return render(request, "billing/plan.html", context)
+
+
+def _seats(request: HttpRequest) -> int:
+    raw = request.POST.get("seats", "1")
+    if not raw.isdigit():
+        raise InvalidSubscriptionInput("seats", "A subscription has at least one seat.")
+    return int(raw)
+
+
+def _plan(request: HttpRequest) -> Plan:
+    plan = plan_list().filter(slug=request.POST.get("plan", "")).first()
+    if plan is None:
+        raise InvalidSubscriptionInput("plan", "No active plan has that slug.")
+    return plan
+
+
+@login_required
+@require_POST
+def plan_subscribe(request: HttpRequest) -> HttpResponse:
+    tenant = _tenant(request, billing=True)
+    try:
+        sub = subscription_create(tenant=tenant, plan=_plan(request), seats=_seats(request))
+    except REFUSED as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Subscribed to {sub.plan.name} ({sub.get_status_display()}).")
+    return redirect("billing:plan")
+
+
+@login_required
+@require_POST
+def plan_change(request: HttpRequest) -> HttpResponse:
+    tenant = _tenant(request, billing=True)
+    try:
+        sub = subscription_change(tenant=tenant, plan=_plan(request), seats=_seats(request))
+    except REFUSED as exc:
+        messages.error(request, exc.message)
+    else:
+        if sub.next_plan is not None:
+            messages.success(request, "The change takes effect at the end of the period.")
+        else:
+            messages.success(request, f"Now on {sub.plan.name} with {sub.seats} seat(s).")
+    return redirect("billing:plan")
+
+
+@login_required
+@require_POST
+def plan_cancel(request: HttpRequest) -> HttpResponse:
+    tenant = _tenant(request, billing=True)
+    try:
+        subscription_cancel(tenant=tenant)
+    except REFUSED as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "The subscription ends at the end of the period.")
+    return redirect("billing:plan")

@@ -1,0 +1,52 @@
+"""The portal's plan page: subscribe, add seats, cancel, with the fake gateway; a plain member
+sees the page but changes nothing."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.contrib.auth.models import User
+
+from billing.models import Plan, Subscription
+from ledger.selectors import balance_get
+from tenants.models import Tenant
+from tests.billing.test_portal_roles import login
+from tests.billing.test_subscriptions import priced  # noqa: F401  (the fixture)
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("priced")]
+
+
+def test_an_owner_subscribes_adds_seats_and_cancels(tenant: Tenant) -> None:
+    client = login(tenant, "owner")
+    with time_machine.travel(datetime(2026, 4, 1, 0, tzinfo=UTC), tick=False) as clock:
+        page = client.get("/billing/plan/")
+        assert page.status_code == 200
+        assert b'data-testid="subscribe"' in page.content
+
+        done = client.post("/billing/plan/subscribe/", {"plan": "team", "seats": "3"}, follow=True)
+        assert b"Subscribed to Team (Active)." in done.content
+        assert b"Team \xc2\xb7 3 seats \xc2\xb7 250 credits a period" in done.content
+        assert balance_get(tenant=tenant).available == Decimal("250")
+
+        clock.move_to(datetime(2026, 4, 16, 0, tzinfo=UTC))
+        client.force_login(User.objects.get(username="owner"))  # the session expired meanwhile
+        changed = client.post("/billing/plan/change/", {"plan": "team", "seats": "5"}, follow=True)
+        assert b"Now on Team with 5 seat(s)." in changed.content
+        assert balance_get(tenant=tenant).available == Decimal("300")
+
+        refused = client.post("/billing/plan/change/", {"plan": "team", "seats": "0"}, follow=True)
+        assert b"seats: A subscription has at least one seat." in refused.content
+
+        cancelled = client.post("/billing/plan/cancel/", follow=True)
+        assert b"The subscription ends at the end of the period." in cancelled.content
+    sub = Subscription.objects.get(tenant=tenant)
+    assert (sub.seats, sub.cancel_at_period_end) == (5, True)
+
+
+def test_a_member_sees_the_page_but_cannot_subscribe(tenant: Tenant) -> None:
+    client = login(tenant, "member")
+    assert client.get("/billing/plan/").status_code == 200
+    assert client.post("/billing/plan/subscribe/", {"plan": "pro"}).status_code == 403
+    assert not Subscription.objects.filter(tenant=tenant).exists()
+    assert Plan.objects.filter(slug="pro").exists()
