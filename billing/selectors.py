@@ -67,7 +67,7 @@ def billing_currency_get(*, tenant: Tenant) -> str:
     subscription = subscription_get_active(tenant=tenant)
     if subscription is not None:
         return subscription.plan.currency
-    return str(getattr(settings, "BILLING_DEFAULT_CURRENCY", "USD")).upper()
+    return str(settings.BILLING_DEFAULT_CURRENCY).upper()
 
 
 def subscription_get_active(*, tenant: Tenant) -> Subscription | None:

@@ -232,17 +232,24 @@ class PaymentMethodApi(TenantApiView):
         customer = billing_customer_get(tenant_id=self.tenant.pk)
         return Response({"card": self._card(customer)})
 
+    @extend_schema_serializer(component_name="PaymentMethodSetupInput")
+    class InputSerializer(serializers.Serializer):
+        return_url = serializers.URLField(
+            max_length=2000,
+            help_text="Where the gateway's page sends the customer back, saved or not.",
+        )
+
     @extend_schema(
-        request=None,
+        request=InputSerializer,
         responses={201: SetupSerializer},
         summary="Add or replace the card: a page at the gateway where the customer enters it",
     )
     def post(self, request: Request) -> Response:
-        base = settings.CREDITLINE_PUBLIC_URL.rstrip("/")
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return_url = data.validated_data["return_url"]
         session = payment_method_setup_start(
-            tenant=self.tenant,
-            success_url=f"{base}/billing/auto-top-up/?card=saved",
-            cancel_url=f"{base}/billing/auto-top-up/",
+            tenant=self.tenant, success_url=return_url, cancel_url=return_url
         )
         return Response({"setup_url": public_url(session.url)}, status=status.HTTP_201_CREATED)
 

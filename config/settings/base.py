@@ -273,6 +273,8 @@ CELERY_BEAT_SCHEDULE["tenants.outbox_relay_due"] = {
 # Billing: the payment gateway ("fake" completes payments locally; "stripe" is real), Stripe's
 # keys, and billing's periodic tasks.
 BILLING_GATEWAY = env.str("BILLING_GATEWAY", default="fake")
+# The currency a tenant without a subscription is billed in (billing.selectors).
+BILLING_DEFAULT_CURRENCY = env.str("BILLING_DEFAULT_CURRENCY", default="USD")
 # Days a past-due subscription keeps starting workflow runs (billing: subscription_invoices).
 CREDITLINE_SUBSCRIPTION_GRACE_DAYS = env.int("CREDITLINE_SUBSCRIPTION_GRACE_DAYS", default=3)
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")

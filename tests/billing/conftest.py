@@ -17,7 +17,7 @@ from ratecards.selectors import price_cache_clear
 from tenants.models import Membership, Tenant
 from tenants.services import membership_add
 from tests.billing.factories import CreditPackFactory, PlanFactory
-from tests.billing.stripe_canned import canned_stripe  # noqa: F401 (a fixture)
+from tests.billing.stripe_canned import canned_stripe, stripe_offline  # noqa: F401 (fixtures)
 
 WEBHOOK_SECRET = "whsec_test_secret_for_billing_tests"
 

@@ -1,7 +1,9 @@
 """Tenant A's billing rows for the isolation walk: B must never see A's top-ups, auto top-up
 settings or webhook endpoints."""
 
+from collections.abc import Mapping
 from decimal import Decimal
+from typing import Any
 
 from billing.models import CreditPack
 from billing.services import (
@@ -11,14 +13,15 @@ from billing.services import (
     webhook_endpoint_create,
 )
 from tenants.models import Tenant
-from tests.isolation import MARKER, register
+from tests.isolation import MARKER, register, register_bodies
 
 
 @register
 def seed_billing(tenant: Tenant) -> dict[str, str]:
+    # Packs are the vendor's catalogue, which every tenant sees: no MARKER in this one.
     pack, _ = CreditPack.objects.get_or_create(
-        slug=f"{MARKER}-pack",
-        defaults={"name": f"{MARKER} pack", "credits": Decimal(100), "price_minor": 1000},
+        slug="isolation-pack",
+        defaults={"name": "Isolation pack", "credits": Decimal(100), "price_minor": 1000},
     )
     top_up = topup_create(tenant=tenant, pack=pack, gateway="fake")
     endpoint = webhook_endpoint_create(tenant=tenant, url=f"https://{MARKER}.example/hooks")
@@ -34,7 +37,14 @@ def seed_billing(tenant: Tenant) -> dict[str, str]:
     )
     return {
         "top_up_key": top_up.idempotency_key,
+        "top_up_id": str(top_up.pk),
         "webhook_secret": endpoint.secret,
         "endpoint_id": str(endpoint.pk),
         "auto_topup_cap": "987654",
     }
+
+
+@register_bodies
+def billing_bodies(values: Mapping[str, str]) -> dict[str, Any]:
+    # Cancelling takes no body: tenant A's pending top-up is cancelled, B's attempt is a 404.
+    return {"top-up-cancel": {}}

@@ -1,6 +1,6 @@
 """A Stripe HTTP client for tests: canned answers by method and path, every request recorded.
-The adapter's own code (billing/gateways/stripe_gateway.py) runs against it; gateway_get()
-hands out adapters that use it while the `canned_stripe` fixture is active."""
+The adapter's own code (billing/gateways/stripe_gateway.py) runs against it: every adapter
+gateway_get() hands out in a billing test uses it (tests/billing/conftest.py)."""
 
 import json
 from typing import Any
@@ -48,9 +48,10 @@ class RoutedStripe(stripe.HTTPClient):
         return [(s["method"], s["path"]) for s in self.sent]
 
 
-@pytest.fixture
-def canned_stripe(settings: Any, monkeypatch: pytest.MonkeyPatch) -> RoutedStripe:
-    settings.BILLING_GATEWAY = "stripe"
+@pytest.fixture(autouse=True)
+def stripe_offline(monkeypatch: pytest.MonkeyPatch) -> RoutedStripe:
+    """Every billing test: a Stripe adapter made without an HTTP client gets this one, which
+    answers 404 to what no test queued, so no test ever reaches the network."""
     http = RoutedStripe()
     original = StripeGateway.__init__
 
@@ -59,3 +60,10 @@ def canned_stripe(settings: Any, monkeypatch: pytest.MonkeyPatch) -> RoutedStrip
 
     monkeypatch.setattr(StripeGateway, "__init__", with_canned_http)
     return http
+
+
+@pytest.fixture
+def canned_stripe(settings: Any, stripe_offline: RoutedStripe) -> RoutedStripe:
+    """Stripe as the gateway, answering what the test queues on it."""
+    settings.BILLING_GATEWAY = "stripe"
+    return stripe_offline

@@ -14,11 +14,12 @@ from rest_framework.test import APIClient
 
 from billing.exceptions import TopUpNotPending
 from billing.models import CreditPack, TopUp
-from billing.services import fake_checkout_confirm, topups_expire_due
+from billing.services import fake_checkout_confirm, topup_create, topups_expire_due
 from ledger.selectors import balance_get
 from tenants.models import Tenant
 from tests.billing.factories import CreditPackFactory
 from tests.billing.stripe_canned import RoutedStripe
+from tests.billing.test_stripe_webhook import checkout_completed, deliver
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PUBLIC = "http://127.0.0.1:8000"
@@ -320,3 +321,38 @@ def test_a_stripe_checkout_carries_its_expiry_and_cancel_expires_the_session(
     assert (cancelled.status_code, cancelled.json()["status"]) == (200, "canceled")
     assert canned_stripe.paths()[-1] == ("POST", "/v1/checkout/sessions/cs_test_7/expire")
     assert canned_stripe.sent[-1]["idempotency_key"] == f"expire:{top_up.idempotency_key}"
+
+
+def test_a_paid_stripe_checkout_links_stripes_receipt(
+    tenant: Tenant, api_client: APIClient, pack: CreditPack, canned_stripe: RoutedStripe
+) -> None:
+    top_up = topup_create(tenant=tenant, pack=pack, gateway="stripe")
+    canned_stripe.answer(
+        "GET",
+        "/v1/payment_intents/pi_test_1",
+        200,
+        {
+            "id": "pi_test_1",
+            "object": "payment_intent",
+            "status": "succeeded",
+            "latest_charge": {
+                "id": "ch_1",
+                "object": "charge",
+                "receipt_url": "https://pay.stripe.com/receipts/acct_1/ch_1/rcpt_1",
+            },
+        },
+    )
+
+    assert deliver(checkout_completed(top_up))[0] == 200
+
+    body = api_client.get(f"/api/v1/top-ups/{top_up.pk}").json()
+    assert (body["status"], body["receipt_url"]) == (
+        "succeeded",
+        "https://pay.stripe.com/receipts/acct_1/ch_1/rcpt_1",
+    )
+    assert balance_get(tenant=tenant).available == Decimal("500")
+    fetched = canned_stripe.sent[-1]
+    assert (fetched["path"], fetched["query"]) == (
+        "/v1/payment_intents/pi_test_1",
+        {"expand[0]": ["latest_charge"]},
+    )

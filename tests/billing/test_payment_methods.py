@@ -19,6 +19,7 @@ from tests.billing.test_stripe_webhook import deliver
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PUBLIC = "http://127.0.0.1:8000"
+SETUP = {"return_url": "https://app.example/settings/billing"}
 
 
 def portal(user: User) -> Client:
@@ -31,8 +32,11 @@ def test_add_show_replace_and_remove_a_card_with_the_fake_gateway(
     tenant: Tenant, api_client: APIClient, owner: User
 ) -> None:
     assert api_client.get("/api/v1/payment-method").json() == {"card": None}
+    no_return = api_client.post("/api/v1/payment-method", {}, format="json")
+    assert no_return.status_code == 422
+    assert no_return.json()["error"]["fields"] == {"return_url": ["This field is required."]}
 
-    started = api_client.post("/api/v1/payment-method")
+    started = api_client.post("/api/v1/payment-method", SETUP, format="json")
     assert started.status_code == 201
     setup_url = started.json()["setup_url"]
     assert setup_url.startswith(f"{PUBLIC}/billing/cards/fake-setup/?session=fcs_setup_")
@@ -52,7 +56,8 @@ def test_add_show_replace_and_remove_a_card_with_the_fake_gateway(
     assert "Card on file: Visa ending 4242, expires 12/2030" in card_page
     assert "pm_fake" not in card_page
 
-    api_client.post("/api/v1/payment-method")  # replace: a new setup page, another card
+    # Replace: a new setup page, another card.
+    api_client.post("/api/v1/payment-method", SETUP, format="json")
     browser.post("/billing/cards/fake-setup/", {"card": "4444"})
     assert api_client.get("/api/v1/payment-method").json()["card"] == {
         "brand": "mastercard",
@@ -74,7 +79,7 @@ def test_add_show_replace_and_remove_a_card_with_the_fake_gateway(
 def test_a_card_auto_top_up_charges_cannot_be_removed(
     tenant: Tenant, api_client: APIClient, owner: User, pack: CreditPack
 ) -> None:
-    api_client.post("/api/v1/payment-method")
+    api_client.post("/api/v1/payment-method", SETUP, format="json")
     portal(owner).post("/billing/cards/fake-setup/", {"card": "4242"})
     settings = {"enabled": True, "threshold": "0", "pack": "pack-500", "monthly_cap_minor": 0}
     assert api_client.put("/api/v1/auto-top-up", settings, format="json").status_code == 200
@@ -116,7 +121,7 @@ def save_stripe_card(tenant: Tenant, api_client: APIClient, stripe_http: RoutedS
         },
     )
     stripe_http.answer("POST", "/v1/customers/cus_1", 200, {"id": "cus_1", "object": "customer"})
-    started = api_client.post("/api/v1/payment-method")
+    started = api_client.post("/api/v1/payment-method", SETUP, format="json")
     assert started.json() == {"setup_url": "https://checkout.stripe.com/c/pay/cs_setup_1"}
     session = stripe_http.sent[1]
     assert (session["path"], session["form"]["mode"], session["form"]["customer"]) == (
@@ -125,6 +130,7 @@ def save_stripe_card(tenant: Tenant, api_client: APIClient, stripe_http: RoutedS
         ["cus_1"],
     )
     assert session["form"]["setup_intent_data[metadata][tenant_id]"] == [str(tenant.pk)]
+    assert session["form"]["success_url"] == [SETUP["return_url"]]
     setup_intent = {
         "id": "seti_1",
         "object": "setup_intent",
