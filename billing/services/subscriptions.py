@@ -282,7 +282,12 @@ def subscription_change(*, tenant: Tenant, plan: Plan, seats: int) -> Subscripti
         account_lock(tenant_id=tenant.pk)
         sub = _changeable(tenant)
         items = subscription_items(plan=plan, seats=seats, currency=sub.currency)
-        current = subscription_items(plan=sub.plan, seats=sub.seats, currency=sub.currency)
+        # What it is on now, priced even if that plan is no longer on sale.
+        current = SubscriptionItems(
+            plan=sub.plan,
+            price=PlanPrice.objects.get(plan=sub.plan, currency=sub.currency),
+            seats=sub.seats,
+        )
         now = timezone.now()
         if plan.allowance(seats) > sub.allowance:
             index, _, _ = period_of(sub, now)
@@ -329,12 +334,19 @@ def subscription_change(*, tenant: Tenant, plan: Plan, seats: int) -> Subscripti
         Subscription.objects.filter(pk=sub.pk).update(
             gateway_schedule="", next_plan=None, next_seats=None
         )
-    invoice = gateway.subscription_change_now(
-        reference=sub.gateway_reference,
-        current_items=sub.gateway_items,
-        items=items,
-        idempotency_key=change.idempotency_key,
-    )
+    try:
+        invoice = gateway.subscription_change_now(
+            reference=sub.gateway_reference,
+            current_items=sub.gateway_items,
+            items=items,
+            idempotency_key=change.idempotency_key,
+        )
+    except Exception:
+        # The gateway made no invoice: the change never happened (nothing to pay or grant).
+        SubscriptionInvoice.objects.filter(pk=change.pk).update(
+            status=SubscriptionInvoice.Status.VOID
+        )
+        raise
     SubscriptionInvoice.objects.filter(pk=change.pk).update(
         gateway_reference=invoice.reference, status=SubscriptionInvoice.Status.OPEN
     )

@@ -369,3 +369,33 @@ def test_a_cancelled_subscription_grants_nothing(
     sub.refresh_from_db()
     assert sub.status == Subscription.Status.CANCELED
     assert sub_credits(tenant) == []
+
+
+def test_a_gateway_error_grants_nothing_and_leaves_no_live_row(
+    tenant: Tenant, team: Plan, stripe_billing: CannedHttpClient, api_client: APIClient
+) -> None:
+    refusal = {"error": {"type": "invalid_request_error", "message": "No such price: price_base"}}
+    stripe_billing.answers[:] = [(200, {"id": "cus_1", "object": "customer"}), (400, refusal)]
+    response = api_client.post("/api/v1/subscription", {"plan": "team"}, format="json")
+
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "payment_gateway_error"
+    assert list(Subscription.objects.filter(tenant=tenant).values_list("status", flat=True)) == [
+        "canceled"
+    ]
+    assert sub_credits(tenant) == []
+
+    # Later, subscribed and paid; an upgrade the gateway refuses leaves it as it was.
+    stripe_billing.answers[:] = [
+        (200, stripe_subscription(latest_invoice=stripe_invoice(), seats=1))
+    ]
+    with time_machine.travel(NOW, tick=False):
+        sub = subscription_create(tenant=tenant, plan=team, seats=1)
+        stripe_billing.answers[:] = [(400, refusal)]
+        refused = api_client.patch("/api/v1/subscription", {"seats": 4}, format="json")
+    assert refused.status_code == 502
+    sub.refresh_from_db()
+    assert sub.seats == 1
+    change = SubscriptionInvoice.objects.get(subscription=sub, kind="change")
+    assert (change.status, change.credits) == ("void", None)
+    assert sub_credits(tenant) == [(f"sub:{sub.pk}:0", Decimal("800.0000"))]
