@@ -62,11 +62,11 @@ def pack_list(*, currency: str | None = None) -> QuerySet[CreditPack]:
 
 
 def billing_currency_get(*, tenant: Tenant) -> str:
-    """The one currency the tenant is billed in: its subscription plan's, else the vendor's
+    """The one currency the tenant is billed in: its live subscription's, else the vendor's
     default (settings.BILLING_DEFAULT_CURRENCY)."""
     subscription = subscription_get_active(tenant=tenant)
     if subscription is not None:
-        return subscription.plan.currency
+        return subscription.currency
     return str(settings.BILLING_DEFAULT_CURRENCY).upper()
 
 

@@ -24,7 +24,12 @@ from billing.estimates import (
     estimate,
 )
 from billing.models import AutoTopUpPolicy, WebhookEndpoint
-from billing.selectors import auto_topup_policy_get, pack_get, topup_list
+from billing.selectors import (
+    auto_topup_policy_get,
+    billing_currency_get,
+    pack_get,
+    topup_list,
+)
 from billing.services import (
     auto_topup_policy_update,
     stripe_event_receive,
@@ -105,7 +110,7 @@ class AutoTopUpApi(TenantApiView):
             tenant=self.tenant,
             enabled=values["enabled"],
             threshold=values["threshold"],
-            pack=pack_get(slug=values["pack"]),
+            pack=pack_get(slug=values["pack"], currency=billing_currency_get(tenant=self.tenant)),
             monthly_cap_minor=values["monthly_cap_minor"],
         )
         return Response(self.OutputSerializer(policy).data)

@@ -13,11 +13,11 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from billing.exceptions import TopUpNotPending
-from billing.models import CreditPack, TopUp
+from billing.models import CreditPack, Subscription, TopUp
 from billing.services import fake_checkout_confirm, topup_create, topups_expire_due
 from ledger.selectors import balance_get
 from tenants.models import Tenant
-from tests.billing.factories import CreditPackFactory
+from tests.billing.factories import CreditPackFactory, PlanFactory
 from tests.billing.stripe_canned import RoutedStripe
 from tests.billing.test_stripe_webhook import checkout_completed, deliver
 
@@ -356,3 +356,39 @@ def test_a_paid_stripe_checkout_links_stripes_receipt(
         "/v1/payment_intents/pi_test_1",
         {"expand[0]": ["latest_charge"]},
     )
+
+
+def test_a_tenant_billed_in_euros_buys_euro_packs_only(
+    tenant: Tenant, api_client: APIClient, packs: list[CreditPack]
+) -> None:
+    now = timezone.now()
+    Subscription.objects.create(
+        tenant=tenant,
+        plan=PlanFactory.create(slug="pro-eur", currency="EUR"),
+        currency="EUR",
+        anchor=now,
+        current_period_start=now,
+        current_period_end=now + timedelta(days=30),
+    )
+
+    listed = api_client.get("/api/v1/credit-packs").json()["results"]
+    usd = api_client.post("/api/v1/top-ups", {"pack": "pack-500"}, format="json")
+    auto = api_client.put(
+        "/api/v1/auto-top-up",
+        {"enabled": False, "threshold": "10", "pack": "pack-500", "monthly_cap_minor": 0},
+        format="json",
+    )
+    eur = api_client.post(
+        "/api/v1/top-ups", {"pack": "pack-500-eur", "currency": "eur"}, format="json"
+    )
+
+    assert [(p["slug"], p["price"], p["currency"]) for p in listed] == [
+        ("pack-500-eur", "59.00", "EUR")
+    ]
+    for refused in (usd, auto):
+        assert refused.status_code == 422
+        assert refused.json()["error"]["fields"] == {
+            "pack": ["No active credit pack in EUR has the slug 'pack-500'."]
+        }
+    assert eur.status_code == 201
+    assert (eur.json()["amount_minor"], eur.json()["currency"]) == (5900, "EUR")
