@@ -13,6 +13,7 @@ urlpatterns = [
     path("plan/subscribe/", views_plan.plan_subscribe, name="plan-subscribe"),
     path("plan/change/", views_plan.plan_change, name="plan-change"),
     path("plan/cancel/", views_plan.plan_cancel, name="plan-cancel"),
+    path("plan/invoices/<str:reference>/", views_plan.plan_invoice, name="plan-invoice"),
     path("payment-method/", views_payments.payment_method_setup, name="payment-method"),
     path(
         "payment-method/remove/",

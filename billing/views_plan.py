@@ -6,7 +6,7 @@ billing role (owner, admin or billing)."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from billing.exceptions import (
@@ -32,6 +32,23 @@ REFUSED = (
     SubscriptionNotActive,
     SubscriptionNotFound,
 )
+
+
+@login_required
+def plan_invoice(request: HttpRequest, reference: str) -> HttpResponse:
+    """A subscription invoice: the gateway's hosted page (Stripe's), or the fake gateway's,
+    rendered here with the same fields."""
+    tenant = _tenant(request)
+    invoice = get_object_or_404(
+        SubscriptionInvoice.objects.select_related("plan"),
+        tenant=tenant,
+        gateway_reference=reference,
+    )
+    if invoice.hosted_url and not invoice.hosted_url.startswith("/"):
+        return redirect(invoice.hosted_url)
+    return render(
+        request, "billing/subscription_invoice.html", {"tenant": tenant, "invoice": invoice}
+    )
 
 
 @login_required

@@ -16,6 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.core.cache import cache
+from django.urls import reverse
 from django.utils import timezone
 
 from billing.gateways.base import GatewayInvoice, GatewaySubscription, SubscriptionItems
@@ -143,7 +144,8 @@ class FakeSubscriptions:
                 amount_minor=e["amount_minor"],
                 currency=state["currency"],
                 failed=e["failed"],
-                hosted_url=f"https://fake-gateway.invalid/invoices/{e['reference']}",
+                # The fake has no invoice server: the portal renders its invoices itself.
+                hosted_url=reverse("billing:plan-invoice", kwargs={"reference": e["reference"]}),
             )
             for e in reversed(state["invoices"][-10:])
         )

@@ -8,7 +8,7 @@ import pytest
 import time_machine
 from django.contrib.auth.models import User
 
-from billing.models import Plan, Subscription
+from billing.models import Plan, Subscription, SubscriptionInvoice
 from ledger.selectors import balance_get
 from tenants.models import Tenant
 from tests.billing.test_portal_roles import login
@@ -28,6 +28,13 @@ def test_an_owner_subscribes_adds_seats_and_cancels(tenant: Tenant) -> None:
         assert b"Subscribed to Team (Active)." in done.content
         assert b"Team \xc2\xb7 3 seats \xc2\xb7 250 credits a period" in done.content
         assert balance_get(tenant=tenant).available == Decimal("250")
+        invoice = SubscriptionInvoice.objects.get(tenant=tenant)
+        assert invoice.hosted_url == f"/billing/plan/invoices/{invoice.gateway_reference}/"
+        shown = client.get(invoice.hosted_url)
+        assert shown.status_code == 200
+        for text in (invoice.gateway_reference, "Paid on 2026-04-01 00:00 UTC", "3 seats", "50.00"):
+            assert text in shown.content.decode()
+        assert client.get("/billing/plan/invoices/fin_other/").status_code == 404
 
         clock.move_to(datetime(2026, 4, 16, 0, tzinfo=UTC))
         client.force_login(User.objects.get(username="owner"))  # the session expired meanwhile
