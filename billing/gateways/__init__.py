@@ -8,7 +8,6 @@ from billing.gateways.base import (
     CheckoutSession,
     PaymentGateway,
     PaymentStatus,
-    SetupSession,
 )
 from billing.gateways.fake import FakeGateway
 
@@ -18,7 +17,6 @@ __all__ = [
     "CheckoutSession",
     "PaymentGateway",
     "PaymentStatus",
-    "SetupSession",
     "gateway_get",
 ]
 

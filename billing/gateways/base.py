@@ -29,14 +29,6 @@ class Card:
 
 
 @dataclass(frozen=True)
-class SetupSession:
-    """A SetupIntent: the portal collects a card with `client_secret` and saves it for later."""
-
-    reference: str
-    client_secret: str
-
-
-@dataclass(frozen=True)
 class Charge:
     reference: str
     status: str  # "succeeded", "processing" (the webhook will tell) or "failed"
@@ -144,11 +136,6 @@ class PaymentGateway(ABC):
 
     @abstractmethod
     def customer_create(self, *, tenant_id: int, name: str, idempotency_key: str) -> str: ...
-
-    @abstractmethod
-    def setup_intent_create(
-        self, *, tenant_id: int, customer_id: str, idempotency_key: str
-    ) -> SetupSession: ...
 
     @abstractmethod
     def charge_off_session(

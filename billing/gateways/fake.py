@@ -13,7 +13,6 @@ from billing.gateways.base import (
     CheckoutSession,
     PaymentGateway,
     PaymentStatus,
-    SetupSession,
 )
 from billing.gateways.fake_subscriptions import FakeSubscriptions
 from billing.models import TopUp
@@ -121,13 +120,6 @@ class FakeGateway(FakeSubscriptions, PaymentGateway):
     def customer_create(self, *, tenant_id: int, name: str, idempotency_key: str) -> str:
         self.outside_transaction()
         return _reference("fcus", idempotency_key)
-
-    def setup_intent_create(
-        self, *, tenant_id: int, customer_id: str, idempotency_key: str
-    ) -> SetupSession:
-        self.outside_transaction()
-        reference = _reference("fseti", idempotency_key)
-        return SetupSession(reference=reference, client_secret=f"{reference}_secret")
 
     def charge_off_session(
         self, *, top_up: TopUp, customer_id: str, payment_method_id: str

@@ -21,7 +21,6 @@ from billing.gateways.base import (
     CheckoutSession,
     PaymentGateway,
     PaymentStatus,
-    SetupSession,
 )
 from billing.gateways.stripe_subscriptions import StripeSubscriptions
 from billing.models import TopUp
@@ -178,23 +177,6 @@ class StripeGateway(StripeSubscriptions, PaymentGateway):
         except stripe.StripeError as exc:
             raise GatewayError(detail=str(exc.user_message or exc)) from exc
         return customer.id
-
-    def setup_intent_create(
-        self, *, tenant_id: int, customer_id: str, idempotency_key: str
-    ) -> SetupSession:
-        self.outside_transaction()
-        try:
-            intent = self.client.v1.setup_intents.create(
-                params={
-                    "customer": customer_id,
-                    "usage": "off_session",
-                    "metadata": {"tenant_id": str(tenant_id)},
-                },
-                options={"idempotency_key": idempotency_key},
-            )
-        except stripe.StripeError as exc:
-            raise GatewayError(detail=str(exc.user_message or exc)) from exc
-        return SetupSession(reference=intent.id, client_secret=intent.client_secret or "")
 
     def charge_off_session(
         self, *, top_up: TopUp, customer_id: str, payment_method_id: str

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs
 import pytest
 import stripe
 
+from billing.gateways import Card
 from billing.gateways.stripe_gateway import StripeGateway
 from billing.models import CreditPack, TopUp
 
@@ -131,16 +132,58 @@ def test_a_declined_off_session_charge_is_a_failed_charge() -> None:
     )
 
 
-def test_setup_intent_saves_a_card_for_later() -> None:
+def test_a_card_is_set_up_in_checkout_read_and_detached() -> None:
     http = CannedHttpClient(
-        [(200, {"id": "seti_1", "object": "setup_intent", "client_secret": "seti_1_secret_x"})]
+        [
+            (
+                200,
+                {
+                    "id": "cs_setup_1",
+                    "object": "checkout.session",
+                    "url": "https://checkout.stripe.com/c/pay/cs_setup_1",
+                },
+            ),
+            (
+                200,
+                {
+                    "id": "pm_1",
+                    "object": "payment_method",
+                    "type": "card",
+                    "card": {"brand": "amex", "last4": "0005", "exp_month": 3, "exp_year": 2029},
+                },
+            ),
+            (200, {"id": "pm_0", "object": "payment_method", "type": "card"}),
+        ]
     )
-    setup = StripeGateway(http).setup_intent_create(
-        tenant_id=7, customer_id="cus_1", idempotency_key="setup:7:1"
+    gateway = StripeGateway(http)
+
+    session = gateway.card_setup_create(
+        tenant_id=7,
+        customer_id="cus_1",
+        success_url="https://x.test/ok",
+        cancel_url="https://x.test/no",
+        idempotency_key="setup:7:1",
     )
-    assert (setup.reference, setup.client_secret) == ("seti_1", "seti_1_secret_x")
-    assert http.sent[0]["form"]["usage"] == ["off_session"]
+    card = gateway.card_get(payment_method_id="pm_1")
+    gateway.card_detach(payment_method_id="pm_0", idempotency_key="detach:pm_0")
+
+    assert (session.reference, session.url) == (
+        "cs_setup_1",
+        "https://checkout.stripe.com/c/pay/cs_setup_1",
+    )
+    form = http.sent[0]["form"]
+    assert (form["mode"], form["customer"], form["setup_intent_data[metadata][tenant_id]"]) == (
+        ["setup"],
+        ["cus_1"],
+        ["7"],
+    )
     assert http.sent[0]["headers"]["Idempotency-Key"] == "setup:7:1"
+    assert card == Card(brand="amex", last4="0005", exp_month=3, exp_year=2029)
+    assert (http.sent[2]["method"], http.sent[2]["url"]) == (
+        "post",
+        "https://api.stripe.com/v1/payment_methods/pm_0/detach",
+    )
+    assert http.sent[2]["headers"]["Idempotency-Key"] == "detach:pm_0"
 
 
 @pytest.mark.django_db
