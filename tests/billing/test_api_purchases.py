@@ -17,6 +17,7 @@ from billing.models import CreditPack, Subscription, TopUp
 from billing.services import fake_checkout_confirm, topup_create, topups_expire_due
 from ledger.selectors import balance_get
 from tenants.models import Tenant
+from tests.billing.conftest import run_concurrently
 from tests.billing.factories import CreditPackFactory, PlanFactory
 from tests.billing.stripe_canned import RoutedStripe
 from tests.billing.test_stripe_webhook import checkout_completed, deliver
@@ -392,3 +393,20 @@ def test_a_tenant_billed_in_euros_buys_euro_packs_only(
         }
     assert eur.status_code == 201
     assert (eur.json()["amount_minor"], eur.json()["currency"]) == (5900, "EUR")
+
+
+def test_concurrent_requests_with_one_idempotency_key_make_one_top_up(
+    tenant: Tenant, make_client: Callable[..., APIClient], pack: CreditPack
+) -> None:
+    clients = [make_client(tenant, scopes=("read", "write", "billing")) for _ in range(8)]
+
+    def buy(i: int) -> tuple[int, int]:
+        response = clients[i].post(
+            "/api/v1/top-ups", {"pack": "pack-500"}, format="json", HTTP_IDEMPOTENCY_KEY="same"
+        )
+        return response.status_code, response.json()["id"]
+
+    answers = run_concurrently(8, buy)
+
+    top_up = TopUp.objects.get()
+    assert sorted(answers) == [(200, top_up.pk)] * 7 + [(201, top_up.pk)]
