@@ -1,5 +1,5 @@
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -19,6 +19,12 @@ class AutoTopUpForm(forms.Form):
     monthly_cap = forms.DecimalField(
         min_value=Decimal(0), max_digits=15, decimal_places=4, label="Monthly cap (money)"
     )
+
+    def __init__(self, *args: Any, currency: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Only the packs sold in the tenant's billing currency.
+        pack = cast(forms.ModelChoiceField, self.fields["pack"])
+        pack.queryset = CreditPack.objects.filter(active=True, currency=currency)
 
     def clean(self) -> dict[str, Any]:
         cleaned: dict[str, Any] = super().clean() or {}

@@ -101,7 +101,7 @@ def auto_topup_page(request: HttpRequest) -> HttpResponse:
     tenant = _tenant(request, billing=request.method == "POST")
     policy = auto_topup_policy_get(tenant=tenant)
     if request.method == "POST":
-        form = AutoTopUpForm(request.POST)
+        form = AutoTopUpForm(request.POST, currency=billing_currency_get(tenant=tenant))
         if form.is_valid():
             values = form.cleaned_data
             try:
@@ -126,7 +126,7 @@ def auto_topup_page(request: HttpRequest) -> HttpResponse:
                 "pack": policy.pack,
                 "monthly_cap": money_from_minor(policy.monthly_cap_minor, policy.pack.currency),
             }
-        form = AutoTopUpForm(initial=initial)
+        form = AutoTopUpForm(initial=initial, currency=billing_currency_get(tenant=tenant))
     context = {
         "tenant": tenant,
         "form": form,

@@ -16,13 +16,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing import task_names
-from billing.exceptions import GatewayError, NoPaymentMethod
+from billing.exceptions import GatewayError, NoPaymentMethod, PackNotFound
 from billing.gateways import gateway_get
 from billing.locks import policy_lock
 from billing.models import AutoTopUpPolicy, CreditPack, TopUp
 from billing.money import money_format
 from billing.selectors import (
     auto_topup_month_spent,
+    billing_currency_get,
     billing_customer_get,
     spending_cap_minor,
 )
@@ -60,7 +61,15 @@ def auto_topup_policy_update(
     pack: CreditPack,
     monthly_cap_minor: int,
 ) -> AutoTopUpPolicy:
-    """Change the settings; saving them (re-)enables a policy that failures disabled."""
+    """Change the settings; saving them (re-)enables a policy that failures disabled. The pack
+    must be sold in the tenant's billing currency (the cap is money in that currency)."""
+    currency = billing_currency_get(tenant=tenant)
+    if pack.currency != currency:
+        raise PackNotFound(
+            f"No active credit pack in {currency} has the slug '{pack.slug}'.",
+            pack=pack.slug,
+            field="pack",
+        )
     if enabled and billing_customer_get(tenant_id=tenant.pk) is None:
         raise NoPaymentMethod()
     with transaction.atomic(durable=True):

@@ -1,6 +1,7 @@
 """Buying credits over the API and in the portal: packs in the tenant's currency, one top-up per
 Idempotency-Key, checkouts that expire or are cancelled, receipts, and bad input."""
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -12,9 +13,14 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from billing.exceptions import TopUpNotPending
+from billing.exceptions import PackNotFound, TopUpNotPending
 from billing.models import CreditPack, Subscription, TopUp
-from billing.services import fake_checkout_confirm, topup_create, topups_expire_due
+from billing.services import (
+    auto_topup_policy_update,
+    fake_checkout_confirm,
+    topup_create,
+    topups_expire_due,
+)
 from ledger.selectors import balance_get
 from tenants.models import Tenant
 from tests.billing.conftest import run_concurrently
@@ -410,3 +416,45 @@ def test_concurrent_requests_with_one_idempotency_key_make_one_top_up(
 
     top_up = TopUp.objects.get()
     assert sorted(answers) == [(200, top_up.pk)] * 7 + [(201, top_up.pk)]
+
+
+def test_auto_top_up_takes_a_pack_in_the_tenants_currency_only(
+    tenant: Tenant, packs: list[CreditPack], owner: User
+) -> None:
+    with pytest.raises(PackNotFound) as refused:
+        auto_topup_policy_update(
+            tenant=tenant,
+            enabled=False,
+            threshold=Decimal(10),
+            pack=packs[2],
+            monthly_cap_minor=0,
+        )
+    assert refused.value.details == {"pack": "pack-500-eur", "field": "pack"}
+    client = Client()
+    client.force_login(owner)
+    page = client.get("/billing/auto-top-up/").content.decode()
+    assert 'value="pack-500"' in page
+    assert 'value="pack-500-eur"' not in page
+
+
+def test_stripe_says_a_checkout_expired(
+    tenant: Tenant, pack: CreditPack, canned_stripe: RoutedStripe
+) -> None:
+    top_up = topup_create(tenant=tenant, pack=pack, gateway="stripe")
+    session = {
+        "id": "cs_test_1",
+        "object": "checkout.session",
+        "mode": "payment",
+        "status": "expired",
+        "metadata": {"top_up_id": str(top_up.pk), "tenant_id": str(tenant.pk)},
+    }
+    event = {"id": "evt_exp", "object": "event", "type": "checkout.session.expired"}
+
+    assert deliver(json.dumps({**event, "data": {"object": session}}))[0] == 200
+
+    top_up.refresh_from_db()
+    assert (top_up.status, top_up.failure_reason) == (
+        "expired",
+        "The checkout session expired unpaid.",
+    )
+    assert balance_get(tenant=tenant).available == 0
