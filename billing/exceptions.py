@@ -85,6 +85,12 @@ class EstimateTooLarge(CreditlineError):
     message = "These actions would cost more credits than an estimate covers."
 
 
+class InvalidAlertThresholds(CreditlineError):
+    status_code = 422
+    code = "invalid_alert_thresholds"
+    message = "Alert thresholds are whole percentages from 1 to 99."
+
+
 class SubscriptionNotFound(CreditlineError):
     status_code = 404
     code = "subscription_not_found"

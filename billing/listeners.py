@@ -11,12 +11,16 @@ later is an outbox row in that same transaction (tenants/outbox.py):
   and releases always enqueue (they are rare, and they re-arm alerts and move the levels).
 - Domain events are handed to a task that fans them out to the tenant's webhook endpoints,
   once per event (the task claims its outbox message).
+- Other apps ask for the tenant's `alert_thresholds` (tenants.events.tenant_settings).
 """
 
+from collections.abc import Collection
 from typing import Any
 
+from billing.selectors import alert_thresholds_get
 from ledger.events import BalanceChanged
 from tenants.events import DomainEvent
+from tenants.models import Tenant
 from tenants.outbox import outbox_enqueue
 
 
@@ -54,3 +58,11 @@ def on_domain_event(event: DomainEvent, **_: Any) -> None:
         {"tenant_id": event.tenant_id, "type": event.type, "data": event.data},
         once=True,
     )
+
+
+def on_tenant_settings(*, tenant: Tenant, names: Collection[str], **_: Any) -> dict[str, Any]:
+    """Billing's settings that other apps read: `alert_thresholds` (metering's default soft cap
+    is the lowest; GET /api/v1/balance serves them for one release)."""
+    if "alert_thresholds" not in names:
+        return {}
+    return {"alert_thresholds": alert_thresholds_get(tenant_id=tenant.pk)}

@@ -13,9 +13,11 @@ from django.db import models
 from django.db.models import Q
 
 from ratecards.models import RateCard, RateCardVersion
-from tenants.models import TenantOwnedModel
+from tenants.models import TenantKeyedModel, TenantOwnedModel
 
 ZERO = Decimal("0")
+# A tenant's low-balance alert thresholds until it sets its own (AlertSettings).
+DEFAULT_ALERT_THRESHOLDS = (20, 10)
 
 
 def credits_field(**kwargs: Any) -> models.DecimalField:
@@ -552,3 +554,24 @@ class AlertState(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.threshold}% of tenant {self.tenant_id}: {self.state}"
+
+
+def default_alert_thresholds() -> list[int]:
+    return list(DEFAULT_ALERT_THRESHOLDS)
+
+
+class AlertSettings(TenantKeyedModel):
+    """A tenant's low-balance alert thresholds: percentages (highest first) of what it was last
+    topped up to (the ledger account's `topped_up_to`). No row: DEFAULT_ALERT_THRESHOLDS."""
+
+    thresholds = models.JSONField(default=default_alert_thresholds)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "alert settings"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant"], name="alertsettings_tenant_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"alerts of tenant {self.tenant_id} at {self.thresholds}%"

@@ -9,6 +9,7 @@ from django.db.models import Q, QuerySet, Sum
 from billing.exceptions import PackNotFound, PlanNotFound, SubscriptionNotFound
 from billing.models import (
     LIVE_SUBSCRIPTION,
+    AlertSettings,
     AutoTopUpPolicy,
     BillingCustomer,
     Contract,
@@ -16,6 +17,7 @@ from billing.models import (
     Plan,
     Subscription,
     TopUp,
+    default_alert_thresholds,
 )
 from tenants.models import Membership, Tenant
 
@@ -98,6 +100,17 @@ def topup_list(*, tenant: Tenant) -> QuerySet[TopUp]:
 
 def auto_topup_policy_get(*, tenant: Tenant) -> AutoTopUpPolicy | None:
     return AutoTopUpPolicy.objects.select_related("pack").filter(tenant=tenant).first()
+
+
+def alert_thresholds_get(*, tenant_id: int) -> list[int]:
+    """The tenant's low-balance thresholds, percent of what it was last topped up to, highest
+    first (the defaults until it sets its own)."""
+    thresholds = (
+        AlertSettings.objects.filter(tenant_id=tenant_id)
+        .values_list("thresholds", flat=True)
+        .first()
+    )
+    return default_alert_thresholds() if thresholds is None else sorted(thresholds, reverse=True)
 
 
 def billing_customer_get(*, tenant_id: int) -> BillingCustomer | None:

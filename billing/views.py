@@ -16,6 +16,7 @@ from billing.forms import AutoTopUpForm
 from billing.models import TopUp
 from billing.money import money_from_minor
 from billing.selectors import (
+    alert_thresholds_get,
     auto_topup_policy_get,
     billing_currency_get,
     billing_customer_get,
@@ -26,6 +27,7 @@ from billing.selectors import (
 )
 from billing.services import auto_topup_policy_update, fake_checkout_confirm, topup_purchase
 from ledger.selectors import balance_get, bucket_list
+from tenants.events import tenant_settings_get
 from tenants.models import Tenant
 from tenants.selectors import tenant_list_for_user
 
@@ -56,6 +58,11 @@ def balance_page(request: HttpRequest) -> HttpResponse:
         "top_ups": topup_list(tenant=tenant).order_by("-created_at")[:10],
         "subscription": subscription_get_active(tenant=tenant),
         "policy": auto_topup_policy_get(tenant=tenant),
+        "alert_thresholds": alert_thresholds_get(tenant_id=tenant.pk),
+        # Metering's: the balance under which new workflow runs are refused.
+        "soft_cap": tenant_settings_get(tenant=tenant, names=["soft_cap_effective"]).get(
+            "soft_cap_effective"
+        ),
     }
     return render(request, "billing/balance.html", context)
 

@@ -111,7 +111,7 @@ class AdjustForm(forms.Form):
 
 @admin.register(CreditAccount)
 class CreditAccountAdmin(ReadOnlyAdmin):
-    list_display = ["tenant", "overdraft_limit", "reserved", "soft_cap", "alert_thresholds"]
+    list_display = ["tenant", "available", "reserved", "topped_up_to", "overdraft_limit"]
     search_fields = ["tenant__slug"]
     actions = ["grant_credits", "adjust_credits"]
 

@@ -19,7 +19,7 @@ def account_lock(*, tenant_id: int) -> CreditAccount:
     account = CreditAccount.objects.select_for_update().filter(tenant_id=tenant_id).first()
     if account is None:
         CreditAccount.objects.bulk_create(
-            [CreditAccount(tenant_id=tenant_id, alert_thresholds=[20, 10])],
+            [CreditAccount(tenant_id=tenant_id)],
             ignore_conflicts=True,
         )
         account = CreditAccount.objects.select_for_update().get(tenant_id=tenant_id)

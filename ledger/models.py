@@ -68,11 +68,6 @@ class CreditAccount(TenantKeyedModel):
     # percentages of (docs/architecture.md, "Balances in O(1)").
     # (A database default too: the debit's SQL creates an account row without naming it.)
     topped_up_to = credits_field(default=ZERO, db_default=ZERO)
-    # Low-balance alert thresholds, percent of unexpired granted credits, e.g. [20, 10].
-    alert_thresholds = models.JSONField(default=list)
-    # New workflow runs are refused below this many available credits; null = the lowest
-    # alert threshold's share of granted credits.
-    soft_cap = credits_field(null=True, blank=True)
     # The available balance under which another app (billing: alerts, auto top-up) wants a
     # closer look. The ledger keeps and reports it with every change of the balance, so a
     # listener decides from the announcement alone; null: no level set yet (look every time).

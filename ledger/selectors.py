@@ -34,20 +34,18 @@ class Balance:
     # What the tenant was last topped up to (CreditAccount.topped_up_to): the base of
     # "% remaining" for alerts and the soft cap.
     topped_up_to: Decimal
-    granted_unexpired: Decimal
     by_policy: dict[str, Decimal]
     next_expiry_at: datetime | None
     next_expiry_amount: Decimal
-    soft_cap: Decimal
-    alert_thresholds: list[int]
     # The first BUCKETS_EMBEDDED live buckets in consumption order (all of them: bucket_list).
     buckets: list[CreditBucket]
 
 
 def credit_account_get(*, tenant: Tenant) -> CreditAccount:
-    """The tenant's account settings; an unsaved default when no money has moved yet."""
+    """The tenant's account (totals, overdraft limit, topped_up_to, watch level); an unsaved
+    default when no money has moved yet."""
     account = CreditAccount.objects.filter(tenant=tenant).first()
-    return account or CreditAccount(tenant=tenant, alert_thresholds=[20, 10])  # never saved
+    return account or CreditAccount(tenant=tenant)  # never saved
 
 
 def _live(now: datetime) -> Q:
@@ -84,19 +82,15 @@ def balance_get(*, tenant: Tenant, at: datetime | None = None) -> Balance:
         policy: getattr(account, name) - due.get(policy, ZERO)
         for policy, name in POLICY_TOTALS.items()
     }
-    spendable = CreditBucket.objects.filter(tenant=tenant, remaining__gt=0).filter(_live(now))
-    next_at = (
-        spendable.filter(expires_at__isnull=False)
+    # The next expiry and what it takes, in one read that stops at the first expiry date.
+    next_at, next_amount = (
+        CreditBucket.objects.filter(tenant=tenant, remaining__gt=0, expires_at__gt=now)
+        .values("expires_at")
+        .annotate(total=Sum("remaining"))
         .order_by("expires_at")
-        .values_list("expires_at", flat=True)
+        .values_list("expires_at", "total")
         .first()
-    )
-    next_amount = (
-        spendable.filter(expires_at=next_at).aggregate(total=Sum("remaining"))["total"]
-        if next_at is not None
-        else None
-    ) or ZERO
-    granted = granted_unexpired_get(tenant=tenant, at=now)
+    ) or (None, ZERO)
     available = sum(by_policy.values(), ZERO) - account.overdraft_used - account.reserved
     return Balance(
         as_of=now,
@@ -105,23 +99,11 @@ def balance_get(*, tenant: Tenant, at: datetime | None = None) -> Balance:
         overdraft_used=account.overdraft_used,
         overdraft_limit=account.overdraft_limit,
         topped_up_to=account.topped_up_to,
-        granted_unexpired=granted,
         by_policy=by_policy,
         next_expiry_at=next_at,
         next_expiry_amount=next_amount,
-        soft_cap=soft_cap_of(account=account, granted_unexpired=granted),
-        alert_thresholds=list(account.alert_thresholds),
         buckets=list(bucket_list(tenant=tenant)[:BUCKETS_EMBEDDED]),
     )
-
-
-def soft_cap_of(*, account: CreditAccount, granted_unexpired: Decimal) -> Decimal:
-    """The tenant's soft cap in credits: its own setting, else the lowest alert threshold's
-    share of the unexpired credits granted."""
-    if account.soft_cap is not None:
-        return account.soft_cap
-    lowest = min(account.alert_thresholds or [10])
-    return (granted_unexpired * lowest / 100).quantize(Decimal("0.0001"))
 
 
 _AVAILABLE = """
@@ -239,29 +221,6 @@ def _verify_holds(holds: QuerySet[CreditHold], mismatches: list[Mismatch]) -> di
         if hold.status == CreditHold.Status.OPEN:
             open_by_tenant[hold.tenant_id] += computed
     return open_by_tenant
-
-
-def granted_unexpired_get(*, tenant: Tenant, at: datetime | None = None) -> Decimal:
-    """Credits granted in the tenant's unexpired buckets (the denominator of "% remaining")."""
-    now = at or timezone.now()
-    total = (
-        CreditBucket.objects.filter(tenant=tenant, is_overdraft=False)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .aggregate(total=Sum("granted"))["total"]
-    )
-    return total or ZERO
-
-
-def soft_cap_get(
-    *, tenant: Tenant, account: CreditAccount | None = None, at: datetime | None = None
-) -> tuple[Decimal, Decimal]:
-    """(available, soft cap) without listing buckets: what starting a workflow run asks."""
-    account = account or credit_account_get(tenant=tenant)
-    available = available_get(tenant=tenant, at=at)
-    if account.soft_cap is not None:
-        return available, account.soft_cap
-    granted = granted_unexpired_get(tenant=tenant, at=at)
-    return available, soft_cap_of(account=account, granted_unexpired=granted)
 
 
 def expired_total(*, tenant: Tenant, at: datetime) -> Decimal:

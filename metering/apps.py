@@ -10,3 +10,4 @@ class MeteringConfig(AppConfig):
         from tenants import events
 
         events.balance_changed.connect(listeners.on_balance_changed, dispatch_uid="metering")
+        events.tenant_settings.connect(listeners.on_tenant_settings, dispatch_uid="metering")

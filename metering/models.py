@@ -1,4 +1,4 @@
-"""Usage events and workflow runs."""
+"""Usage events, workflow runs and a tenant's workflow settings (its soft cap)."""
 
 from decimal import Decimal
 
@@ -150,3 +150,24 @@ class UsageEvent(TenantKeyedModel):
 
     def __str__(self) -> str:
         return f"{self.action} x{self.quantity} ({self.idempotency_key})"
+
+
+class WorkflowSettings(TenantKeyedModel):
+    """A tenant's soft cap: new workflow runs are refused while the available balance is under
+    it. Null (or no row): the default, the lowest alert threshold's share of what the tenant
+    was last topped up to (metering/soft_cap.py)."""
+
+    soft_cap = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "workflow settings"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant"], name="workflowsettings_tenant_uniq"),
+            models.CheckConstraint(
+                condition=Q(soft_cap__gte=0), name="workflowsettings_soft_cap_gte_0"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"workflow settings of tenant {self.tenant_id}"

@@ -21,7 +21,7 @@ from django.utils import timezone
 from ledger.exceptions import InsufficientCredits
 from ledger.locks import account_lock
 from ledger.models import CreditHold
-from ledger.selectors import available_get, soft_cap_get
+from ledger.selectors import available_get
 from ledger.services import ledger_hold_place, ledger_hold_release, quantize_credits
 from metering.exceptions import (
     IdempotencyConflict,
@@ -35,6 +35,7 @@ from metering.exceptions import (
 from metering.locks import run_lock, suspended_runs_lock
 from metering.models import UsageEvent, WorkflowRun
 from metering.services import Event, UsageInput, usage_event_record, usage_input_validate
+from metering.soft_cap import soft_cap_get
 from metering.usage.inputs import NOT_CLEAN_JSON, clean_json
 from tenants.events import publish
 from tenants.models import Tenant
@@ -76,7 +77,8 @@ def workflow_start(
 
     Refused (SubscriptionPastDue) while the tenant's subscription is unpaid past its grace
     days (`Tenant.runs_refused_from`, set by billing, so metering asks billing nothing).
-    Refused (SoftCapReached) when the available balance is under the tenant's soft cap, or
+    Refused (SoftCapReached) when the available balance is under the tenant's soft cap
+    (metering/soft_cap.py), or
     when it leaves nothing to pay with whatever the cap: available plus the overdraft limit not
     above zero (a tenant with no credits has a default cap of 0). With
     `reserve_credits`, a ledger hold takes them out of the available balance in the same
@@ -98,10 +100,11 @@ def workflow_start(
         )
         if refused_from is not None and refused_from <= timezone.now():
             raise SubscriptionPastDue(refused_from=refused_from.isoformat())
-        available, cap = soft_cap_get(tenant=tenant, account=account)
-        # Also refused when nothing at all can be paid, whatever the cap (with no unexpired
-        # grants the default cap is 0): an empty tenant must not start a run whose first step
-        # is bound to suspend. A contracted overdraft is room its debits may still use.
+        available = available_get(tenant=tenant)
+        cap = soft_cap_get(tenant=tenant, topped_up_to=account.topped_up_to)
+        # Also refused when nothing at all can be paid, whatever the cap (never topped up, the
+        # default cap is 0): an empty tenant must not start a run whose first step is bound to
+        # suspend. A contracted overdraft is room its debits may still use.
         if available + account.overdraft_limit <= 0 or available < cap:
             raise SoftCapReached(
                 available=str(quantize_credits(available)), soft_cap=str(quantize_credits(cap))

@@ -8,6 +8,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
@@ -25,12 +26,14 @@ from billing.estimates import (
 )
 from billing.models import AutoTopUpPolicy, WebhookEndpoint
 from billing.selectors import (
+    alert_thresholds_get,
     auto_topup_policy_get,
     billing_currency_get,
     pack_get,
     topup_list,
 )
 from billing.services import (
+    alert_settings_update,
     auto_topup_policy_update,
     stripe_event_receive,
     webhook_endpoint_create,
@@ -38,11 +41,10 @@ from billing.services import (
 )
 from billing.services.stripe_payloads import MALFORMED
 from billing.services.webhook_targets import WEBHOOK_EVENT_TYPES
-from ledger.selectors import balance_get, credit_account_get
-from ledger.services import credit_account_update
 from tenants.api.base import TenantApiView
 from tenants.api.fields import BIGINT_MAX
 from tenants.api.pagination import CreatedCursorPagination
+from tenants.events import tenant_settings_get, tenant_settings_set
 from tenants.models import ApiKey
 
 SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
@@ -117,47 +119,62 @@ class AutoTopUpApi(TenantApiView):
 
 
 class AlertSettingsApi(TenantApiView):
-    @extend_schema_serializer(component_name="AlertSettings")
+    # The soft cap is metering's now (/api/v1/workflow-settings); `soft_cap` and
+    # `soft_cap_effective` stay here one release, deprecated (README, "API changes"), read and
+    # written through tenants.events.tenant_settings.
+    @extend_schema_serializer(
+        component_name="AlertSettings", deprecate_fields=["soft_cap", "soft_cap_effective"]
+    )
     class OutputSerializer(serializers.Serializer):
-        alert_thresholds = serializers.ListField(child=serializers.IntegerField())
-        soft_cap = credits(allow_null=True)
-        soft_cap_effective = credits()
+        alert_thresholds = serializers.ListField(
+            child=serializers.IntegerField(),
+            help_text="Percent of what the tenant was last topped up to (the balance's "
+            "topped_up_to), highest first. Running out (0) is always announced.",
+        )
+        soft_cap = credits(
+            allow_null=True, required=False, help_text="Deprecated: see /api/v1/workflow-settings."
+        )
+        soft_cap_effective = credits(
+            required=False, help_text="Deprecated: see /api/v1/workflow-settings."
+        )
 
-    @extend_schema_serializer(component_name="AlertSettingsInput")
+    @extend_schema_serializer(component_name="AlertSettingsInput", deprecate_fields=["soft_cap"])
     class InputSerializer(serializers.Serializer):
         alert_thresholds = serializers.ListField(
-            child=serializers.IntegerField(min_value=1, max_value=99), required=False
+            child=serializers.IntegerField(min_value=1, max_value=99),
+            max_length=10,
+            required=False,
         )
-        soft_cap = credits(min_value=Decimal(0), allow_null=True, required=False)
+        soft_cap = credits(
+            min_value=Decimal(0),
+            allow_null=True,
+            required=False,
+            help_text="Deprecated: PUT /api/v1/workflow-settings.",
+        )
 
     def _render(self) -> Response:
-        account = credit_account_get(tenant=self.tenant)
-        data = {
-            "alert_thresholds": account.alert_thresholds,
-            "soft_cap": account.soft_cap,
-            "soft_cap_effective": balance_get(tenant=self.tenant).soft_cap,
-        }
+        moved = tenant_settings_get(tenant=self.tenant, names=["soft_cap", "soft_cap_effective"])
+        data = {"alert_thresholds": alert_thresholds_get(tenant_id=self.tenant.pk), **moved}
         return Response(self.OutputSerializer(data).data)
 
-    @extend_schema(responses=OutputSerializer, summary="Low-balance thresholds and soft cap")
+    @extend_schema(responses=OutputSerializer, summary="Low-balance alert thresholds")
     def get(self, request: Request) -> Response:
         return self._render()
 
     @extend_schema(
         request=InputSerializer,
         responses=OutputSerializer,
-        summary="Change the thresholds (percent) or the soft cap (credits; null: the default)",
+        summary="Change the low-balance alert thresholds (percent of topped_up_to)",
     )
     def put(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        credit_account_update(
-            tenant=self.tenant,
-            alert_thresholds=values.get("alert_thresholds"),
-            soft_cap=values.get("soft_cap"),
-            clear_soft_cap="soft_cap" in values and values["soft_cap"] is None,
-        )
+        with transaction.atomic():
+            if "alert_thresholds" in values:
+                alert_settings_update(tenant=self.tenant, thresholds=values["alert_thresholds"])
+            if "soft_cap" in values:
+                tenant_settings_set(tenant=self.tenant, changes={"soft_cap": values["soft_cap"]})
         return self._render()
 
 

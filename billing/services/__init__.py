@@ -4,7 +4,7 @@ webhook deliveries happen outside any transaction, after the intent is committed
 
 # Imported for its side effect: it registers the top-up and card handlers of Stripe events.
 import billing.services.stripe_handlers  # noqa: F401
-from billing.services.alerts import balance_evaluate, credits_expired_notify
+from billing.services.alerts import alert_settings_update, balance_evaluate, credits_expired_notify
 from billing.services.autotopup import (
     auto_topup_charge,
     auto_topup_policy_update,
@@ -51,6 +51,7 @@ from billing.services.webhooks import (
 __all__ = [
     "Purchase",
     "alert_email_send",
+    "alert_settings_update",
     "auto_topup_charge",
     "auto_topup_policy_update",
     "auto_topup_reconcile",

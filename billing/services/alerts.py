@@ -1,12 +1,15 @@
 """Low-balance alerts, once per crossing, and the watch level that keeps the debit path quiet.
 
-"Remaining" is available ÷ granted over the tenant's unexpired buckets. A threshold (percent,
-from the ledger's CreditAccount.alert_thresholds; 0 stands for "exhausted") fires when the
-balance is under it and it is armed, and is re-armed when the balance is back at or above it
-(a grant, a refund). The evaluation runs under the tenant's account lock, so two evaluations
-racing after two debits see the same state one after the other and fire once.
+"Remaining" is measured against what the tenant was last topped up to (the ledger account's
+`topped_up_to`: the available balance right after its latest grant, raised by refunds; README,
+"Soft cap and low-balance alerts"). A threshold (percent, from the tenant's AlertSettings; 0
+stands for "exhausted") fires when the available balance is under that share of it and it is
+armed, and is re-armed when the balance is back at or above it (a grant, a refund). The
+evaluation runs under the tenant's account lock, so two evaluations racing after two debits
+see the same state one after the other and fire once.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -15,15 +18,17 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from billing.models import AlertState, AutoTopUpPolicy, TopUp
+from billing.exceptions import InvalidAlertThresholds
+from billing.models import AlertSettings, AlertState, AutoTopUpPolicy, TopUp
+from billing.selectors import alert_thresholds_get
 from billing.services.autotopup import StartOutcome, auto_topup_refusal, auto_topup_start
 from billing.services.notify import notify
 from ledger.locks import account_lock
 from ledger.models import EntryKind, LedgerEntry
-from ledger.selectors import balance_get
-from ledger.services import credit_account_update
+from ledger.selectors import available_get, credit_account_get
+from ledger.services import credit_account_update, quantize_credits
 from tenants.models import Tenant
-from tenants.outbox import outbox_claim
+from tenants.outbox import outbox_claim, outbox_enqueue
 
 EXHAUSTED = 0
 
@@ -31,35 +36,54 @@ EXHAUSTED = 0
 @dataclass(frozen=True)
 class Evaluation:
     available: Decimal
-    granted: Decimal
+    topped_up_to: Decimal
     fired: list[int]
     rearmed: list[int]
     watch_level: Decimal
     auto_top_up: StartOutcome | None
 
 
-def _level(granted: Decimal, threshold: int) -> Decimal:
-    return (granted * threshold / 100).quantize(Decimal("0.0001"))
+def alert_level(*, topped_up_to: Decimal, threshold: int) -> Decimal:
+    """The balance under which a threshold of `threshold` percent fires, in credits."""
+    return quantize_credits(topped_up_to * threshold / 100)
+
+
+def alert_settings_update(*, tenant: Tenant, thresholds: Iterable[int]) -> AlertSettings:
+    """Set the tenant's thresholds (percent, 1 to 99; duplicates dropped, highest first) and,
+    once it has been topped up, evaluate its balance against them: one it is already under
+    fires now rather than at the next crossing, and the watch level follows. (A tenant that
+    was never topped up has nothing to evaluate: it would only hear that it has no credits.)"""
+    chosen = sorted({int(t) for t in thresholds}, reverse=True)
+    if any(t < 1 or t > 99 for t in chosen):
+        raise InvalidAlertThresholds(fields={"alert_thresholds": [InvalidAlertThresholds.message]})
+    from billing.tasks import balance_evaluate_task
+
+    with transaction.atomic():
+        settings, _ = AlertSettings.objects.update_or_create(
+            tenant=tenant, defaults={"thresholds": chosen}
+        )
+        if credit_account_get(tenant=tenant).topped_up_to > 0:
+            outbox_enqueue(balance_evaluate_task, {"tenant_id": tenant.pk})
+    return settings
 
 
 def balance_evaluate(*, tenant: Tenant, now: datetime | None = None) -> Evaluation:
     now = now or timezone.now()
     with transaction.atomic(durable=True):
         account = account_lock(tenant_id=tenant.pk)
-        balance = balance_get(tenant=tenant, at=now)
-        available, granted = balance.available, balance.granted_unexpired
+        available, base = available_get(tenant=tenant, at=now), account.topped_up_to
         states = {s.threshold: s for s in AlertState.objects.filter(tenant=tenant)}
         fired, rearmed = [], []
         armed_levels: list[Decimal] = []
-        for threshold in [*sorted(account.alert_thresholds, reverse=True), EXHAUSTED]:
-            level = _level(granted, threshold)
+        for threshold in [*alert_thresholds_get(tenant_id=tenant.pk), EXHAUSTED]:
+            level = alert_level(topped_up_to=base, threshold=threshold)
             under = available <= 0 if threshold == EXHAUSTED else available < level
             state = states.get(threshold) or AlertState(tenant=tenant, threshold=threshold)
             if under and state.state == AlertState.State.ARMED:
                 state.state, state.fired_at = AlertState.State.FIRED, now
                 state.save()
                 fired.append(threshold)
-                _announce(tenant, threshold, available, granted, level)
+                _announce(tenant, threshold, available, base, level)
             elif not under and state.state == AlertState.State.FIRED:
                 state.state = AlertState.State.ARMED
                 state.save()
@@ -76,7 +100,7 @@ def balance_evaluate(*, tenant: Tenant, now: datetime | None = None) -> Evaluati
     outcome = None
     if policy is not None and not auto_topup_refusal(policy, now) and available < policy.threshold:
         outcome = auto_topup_start(tenant=tenant, now=now)
-    return Evaluation(available, granted, fired, rearmed, watch, outcome)
+    return Evaluation(available, base, fired, rearmed, watch, outcome)
 
 
 def _auto_topup_may_start(policy: AutoTopUpPolicy, now: datetime) -> bool:
@@ -91,13 +115,15 @@ def _auto_topup_may_start(policy: AutoTopUpPolicy, now: datetime) -> bool:
 
 
 def _announce(
-    tenant: Tenant, threshold: int, available: Decimal, granted: Decimal, level: Decimal
+    tenant: Tenant, threshold: int, available: Decimal, base: Decimal, level: Decimal
 ) -> None:
+    # `granted` is `topped_up_to` under its old name, kept one release (README, "API changes").
+    amounts = {"available": str(available), "topped_up_to": str(base), "granted": str(base)}
     if threshold == EXHAUSTED:
         notify(
             tenant_id=tenant.pk,
             type="balance.exhausted",
-            data={"available": str(available), "granted": str(granted)},
+            data=amounts,
             subject="Your credits are used up",
             body=(
                 f"{tenant.name} has no credits left ({available} available). Usage will be "
@@ -108,15 +134,10 @@ def _announce(
     notify(
         tenant_id=tenant.pk,
         type="balance.low",
-        data={
-            "threshold_percent": threshold,
-            "threshold_credits": str(level),
-            "available": str(available),
-            "granted": str(granted),
-        },
+        data={"threshold_percent": threshold, "threshold_credits": str(level), **amounts},
         subject=f"Under {threshold}% of your credits left",
         body=(
-            f"{tenant.name} has {available} of {granted} credits left, under {threshold}%. "
+            f"{tenant.name} has {available} of {base} credits left, under {threshold}%. "
             "Top up or turn on auto top-up to keep your agents running."
         ),
     )

@@ -1,5 +1,6 @@
 """The ledger over REST: balance, statement, buckets. Thin: parse, call a selector, render."""
 
+from types import SimpleNamespace
 from typing import Any
 
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
@@ -11,6 +12,7 @@ from ledger.models import EntryKind
 from ledger.selectors import BUCKETS_EMBEDDED, balance_get, bucket_list, entry_list
 from tenants.api.base import TenantApiView
 from tenants.api.pagination import CreatedCursorPagination
+from tenants.events import tenant_settings_get
 
 
 def credits(**kwargs: Any) -> serializers.DecimalField:
@@ -32,7 +34,9 @@ class BalanceGetApi(TenantApiView):
     # `buckets` embeds only the first live buckets in consumption order (ledger.selectors
     # BUCKETS_EMBEDDED): a balance read is O(1) whatever the number of buckets. All of them
     # are paged at /api/v1/buckets; the field stays one release, deprecated (README).
-    @extend_schema_serializer(deprecate_fields=["buckets"])
+    # `soft_cap` and `alert_thresholds` are metering's and billing's settings now: they stay one
+    # release, deprecated, answered by those apps through tenants.events.tenant_settings.
+    @extend_schema_serializer(deprecate_fields=["buckets", "soft_cap", "alert_thresholds"])
     class OutputSerializer(serializers.Serializer):
         class OverdraftSerializer(serializers.Serializer):
             used = credits(source="overdraft_used")
@@ -48,8 +52,19 @@ class BalanceGetApi(TenantApiView):
         overdraft = OverdraftSerializer(source="*")
         by_policy = serializers.DictField(child=credits())
         next_expiry = serializers.SerializerMethodField()
-        soft_cap = credits()
-        alert_thresholds = serializers.ListField(child=serializers.IntegerField())
+        topped_up_to = credits(
+            help_text="What the tenant was last topped up to: the available balance right "
+            "after its latest grant (a refund may raise it). Alerts and the default soft cap "
+            "are percentages of it."
+        )
+        soft_cap = credits(
+            required=False, help_text="Deprecated: soft_cap_effective at /api/v1/workflow-settings."
+        )
+        alert_thresholds = serializers.ListField(
+            child=serializers.IntegerField(),
+            required=False,
+            help_text="Deprecated: see /api/v1/alert-settings.",
+        )
         buckets = BucketSerializer(
             many=True,
             help_text=f"Deprecated: the first {BUCKETS_EMBEDDED} live buckets only; "
@@ -67,7 +82,15 @@ class BalanceGetApi(TenantApiView):
 
     @extend_schema(responses=OutputSerializer, summary="The tenant's credit balance now")
     def get(self, request: Request) -> Response:
-        return Response(self.OutputSerializer(balance_get(tenant=self.tenant)).data)
+        balance = balance_get(tenant=self.tenant)
+        moved = tenant_settings_get(
+            tenant=self.tenant, names=["soft_cap_effective", "alert_thresholds"]
+        )
+        # Under their old names (the balance's `soft_cap` was the cap in force); an answer
+        # missing (no app owns it) leaves its field out.
+        old_names = {"soft_cap": "soft_cap_effective", "alert_thresholds": "alert_thresholds"}
+        deprecated = {old: moved[new] for old, new in old_names.items() if new in moved}
+        return Response(self.OutputSerializer(SimpleNamespace(**vars(balance), **deprecated)).data)
 
 
 class EntryListApi(TenantApiView):

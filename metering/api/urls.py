@@ -1,5 +1,6 @@
 from django.urls import URLPattern, path
 
+from metering.api.settings import WorkflowSettingsApi
 from metering.api.usage import UsageEventBatchApi, UsageEventCollectionApi
 from metering.api.workflows import (
     WorkflowCancelApi,
@@ -23,4 +24,6 @@ urlpatterns: list[URLPattern] = [
         name="workflow-complete",
     ),
     path("workflows/<int:workflow_id>/cancel", WorkflowCancelApi.as_view(), name="workflow-cancel"),
+    # The soft cap on new runs (metering/api/settings.py).
+    path("workflow-settings", WorkflowSettingsApi.as_view(), name="workflow-settings"),
 ]

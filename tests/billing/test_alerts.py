@@ -1,4 +1,5 @@
-"""Low-balance alerts: once per crossing of 20% and 10%, again after a top-up and a new fall."""
+"""Low-balance alerts: once per crossing of 20% and 10% of what the tenant was last topped up
+to, again after a top-up and a new fall (tests/billing/test_alert_base.py: the base itself)."""
 
 from decimal import Decimal
 
@@ -8,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from billing.models import AlertState, WebhookDelivery
+from billing.models import AlertSettings, AlertState, WebhookDelivery
 from billing.services import webhook_endpoint_create
 from ledger.models import CreditBucket
 from ledger.selectors import credit_account_get
@@ -18,6 +19,7 @@ from ledger.services import (
     ledger_expire_due,
     ledger_grant,
 )
+from metering.models import WorkflowSettings
 from tenants.models import OutboxMessage, Tenant
 from tests.billing.conftest import grant
 
@@ -62,15 +64,15 @@ def test_alerts_fire_once_per_crossing_and_re_arm_after_a_top_up(
         "Top up or turn on auto top-up to keep your agents running."
     )
 
-    grant(tenant, 1000, "top-up")  # 1090 of 2000: both thresholds re-armed
+    grant(tenant, 1000, "top-up")  # topped up to 1090: both thresholds re-armed
     assert set(AlertState.objects.filter(tenant=tenant).values_list("threshold", "state")) == {
         (20, "armed"),
         (10, "armed"),
         (0, "armed"),
     }
-    spend(tenant, "700", "d6")  # 390 of 2000 = 19.5%
-    spend(tenant, "200", "d7")  # 9.5%
-    spend(tenant, "190", "d8")  # 0: exhausted
+    spend(tenant, "700", "d6")  # 390 of 1090 = 35.8%
+    spend(tenant, "200", "d7")  # 190 = 17.4%: under 20
+    spend(tenant, "190", "d8")  # 0: under 10, exhausted
     assert subjects() == [
         "Under 20% of your credits left",
         "Under 10% of your credits left",
@@ -93,12 +95,13 @@ def test_one_big_debit_crosses_both_thresholds_at_once(tenant: Tenant, owner: ob
     assert subjects() == ["Under 20% of your credits left", "Under 10% of your credits left"]
 
 
-def test_tenant_thresholds_come_from_the_credit_account(
+def test_tenant_thresholds_come_from_billings_alert_settings(
     tenant: Tenant, owner: object, api_client: APIClient
 ) -> None:
+    # The old route still takes the soft cap for one release (deprecated): metering keeps it.
     response = api_client.put(
         "/api/v1/alert-settings",
-        {"alert_thresholds": [50, 5], "soft_cap": "30"},
+        {"alert_thresholds": [5, 50, 5], "soft_cap": "30"},
         format="json",
     )
     assert response.status_code == 200
@@ -107,9 +110,35 @@ def test_tenant_thresholds_come_from_the_credit_account(
         "soft_cap": "30.0000",
         "soft_cap_effective": "30.0000",
     }
+    assert AlertSettings.objects.get(tenant=tenant).thresholds == [50, 5]
+    assert WorkflowSettings.objects.get(tenant=tenant).soft_cap == Decimal("30")
     grant(tenant, 100, "promo")
     spend(tenant, "60", "d1")
     assert subjects() == ["Under 50% of your credits left"]
+
+
+def test_the_old_route_clears_the_soft_cap_with_null_and_leaves_what_it_is_not_sent(
+    tenant: Tenant, api_client: APIClient
+) -> None:
+    grant(tenant, 400, "promo")
+    api_client.put("/api/v1/alert-settings", {"soft_cap": "30"}, format="json")
+
+    cleared = api_client.put("/api/v1/alert-settings", {"soft_cap": None}, format="json")
+    only_thresholds = api_client.put(
+        "/api/v1/alert-settings", {"alert_thresholds": [25]}, format="json"
+    )
+
+    # The default: 10% of 400, then the lowest threshold (25%) of it.
+    assert cleared.json() == {
+        "alert_thresholds": [20, 10],
+        "soft_cap": None,
+        "soft_cap_effective": "40.0000",
+    }
+    assert only_thresholds.json() == {
+        "alert_thresholds": [25],
+        "soft_cap": None,
+        "soft_cap_effective": "100.0000",
+    }
 
 
 def test_most_debits_above_the_watch_level_wake_nothing(tenant: Tenant) -> None:

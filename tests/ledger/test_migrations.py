@@ -11,6 +11,9 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from billing.models import AlertSettings
+from billing.selectors import alert_thresholds_get
+from ledger.exceptions import InsufficientCredits
 from ledger.models import CreditAccount, CreditBucket, LedgerTransaction
 from ledger.services import (
     credit_account_update,
@@ -21,6 +24,8 @@ from ledger.services import (
     ledger_hold_release,
     ledger_reverse,
 )
+from metering.models import WorkflowSettings
+from metering.soft_cap import soft_cap_get
 from tenants.models import Tenant
 from tenants.services import tenant_create
 
@@ -122,3 +127,57 @@ def test_topped_up_to_is_filled_from_history_as_the_services_keep_it() -> None:
     filled = dict(CreditAccount.objects.values_list("tenant__slug", "topped_up_to"))
     assert filled == kept
     assert not CreditAccount.objects.filter(tenant=made["none"]).exists()
+
+
+MOVE_BEFORE = [
+    ("ledger", "0007_topped_up_to"),
+    ("billing", "0005_existing_api_keys_keep_billing"),
+    ("metering", "0005_leaner_event_indexes"),
+]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_settings_leave_the_ledger_with_their_values() -> None:
+    made = {name: tenant_create(name=name, slug=name) for name in "abcde"}
+    executor = MigrationExecutor(connection)
+    try:
+        executor.migrate(MOVE_BEFORE)
+        executor.loader.build_graph()
+        old = executor.loader.project_state(MOVE_BEFORE).apps.get_model("ledger", "CreditAccount")
+        for name, thresholds, soft_cap in [
+            ("a", [50, 5], D("150")),
+            ("b", [20, 10], None),
+            ("c", [], D("0")),
+            ("d", [30], D("-5")),  # only code could set a negative one
+        ]:
+            old.objects.create(
+                tenant_id=made[name].pk, alert_thresholds=thresholds, soft_cap=soft_cap
+            )
+    finally:
+        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+    assert dict(AlertSettings.objects.values_list("tenant__slug", "thresholds")) == {
+        "a": [50, 5],
+        "b": [20, 10],
+        "c": [],
+        "d": [30],
+    }
+    assert dict(WorkflowSettings.objects.values_list("tenant__slug", "soft_cap")) == {
+        "a": D("150"),
+        "c": D("0"),
+        "d": D("0"),
+    }
+    # e had no account: the defaults; a's own cap, b's default (10% of nothing topped up)
+    assert alert_thresholds_get(tenant_id=made["e"].pk) == [20, 10]
+    assert [soft_cap_get(tenant=made[n]) for n in "abe"] == [D("150"), D("0"), D("0")]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'ledger_creditaccount' AND column_name = ANY(%s)",
+            [["alert_thresholds", "soft_cap"]],
+        )
+        assert cursor.fetchall() == []
+    # The debit's function no longer names the columns: a first debit of a tenant without an
+    # account is refused for want of credits, not for a missing column.
+    with pytest.raises(InsufficientCredits):
+        ledger_debit(tenant=made["e"], amount=D(1), idempotency_key="first")

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from metering.services import UsageInput, usage_event_record
+from metering.soft_cap import workflow_settings_update
 from metering.workflows import workflow_start, workflow_step
 from ratecards.services import ratecard_seed_example
 from tenants.models import Tenant
@@ -41,6 +42,13 @@ def seed_workflows(tenant: Tenant) -> dict[str, str]:
     step = UsageInput(idempotency_key=f"{MARKER}-step-1", action="chat", quantity=Decimal(1))
     workflow_step(tenant=tenant, run=run, data=step)
     return {"workflow_id": str(run.pk), "workflow_external_id": run.external_id}
+
+
+@register
+def seed_workflow_settings(tenant: Tenant) -> dict[str, str]:
+    # Small enough to leave the runs above startable (schemathesis starts more).
+    workflow_settings_update(tenant=tenant, soft_cap=Decimal("0.4321"))
+    return {"soft_cap": "0.4321"}
 
 
 @register_bodies

@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 
 from ledger.services import credit_account_update, ledger_debit
 from metering.models import WorkflowRun
+from metering.soft_cap import workflow_settings_update
 from tenants.models import Tenant
 from tests.metering.factories import fund
 
@@ -40,7 +41,7 @@ def test_an_empty_tenant_gets_402_soft_cap_reached_until_credits_arrive(
 def test_a_spent_out_tenant_with_a_zero_cap_gets_402(tenant: Tenant, api_client: APIClient) -> None:
     fund(tenant, 10)
     ledger_debit(tenant=tenant, amount=Decimal("10"), idempotency_key="spend-1")
-    credit_account_update(tenant=tenant, soft_cap=Decimal("0"))
+    workflow_settings_update(tenant=tenant, soft_cap=Decimal("0"))
 
     refused = api_client.post("/api/v1/workflows", {"external_id": "job-1"}, format="json")
 
@@ -59,7 +60,8 @@ def test_a_tenant_with_an_overdraft_and_a_zero_cap_starts_without_credits(
     tenant: Tenant, api_client: APIClient
 ) -> None:
     # Its debits may run 100 credits into the overdraft, so a run's steps can still be paid.
-    credit_account_update(tenant=tenant, overdraft_limit=Decimal("100"), soft_cap=Decimal("0"))
+    credit_account_update(tenant=tenant, overdraft_limit=Decimal("100"))
+    workflow_settings_update(tenant=tenant, soft_cap=Decimal("0"))
 
     started = api_client.post("/api/v1/workflows", {"external_id": "job-1"}, format="json")
 
@@ -70,7 +72,8 @@ def test_a_tenant_with_an_overdraft_and_a_zero_cap_starts_without_credits(
 def test_a_tenant_whose_overdraft_is_used_up_gets_402(
     tenant: Tenant, api_client: APIClient
 ) -> None:
-    credit_account_update(tenant=tenant, overdraft_limit=Decimal("100"), soft_cap=Decimal("0"))
+    credit_account_update(tenant=tenant, overdraft_limit=Decimal("100"))
+    workflow_settings_update(tenant=tenant, soft_cap=Decimal("0"))
     ledger_debit(tenant=tenant, amount=Decimal("100"), idempotency_key="spend-1")
 
     refused = api_client.post("/api/v1/workflows", {"external_id": "job-1"}, format="json")

@@ -12,7 +12,7 @@ from django.utils import timezone
 from ledger.exceptions import InsufficientCredits
 from ledger.models import CreditBucket, CreditHold, LedgerEntry
 from ledger.selectors import balance_get, ledger_verify
-from ledger.services import credit_account_update, ledger_debit, ledger_grant
+from ledger.services import ledger_debit, ledger_grant
 from metering.exceptions import (
     IdempotencyConflict,
     IllegalTransition,
@@ -22,6 +22,7 @@ from metering.exceptions import (
 from metering.listeners import on_balance_changed
 from metering.models import UsageEvent, WorkflowRun
 from metering.services import UsageInput
+from metering.soft_cap import workflow_settings_update
 from metering.tasks import workflow_expire_idle_task
 from metering.workflows import (
     workflow_cancel,
@@ -128,7 +129,7 @@ def test_soft_cap_refuses_a_start_and_a_top_up_lifts_it(tenant: Tenant) -> None:
     assert refused.value.details == {"available": "9.0000", "soft_cap": "10.0000"}
     assert not WorkflowRun.objects.filter(tenant=tenant).exists()
 
-    # A top-up of 100: granted 200 (cap 20), available 109.
+    # A top-up of 100: topped up to 109 (cap 10.9), available 109.
     grant(tenant, 100, "g2")
     run, created = workflow_start(tenant=tenant, external_id="job-1")
     assert created
@@ -137,7 +138,7 @@ def test_soft_cap_refuses_a_start_and_a_top_up_lifts_it(tenant: Tenant) -> None:
 
 def test_an_explicit_soft_cap_wins_over_the_default(tenant: Tenant) -> None:
     grant(tenant, 100, "g1")
-    credit_account_update(tenant=tenant, soft_cap=Decimal("150"))
+    workflow_settings_update(tenant=tenant, soft_cap=Decimal("150"))
 
     with pytest.raises(SoftCapReached) as refused:
         workflow_start(tenant=tenant, external_id="job-1")
@@ -164,7 +165,7 @@ def test_a_spent_out_tenant_cannot_start_a_run_even_with_a_cap_of_zero(tenant: T
     # Given 100 granted and all spent, with the soft cap switched off (0).
     grant(tenant, 100, "g1")
     ledger_debit(tenant=tenant, amount=Decimal("100"), idempotency_key="spend-1")
-    credit_account_update(tenant=tenant, soft_cap=Decimal("0"))
+    workflow_settings_update(tenant=tenant, soft_cap=Decimal("0"))
 
     with pytest.raises(SoftCapReached) as refused:
         workflow_start(tenant=tenant, external_id="job-1")
