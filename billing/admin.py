@@ -15,6 +15,7 @@ from django.http import HttpRequest
 from billing import signing
 from billing.exceptions import InvalidContract, InvalidWebhookEventTypes, InvalidWebhookUrl
 from billing.models import (
+    AlertSettings,
     AlertState,
     AutoTopUpPolicy,
     BillingCustomer,
@@ -134,6 +135,14 @@ class TopUpAdmin(ReadOnlyAdmin):
 @admin.register(AutoTopUpPolicy)
 class AutoTopUpPolicyAdmin(ReadOnlyAdmin):
     list_display = ["tenant", "enabled", "threshold", "pack", "monthly_cap_minor", "state"]
+
+
+@admin.register(AlertSettings)
+class AlertSettingsAdmin(ReadOnlyAdmin):
+    """Set by the tenant (PUT /api/v1/alert-settings), which also evaluates the balance."""
+
+    list_display = ["tenant", "thresholds", "updated_at"]
+    search_fields = ["tenant__slug"]
 
 
 @admin.register(BillingCustomer)

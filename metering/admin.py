@@ -1,16 +1,15 @@
 """Usage events are records of what happened and what it was charged: read-only in the admin
-(a wrong charge is corrected by a ledger reversal, not by editing the event)."""
-
-from typing import Any
+(a wrong charge is corrected by a ledger reversal, not by editing the event). A tenant's soft
+cap is its own to set (PUT /api/v1/workflow-settings): shown, not edited."""
 
 from django.contrib import admin
-from django.http import HttpRequest
 
-from metering.models import UsageEvent
+from ledger.admin import ReadOnlyAdmin
+from metering.models import UsageEvent, WorkflowSettings
 
 
 @admin.register(UsageEvent)
-class UsageEventAdmin(admin.ModelAdmin):
+class UsageEventAdmin(ReadOnlyAdmin):
     list_display = [
         "idempotency_key",
         "tenant",
@@ -29,11 +28,8 @@ class UsageEventAdmin(admin.ModelAdmin):
     list_select_related = ["tenant"]
     raw_id_fields = ["tenant", "workflow_run", "rate_card_version", "ledger_transaction"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+@admin.register(WorkflowSettings)
+class WorkflowSettingsAdmin(ReadOnlyAdmin):
+    list_display = ["tenant", "soft_cap", "updated_at"]
+    search_fields = ["tenant__slug"]

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -180,3 +181,20 @@ def test_the_schema_marks_the_old_names_deprecated() -> None:
     assert deprecated("/api/v1/alert-settings", "put", "request") == ["soft_cap"]
     assert deprecated("/api/v1/workflow-settings", "get", "response") == []
     assert deprecated("/api/v1/workflow-settings", "put", "request") == []
+
+
+def test_the_vendor_sees_both_settings_in_the_admin(tenant: Tenant, api_client: APIClient) -> None:
+    api_client.put(
+        "/api/v1/alert-settings", {"alert_thresholds": [35, 15], "soft_cap": "77"}, format="json"
+    )
+    staff = Client()
+    staff.force_login(User.objects.create_superuser("vendor", "vendor@example.com", "pw-123456"))
+
+    alerts = staff.get("/admin/billing/alertsettings/")
+    caps = staff.get("/admin/metering/workflowsettings/")
+
+    assert (alerts.status_code, caps.status_code) == (200, 200)
+    assert "[35, 15]" in alerts.content.decode()
+    assert "77.0000" in caps.content.decode()
+    detail = f"/admin/billing/alertsettings/{AlertSettings.objects.get().pk}/change/"
+    assert staff.get(detail).status_code == 200  # shown, read-only
