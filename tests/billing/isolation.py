@@ -48,3 +48,32 @@ def seed_billing(tenant: Tenant) -> dict[str, str]:
 def billing_bodies(values: Mapping[str, str]) -> dict[str, Any]:
     # Cancelling takes no body: tenant A's pending top-up is cancelled, B's attempt is a 404.
     return {"top-up-cancel": {}}
+
+
+@register
+def seed_subscription(tenant: Tenant) -> dict[str, str]:
+    """A subscription with an invoice, so that /api/v1/subscription has something to show."""
+    from billing.models import Plan, PlanPrice, SubscriptionInvoice
+    from billing.services.subscriptions import subscription_start
+
+    plan, _ = Plan.objects.get_or_create(
+        slug="isolation-plan",
+        defaults={"name": "Isolation plan", "price_minor": 1000, "included_credits": Decimal(10)},
+    )
+    PlanPrice.objects.get_or_create(plan=plan, currency="USD", defaults={"base_minor": 1000})
+    sub = subscription_start(tenant=tenant, plan=plan)
+    SubscriptionInvoice.objects.create(
+        tenant=tenant,
+        subscription=sub,
+        kind=SubscriptionInvoice.Kind.PERIOD,
+        status=SubscriptionInvoice.Status.PAID,
+        gateway="fake",
+        gateway_reference=f"fin_{MARKER}",
+        idempotency_key=f"invoice:fin_{MARKER}",
+        period_index=0,
+        plan=plan,
+        seats=1,
+        currency="USD",
+        created_at=sub.created_at,
+    )
+    return {}
