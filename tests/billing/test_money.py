@@ -2,6 +2,7 @@
 unit, USD two, KWD three."""
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -67,10 +68,12 @@ def test_a_yen_top_up_is_announced_in_yen(
 
 @pytest.mark.django_db
 def test_the_auto_top_up_cap_is_read_in_the_packs_currency(
-    tenant: Tenant, yen_pack: CreditPack, pack: CreditPack, owner: User
+    tenant: Tenant, yen_pack: CreditPack, pack: CreditPack, owner: User, settings: Any
 ) -> None:
     client = Client()
     client.force_login(owner)
+    # A tenant buys in its billing currency only: yen first, then (re-billed) dollars.
+    settings.BILLING_DEFAULT_CURRENCY = "JPY"
     form = {"enabled": "", "threshold": "50", "pack": yen_pack.slug, "monthly_cap": "5000"}
 
     assert client.post("/billing/auto-top-up/", form).status_code == 302
@@ -78,9 +81,11 @@ def test_the_auto_top_up_cap_is_read_in_the_packs_currency(
     page = client.get("/billing/auto-top-up/")
     assert page.context["form"].initial["monthly_cap"] == Decimal("5000")
 
+    settings.BILLING_DEFAULT_CURRENCY = "USD"
     usd = {**form, "pack": pack.slug, "monthly_cap": "130.50"}
     assert client.post("/billing/auto-top-up/", usd).status_code == 302
     assert AutoTopUpPolicy.objects.get().monthly_cap_minor == 13_050
+    settings.BILLING_DEFAULT_CURRENCY = "JPY"
 
     half_yen = {**form, "monthly_cap": "0.5"}
     refused = client.post("/billing/auto-top-up/", half_yen)
