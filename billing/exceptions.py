@@ -67,6 +67,12 @@ class PaymentMethodInUse(CreditlineError):
     message = "Auto top-up charges this card: turn auto top-up off before removing it."
 
 
+class GatewayRefused(GatewayError):
+    """The gateway answered and refused the request (an invalid request, a key it does not
+    take): it made nothing, so the intent can be closed. A plain GatewayError may hide a request
+    that reached it (a timeout): its intent waits for a retry with the same idempotency key."""
+
+
 class InvalidWebhookUrl(CreditlineError):
     status_code = 422
     code = "invalid_webhook_url"

@@ -59,9 +59,9 @@ class FakeSubscriptions:
     def _load(cls, reference: str) -> dict[str, Any]:
         state = cache.get(cls._key(reference))
         if state is None:
-            from billing.exceptions import GatewayError
+            from billing.exceptions import GatewayRefused
 
-            raise GatewayError(detail=f"No such subscription: {reference}.")
+            raise GatewayRefused(detail=f"No such subscription: {reference}.")
         return dict(state)
 
     @classmethod

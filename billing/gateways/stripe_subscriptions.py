@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import stripe
 
-from billing.exceptions import GatewayError
+from billing.exceptions import GatewayError, GatewayRefused
 from billing.gateways.base import GatewayInvoice, GatewaySubscription, SubscriptionItems
 
 
@@ -133,8 +133,18 @@ def _line_items(items: SubscriptionItems) -> list[dict[str, Any]]:
     return lines
 
 
+# Stripe's answers that made nothing (4xx); a connection error or a 5xx may hide a made object.
+REFUSALS = (
+    stripe.InvalidRequestError,
+    stripe.AuthenticationError,
+    stripe.PermissionError,
+    stripe.CardError,
+)
+
+
 def _gateway_error(exc: stripe.StripeError) -> GatewayError:
-    return GatewayError(detail=str(exc.user_message or exc))
+    kind = GatewayRefused if isinstance(exc, REFUSALS) else GatewayError
+    return kind(detail=str(exc.user_message or exc))
 
 
 class StripeSubscriptions:

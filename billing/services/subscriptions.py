@@ -20,7 +20,7 @@ Two kinds of subscription:
 
 import logging
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Q
@@ -28,6 +28,7 @@ from django.utils import timezone
 
 import billing.services.subscription_events  # noqa: F401  (registers its Stripe handlers)
 from billing.exceptions import (
+    GatewayRefused,
     InvalidSubscriptionInput,
     SubscriptionExists,
     SubscriptionNotActive,
@@ -60,6 +61,9 @@ from ratecards.services import ratecard_assign
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
+
+# Under Stripe's 24 hours: a creation retried within it gets what the first request made.
+IDEMPOTENCY_WINDOW = timedelta(hours=23)
 
 
 def _grant_period(sub: Subscription, at: datetime) -> GrantResult:
@@ -167,7 +171,7 @@ def _reconcile_due(*, now: datetime, batch_size: int) -> int:
             | Q(status__in=(Subscription.Status.PAST_DUE, Subscription.Status.INCOMPLETE))
             | Q(pk__in=waiting)
         )
-        .select_related("plan")
+        .select_related("plan", "tenant")
         .order_by("current_period_end")[:batch_size]
     )
     paid = 0
@@ -181,8 +185,18 @@ def _reconcile_due(*, now: datetime, batch_size: int) -> int:
 
 def subscription_reconcile(*, sub: Subscription) -> int:
     """Ask the gateway how the subscription stands and apply it (outside a transaction)."""
+    if not sub.gateway_reference:
+        if timezone.now() - sub.created_at < timedelta(minutes=2):
+            return 0  # its first request may still be waiting for the gateway's answer
+        return _paid_count(subscription_request_again(sub=sub))
     state = _gateway(sub).subscription_get(reference=sub.gateway_reference)
     return subscription_sync(sub=sub, state=state)
+
+
+def _paid_count(sub: Subscription) -> int:
+    return SubscriptionInvoice.objects.filter(
+        subscription=sub, status=SubscriptionInvoice.Status.PAID
+    ).count()
 
 
 def _gateway(sub: Subscription) -> PaymentGateway:
@@ -244,33 +258,70 @@ def subscription_create(
             current_period_end=end,
             gateway=gateway.name,
         )
+    return _subscription_request(sub, items=items, gateway=gateway, customer=customer)
+
+
+def _subscription_request(
+    sub: Subscription,
+    *,
+    items: SubscriptionItems,
+    gateway: PaymentGateway,
+    customer: BillingCustomer,
+) -> Subscription:
+    """Ask the gateway for the subscription (the same idempotency key every time) and link it."""
     try:
         state = gateway.subscription_create(
-            tenant_id=tenant.pk,
+            tenant_id=sub.tenant_id,
             subscription_id=sub.pk,
             customer_id=customer.customer_id,
             payment_method_id=customer.payment_method_id,
             items=items,
             idempotency_key=f"subscription:{sub.pk}",
         )
-    except Exception:
-        # Nothing live is left behind: the row is closed, and no credits were granted.
-        Subscription.objects.filter(pk=sub.pk).update(
-            status=Subscription.Status.CANCELED, canceled_at=timezone.now()
-        )
+    except GatewayRefused:
+        # The gateway made nothing: the row is closed, and no credits were granted.
+        _close_unlinked(sub)
         raise
+    # Any other failure (a timeout) may hide a subscription the gateway did make: the row waits,
+    # incomplete and unlinked, for the renewal sweep to ask again with the same key.
     with transaction.atomic(durable=True):
-        account_lock(tenant_id=tenant.pk)
-        sub = subscription_lock_by_id(tenant_id=tenant.pk, subscription_id=sub.pk)
+        account_lock(tenant_id=sub.tenant_id)
+        sub = subscription_lock_by_id(tenant_id=sub.tenant_id, subscription_id=sub.pk)
         # Periods follow the gateway's anchor from now on.
         sub.anchor = sub.current_period_start = state.period_start
         sub.current_period_end = state.period_end
         sub.gateway_reference, sub.gateway_items = state.reference, state.items
         sub.save()
-        _assign_rate_card(tenant, plan, now)
+        _assign_rate_card(sub.tenant, sub.plan, timezone.now())
     subscription_sync(sub=sub, state=state)
     sub.refresh_from_db()
     return sub
+
+
+def _close_unlinked(sub: Subscription) -> None:
+    Subscription.objects.filter(pk=sub.pk, gateway_reference="").update(
+        status=Subscription.Status.CANCELED, canceled_at=timezone.now()
+    )
+
+
+def subscription_request_again(*, sub: Subscription) -> Subscription:
+    """The sweep's second try at a subscription whose creation did not answer: within the
+    gateway's idempotency window (24 h at Stripe) the same key returns what it made, if it made
+    anything; past it, the row is closed (an unanswered Stripe subscription is `incomplete`
+    and expires unpaid after 23 h)."""
+    if timezone.now() - sub.created_at > IDEMPOTENCY_WINDOW:
+        _close_unlinked(sub)
+        sub.refresh_from_db()
+        return sub
+    gateway = _gateway(sub)
+    items = SubscriptionItems(
+        plan=sub.plan,
+        price=PlanPrice.objects.get(plan=sub.plan, currency=sub.currency),
+        seats=sub.seats,
+    )
+    return _subscription_request(
+        sub, items=items, gateway=gateway, customer=_customer(sub.tenant, gateway)
+    )
 
 
 def subscription_change(*, tenant: Tenant, plan: Plan, seats: int) -> Subscription:

@@ -399,3 +399,42 @@ def test_a_gateway_error_grants_nothing_and_leaves_no_live_row(
     change = SubscriptionInvoice.objects.get(subscription=sub, kind="change")
     assert (change.status, change.credits) == ("void", None)
     assert sub_credits(tenant) == [(f"sub:{sub.pk}:0", Decimal("800.0000"))]
+
+
+def test_a_creation_without_an_answer_is_asked_again_with_the_same_key(
+    tenant: Tenant, team: Plan, stripe_billing: CannedHttpClient, api_client: APIClient
+) -> None:
+    from billing.services.subscriptions import subscription_renew_due
+
+    outage = {"error": {"type": "api_error", "message": "An error occurred with our API."}}
+    stripe_billing.answers[:] = [(200, {"id": "cus_1", "object": "customer"})] + [(503, outage)] * 3
+    with time_machine.travel(NOW, tick=False) as clock:
+        response = api_client.post("/api/v1/subscription", {"plan": "team"}, format="json")
+        assert response.status_code == 502
+        # Stripe may have made it: the row waits, incomplete and unlinked (a second subscribe
+        # is refused meanwhile), and nothing is granted.
+        sub = Subscription.objects.get(tenant=tenant)
+        assert (sub.status, sub.gateway_reference) == ("incomplete", "")
+        again = api_client.post("/api/v1/subscription", {"plan": "team"}, format="json")
+        assert again.json()["error"]["code"] == "subscription_exists"
+        assert sub_credits(tenant) == []
+
+        clock.shift(60)
+        assert subscription_renew_due() == 0  # its request may still be on its way
+        clock.shift(120)
+        stripe_billing.answers[:] = [
+            (200, stripe_subscription(latest_invoice=stripe_invoice(), seats=1))
+        ]
+        assert subscription_renew_due() == 1
+        assert subscription_renew_due() == 0
+
+    retried = stripe_billing.sent[-1]
+    assert retried["headers"]["Idempotency-Key"] == f"subscription:{sub.pk}"
+    assert all(
+        s["headers"]["Idempotency-Key"] == f"subscription:{sub.pk}"
+        for s in stripe_billing.sent
+        if s["url"].endswith("/v1/subscriptions")
+    )
+    sub.refresh_from_db()
+    assert (sub.status, sub.gateway_reference) == ("active", "sub_1")
+    assert sub_credits(tenant) == [(f"sub:{sub.pk}:0", Decimal("800.0000"))]
