@@ -26,6 +26,9 @@ from tenants.api.base import TenantApiView
 from tenants.api.pagination import CreatedCursorPagination
 from tenants.models import ApiKey
 
+# The column that keeps it (TopUp.request_key).
+MAX_REQUEST_KEY = 255
+
 
 def public_url(path_or_url: str) -> str:
     """A portal path as the customer's browser reaches it; a gateway's URL as it is."""
@@ -145,12 +148,21 @@ class TopUpsApi(TenantApiView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        request_key = request.headers.get("Idempotency-Key", "")
+        if len(request_key) > MAX_REQUEST_KEY:
+            raise serializers.ValidationError(
+                {
+                    "Idempotency-Key": [
+                        f"Ensure this header has at most {MAX_REQUEST_KEY} characters."
+                    ]
+                }
+            )
         base = settings.CREDITLINE_PUBLIC_URL.rstrip("/")
         purchase = topup_purchase(
             tenant=self.tenant,
             pack_slug=data.validated_data["pack"],
             currency=data.validated_data.get("currency"),
-            request_key=request.headers.get("Idempotency-Key", "")[:255],
+            request_key=request_key,
             return_url=f"{base}/billing/",
         )
         code = status.HTTP_201_CREATED if purchase.created else status.HTTP_200_OK

@@ -458,3 +458,17 @@ def test_stripe_says_a_checkout_expired(
         "The checkout session expired unpaid.",
     )
     assert balance_get(tenant=tenant).available == 0
+
+
+def test_an_idempotency_key_over_255_characters_is_a_422(
+    api_client: APIClient, pack: CreditPack
+) -> None:
+    response = api_client.post(
+        "/api/v1/top-ups", {"pack": "pack-500"}, format="json", HTTP_IDEMPOTENCY_KEY="k" * 256
+    )
+
+    assert response.status_code == 422
+    assert response.json()["error"]["fields"] == {
+        "Idempotency-Key": ["Ensure this header has at most 255 characters."]
+    }
+    assert not TopUp.objects.exists()
