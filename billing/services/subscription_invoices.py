@@ -111,10 +111,23 @@ def _row_for(sub: Subscription, invoice: GatewayInvoice) -> SubscriptionInvoice:
         return found
     if invoice.reason not in PERIOD_REASONS:
         # A change's invoice: its row was written before the gateway call and gets the
-        # invoice's reference right after it; a webhook can overtake that.
-        raise InvoiceTooEarly(
-            f"No change of subscription {sub.pk} has invoice {invoice.reference}."
+        # invoice's reference from the call's answer, which a webhook can overtake, or which
+        # never came (a timeout): the change waiting for its answer is this one.
+        waiting = (
+            SubscriptionInvoice.objects.filter(
+                subscription=sub,
+                kind=SubscriptionInvoice.Kind.CHANGE,
+                status=InvoiceStatus.REQUESTED,
+                gateway_reference="",
+            )
+            .order_by("pk")
+            .first()
         )
+        if waiting is None:
+            raise InvoiceTooEarly(
+                f"No change of subscription {sub.pk} has invoice {invoice.reference}."
+            )
+        return waiting
     index = _index_of(sub, invoice.period_start)
     return SubscriptionInvoice(
         tenant_id=sub.tenant_id,

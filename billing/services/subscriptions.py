@@ -160,8 +160,16 @@ def subscription_renew_due(*, now: datetime | None = None, batch_size: int = 500
 
 
 def _reconcile_due(*, now: datetime, batch_size: int) -> int:
+    # A change whose invoice never turned up within the gateway's idempotency window: given up.
+    SubscriptionInvoice.objects.filter(
+        status=SubscriptionInvoice.Status.REQUESTED, created_at__lt=now - IDEMPOTENCY_WINDOW
+    ).update(status=SubscriptionInvoice.Status.VOID)
     waiting = SubscriptionInvoice.objects.filter(
-        status__in=(SubscriptionInvoice.Status.OPEN, SubscriptionInvoice.Status.FAILED)
+        status__in=(
+            SubscriptionInvoice.Status.REQUESTED,
+            SubscriptionInvoice.Status.OPEN,
+            SubscriptionInvoice.Status.FAILED,
+        )
     ).values("subscription_id")
     due = (
         Subscription.objects.filter(status__in=LIVE_SUBSCRIPTION)
@@ -392,15 +400,17 @@ def subscription_change(*, tenant: Tenant, plan: Plan, seats: int) -> Subscripti
             items=items,
             idempotency_key=change.idempotency_key,
         )
-    except Exception:
+    except GatewayRefused:
         # The gateway made no invoice: the change never happened (nothing to pay or grant).
-        SubscriptionInvoice.objects.filter(pk=change.pk).update(
-            status=SubscriptionInvoice.Status.VOID
-        )
+        SubscriptionInvoice.objects.filter(
+            pk=change.pk, status=SubscriptionInvoice.Status.REQUESTED
+        ).update(status=SubscriptionInvoice.Status.VOID)
         raise
-    SubscriptionInvoice.objects.filter(pk=change.pk).update(
-        gateway_reference=invoice.reference, status=SubscriptionInvoice.Status.OPEN
-    )
+    # Any other failure may hide an invoice the gateway made: the change stays `requested`
+    # until its invoice turns up (a webhook, the sweep) or the sweep gives it up after 23 h.
+    SubscriptionInvoice.objects.filter(
+        pk=change.pk, status=SubscriptionInvoice.Status.REQUESTED
+    ).update(gateway_reference=invoice.reference, status=SubscriptionInvoice.Status.OPEN)
     subscription_invoice_apply(subscription_id=sub.pk, tenant_id=tenant.pk, invoice=invoice)
     sub.refresh_from_db()
     return sub

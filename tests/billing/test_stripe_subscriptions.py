@@ -438,3 +438,39 @@ def test_a_creation_without_an_answer_is_asked_again_with_the_same_key(
     sub.refresh_from_db()
     assert (sub.status, sub.gateway_reference) == ("active", "sub_1")
     assert sub_credits(tenant) == [(f"sub:{sub.pk}:0", Decimal("800.0000"))]
+
+
+def test_an_upgrade_without_an_answer_is_applied_when_its_invoice_turns_up(
+    tenant: Tenant, team: Plan, stripe_billing: CannedHttpClient, api_client: APIClient
+) -> None:
+    from billing.services.subscriptions import subscription_renew_due
+
+    outage = {"error": {"type": "api_error", "message": "An error occurred with our API."}}
+    half = datetime(2026, 2, 14, 10, tzinfo=UTC)  # half of the 28-day period left
+    upgrade = stripe_invoice(id="in_up", reason="subscription_update", amount=1_500)
+    stripe_billing.answers[:] = [
+        (200, {"id": "cus_1", "object": "customer"}),
+        (200, stripe_subscription(latest_invoice=stripe_invoice(), seats=1)),
+    ]
+    with time_machine.travel(NOW, tick=False) as clock:
+        sub = subscription_create(tenant=tenant, plan=team, seats=1)
+        clock.move_to(half)
+        stripe_billing.answers[:] = [(503, outage)] * 3
+        refused = api_client.patch("/api/v1/subscription", {"seats": 4}, format="json")
+        assert refused.status_code == 502
+        change = SubscriptionInvoice.objects.get(subscription=sub, kind="change")
+        assert (change.status, change.gateway_reference) == ("requested", "")
+
+        clock.shift(300)  # the sweep finds the invoice Stripe did make, paid
+        listing = {"object": "list", "data": [upgrade], "has_more": False, "url": "/v1/invoices"}
+        stripe_billing.answers[:] = [(200, stripe_subscription(seats=4)), (200, listing)]
+        assert subscription_renew_due() == 1
+
+    sub.refresh_from_db()
+    change.refresh_from_db()
+    assert (sub.seats, change.status, change.gateway_reference) == (4, "paid", "in_up")
+    assert change.credits == Decimal("75.0000")  # 3 seats x 50 x 1/2
+    assert sorted(sub_credits(tenant)) == [
+        (f"sub:{sub.pk}:0", Decimal("800.0000")),
+        (f"sub:{sub.pk}:0:change:{change.pk}", Decimal("75.0000")),
+    ]
