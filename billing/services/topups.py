@@ -106,7 +106,7 @@ def topup_purchase(
     if request_key:
         earlier = TopUp.objects.filter(tenant=tenant, request_key=request_key).first()
         if earlier is not None:
-            return _replayed(earlier, fingerprint)
+            return _replayed(earlier, fingerprint, return_url)
     try:
         with transaction.atomic():
             top_up = topup_create(
@@ -114,10 +114,13 @@ def topup_purchase(
             )
     except IntegrityError:
         # A concurrent request with the same key made it first.
-        return _replayed(TopUp.objects.get(tenant=tenant, request_key=request_key), fingerprint)
+        earlier = TopUp.objects.get(tenant=tenant, request_key=request_key)
+        return _replayed(earlier, fingerprint, return_url)
     try:
         top_up = topup_checkout_start(
-            top_up=top_up, success_url=f"{return_url}?top_up={top_up.pk}", cancel_url=return_url
+            top_up=top_up,
+            success_url=f"{return_url}?top_up={top_up.pk}",
+            cancel_url=return_url,
         )
     except GatewayError as exc:
         topup_fail(top_up=top_up, reason=exc.message)
@@ -125,12 +128,21 @@ def topup_purchase(
     return Purchase(top_up=top_up, created=True)
 
 
-def _replayed(top_up: TopUp, fingerprint: str) -> Purchase:
+def _replayed(top_up: TopUp, fingerprint: str, return_url: str) -> Purchase:
     if top_up.request_fingerprint != fingerprint:
         raise TopUpIdempotencyConflict(
             f"This Idempotency-Key was used for top-up {top_up.pk} ({top_up.pack.slug}, "
             f"{top_up.currency}) with another request.",
             top_up=top_up.pk,
+        )
+    if top_up.status == TopUp.Status.PENDING and not top_up.checkout_url:
+        # The first request's checkout never came back (its process died, or it is still
+        # waiting): the top-up's own gateway idempotency key makes asking again return the same
+        # session, never a second one. A gateway error here leaves the top-up as it is.
+        top_up = topup_checkout_start(
+            top_up=top_up,
+            success_url=f"{return_url}?top_up={top_up.pk}",
+            cancel_url=return_url,
         )
     return Purchase(top_up=top_up, created=False)
 

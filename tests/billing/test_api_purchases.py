@@ -1,6 +1,7 @@
 """Buying credits over the API and in the portal: packs in the tenant's currency, one top-up per
 Idempotency-Key, checkouts that expire or are cancelled, receipts, and bad input."""
 
+import hashlib
 import json
 from collections.abc import Callable
 from datetime import timedelta
@@ -472,3 +473,34 @@ def test_an_idempotency_key_over_255_characters_is_a_422(
         "Idempotency-Key": ["Ensure this header has at most 255 characters."]
     }
     assert not TopUp.objects.exists()
+
+
+def test_a_replay_opens_the_checkout_a_crashed_first_request_never_did(
+    tenant: Tenant, api_client: APIClient, pack: CreditPack, canned_stripe: RoutedStripe
+) -> None:
+    # The first request committed its top-up and died before the gateway answered.
+    fingerprint = hashlib.sha256(b"pack-500\nUSD").hexdigest()
+    top_up = topup_create(
+        tenant=tenant, pack=pack, request_key="crashed", request_fingerprint=fingerprint
+    )
+    canned_stripe.answer(
+        "POST",
+        "/v1/checkout/sessions",
+        200,
+        {"id": "cs_9", "object": "checkout.session", "url": "https://checkout.stripe.com/c/9"},
+    )
+
+    replay = api_client.post(
+        "/api/v1/top-ups", {"pack": "pack-500"}, format="json", HTTP_IDEMPOTENCY_KEY="crashed"
+    )
+
+    assert replay.status_code == 200
+    assert (replay.json()["id"], replay.json()["checkout_url"]) == (
+        top_up.pk,
+        "https://checkout.stripe.com/c/9",
+    )
+    # The top-up's own key: had the first call reached Stripe, this returns its session.
+    assert [s["idempotency_key"] for s in canned_stripe.sent] == [
+        f"checkout:{top_up.idempotency_key}"
+    ]
+    assert TopUp.objects.count() == 1
