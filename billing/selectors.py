@@ -1,6 +1,6 @@
 """Reads of billing records; tenant-owned reads always take the tenant."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -79,6 +79,26 @@ def subscription_get_active(*, tenant: Tenant) -> Subscription | None:
         .filter(tenant=tenant, status__in=LIVE_SUBSCRIPTION)
         .first()
     )
+
+
+def subscription_grace() -> timedelta:
+    """How long a past-due subscription keeps starting workflow runs (the vendor's setting)."""
+    return timedelta(days=getattr(settings, "CREDITLINE_SUBSCRIPTION_GRACE_DAYS", 3))
+
+
+def subscription_renewal_pending(*, tenant_id: int, at: datetime) -> bool:
+    """Whether the tenant's next period's credits are on their way: its linked subscription's
+    period has ended and its renewal invoice is not paid yet, within the grace days (auto
+    top-up waits for them rather than buying a pack)."""
+    sub = (
+        Subscription.objects.filter(tenant_id=tenant_id, status__in=LIVE_SUBSCRIPTION)
+        .exclude(gateway="")
+        .first()
+    )
+    if sub is None or sub.cancel_at_period_end:
+        return False
+    due_since = sub.past_due_since or sub.current_period_end
+    return due_since <= at < due_since + subscription_grace()
 
 
 def subscription_current_get(*, tenant: Tenant) -> Subscription:

@@ -26,6 +26,7 @@ from billing.selectors import (
     billing_currency_get,
     billing_customer_get,
     spending_cap_minor,
+    subscription_renewal_pending,
 )
 from billing.services.notify import notify
 from billing.services.topups import (
@@ -105,6 +106,9 @@ def auto_topup_start(*, tenant: Tenant, now: datetime | None = None) -> StartOut
         available = available_get(tenant=tenant, at=now)
         if available >= policy.threshold:
             return StartOutcome(None, "above_threshold")
+        if subscription_renewal_pending(tenant_id=tenant.pk, at=now):
+            # The new period's credits are about to arrive: no pack bought meanwhile.
+            return StartOutcome(None, "renewal_pending")
         if billing_customer_get(tenant_id=tenant.pk) is None:
             return _refuse(policy, "no_payment_method", "No payment method is saved.")
         cap = spending_cap_minor(policy=policy, at=now)

@@ -18,16 +18,16 @@ webhooks alike; it is idempotent (the invoice row's status, and the ledger's uni
 """
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from billing.gateways.base import GatewayInvoice, GatewaySubscription
 from billing.locks import subscription_lock_by_id
 from billing.models import Subscription, SubscriptionInvoice
+from billing.selectors import subscription_grace
 from ledger.locks import account_lock
 from ledger.models import CreditBucket
 from ledger.periods import add_months, period_bounds, period_index
@@ -57,10 +57,6 @@ STRIPE_STATUSES: dict[str, str] = {
 class InvoiceTooEarly(Exception):
     """The invoice names a subscription or a change whose row is not recorded yet: the Stripe
     event stays unprocessed and `stripe_events_retry` tries it again."""
-
-
-def grace_period() -> timedelta:
-    return timedelta(days=getattr(settings, "CREDITLINE_SUBSCRIPTION_GRACE_DAYS", 3))
 
 
 def fraction_left(sub: Subscription, at: datetime) -> Decimal:
@@ -231,7 +227,7 @@ def _past_due(sub: Subscription) -> None:
         sub.status = Status.PAST_DUE
     sub.past_due_since = sub.past_due_since or timezone.now()
     sub.save()
-    tenant_runs_refused_set(tenant_id=sub.tenant_id, at=sub.past_due_since + grace_period())
+    tenant_runs_refused_set(tenant_id=sub.tenant_id, at=sub.past_due_since + subscription_grace())
 
 
 def _in_good_standing(sub: Subscription) -> None:

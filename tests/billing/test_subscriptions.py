@@ -11,7 +11,7 @@ import time_machine
 from rest_framework.test import APIClient
 
 from billing.gateways.fake import FakeGateway
-from billing.models import Plan, PlanPrice, Subscription, SubscriptionInvoice
+from billing.models import CreditPack, Plan, PlanPrice, Subscription, SubscriptionInvoice
 from billing.services.subscriptions import (
     subscription_cancel,
     subscription_change,
@@ -299,3 +299,32 @@ def test_an_old_subscription_renews_as_before_until_linked(
         assert subscription_renew_due() == 1
         assert subscription_renew_due() == 0
     assert [ref for ref, _ in buckets(tenant)] == [f"sub:{sub.pk}:{i}" for i in range(3)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_auto_top_up_waits_for_a_renewal_within_the_grace_days(
+    tenant: Tenant, priced: dict[str, Plan], pack: CreditPack
+) -> None:
+    from billing.models import TopUp
+    from billing.services import auto_topup_policy_update, auto_topup_start, billing_customer_save
+
+    with time_machine.travel(at(2026, 1, 31), tick=False) as clock:
+        sub = subscription_create(tenant=tenant, plan=priced["pro"])
+        billing_customer_save(
+            tenant=tenant, gateway="fake", customer_id="fcus_1", payment_method_id="pm_fake_visa"
+        )
+        auto_topup_policy_update(
+            tenant=tenant,
+            enabled=True,
+            threshold=Decimal("100"),
+            pack=pack,
+            monthly_cap_minor=100_000,
+        )
+        fail_payments(sub)
+        clock.move_to(at(2026, 2, 28, 11))  # period 0's credits expired; the renewal declined
+        assert subscription_renew_due() == 0
+        assert auto_topup_start(tenant=tenant).reason == "renewal_pending"
+
+        clock.move_to(at(2026, 3, 3, 11))  # grace over: the credits are not coming
+        assert auto_topup_start(tenant=tenant).reason == "started"
+    assert TopUp.objects.filter(tenant=tenant, auto=True).count() == 1
