@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from billing import task_names
@@ -41,6 +42,8 @@ BACKOFF_BASE = timedelta(minutes=15)
 MAX_CONSECUTIVE_FAILURES = 3
 # How long a checkout session takes payment (Stripe accepts 30 minutes to 24 hours).
 CHECKOUT_TTL = timedelta(hours=1)
+# A checkout opened before top-ups recorded their expiry: Stripe's default session lifetime.
+LEGACY_CHECKOUT_TTL = timedelta(hours=24)
 
 logger = logging.getLogger(__name__)
 
@@ -194,12 +197,15 @@ def _topup_close(top_up: TopUp, status: TopUp.Status, reason: str) -> TopUp:
 
 
 def topups_expire_due(*, now: datetime | None = None, limit: int = 500) -> int:
-    """The sweep (beat): expire pending checkouts past their session's expiry. Stripe also
-    says so (checkout.session.expired); the fake gateway's sessions have only this."""
+    """The sweep (beat): expire pending checkouts past their session's expiry (one opened
+    before expiries were recorded: a day after it was made). Stripe also says so
+    (checkout.session.expired); the fake gateway's sessions have only this."""
     now = now or timezone.now()
-    due = TopUp.objects.filter(
-        status=TopUp.Status.PENDING, auto=False, expires_at__lt=now
-    ).select_related("pack")[:limit]
+    past_expiry = Q(expires_at__lt=now) | Q(
+        expires_at__isnull=True, created_at__lt=now - LEGACY_CHECKOUT_TTL
+    )
+    pending = TopUp.objects.filter(status=TopUp.Status.PENDING, auto=False)
+    due = list(pending.filter(past_expiry)[:limit])
     for top_up in due:
         topup_expire(top_up=top_up)
     return len(due)

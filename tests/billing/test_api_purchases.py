@@ -504,3 +504,17 @@ def test_a_replay_opens_the_checkout_a_crashed_first_request_never_did(
         f"checkout:{top_up.idempotency_key}"
     ]
     assert TopUp.objects.count() == 1
+
+
+def test_a_checkout_from_before_expiries_were_recorded_expires_a_day_on(
+    tenant: Tenant, pack: CreditPack
+) -> None:
+    old = topup_create(tenant=tenant, pack=pack)
+    TopUp.objects.filter(pk=old.pk).update(expires_at=None)
+
+    with time_machine.travel(old.created_at + timedelta(hours=23)):
+        assert topups_expire_due() == 0
+    with time_machine.travel(old.created_at + timedelta(hours=24, seconds=1)):
+        assert topups_expire_due() == 1
+
+    assert TopUp.objects.get().status == "expired"
