@@ -28,6 +28,8 @@ from tenants.models import ApiKey
 
 # The column that keeps it (TopUp.request_key).
 MAX_REQUEST_KEY = 255
+# What a route that calls the payment gateway adds to the errors it can answer.
+GATEWAY_FAILED = "The payment gateway failed (`payment_gateway_error`); nothing was charged."
 
 
 def public_url(path_or_url: str) -> str:
@@ -119,7 +121,7 @@ class TopUpsApi(TenantApiView):
     error_statuses = {
         "POST": {
             409: "The Idempotency-Key was used with another body (`idempotency_conflict`).",
-            502: "The payment gateway failed (`payment_gateway_error`).",
+            502: GATEWAY_FAILED,
         }
     }
 
@@ -188,7 +190,7 @@ class TopUpCancelApi(TenantApiView):
     error_statuses = {
         "POST": {
             409: "The top-up is no longer pending (`topup_not_pending`).",
-            502: "The payment gateway failed (`payment_gateway_error`).",
+            502: GATEWAY_FAILED,
         }
     }
 
@@ -214,10 +216,10 @@ class PaymentMethodSerializer(serializers.Serializer):
 
 class PaymentMethodApi(TenantApiView):
     error_statuses = {
-        "POST": {502: "The payment gateway failed (`payment_gateway_error`)."},
+        "POST": {502: GATEWAY_FAILED},
         "DELETE": {
             409: "Auto top-up is on and charges this card (`payment_method_in_use`).",
-            502: "The payment gateway failed (`payment_gateway_error`).",
+            502: GATEWAY_FAILED,
         },
     }
 
