@@ -177,7 +177,8 @@ def _period_paid(sub: Subscription, row: SubscriptionInvoice) -> None:
         row.credits = Decimal(0)  # paid after its period ended: its credits would be expired
         return
     row.credits = row.plan.allowance(row.seats)
-    _grant(sub, row, reference=f"sub:{sub.pk}:{row.period_index}", start=start, end=end)
+    if not _grant(sub, row, reference=f"sub:{sub.pk}:{row.period_index}", start=start, end=end):
+        row.credits = Decimal(0)  # granted before it was linked (an old subscription's period)
 
 
 def _change_paid(sub: Subscription, row: SubscriptionInvoice) -> None:
@@ -200,9 +201,10 @@ def _change_paid(sub: Subscription, row: SubscriptionInvoice) -> None:
 
 def _grant(
     sub: Subscription, row: SubscriptionInvoice, *, reference: str, start: datetime, end: datetime
-) -> None:
+) -> bool:
+    """Grant the row's credits as `reference`; False when that grant existed already."""
     what = "period" if row.kind == SubscriptionInvoice.Kind.PERIOD else "change"
-    ledger_grant(
+    return ledger_grant(
         tenant=sub.tenant,
         credits=row.credits or Decimal(0),
         policy=CreditBucket.Policy.MONTHLY_RESET,
@@ -217,14 +219,15 @@ def _grant(
             f"{row.plan.name} x {row.seats} seat(s): {what} of period {row.period_index + 1} "
             f"({start:%Y-%m-%d} to {end:%Y-%m-%d})"
         ),
-    )
+    ).created
 
 
 def _past_due(sub: Subscription) -> None:
-    if sub.status == Status.CANCELED:
+    # Only a subscription that was paid for falls past due; a new one whose first invoice is
+    # unpaid stays `incomplete` (it granted nothing, so it refuses nothing).
+    if sub.status not in (Status.ACTIVE, Status.PAST_DUE):
         return
-    if sub.status != Status.INCOMPLETE:
-        sub.status = Status.PAST_DUE
+    sub.status = Status.PAST_DUE
     sub.past_due_since = sub.past_due_since or timezone.now()
     sub.save()
     tenant_runs_refused_set(tenant_id=sub.tenant_id, at=sub.past_due_since + subscription_grace())
