@@ -173,7 +173,6 @@ class PaymentGateway(ABC):
         self,
         *,
         reference: str,
-        current_items: dict[str, str],
         items: SubscriptionItems,
         idempotency_key: str,
     ) -> GatewayInvoice:

@@ -208,7 +208,6 @@ class FakeSubscriptions:
         self,
         *,
         reference: str,
-        current_items: dict[str, str],
         items: SubscriptionItems,
         idempotency_key: str,
     ) -> GatewayInvoice:

@@ -81,13 +81,20 @@ def stripe_invoice_read(invoice: Mapping[str, Any]) -> GatewayInvoice:
     )
 
 
-def _items_read(subscription: Mapping[str, Any], seat_prices: set[str]) -> dict[str, str]:
+def _items_read(subscription: Mapping[str, Any]) -> dict[str, str]:
+    """The base and seat items' ids: by the label we put in each item's metadata, else (a
+    subscription made elsewhere, then linked) the first item is the base and another the seats."""
     items = subscription.get("items")
     data = items.get("data") if isinstance(items, Mapping) else None
     found: dict[str, str] = {}
     for item in data if isinstance(data, list) else []:
-        price = _id(item.get("price")) if isinstance(item, Mapping) else ""
-        found["seat" if price in seat_prices else "base"] = _get(item, "id", str)
+        if not isinstance(item, Mapping):
+            continue
+        metadata = item.get("metadata")
+        label = metadata.get(ITEM_LABEL) if isinstance(metadata, Mapping) else None
+        if label not in ("base", "seat"):
+            label = "seat" if "base" in found else "base"
+        found[str(label)] = _get(item, "id", str)
     return found
 
 
@@ -105,10 +112,7 @@ def _period_read(subscription: Mapping[str, Any]) -> tuple[datetime, datetime]:
 
 
 def stripe_subscription_read(
-    subscription: Mapping[str, Any],
-    *,
-    seat_prices: set[str] = frozenset(),  # type: ignore[assignment]
-    invoices: tuple[GatewayInvoice, ...] = (),
+    subscription: Mapping[str, Any], *, invoices: tuple[GatewayInvoice, ...] = ()
 ) -> GatewaySubscription:
     start, end = _period_read(subscription)
     latest = subscription.get("latest_invoice")
@@ -120,16 +124,32 @@ def stripe_subscription_read(
         status=_get(subscription, "status", str),
         period_start=start,
         period_end=end,
-        items=_items_read(subscription, set(seat_prices)),
+        items=_items_read(subscription),
         invoices=invoices,
         schedule=_id(schedule) if schedule else "",
     )
 
 
+# Each subscription item says which it is in its metadata, so later changes find it.
+ITEM_LABEL = "creditline_item"
+
+
 def _line_items(items: SubscriptionItems) -> list[dict[str, Any]]:
-    lines: list[dict[str, Any]] = [{"price": items.price.stripe_base_price_id, "quantity": 1}]
+    lines: list[dict[str, Any]] = [
+        {
+            "price": items.price.stripe_base_price_id,
+            "quantity": 1,
+            "metadata": {ITEM_LABEL: "base"},
+        }
+    ]
     if items.price.stripe_seat_price_id:
-        lines.append({"price": items.price.stripe_seat_price_id, "quantity": items.seats})
+        lines.append(
+            {
+                "price": items.price.stripe_seat_price_id,
+                "quantity": items.seats,
+                "metadata": {ITEM_LABEL: "seat"},
+            }
+        )
     return lines
 
 
@@ -186,31 +206,32 @@ class StripeSubscriptions:
             )
         except stripe.StripeError as exc:
             raise _gateway_error(exc) from exc
-        return stripe_subscription_read(
-            created.to_dict(), seat_prices={items.price.stripe_seat_price_id}
-        )
+        return stripe_subscription_read(created.to_dict())
 
     def subscription_change_now(
         self,
         *,
         reference: str,
-        current_items: dict[str, str],
         items: SubscriptionItems,
         idempotency_key: str,
     ) -> GatewayInvoice:
         self.outside_transaction()
+        try:
+            current = _items_read(self.client.v1.subscriptions.retrieve(reference).to_dict())
+        except stripe.StripeError as exc:
+            raise _gateway_error(exc) from exc
         lines: list[dict[str, Any]] = [
-            {"id": current_items["base"], "price": items.price.stripe_base_price_id}
+            {"id": current["base"], "price": items.price.stripe_base_price_id}
         ]
         seat_price = items.price.stripe_seat_price_id
-        if seat_price and "seat" in current_items:
-            lines.append(
-                {"id": current_items["seat"], "price": seat_price, "quantity": items.seats}
-            )
+        if seat_price and "seat" in current:
+            lines.append({"id": current["seat"], "price": seat_price, "quantity": items.seats})
         elif seat_price:
-            lines.append({"price": seat_price, "quantity": items.seats})
-        elif "seat" in current_items:
-            lines.append({"id": current_items["seat"], "deleted": True})
+            lines.append(
+                {"price": seat_price, "quantity": items.seats, "metadata": {ITEM_LABEL: "seat"}}
+            )
+        elif "seat" in current:
+            lines.append({"id": current["seat"], "deleted": True})
         params: dict[str, Any] = {
             "items": lines,
             "proration_behavior": "always_invoice",

@@ -396,7 +396,6 @@ def subscription_change(*, tenant: Tenant, plan: Plan, seats: int) -> Subscripti
     try:
         invoice = gateway.subscription_change_now(
             reference=sub.gateway_reference,
-            current_items=sub.gateway_items,
             items=items,
             idempotency_key=change.idempotency_key,
         )

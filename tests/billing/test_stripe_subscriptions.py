@@ -77,19 +77,19 @@ def stripe_subscription(
             "object": "subscription_item",
             "price": {"id": "price_base", "object": "price"},
             "quantity": 1,
+            "metadata": {"creditline_item": "base"},
             **item,
         }
     ]
-    if seats:
-        items.append(
-            {
-                "id": "si_seat",
-                "object": "subscription_item",
-                "price": {"id": "price_seat", "object": "price"},
-                "quantity": seats,
-                **item,
-            }
-        )
+    if seats:  # listed first: the items are told apart by their label, not their order
+        seat = {
+            "id": "si_seat",
+            "object": "subscription_item",
+            "price": {"id": "price_seat", "object": "price"},
+            "quantity": seats,
+            "metadata": {"creditline_item": "seat"},
+        }
+        items.insert(0, {**seat, **item})
     return {
         "id": "sub_1",
         "object": "subscription",
@@ -142,8 +142,10 @@ def test_create_sends_both_prices_with_seats_and_reads_the_answer(team: Plan) ->
         "customer": ["cus_1"],
         "items[0][price]": ["price_base"],
         "items[0][quantity]": ["1"],
+        "items[0][metadata][creditline_item]": ["base"],
         "items[1][price]": ["price_seat"],
         "items[1][quantity]": ["3"],
+        "items[1][metadata][creditline_item]": ["seat"],
         "collection_method": ["charge_automatically"],
         "payment_behavior": ["allow_incomplete"],
         "metadata[tenant_id]": ["7"],
@@ -173,15 +175,16 @@ def test_create_sends_both_prices_with_seats_and_reads_the_answer(team: Plan) ->
 
 def test_an_upgrade_is_invoiced_at_once_and_pending_if_unpaid(team: Plan) -> None:
     declined = stripe_invoice(id="in_2", status="open", reason="subscription_update", amount=1_000)
-    http = CannedHttpClient([(200, stripe_subscription(latest_invoice=declined, seats=3))])
+    now = stripe_subscription(seats=3)
+    http = CannedHttpClient(
+        [(200, now), (200, stripe_subscription(latest_invoice=declined, seats=3))]
+    )
     invoice = StripeGateway(http).subscription_change_now(
-        reference="sub_1",
-        current_items={"base": "si_base", "seat": "si_seat"},
-        items=items(team, 5),
-        idempotency_key="subchange:5:abc",
+        reference="sub_1", items=items(team, 5), idempotency_key="subchange:5:abc"
     )
 
-    sent = http.sent[0]
+    assert http.sent[0]["url"] == "https://api.stripe.com/v1/subscriptions/sub_1"  # its items now
+    sent = http.sent[1]
     assert sent["url"] == "https://api.stripe.com/v1/subscriptions/sub_1"
     assert sent["headers"]["Idempotency-Key"] == "subchange:5:abc"
     assert sent["form"] == {
