@@ -33,6 +33,9 @@ class Charge:
     reference: str
     status: str  # "succeeded", "processing" (the webhook will tell) or "failed"
     failure_reason: str = ""
+    # Failed because the card's bank wants the customer to confirm (SCA): an off-session
+    # charge cannot, so retrying it would fail the same way.
+    needs_authentication: bool = False
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,15 @@ DECLINING_PAYMENT_METHOD = "pm_fake_declined"
 # And this one to leave charges processing (Stripe's asynchronous case): nothing completes
 # until confirmed later, which keeps an auto top-up in flight.
 PROCESSING_PAYMENT_METHOD = "pm_fake_processing"
+# And this one to make every charge need the customer's confirmation (SCA), like Stripe's
+# 4000 0025 0000 3155 off-session.
+AUTHENTICATING_PAYMENT_METHOD = "pm_fake_authentication"
 # The fake's test cards, as its "server side" describes them (Stripe's test numbers).
 FAKE_CARDS = {
     "pm_fake_visa": Card(brand="visa", last4="4242", exp_month=12, exp_year=2030),
     DECLINING_PAYMENT_METHOD: Card(brand="visa", last4="0002", exp_month=12, exp_year=2030),
     PROCESSING_PAYMENT_METHOD: Card(brand="mastercard", last4="4444", exp_month=6, exp_year=2031),
+    AUTHENTICATING_PAYMENT_METHOD: Card(brand="visa", last4="3155", exp_month=9, exp_year=2032),
 }
 
 
@@ -135,6 +139,17 @@ class FakeGateway(FakeSubscriptions, PaymentGateway):
         if payment_method_id == PROCESSING_PAYMENT_METHOD:
             self.payment_settle(reference=reference, status="processing")
             return Charge(reference=reference, status="processing")
+        if payment_method_id == AUTHENTICATING_PAYMENT_METHOD:
+            reason = "Your card was declined. This transaction requires authentication."
+            self.payment_settle(
+                reference=reference, status="requires_payment_method", failure_reason=reason
+            )
+            return Charge(
+                reference=reference,
+                status="failed",
+                failure_reason=reason,
+                needs_authentication=True,
+            )
         self.payment_settle(reference=reference, status="succeeded")
         return Charge(reference=reference, status="succeeded")
 

@@ -202,7 +202,10 @@ class StripeGateway(StripeSubscriptions, PaymentGateway):
             if error is not None and error.payment_intent is not None:
                 intent_id = error.payment_intent.id
             return Charge(
-                reference=intent_id, status="failed", failure_reason=str(exc.user_message or exc)
+                reference=intent_id,
+                status="failed",
+                failure_reason=str(exc.user_message or exc),
+                needs_authentication=exc.code == "authentication_required",
             )
         except stripe.StripeError as exc:
             raise GatewayError(detail=str(exc.user_message or exc)) from exc
@@ -215,6 +218,7 @@ class StripeGateway(StripeSubscriptions, PaymentGateway):
             reference=intent.id,
             status="failed",
             failure_reason=reason or f"The payment needs action ({intent.status}).",
+            needs_authentication=intent.status == "requires_action",
         )
 
     def payment_status(self, *, reference: str) -> PaymentStatus:

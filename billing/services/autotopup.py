@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -46,6 +47,10 @@ from tenants.outbox import outbox_enqueue, task_by_name
 STALE_PENDING = timedelta(minutes=5)
 
 logger = logging.getLogger(__name__)
+
+
+def portal_url(path: str) -> str:
+    return settings.CREDITLINE_PUBLIC_URL.rstrip("/") + path
 
 
 @dataclass(frozen=True)
@@ -200,7 +205,11 @@ def auto_topup_charge(*, top_up_id: int) -> TopUp:
         return topup_receipt_record(top_up=completed)
     if charge.status == "failed":
         return topup_fail(
-            top_up=top_up, reason=charge.failure_reason, gateway_reference=charge.reference
+            top_up=top_up,
+            reason=charge.failure_reason,
+            gateway_reference=charge.reference,
+            # Off-session, the customer cannot confirm: they buy on the portal instead.
+            action_url=portal_url("/billing/") if charge.needs_authentication else "",
         )
     # Processing: the gateway's webhook finishes it.
     if charge.reference and not top_up.gateway_reference:

@@ -290,8 +290,13 @@ def topup_complete(*, top_up: TopUp, gateway_reference: str) -> TopUp:
     return locked
 
 
-def topup_fail(*, top_up: TopUp, reason: str, gateway_reference: str = "") -> TopUp:
-    """The payment failed: the top-up ends, nothing is granted; an auto top-up backs off."""
+def topup_fail(
+    *, top_up: TopUp, reason: str, gateway_reference: str = "", action_url: str = ""
+) -> TopUp:
+    """The payment failed: the top-up ends, nothing is granted; an auto top-up backs off.
+
+    With `action_url` the customer must act before another charge can succeed (the bank asks
+    them to confirm: SCA): an auto top-up is turned off at once, and told where to go."""
     with transaction.atomic(durable=True):
         account_lock(tenant_id=top_up.tenant_id)
         policy = None
@@ -308,12 +313,19 @@ def topup_fail(*, top_up: TopUp, reason: str, gateway_reference: str = "") -> To
         locked.save(update_fields=["status", "failure_reason", "gateway_reference", "completed_at"])
         data = _topup_data(locked)
         if policy is not None:
-            _back_off(policy, reason, now)
+            if action_url:
+                _give_up(policy, reason, action_url)
+            else:
+                _back_off(policy, reason, now)
             data["auto_top_up"] = {
                 "state": policy.state,
                 "consecutive_failures": policy.consecutive_failures,
                 "backoff_until": policy.backoff_until.isoformat() if policy.backoff_until else None,
+                "disabled_reason": policy.disabled_reason,
             }
+        if action_url:
+            data["action_url"] = action_url
+            reason = f"{reason} {_act_at(action_url)}"
         notify(
             tenant_id=locked.tenant_id,
             type="topup.failed",
@@ -327,6 +339,21 @@ def topup_fail(*, top_up: TopUp, reason: str, gateway_reference: str = "") -> To
         # The watch level changes with the policy's state; recompute it.
         outbox_enqueue(task_names.BALANCE_EVALUATE, {"tenant_id": locked.tenant_id})
     return locked
+
+
+def _act_at(action_url: str) -> str:
+    return (
+        f"Your bank asks you to confirm payments yourself: buy a pack at {action_url} (your bank "
+        "will ask you there), then turn auto top-up on again."
+    )
+
+
+def _give_up(policy: AutoTopUpPolicy, reason: str, action_url: str) -> None:
+    policy.consecutive_failures += 1
+    policy.state = AutoTopUpPolicy.State.DISABLED
+    policy.backoff_until = None
+    policy.disabled_reason = f"{reason} {_act_at(action_url)}"
+    policy.save(update_fields=["consecutive_failures", "state", "backoff_until", "disabled_reason"])
 
 
 def _back_off(policy: AutoTopUpPolicy, reason: str, now: datetime) -> None:

@@ -7,10 +7,13 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import User
+from django.core import mail
 from django.test import Client
 from rest_framework.test import APIClient
 
+from billing.gateways.fake import AUTHENTICATING_PAYMENT_METHOD
 from billing.models import BillingCustomer, CreditPack, StripeEvent, TopUp
+from billing.services import billing_customer_save
 from ledger.selectors import available_get
 from ledger.services import ledger_debit
 from tenants.models import Tenant
@@ -234,3 +237,74 @@ def test_auto_top_up_charges_the_stripe_card_capped_as_before(
         "https://pay.stripe.com/receipts/r_2",
         "https://pay.stripe.com/receipts/r_1",
     ]
+
+
+SCA_DISABLED = (
+    "Your card was declined. This transaction requires authentication. Your bank asks you to "
+    "confirm payments yourself: buy a pack at http://127.0.0.1:8000/billing/ (your bank will "
+    "ask you there), then turn auto top-up on again."
+)
+
+
+def test_a_charge_the_bank_wants_confirmed_turns_auto_top_up_off_with_a_link(
+    tenant: Tenant, api_client: APIClient, pack: CreditPack, owner: User
+) -> None:
+    billing_customer_save(
+        tenant=tenant,
+        gateway="fake",
+        customer_id="fcus_1",
+        payment_method_id=AUTHENTICATING_PAYMENT_METHOD,
+    )
+    settings = {
+        "enabled": True,
+        "threshold": "200",
+        "pack": "pack-500",
+        "monthly_cap_minor": 13_000,
+    }
+
+    assert api_client.put("/api/v1/auto-top-up", settings, format="json").status_code == 200
+
+    policy = api_client.get("/api/v1/auto-top-up").json()
+    assert (policy["state"], policy["disabled_reason"]) == ("disabled", SCA_DISABLED)
+    assert [a["status"] for a in policy["last_attempts"]] == ["failed"]
+    assert available_get(tenant=tenant) == 0
+    failed = [m.body for m in mail.outbox if m.subject == "[Creditline] A top-up payment failed"]
+    assert failed == [f"Your payment of 65.00 USD failed: {SCA_DISABLED}"]
+
+
+def test_stripe_authentication_required_off_session_is_the_same_state(
+    tenant: Tenant, api_client: APIClient, canned_stripe: RoutedStripe, pack: CreditPack
+) -> None:
+    save_stripe_card(tenant, api_client, canned_stripe)
+    canned_stripe.answer(
+        "POST",
+        "/v1/payment_intents",
+        402,
+        {
+            "error": {
+                "type": "card_error",
+                "code": "authentication_required",
+                "decline_code": "authentication_required",
+                "message": "Your card was declined. This transaction requires authentication.",
+                "payment_intent": {
+                    "id": "pi_sca",
+                    "object": "payment_intent",
+                    "status": "requires_payment_method",
+                },
+            }
+        },
+    )
+    settings = {
+        "enabled": True,
+        "threshold": "200",
+        "pack": "pack-500",
+        "monthly_cap_minor": 13_000,
+    }
+
+    assert api_client.put("/api/v1/auto-top-up", settings, format="json").status_code == 200
+
+    policy = api_client.get("/api/v1/auto-top-up").json()
+    assert (policy["state"], policy["disabled_reason"]) == ("disabled", SCA_DISABLED)
+    top_up = TopUp.objects.get()
+    assert (top_up.status, top_up.gateway_reference) == ("failed", "pi_sca")
+    assert available_get(tenant=tenant) == 0
