@@ -3,6 +3,8 @@ its invoices with the gateway's hosted pages), and subscribing, changing plan or
 cancelling, through the same services as `/api/v1/subscription`. Changing anything needs a
 billing role (owner, admin or billing)."""
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -24,6 +26,7 @@ from billing.services.subscriptions import (
     subscription_create,
 )
 from billing.views import _tenant
+from tenants.models import Tenant
 
 REFUSED = (
     GatewayError,
@@ -85,43 +88,43 @@ def _plan(request: HttpRequest) -> Plan:
     return plan
 
 
+def _act(request: HttpRequest, act: Callable[[Tenant], str]) -> HttpResponse:
+    """Run one change for the page's tenant (a billing role needed) and say how it went."""
+    tenant = _tenant(request, billing=True)
+    try:
+        messages.success(request, act(tenant))
+    except REFUSED as exc:
+        messages.error(request, exc.message)
+    return redirect("billing:plan")
+
+
 @login_required
 @require_POST
 def plan_subscribe(request: HttpRequest) -> HttpResponse:
-    tenant = _tenant(request, billing=True)
-    try:
+    def act(tenant: Tenant) -> str:
         sub = subscription_create(tenant=tenant, plan=_plan(request), seats=_seats(request))
-    except REFUSED as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Subscribed to {sub.plan.name} ({sub.get_status_display()}).")
-    return redirect("billing:plan")
+        return f"Subscribed to {sub.plan.name} ({sub.get_status_display()})."
+
+    return _act(request, act)
 
 
 @login_required
 @require_POST
 def plan_change(request: HttpRequest) -> HttpResponse:
-    tenant = _tenant(request, billing=True)
-    try:
+    def act(tenant: Tenant) -> str:
         sub = subscription_change(tenant=tenant, plan=_plan(request), seats=_seats(request))
-    except REFUSED as exc:
-        messages.error(request, exc.message)
-    else:
         if sub.next_plan is not None:
-            messages.success(request, "The change takes effect at the end of the period.")
-        else:
-            messages.success(request, f"Now on {sub.plan.name} with {sub.seats} seat(s).")
-    return redirect("billing:plan")
+            return "The change takes effect at the end of the period."
+        return f"Now on {sub.plan.name} with {sub.seats} seat(s)."
+
+    return _act(request, act)
 
 
 @login_required
 @require_POST
 def plan_cancel(request: HttpRequest) -> HttpResponse:
-    tenant = _tenant(request, billing=True)
-    try:
+    def act(tenant: Tenant) -> str:
         subscription_cancel(tenant=tenant)
-    except REFUSED as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, "The subscription ends at the end of the period.")
-    return redirect("billing:plan")
+        return "The subscription ends at the end of the period."
+
+    return _act(request, act)
