@@ -8,11 +8,12 @@ SAQ A), the flow is the redirect the top-ups already use, an API client gets a U
 its user, and 3-D Secure and wallets come with the page. The session's SetupIntent carries the
 tenant in its metadata; its `setup_intent.succeeded` event saves the card."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import stripe
 from django.conf import settings
+from django.utils import timezone
 
 from billing.exceptions import GatewayError
 from billing.gateways.base import (
@@ -24,6 +25,9 @@ from billing.gateways.base import (
 )
 from billing.gateways.stripe_subscriptions import StripeSubscriptions
 from billing.models import TopUp
+
+# Stripe keeps an idempotency key for 24 hours; a call older than this looks up, not retries.
+IDEMPOTENCY_KEYS_KEPT = timedelta(hours=23)
 
 
 class StripeGateway(StripeSubscriptions, PaymentGateway):
@@ -182,6 +186,13 @@ class StripeGateway(StripeSubscriptions, PaymentGateway):
         self, *, top_up: TopUp, customer_id: str, payment_method_id: str
     ) -> Charge:
         self.outside_transaction()
+        made = top_up.created_at
+        if made is not None and timezone.now() - made > IDEMPOTENCY_KEYS_KEPT:
+            # Stripe forgets an idempotency key after a day: a retry with it would charge
+            # again. Look for the payment an earlier attempt made instead.
+            earlier = self._intent_of(top_up)
+            if earlier is not None:
+                return self._charge(earlier)
         try:
             intent = self.client.v1.payment_intents.create(
                 params={
@@ -209,6 +220,20 @@ class StripeGateway(StripeSubscriptions, PaymentGateway):
             )
         except stripe.StripeError as exc:
             raise GatewayError(detail=str(exc.user_message or exc)) from exc
+        return self._charge(intent)
+
+    def _intent_of(self, top_up: TopUp) -> stripe.PaymentIntent | None:
+        query = (
+            f"metadata['top_up_id']:'{top_up.pk}' AND metadata['tenant_id']:'{top_up.tenant_id}'"
+        )
+        try:
+            found = self.client.v1.payment_intents.search(params={"query": query, "limit": 1})
+        except stripe.StripeError as exc:
+            raise GatewayError(detail=str(exc.user_message or exc)) from exc
+        return found.data[0] if found.data else None
+
+    @staticmethod
+    def _charge(intent: stripe.PaymentIntent) -> Charge:
         if intent.status == "succeeded":
             return Charge(reference=intent.id, status="succeeded")
         if intent.status in ("processing", "requires_capture"):

@@ -3,17 +3,19 @@ expiry (never an id), removed; with Stripe (canned responses, signed webhooks) a
 charges it exactly as with the fake gateway, capped as before."""
 
 import json
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import User
 from django.core import mail
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from billing.gateways.fake import AUTHENTICATING_PAYMENT_METHOD
 from billing.models import BillingCustomer, CreditPack, StripeEvent, TopUp
-from billing.services import billing_customer_save
+from billing.services import auto_topup_charge, billing_customer_save, topup_create
 from ledger.selectors import available_get
 from ledger.services import ledger_debit
 from tenants.models import Tenant
@@ -308,3 +310,61 @@ def test_stripe_authentication_required_off_session_is_the_same_state(
     top_up = TopUp.objects.get()
     assert (top_up.status, top_up.gateway_reference) == ("failed", "pi_sca")
     assert available_get(tenant=tenant) == 0
+
+
+def test_a_charge_retried_after_stripe_forgot_its_key_finds_the_first_payment(
+    tenant: Tenant, api_client: APIClient, canned_stripe: RoutedStripe, pack: CreditPack
+) -> None:
+    save_stripe_card(tenant, api_client, canned_stripe)
+    top_up = topup_create(tenant=tenant, pack=pack, auto=True)
+    TopUp.objects.filter(pk=top_up.pk).update(created_at=timezone.now() - timedelta(hours=25))
+    canned_stripe.answer(
+        "GET",
+        "/v1/payment_intents/search",
+        200,
+        {
+            "object": "search_result",
+            "url": "/v1/payment_intents/search",
+            "has_more": False,
+            "data": [{"id": "pi_first", "object": "payment_intent", "status": "succeeded"}],
+        },
+    )
+
+    assert auto_topup_charge(top_up_id=top_up.pk).status == "succeeded"
+
+    assert ("POST", "/v1/payment_intents") not in canned_stripe.paths()
+    search = next(s for s in canned_stripe.sent if s["path"] == "/v1/payment_intents/search")
+    assert search["query"]["query"] == [
+        f"metadata['top_up_id']:'{top_up.pk}' AND metadata['tenant_id']:'{tenant.pk}'"
+    ]
+    top_up.refresh_from_db()
+    assert (top_up.status, top_up.payment_reference) == ("succeeded", "pi_first")
+    assert available_get(tenant=tenant) == Decimal("500")
+
+
+def test_a_day_old_charge_that_never_reached_stripe_is_made_now(
+    tenant: Tenant, api_client: APIClient, canned_stripe: RoutedStripe, pack: CreditPack
+) -> None:
+    save_stripe_card(tenant, api_client, canned_stripe)
+    top_up = topup_create(tenant=tenant, pack=pack, auto=True)
+    TopUp.objects.filter(pk=top_up.pk).update(created_at=timezone.now() - timedelta(hours=25))
+    canned_stripe.answer(
+        "GET",
+        "/v1/payment_intents/search",
+        200,
+        {"object": "search_result", "url": "/v1/payment_intents/search", "data": []},
+    )
+    canned_stripe.answer(
+        "POST",
+        "/v1/payment_intents",
+        200,
+        {"id": "pi_late", "object": "payment_intent", "status": "succeeded"},
+    )
+
+    assert auto_topup_charge(top_up_id=top_up.pk).status == "succeeded"
+
+    assert [p for p in canned_stripe.paths() if "payment_intents" in p[1]][:2] == [
+        ("GET", "/v1/payment_intents/search"),
+        ("POST", "/v1/payment_intents"),
+    ]
+    assert available_get(tenant=tenant) == Decimal("500")
