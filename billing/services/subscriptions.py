@@ -46,6 +46,7 @@ from billing.models import (
     Subscription,
     SubscriptionInvoice,
 )
+from billing.selectors import billing_currency_get
 from billing.services.subscription_invoices import (
     fraction_left,
     period_of,
@@ -246,7 +247,10 @@ def subscription_create(
     """Subscribe through the gateway: the first period is invoiced at once and its credits come
     when that invoice is paid (now, if the saved card pays it). Unpaid, the subscription stays
     `incomplete` with the invoice to pay."""
-    items = subscription_items(plan=plan, seats=seats, currency=currency or plan.currency)
+    # One currency per tenant: the one it is billed in unless it names one.
+    items = subscription_items(
+        plan=plan, seats=seats, currency=currency or billing_currency_get(tenant=tenant)
+    )
     gateway = gateway_get()
     customer = _customer(tenant, gateway)
     now = timezone.now()

@@ -7,6 +7,7 @@ import pytest
 import time_machine
 from rest_framework.test import APIClient
 
+from billing.models import Plan, PlanPrice
 from tenants.models import Tenant
 from tests.billing.test_subscriptions import priced  # noqa: F401  (the fixture)
 
@@ -88,3 +89,13 @@ def test_the_routes_need_the_billing_scope(
 ) -> None:
     response = make_client(tenant).post(URL, {"plan": "pro"}, format="json")
     assert response.status_code == 403
+
+
+def test_a_tenant_subscribes_in_the_currency_it_names(api_client: APIClient) -> None:
+    PlanPrice.objects.create(plan=Plan.objects.get(slug="pro"), currency="EUR", base_minor=7_500)
+    with time_machine.travel(NOW, tick=False):
+        created = api_client.post(URL, {"plan": "pro", "currency": "eur"}, format="json")
+    assert created.status_code == 201, created.json()
+    body = created.json()
+    assert (body["currency"], body["included_credits"]) == ("EUR", "750.0000")
+    assert [(i["amount_minor"], i["currency"]) for i in body["invoices"]] == [(7_500, "EUR")]
