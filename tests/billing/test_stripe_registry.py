@@ -115,3 +115,9 @@ def test_every_task_name_is_a_registered_task() -> None:
     names = [value for key, value in vars(task_names).items() if key.isupper()]
     assert len(names) == 15
     assert [name for name in names if name not in current_app.tasks] == []
+
+
+def test_the_readme_tells_the_vendor_every_event_type_to_enable() -> None:
+    readme = (ROOT / "README.md").read_text()
+
+    assert [t for t in stripe_handled_types() if f"`{t}`" not in readme] == []
