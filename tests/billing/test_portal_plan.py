@@ -57,3 +57,23 @@ def test_a_member_sees_the_page_but_cannot_subscribe(tenant: Tenant) -> None:
     assert client.post("/billing/plan/subscribe/", {"plan": "pro"}).status_code == 403
     assert not Subscription.objects.filter(tenant=tenant).exists()
     assert Plan.objects.filter(slug="pro").exists()
+
+
+def test_the_balance_page_shows_a_past_due_plan_and_links_the_plan_page(tenant: Tenant) -> None:
+    from billing.gateways.fake import FakeGateway
+    from billing.services.subscriptions import subscription_renew_due
+
+    client = login(tenant, "owner")
+    with time_machine.travel(datetime(2026, 4, 1, 0, tzinfo=UTC), tick=False) as clock:
+        client.post("/billing/plan/subscribe/", {"plan": "pro"})
+        sub = Subscription.objects.get(tenant=tenant)
+        FakeGateway.payments_fail(reference=sub.gateway_reference)
+        clock.move_to(datetime(2026, 5, 1, 1, tzinfo=UTC))
+        subscription_renew_due()
+        client.force_login(User.objects.get(username="owner"))
+        page = client.get("/billing/").content.decode()
+        plan_page = client.get("/billing/plan/").content.decode()
+    assert "Plan: Pro, renews 2026-05-01 · " in page
+    assert '<strong data-testid="subscription-status">Past due</strong>' in page
+    assert '<a href="/billing/plan/">Plan and invoices</a>' in page
+    assert "New workflow runs are refused from 2026-05-04 01:00 UTC until it is paid." in plan_page
