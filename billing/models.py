@@ -75,9 +75,7 @@ class PlanPrice(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["plan", "currency"], name="planprice_plan_currency"),
             models.CheckConstraint(condition=Q(base_minor__gte=0), name="planprice_base_gte_0"),
-            models.CheckConstraint(
-                condition=Q(per_seat_minor__gte=0), name="planprice_seat_gte_0"
-            ),
+            models.CheckConstraint(condition=Q(per_seat_minor__gte=0), name="planprice_seat_gte_0"),
         ]
 
     def __str__(self) -> str:
@@ -126,6 +124,8 @@ class Subscription(TenantOwnedModel):
     next_seats = models.PositiveIntegerField(null=True, blank=True)
     cancel_at_period_end = models.BooleanField(default=False)
     past_due_since = models.DateTimeField(null=True, blank=True)
+    # When the renewal sweep last asked the gateway about it (it asks at most every 15 minutes).
+    reconciled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     canceled_at = models.DateTimeField(null=True, blank=True)
 

@@ -65,6 +65,9 @@ logger = logging.getLogger(__name__)
 
 # Under Stripe's 24 hours: a creation retried within it gets what the first request made.
 IDEMPOTENCY_WINDOW = timedelta(hours=23)
+# How often the renewal sweep asks the gateway about one subscription (webhooks are the prompt
+# path; the sweep is the safety net, and the fake gateway's clock).
+RECONCILE_EVERY = timedelta(minutes=15)
 
 
 def _grant_period(sub: Subscription, at: datetime) -> GrantResult:
@@ -180,6 +183,7 @@ def _reconcile_due(*, now: datetime, batch_size: int) -> int:
             | Q(status__in=(Subscription.Status.PAST_DUE, Subscription.Status.INCOMPLETE))
             | Q(pk__in=waiting)
         )
+        .filter(Q(reconciled_at__isnull=True) | Q(reconciled_at__lte=now - RECONCILE_EVERY))
         .select_related("plan", "tenant")
         .order_by("current_period_end")[:batch_size]
     )
@@ -194,9 +198,10 @@ def _reconcile_due(*, now: datetime, batch_size: int) -> int:
 
 def subscription_reconcile(*, sub: Subscription) -> int:
     """Ask the gateway how the subscription stands and apply it (outside a transaction)."""
+    if not sub.gateway_reference and timezone.now() - sub.created_at < timedelta(minutes=2):
+        return 0  # its first request may still be waiting for the gateway's answer
+    Subscription.objects.filter(pk=sub.pk).update(reconciled_at=timezone.now())
     if not sub.gateway_reference:
-        if timezone.now() - sub.created_at < timedelta(minutes=2):
-            return 0  # its first request may still be waiting for the gateway's answer
         return _paid_count(subscription_request_again(sub=sub))
     state = _gateway(sub).subscription_get(reference=sub.gateway_reference)
     return subscription_sync(sub=sub, state=state)

@@ -3,7 +3,7 @@ credits come when its invoice is paid, never before; a declined renewal goes pas
 after the grace days, refuses new workflow runs; upgrades and added seats grant their prorated
 credits when paid; downgrades and fewer seats wait for the period end."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -296,6 +296,8 @@ def test_an_old_subscription_renews_as_before_until_linked(
         assert sub.status == Subscription.Status.PAST_DUE
         renewal = SubscriptionInvoice.objects.get(subscription=sub, period_index=2)
         FakeGateway.invoice_pay(reference=made.reference, invoice=renewal.gateway_reference)
+        assert subscription_renew_due() == 0  # asked the gateway minutes ago: not again yet
+        clock.move_to(at(2026, 3, 10, 11) + timedelta(minutes=15))
         assert subscription_renew_due() == 1
         assert subscription_renew_due() == 0
     assert [ref for ref, _ in buckets(tenant)] == [f"sub:{sub.pk}:{i}" for i in range(3)]
