@@ -387,9 +387,11 @@ def fake_checkout_confirm(*, top_up: TopUp) -> TopUp:
     """The fake gateway's "Pay" button: the payment succeeds and completes like Stripe's."""
     if top_up.gateway != FakeGateway.name:
         raise TopUpNotPending("Only a fake-gateway top-up can be confirmed here.")
-    if top_up.status == TopUp.Status.FAILED:
-        raise TopUpNotPending(top_up=top_up.pk)
-    if top_up.status in (TopUp.Status.EXPIRED, TopUp.Status.CANCELED):
+    open_until = top_up.expires_at
+    if top_up.status == TopUp.Status.PENDING and open_until and open_until <= timezone.now():
+        # As at Stripe, a session past its expiry takes no payment, swept or not.
+        top_up = topup_expire(top_up=top_up)
+    if top_up.status in (TopUp.Status.FAILED, TopUp.Status.EXPIRED, TopUp.Status.CANCELED):
         raise TopUpNotPending(top_up=top_up.pk)
     completed = topup_complete(
         top_up=top_up, gateway_reference=FakeGateway().confirm_reference(top_up=top_up)

@@ -518,3 +518,17 @@ def test_a_checkout_from_before_expiries_were_recorded_expires_a_day_on(
         assert topups_expire_due() == 1
 
     assert TopUp.objects.get().status == "expired"
+
+
+def test_the_fake_checkout_takes_no_payment_past_its_expiry_swept_or_not(
+    tenant: Tenant, pack: CreditPack
+) -> None:
+    top_up = topup_create(tenant=tenant, pack=pack)
+    assert top_up.expires_at is not None
+
+    with time_machine.travel(top_up.expires_at), pytest.raises(TopUpNotPending):
+        fake_checkout_confirm(top_up=top_up)
+
+    top_up.refresh_from_db()
+    assert top_up.status == "expired"
+    assert balance_get(tenant=tenant).available == 0
