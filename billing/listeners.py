@@ -17,6 +17,7 @@ later is an outbox row in that same transaction (tenants/outbox.py):
 from collections.abc import Collection
 from typing import Any
 
+from billing import task_names
 from billing.selectors import alert_thresholds_get
 from ledger.events import BalanceChanged
 from tenants.events import DomainEvent
@@ -25,19 +26,17 @@ from tenants.outbox import outbox_enqueue
 
 
 def on_balance_changed(event: BalanceChanged, **_: Any) -> None:
-    from billing.tasks import balance_evaluate_task, credits_expired_notify_task
-
     if event.kind == "expiry":
         # Expired credits left the available balance at their expiry (the amount here is 0);
         # the task sums this sweep's expiry entries, tells the tenant and re-evaluates.
         outbox_enqueue(
-            credits_expired_notify_task,
+            task_names.CREDITS_EXPIRED_NOTIFY,
             {"tenant_id": event.tenant_id, "at": event.at.isoformat()},
             once=True,
         )
         return
     if event.amount > 0:
-        outbox_enqueue(balance_evaluate_task, {"tenant_id": event.tenant_id})
+        outbox_enqueue(task_names.BALANCE_EVALUATE, {"tenant_id": event.tenant_id})
         return
     if event.amount == 0:
         return
@@ -47,14 +46,12 @@ def on_balance_changed(event: BalanceChanged, **_: Any) -> None:
     crossed_level = level is not None and event.available_before >= level > event.available_after
     crossed_zero = event.available_before > 0 >= event.available_after
     if level is None or crossed_level or crossed_zero:
-        outbox_enqueue(balance_evaluate_task, {"tenant_id": event.tenant_id})
+        outbox_enqueue(task_names.BALANCE_EVALUATE, {"tenant_id": event.tenant_id})
 
 
 def on_domain_event(event: DomainEvent, **_: Any) -> None:
-    from billing.tasks import webhook_fanout_task
-
     outbox_enqueue(
-        webhook_fanout_task,
+        task_names.WEBHOOK_FANOUT,
         {"tenant_id": event.tenant_id, "type": event.type, "data": event.data},
         once=True,
     )

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from billing import task_names
 from billing.exceptions import InvalidAlertThresholds
 from billing.models import AlertSettings, AlertState, AutoTopUpPolicy, TopUp
 from billing.selectors import alert_thresholds_get
@@ -56,14 +57,12 @@ def alert_settings_update(*, tenant: Tenant, thresholds: Iterable[int]) -> Alert
     chosen = sorted({int(t) for t in thresholds}, reverse=True)
     if any(t < 1 or t > 99 for t in chosen):
         raise InvalidAlertThresholds(fields={"alert_thresholds": [InvalidAlertThresholds.message]})
-    from billing.tasks import balance_evaluate_task
-
     with transaction.atomic():
         settings, _ = AlertSettings.objects.update_or_create(
             tenant=tenant, defaults={"thresholds": chosen}
         )
         if credit_account_get(tenant=tenant).topped_up_to > 0:
-            outbox_enqueue(balance_evaluate_task, {"tenant_id": tenant.pk})
+            outbox_enqueue(task_names.BALANCE_EVALUATE, {"tenant_id": tenant.pk})
     return settings
 
 
