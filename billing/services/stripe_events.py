@@ -107,6 +107,10 @@ def stripe_event_receive(*, payload: bytes, signature_header: str) -> tuple[Stri
         stored = StripeEvent.objects.get(event_id=envelope.event_id)
         created = False
     if stored.processed_at is None:
+        # Its own transaction, after the event's: the stored, unprocessed event is itself the
+        # record that work is owed (billing.stripe_events_retry processes what this message
+        # does not), so a crash between the two loses nothing. A redelivery enqueues again;
+        # processing is idempotent (processed_at).
         outbox_enqueue(task_names.STRIPE_EVENT_PROCESS, {"event_pk": stored.pk})
     return stored, created
 
