@@ -62,7 +62,9 @@ class SubscriptionSerializer(serializers.ModelSerializer):
     included_credits = serializers.DecimalField(
         source="allowance", max_digits=18, decimal_places=4, read_only=True
     )
-    runs_refused_from = serializers.DateTimeField(source="tenant.runs_refused_from")
+    runs_refused_from = serializers.DateTimeField(
+        source="tenant.runs_refused_from", allow_null=True
+    )
     invoices = serializers.SerializerMethodField()
 
     class Meta:
@@ -164,7 +166,7 @@ class SubscriptionApi(TenantApiView):
 
     @extend_schema(
         request=None,
-        responses=SubscriptionSerializer,
+        responses={200: SubscriptionSerializer},
         summary="Cancel at the period end (its credits run to then)",
     )
     def delete(self, request: Request) -> Response:
