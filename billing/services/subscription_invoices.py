@@ -171,6 +171,8 @@ def _period_paid(sub: Subscription, row: SubscriptionInvoice) -> None:
         sub.plan = sub.next_plan or sub.plan
         sub.seats = sub.next_seats or sub.seats
         sub.next_plan, sub.next_seats = None, None
+        # A schedule that held the change has done its work (Stripe releases it).
+        sub.gateway_schedule = ""
         sub.current_period_start, sub.current_period_end = start, end
         row.plan, row.seats = sub.plan, sub.seats
     if end <= timezone.now() or row.period_index < current:

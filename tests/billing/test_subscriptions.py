@@ -188,7 +188,7 @@ def test_seats_times_credits_per_seat(tenant: Tenant, priced: dict[str, Plan]) -
         assert subscription_renew_due() == 1
 
     sub.refresh_from_db()
-    assert (sub.seats, sub.next_seats) == (2, None)
+    assert (sub.seats, sub.next_seats, sub.gateway_schedule) == (2, None, "")
     assert buckets(tenant) == [
         (f"sub:{sub.pk}:0", Decimal("250.0000")),
         (f"sub:{sub.pk}:0:change:{change.pk}", Decimal("50.0000")),
