@@ -70,15 +70,16 @@ def webhook_fanout(
     now = timezone.now()
     event_id = f"msg_{uuid.uuid4().hex}"
     payload = {"type": type, "timestamp": now.isoformat(), "data": data}
-    endpoints = [
-        e
-        for e in WebhookEndpoint.objects.filter(tenant_id=tenant_id, active=True)
-        if not e.event_types or type in e.event_types
-    ]
-    if not endpoints:
-        return []
     with transaction.atomic():
+        # Claimed first, also when no endpoint wants the event: the message is then done.
         if outbox_id is not None and not outbox_claim(outbox_id):
+            return []
+        endpoints = [
+            e
+            for e in WebhookEndpoint.objects.filter(tenant_id=tenant_id, active=True)
+            if not e.event_types or type in e.event_types
+        ]
+        if not endpoints:
             return []
         deliveries = WebhookDelivery.objects.bulk_create(
             WebhookDelivery(

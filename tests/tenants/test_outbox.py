@@ -17,6 +17,7 @@ from billing.services import webhook_endpoint_create
 from billing.tasks import alert_email_send_task, webhook_fanout_task
 from config.celery_app import app
 from ledger.tasks import verify
+from tenants.events import publish
 from tenants.leases import lease
 from tenants.models import Lease, OutboxMessage, Tenant
 from tenants.outbox import MAX_ATTEMPTS, outbox_enqueue, outbox_relay_due
@@ -188,3 +189,12 @@ def test_a_lease_left_by_a_killed_worker_lapses_after_its_ttl() -> None:
         name="ledger.verify", holder="alive", expires_at=timezone.now() + timedelta(minutes=5)
     )
     assert verify() == -1
+
+
+def test_a_fan_out_with_no_endpoint_to_send_to_is_done_too(tenant: Tenant) -> None:
+    with transaction.atomic():
+        publish(tenant_id=tenant.pk, type="balance.low", data={})
+
+    message = OutboxMessage.objects.get(task="billing.webhook_fanout")
+    assert message.handled_at is not None  # not sent again and again by the sweep
+    assert WebhookDelivery.objects.count() == 0
