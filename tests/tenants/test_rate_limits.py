@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 import time_machine
 from django.core.exceptions import ImproperlyConfigured
 from django.test import RequestFactory
@@ -211,3 +212,30 @@ def test_rates_are_read_and_a_wrong_one_is_refused() -> None:
     assert rate_parse("  ") is None
     with pytest.raises(ImproperlyConfigured, match="A rate is N/s, N/min, N/h or N/day"):
         rate_parse("ten/min")
+
+
+@pytest.fixture
+def redis_cache(settings: Any) -> Iterator[None]:
+    """The production cache: Django's RedisCache, on a database of the shared Redis that only
+    this test uses (emptied before and after)."""
+    location = "redis://127.0.0.1:6379/12"
+    redis.Redis.from_url(location).flushdb()
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": location}
+    }
+    yield
+    redis.Redis.from_url(location).flushdb()
+
+
+@pytest.mark.usefixtures("redis_cache")
+def test_on_redis_a_key_is_counted_in_one_round_trip_and_refused_over_its_rate(
+    tenant: Tenant, key: str, clock: time_machine.Traveller
+) -> None:
+    answers = [call(key).status_code for _ in range(3)]
+    over = call(key)
+
+    assert (answers, over.status_code) == ([200, 200, 200], 429)
+    assert over.json() == throttled("This API key is limited to 3 requests a minute.")
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/12")
+    (counter,) = [k for k in client.keys("*") if b"throttle:key:" in k]
+    assert (int(client.get(counter) or 0), 0 < client.ttl(counter) <= 61) == (4, True)
