@@ -1,6 +1,7 @@
 """Reads of tenants and keys."""
 
 import hmac
+from collections.abc import Callable
 
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
@@ -29,16 +30,25 @@ def api_key_get_by_prefix(*, prefix: str) -> ApiKey | None:
     return ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
 
 
-def api_key_get_cached(*, key_hash: str, prefix: str | None, stamp: int) -> ApiKey | None:
+def api_key_get_cached(
+    *,
+    key_hash: str,
+    prefix: str | None,
+    stamp: int,
+    before_query: Callable[[], None] | None = None,
+) -> ApiKey | None:
     """The key (revoked or not) whose SHA-256 is `key_hash`, with its tenant; None if none is.
 
     Served from api_key_cache while `stamp` is the one the entry was loaded under; otherwise one
-    query by the key's (unique) prefix. Either way the stored hash is compared in constant time.
-    Misses are not cached: a new key needs no bump to work at once.
+    query by the key's (unique) prefix, after `before_query` (which may raise to prevent it).
+    Either way the stored hash is compared in constant time. Misses are not cached: a new key
+    needs no bump to work at once.
     """
     api_key = api_key_cache.get(key_hash, stamp)
     hit = api_key is not None
     if not hit:
+        if before_query is not None:
+            before_query()
         api_key = api_key_get_by_prefix(prefix=prefix) if prefix else None
     if not hmac.compare_digest(key_hash, api_key.key_hash if api_key else _NO_KEY_HASH):
         return None

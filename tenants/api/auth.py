@@ -30,14 +30,16 @@ class ApiKeyAuthentication(BaseAuthentication):
     keyword = b"bearer"
 
     def authenticate(self, request: Request) -> tuple[Any, ApiKey] | None:
-        # An address over its failed-authentication limit is refused before its key is looked
-        # at, and every failure counts against it (tenants/api/throttling.py).
+        # An address over its failed-authentication limit is refused before a key this process
+        # has not cached is queried for (ApiKeyRateThrottle refuses it for a cached key, in the
+        # round trip that counts the key's requests), and every failure counts against it
+        # (tenants/api/throttling.py).
         if not get_authorization_header(request):
             return None
-        auth_failures_check(request)
         try:
             return self._authenticate(request)
         except exceptions.AuthenticationFailed:
+            auth_failures_check(request)  # already over its limit: 429, as for a right key
             auth_failure_record(request)
             raise
 
@@ -60,7 +62,7 @@ class ApiKeyAuthentication(BaseAuthentication):
                 "The API key contains characters an API key never has.",
                 code="malformed_authorization",
             ) from None
-        api_key = self._lookup(plaintext)
+        api_key = self._lookup(plaintext, request)
         if api_key.is_revoked:
             raise exceptions.AuthenticationFailed(
                 "This API key has been revoked.", code="revoked_api_key"
@@ -68,12 +70,15 @@ class ApiKeyAuthentication(BaseAuthentication):
         api_key_touch(api_key=api_key)
         return (None, api_key)
 
-    def _lookup(self, plaintext: str) -> ApiKey:
+    def _lookup(self, plaintext: str, request: Request) -> ApiKey:
         if not _KEY_FORMAT.fullmatch(plaintext):
             raise self._invalid()
         prefix = api_key_parse(plaintext)
         api_key = api_key_get_cached(
-            key_hash=api_key_hash(plaintext), prefix=prefix, stamp=config_stamp_current()
+            key_hash=api_key_hash(plaintext),
+            prefix=prefix,
+            stamp=config_stamp_current(),
+            before_query=lambda: auth_failures_check(request),
         )
         if api_key is None:
             raise self._invalid()

@@ -49,10 +49,11 @@ def _window(name: str, period: int) -> tuple[str, float]:
     return f"throttle:{name}:{period}:{index}", (index + 1) * period - now
 
 
-def _count(key: str, period: int) -> int:
-    """Add one to the window's counter (made on first use, expiring with the window) and
-    return it. Every API request does this: on Redis it is one round trip (SET NX EX and INCR
-    pipelined; Django's add() and incr() would be three)."""
+def _count(key: str, period: int, *, peek: str = "") -> tuple[int, int]:
+    """Add one to the window's counter `key` (made on first use, expiring with the window) and
+    read the counter `peek` (0 when missing or not asked for). Every API request does this: on
+    Redis in one round trip (SET NX EX, INCR and GET pipelined; Django's add(), incr() and
+    get() would be four)."""
     backend = caches["default"]
     if isinstance(backend, RedisCache):
         redis: Any = backend._cache
@@ -60,14 +61,18 @@ def _count(key: str, period: int) -> int:
         pipe = redis.get_client(name, write=True).pipeline(transaction=False)
         pipe.set(name, 0, ex=period + 1, nx=True)
         pipe.incr(name)
-        return int(pipe.execute()[1])
+        if peek:
+            pipe.get(backend.make_and_validate_key(peek))
+        answers = pipe.execute()
+        return int(answers[1]), int(answers[2] or 0) if peek else 0
     # add() creates the counter only if it is missing; incr() is atomic where the cache is.
     cache.add(key, 0, timeout=period + 1)
     try:
-        return int(cache.incr(key))
+        counted = int(cache.incr(key))
     except ValueError:  # expired between the two calls
         cache.set(key, 1, timeout=period + 1)
-        return 1
+        counted = 1
+    return counted, int(cache.get(peek, 0)) if peek else 0
 
 
 def _refuse(message: str, wait: float) -> exceptions.Throttled:
@@ -75,16 +80,30 @@ def _refuse(message: str, wait: float) -> exceptions.Throttled:
 
 
 class ApiKeyRateThrottle(BaseThrottle):
-    """At most `CREDITLINE_API_KEY_RATE` requests per key and window, whatever the route."""
+    """At most `CREDITLINE_API_KEY_RATE` requests per key and window, whatever the route; and
+    none from an address over its failed-authentication limit, a right key's included (the
+    authentication checks that limit before it queries for a key it has not cached, and this
+    for the cached ones). Both in one round trip on Redis."""
 
     def allow_request(self, request: Request, view: Any) -> bool:
         api_key = request.auth
-        limit = rate_parse(getattr(settings, "CREDITLINE_API_KEY_RATE", ""))
-        if not isinstance(api_key, ApiKey) or limit is None:
+        if not isinstance(api_key, ApiKey):
             return True
-        count, period, unit = limit
-        key, wait = _window(f"key:{api_key.pk}", period)
-        if _count(key, period) > count:
+        limit = rate_parse(getattr(settings, "CREDITLINE_API_KEY_RATE", ""))
+        failures = _failure_limit()
+        failure_key, failure_wait = (
+            _window(f"authfail:{client_key(request)}", failures[1]) if failures else ("", 0.0)
+        )
+        if limit is None:
+            failed = int(cache.get(failure_key, 0)) if failures else 0
+            used, key, wait, count, unit = 0, "", 0.0, 0, ""
+        else:
+            count, period, unit = limit
+            key, wait = _window(f"key:{api_key.pk}", period)
+            used, failed = _count(key, period, peek=failure_key)
+        if failures and failed >= failures[0]:
+            raise _refuse(_guessing_message(failures), failure_wait)
+        if limit is not None and used > count:
             raise _refuse(f"This API key is limited to {count:,} requests a {unit}.", wait)
         return True
 
@@ -93,18 +112,19 @@ def _failure_limit() -> tuple[int, int, str] | None:
     return rate_parse(getattr(settings, "CREDITLINE_AUTH_FAILURE_RATE", ""))
 
 
+def _guessing_message(limit: tuple[int, int, str]) -> str:
+    count, _, unit = limit
+    return f"Too many failed authentication attempts from this address ({count:,} a {unit})."
+
+
 def auth_failures_check(request: HttpRequest) -> None:
     """Throttled while this client's address is over its failed-authentication limit."""
     limit = _failure_limit()
     if limit is None:
         return
-    count, period, unit = limit
-    key, wait = _window(f"authfail:{client_key(request)}", period)
-    if int(cache.get(key, 0)) >= count:
-        raise _refuse(
-            f"Too many failed authentication attempts from this address ({count:,} a {unit}).",
-            wait,
-        )
+    key, wait = _window(f"authfail:{client_key(request)}", limit[1])
+    if int(cache.get(key, 0)) >= limit[0]:
+        raise _refuse(_guessing_message(limit), wait)
 
 
 def auth_failure_record(request: HttpRequest) -> None:

@@ -239,3 +239,16 @@ def test_on_redis_a_key_is_counted_in_one_round_trip_and_refused_over_its_rate(
     client = redis.Redis.from_url("redis://127.0.0.1:6379/12")
     (counter,) = [k for k in client.keys("*") if b"throttle:key:" in k]
     assert (int(client.get(counter) or 0), 0 < client.ttl(counter) <= 61) == (4, True)
+
+
+@pytest.mark.usefixtures("redis_cache")
+def test_on_redis_a_guessing_address_is_refused_a_cached_right_key_too(
+    key: str, clock: time_machine.Traveller
+) -> None:
+    assert call(key).status_code == 200  # the key is now in this process's cache
+    assert [call(WRONG).status_code for _ in range(3)] == [401, 401, 429]
+
+    right = call(key)  # no query for it: refused in the round trip that counts its requests
+
+    assert (right.status_code, right.json()) == (429, throttled(GUESSING))
+    assert call(key, REMOTE_ADDR="198.51.100.9").status_code == 200
