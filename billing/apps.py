@@ -14,4 +14,5 @@ class BillingConfig(AppConfig):
 
         events.balance_changed.connect(listeners.on_balance_changed, dispatch_uid="billing")
         events.domain_event.connect(listeners.on_domain_event, dispatch_uid="billing")
+        events.watch_level_crossed.connect(listeners.on_watch_level_crossed, dispatch_uid="billing")
         events.tenant_settings.connect(listeners.on_tenant_settings, dispatch_uid="billing")

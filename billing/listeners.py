@@ -3,12 +3,13 @@
 They run inside the transaction of the change, so they stay cheap, and what they decide to do
 later is an outbox row in that same transaction (tenants/outbox.py):
 
-- A debit (or hold) costs no read: the ledger announces the account's watch level with it
-  (the highest armed alert level or the auto top-up threshold, which billing's evaluation
-  sets through ledger.services.credit_account_update); an evaluation is enqueued only when
-  the debit crossed it or zero, from at or above to below (or no level is set yet). Most
-  debits enqueue nothing, and an overdraft does not enqueue one per debit. Grants, refunds
-  and releases always enqueue (they are rare, and they re-arm alerts and move the levels).
+- A debit costs billing nothing: the debit's SQL writes the ledger's `ledger.watch_crossed`
+  outbox message when the balance crosses the account's watch level (the highest armed alert
+  level or the auto top-up threshold, which billing's evaluation sets through
+  ledger.services.credit_account_update) or zero, and its task announces WatchLevelCrossed, on
+  which `on_watch_level_crossed` evaluates (in the worker). A hold is decided here the same
+  way, from the announcement: an evaluation is enqueued only on a crossing. Grants, refunds and
+  releases always enqueue (they are rare, and they re-arm alerts and move the levels).
 - Domain events are handed to a task that fans them out to the tenant's webhook endpoints,
   once per event (the task claims its outbox message).
 - Other apps ask for the tenant's `alert_thresholds` (tenants.events.tenant_settings).
@@ -19,7 +20,7 @@ from typing import Any
 
 from billing import task_names
 from billing.selectors import alert_thresholds_get
-from ledger.events import BalanceChanged
+from ledger.events import BalanceChanged, WatchLevelCrossed
 from tenants.events import DomainEvent
 from tenants.models import Tenant
 from tenants.outbox import outbox_enqueue
@@ -38,8 +39,8 @@ def on_balance_changed(event: BalanceChanged, **_: Any) -> None:
     if event.amount > 0:
         outbox_enqueue(task_names.BALANCE_EVALUATE, {"tenant_id": event.tenant_id})
         return
-    if event.amount == 0:
-        return
+    if event.amount == 0 or event.watched:
+        return  # watched: the debit's SQL wrote its ledger.watch_crossed message itself
     level = event.watch_level
     # A crossing, not a level: a balance that stays under the level (the evaluation already
     # looked, or is queued to) or runs on into an overdraft wakes nothing per debit.
@@ -63,3 +64,12 @@ def on_tenant_settings(*, tenant: Tenant, names: Collection[str], **_: Any) -> d
     if "alert_thresholds" not in names:
         return {}
     return {"alert_thresholds": alert_thresholds_get(tenant_id=tenant.pk)}
+
+
+def on_watch_level_crossed(event: WatchLevelCrossed, **_: Any) -> None:
+    """In the worker that runs the ledger's ledger.watch_crossed message: evaluate now."""
+    from billing.services import balance_evaluate
+
+    tenant = Tenant.objects.filter(pk=event.tenant_id).first()
+    if tenant is not None:
+        balance_evaluate(tenant=tenant)

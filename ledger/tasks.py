@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from celery import shared_task
 
+from ledger.events import WatchLevelCrossed, watch_level_crossed
 from ledger.selectors import ledger_verify
 from ledger.services import ledger_expire_due
 from tenants.leases import lease
@@ -49,3 +50,11 @@ def _verify() -> int:
             m.computed,
         )
     return len(mismatches)
+
+
+@shared_task(name="ledger.watch_crossed")
+def watch_crossed(tenant_id: int) -> None:
+    """Sent through the outbox by the debit's SQL when a debit crossed the tenant's watch
+    level (ledger/sql/debit_v3.sql): tells the apps that watch it (billing's alerts and auto
+    top-up)."""
+    watch_level_crossed(WatchLevelCrossed(tenant_id=tenant_id))

@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 
 balance_changed = Signal()
 domain_event = Signal()
+# The ledger's ledger.watch_crossed task: a debit crossed the tenant's watch level (sent from a
+# worker, after the debit committed; ledger.events.WatchLevelCrossed).
+watch_level_crossed = Signal()
 # Per-tenant settings that one app owns and another needs, by name. The owner connects a
 # receiver in its AppConfig.ready(), called with `tenant`, `names` and `changes`: it makes the
 # changes to the settings it owns and answers {name: value} for those among `names` and the

@@ -62,6 +62,13 @@ def outbox_enqueue(
     return message
 
 
+def outbox_relay_on_commit(message_id: int, task: str) -> None:
+    """Relay, after the current transaction commits, a message that SQL wrote (the ledger's
+    debit writes its own; ledger/sql/debit_v3.sql)."""
+    message = OutboxMessage(pk=message_id, task=task)
+    transaction.on_commit(lambda: _relay([message]))
+
+
 def outbox_claim(outbox_id: int) -> bool:
     """In the receiver's transaction: True the first time the message's effect is made.
 

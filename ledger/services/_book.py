@@ -205,6 +205,7 @@ def _announce(
     now: datetime,
     hold_id: int | None = None,
     watch_level: Decimal | None = None,
+    watched: bool = False,
 ) -> None:
     balance_changed(
         BalanceChanged(
@@ -216,6 +217,7 @@ def _announce(
             at=now,
             hold_id=hold_id,
             watch_level=watch_level,
+            watched=watched,
         )
     )
 

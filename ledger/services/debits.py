@@ -4,9 +4,10 @@ The work is done by the ledger's PL/pgSQL function `ledger_debit_batch` (ledger/
 implementation of the consumption order: it locks the tenant's account, replays used keys,
 draws only the buckets it needs and writes the transactions, entries, buckets, holds and the
 account's totals. Python builds the arrays it takes and reads the rows it returns; no model
-instance is made on this path. Called alone, the call and its announcement (whose receivers
-may write outbox rows) are one transaction; inside a caller's transaction they join it, and a
-refusal writes nothing, so the caller may go on.
+instance is made on this path. Called alone, the call is its own transaction, with the
+watch-level outbox message the function writes when the balance crosses the account's watch
+level or zero; inside a caller's transaction it joins it, and a refusal writes nothing, so the
+caller may go on. The announcement that follows says the watch was taken care of (`watched`).
 """
 
 from collections.abc import Sequence
@@ -14,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from ledger.exceptions import HoldNotOpen, IdempotencyConflict, InsufficientCredits
@@ -28,6 +29,10 @@ from ledger.services._book import (
     quantize_credits,
 )
 from tenants.models import Tenant
+from tenants.outbox import outbox_relay_on_commit
+
+# The outbox task the debit's SQL names when it crosses the watch level (ledger/tasks.py).
+WATCH_CROSSED_TASK = "ledger.watch_crossed"
 
 _CALL = (
     "SELECT * FROM ledger_debit_batch(%s, %s, %s, %s, %s, %s, "
@@ -106,11 +111,10 @@ def debit_call(
         [r.source_id for r in requests],
         [r.memo for r in requests],
     ]
-    if connection.in_atomic_block:
-        # The caller's transaction; a refusal or a conflict raised here leaves it usable.
-        return _call(tenant_id, kind, now, params, requests)
-    with transaction.atomic():
-        return _call(tenant_id, kind, now, params, requests)
+    # One statement: inside a caller's transaction it joins it (a refusal or a conflict raised
+    # here leaves the transaction usable); alone it is its own, with the watch-level message it
+    # may write (ledger/sql/debit_v3.sql).
+    return _call(tenant_id, kind, now, params, requests)
 
 
 def _call(
@@ -126,8 +130,18 @@ def _call(
     results = _results(rows, requests)
     paid = [r for r in results if isinstance(r, DebitResult) and not r.replayed]
     if paid:
-        before, watch_level = rows[0][3], rows[0][11]
-        _announce(tenant_id, kind, before, paid[-1].available_after, now, watch_level=watch_level)
+        before, watch_level, message_id = rows[0][3], rows[0][11], rows[0][12]
+        if message_id is not None:
+            outbox_relay_on_commit(message_id, WATCH_CROSSED_TASK)
+        _announce(
+            tenant_id,
+            kind,
+            before,
+            paid[-1].available_after,
+            now,
+            watch_level=watch_level,
+            watched=True,
+        )
     return results
 
 

@@ -149,16 +149,13 @@ def test_most_debits_above_the_watch_level_wake_nothing(tenant: Tenant) -> None:
 def test_a_debit_above_the_watch_level_costs_billing_no_query(tenant: Tenant) -> None:
     grant(tenant, 1000, "promo")
 
-    # Outside a transaction the receivers run in the debit's own, inside the capture.
     with CaptureQueriesContext(connection) as queries:
         spend(tenant, "10", "d1")
 
-    # The ledger's one call; the receiver decided from the announcement (watch level 200) and
-    # wrote no outbox row.
+    # The ledger's one call, its own transaction: no crossing of the watch level (200), so
+    # the function wrote no outbox message, and billing's receiver had nothing to decide.
     assert [q["sql"].split("(")[0] for q in queries.captured_queries] == [
-        "BEGIN",
-        "SELECT * FROM ledger_debit_batch",
-        "COMMIT",
+        "SELECT * FROM ledger_debit_batch"
     ]
     assert subjects() == []
 
@@ -189,7 +186,7 @@ def test_debits_under_the_watch_level_and_into_an_overdraft_write_one_outbox_row
 ) -> None:
     credit_account_update(tenant=tenant, overdraft_limit=Decimal(500))
     grant(tenant, 1000, "promo")  # watch level 200 (20% armed)
-    evaluations = OutboxMessage.objects.filter(task="billing.balance_evaluate")
+    evaluations = OutboxMessage.objects.filter(task="ledger.watch_crossed")
     before = evaluations.count()
 
     spend(tenant, "700", "d1")  # 300: above 200, nothing

@@ -67,7 +67,8 @@ def test_a_threshold_crossed_while_the_broker_is_down_alerts_once(
     ledger_debit(tenant=tenant, amount=Decimal(850), idempotency_key="d1")  # 15% left
 
     assert mail.outbox == []
-    assert waiting() == ["billing.balance_evaluate", "billing.balance_evaluate"]
+    # The grant's evaluation, and the message the debit's SQL wrote when it crossed 20%.
+    assert waiting() == ["billing.balance_evaluate", "ledger.watch_crossed"]
 
     recover(down)
     drain(until=lambda: len(mail.outbox) == 1 and len(deliveries(tenant)) == 1)
