@@ -1,5 +1,6 @@
 -- Version 3 (ledger/migrations/0009): when a batch takes the balance across the account's
--- watch level (from at or above to below), across zero, or while no level is set, the function
+-- watch level (from at or above to below) or across zero (all that is watched while no level
+-- is set: every grant asks billing for the evaluation that sets one), the function
 -- writes the outbox message `ledger.watch_crossed` itself, in the debit's own transaction, and
 -- returns its id on every row (outbox_message_id; NULL when none): a debit outside a
 -- caller's transaction is then one statement again, its side effect committed with it. The
@@ -405,7 +406,8 @@ BEGIN
                rolling_12m_total = a.rolling_12m_total - d_rolling,
                overdraft_used = a.overdraft_used + (od_orig - od_rem)
          WHERE a.id = v_account;
-        IF v_watch IS NULL OR (v_before >= v_watch AND v_available < v_watch)
+        -- No level yet (the evaluation every grant asks for has not run): zero is watched.
+        IF (v_before >= coalesce(v_watch, 0) AND v_available < coalesce(v_watch, 0))
            OR (v_before > 0 AND v_available <= 0) THEN
             INSERT INTO tenants_outboxmessage (
                 task, kwargs, once, created_at, next_attempt_at, attempts
