@@ -1,6 +1,7 @@
 """In a real browser (headless chromium) on the fake gateway: save a card and see it as brand,
 last 4 and expiry; buy a pack, pay, open its receipt; start another and cancel it."""
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,16 @@ from tenants.services import membership_add
 from tests.billing.test_browser_topup import browser_page  # noqa: F401 (the fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+
+
+def shot(page: Any, name: str) -> None:
+    """The page as it is now, at a desktop's width and a phone's, for a person to look at."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
 
 
 def test_card_receipt_and_cancel_in_the_browser(
@@ -38,6 +49,7 @@ def test_card_receipt_and_cancel_in_the_browser(
     assert (
         page.inner_text("[data-testid=card]") == "Card on file: Visa ending 4242, expires 12/2030"
     )
+    shot(page, "auto-top-up-with-card")
 
     page.goto(f"{live_server.url}/billing/")
     page.click("[data-testid=buy-pack-500]")
@@ -49,6 +61,7 @@ def test_card_receipt_and_cancel_in_the_browser(
     page.wait_for_url(f"**/billing/top-ups/{paid.pk}/receipt/")
     assert page.inner_text("[data-testid=receipt-number]") == paid.receipt_number
     assert page.inner_text("[data-testid=receipt-total]") == "65.00 USD"
+    shot(page, "receipt")
 
     page.goto(f"{live_server.url}/billing/")
     page.click("[data-testid=buy-pack-500]")
@@ -58,6 +71,12 @@ def test_card_receipt_and_cancel_in_the_browser(
     page.click(f"[data-testid=cancel-{pending.pk}]")
     page.wait_for_url(f"{live_server.url}/billing/")
     assert "The purchase was cancelled; nothing was charged." in page.inner_text(".messages")
+    shot(page, "balance-after-cancel")
+    page.goto(f"{live_server.url}/billing/plan/")
+    assert page.inner_text("[data-testid=no-plans]") == (
+        "No plan is on sale yet; credits can be bought as packs."
+    )
+    shot(page, "plan")
 
     pending.refresh_from_db()
     assert pending.status == "canceled"
