@@ -296,8 +296,13 @@ def test_a_gateway_error_grants_nothing_and_leaves_no_pending_row(
 
 
 def test_a_stripe_checkout_carries_its_expiry_and_cancel_expires_the_session(
-    tenant: Tenant, api_client: APIClient, pack: CreditPack, canned_stripe: RoutedStripe
+    tenant: Tenant,
+    api_client: APIClient,
+    pack: CreditPack,
+    canned_stripe: RoutedStripe,
+    frozen_time: time_machine.Traveller,
 ) -> None:
+    # The clock stands still: the expiry the request sends is the one computed here.
     expires = int(timezone.now().timestamp()) + 3600
     canned_stripe.answer(
         "POST",
