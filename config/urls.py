@@ -26,7 +26,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("billing/", include("billing.urls")),
-    path("", include("tenants.urls")),
+    path("", include("portal.urls")),
 ]
 
 handler404 = "config.errors.not_found"

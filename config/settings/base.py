@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "ratecards",
     "metering",
     "billing",
+    "portal",
 ]
 
 MIDDLEWARE = [

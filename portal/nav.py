@@ -1,0 +1,34 @@
+"""The portal's navigation: one entry per page, in the order the sidebar shows them. A page
+joins the nav by adding its entry here; an entry a role cannot use is not shown."""
+
+from dataclasses import dataclass
+
+from django.urls import reverse
+
+from portal.access import Access, Capability
+
+
+@dataclass(frozen=True)
+class NavEntry:
+    section: str
+    label: str
+    url_name: str
+    needs: Capability = Capability.READ
+
+
+ENTRIES: tuple[NavEntry, ...] = (NavEntry("overview", "Overview", "portal:overview"),)
+
+
+@dataclass(frozen=True)
+class NavLink:
+    label: str
+    url: str
+    current: bool
+
+
+def nav_for(access: Access, *, current: str) -> list[NavLink]:
+    return [
+        NavLink(entry.label, reverse(entry.url_name), entry.section == current)
+        for entry in ENTRIES
+        if access.allows(entry.needs)
+    ]

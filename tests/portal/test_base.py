@@ -1,0 +1,76 @@
+"""The portal's base view: who may see which tenant, and the pages a bad address gets."""
+
+import pytest
+from django.test import Client
+
+from portal.access import Access, Capability
+from portal.base import PortalView
+from tenants.models import Tenant
+from tests.portal.conftest import Login
+
+pytestmark = pytest.mark.django_db
+
+
+def test_anonymous_is_sent_to_log_in() -> None:
+    response = Client().get("/")
+
+    assert (response.status_code, response["Location"]) == (302, "/accounts/login/?next=/")
+
+
+def test_a_user_without_a_membership_gets_the_portal_404(login: Login) -> None:
+    response = login()  # no tenant
+
+    page = response.get("/")
+
+    assert page.status_code == 404
+    assert "You are not a member of any tenant yet." in page.content.decode()
+    assert "Back to the portal" in page.content.decode()
+
+
+def test_a_tenant_the_user_is_not_in_is_a_404_like_one_that_does_not_exist(
+    login: Login, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    client = login(tenant)
+
+    foreign = client.get("/?tenant=globex")
+    missing = client.get("/?tenant=no-such-tenant")
+
+    assert (foreign.status_code, missing.status_code) == (404, 404)
+    said = "You are not a member of that tenant."
+    assert (said in foreign.content.decode(), said in missing.content.decode()) == (True, True)
+
+
+def test_the_chosen_tenant_is_remembered(login: Login, tenant: Tenant, other_tenant: Tenant) -> None:
+    client = login(tenant, other_tenant)
+
+    first = client.get("/")
+    chosen = client.get("/?tenant=globex")
+    later = client.get("/")
+
+    assert "<p class=\"big\">" in first.content.decode()
+    assert 'selected>Acme Agents' in first.content.decode()
+    assert 'selected>Globex Bots' in chosen.content.decode()
+    assert 'selected>Globex Bots' in later.content.decode()
+
+
+def test_each_role_may_do_what_issue_12_says() -> None:
+    table = {
+        role: sorted(c.value for c in Capability if Access(role=role).allows(c))
+        for role in ("owner", "admin", "billing", "member", "stranger")
+    }
+
+    assert table == {
+        "owner": ["buy", "manage", "own", "read"],
+        "admin": ["buy", "manage", "read"],
+        "billing": ["buy", "read"],
+        "member": ["read"],
+        "stranger": [],
+    }
+
+
+def test_a_page_cannot_take_over_tenant_resolution() -> None:
+    with pytest.raises(TypeError, match="may not override"):
+
+        class Sneaky(PortalView):
+            def dispatch(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+                return super().dispatch(request, *args, **kwargs)
