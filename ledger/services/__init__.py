@@ -28,6 +28,9 @@ Decisions (issue 3 asked for them; tests/ledger/test_worked_examples.py shows ea
 - Back-dated moves (`now=` in the past) are dated as asked, but spendability is judged by the
   clock; the sweep never expires a bucket before its time.
 - A replayed debit returns its original parts and the balance right after it.
+- A refunded or lost-disputed purchase gives back what is left of its grant's bucket
+  (`ledger_grant_revoke`: one reversal naming the grant's transaction); what was spent stays
+  spent, and the caller records it as debt.
 - In `ledger_debit_many`, insufficient credits are per charge (in its slot); an idempotency
   conflict or a hold that is not open raises and writes nothing for the whole batch.
 """
@@ -47,6 +50,7 @@ from ledger.services.expiry import ledger_expire_due
 from ledger.services.grants import ledger_grant
 from ledger.services.holds import ledger_hold_place, ledger_hold_release
 from ledger.services.reversals import ledger_adjust, ledger_reverse
+from ledger.services.revocations import Revocation, ledger_grant_revoke
 
 __all__ = [
     "COST_BASIS_QUANTUM",
@@ -55,12 +59,14 @@ __all__ = [
     "DebitRequest",
     "DebitResult",
     "GrantResult",
+    "Revocation",
     "credit_account_update",
     "ledger_adjust",
     "ledger_debit",
     "ledger_debit_many",
     "ledger_expire_due",
     "ledger_grant",
+    "ledger_grant_revoke",
     "ledger_hold_place",
     "ledger_hold_release",
     "ledger_reverse",
