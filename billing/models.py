@@ -388,6 +388,10 @@ class Contract(TenantOwnedModel):
         FOLLOW = "follow", "Follow the card (after notice)"
         PINNED = "pinned", "Pinned to a version"
 
+    class CreditsOn(models.TextChoices):
+        SIGNATURE = "signature", "At signature (net terms)"
+        PAYMENT = "payment", "When the invoice is paid"
+
     name = models.CharField(max_length=200)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
     price_per_1000_minor = models.BigIntegerField()
@@ -409,6 +413,20 @@ class Contract(TenantOwnedModel):
     pinned_until = models.DateTimeField(null=True, blank=True)
     overdraft_limit = credits_field(default=ZERO)
     monthly_spending_cap_minor = models.BigIntegerField(null=True, blank=True)
+    # How the commitment is invoiced (send_invoice): due this many days after it is issued.
+    net_terms_days = models.PositiveIntegerField(default=30)
+    # When a tranche's credits come: when its invoice is issued (at signature, on net terms)
+    # or when it is paid.
+    credits_on = models.CharField(
+        max_length=16, choices=CreditsOn.choices, default=CreditsOn.SIGNATURE
+    )
+    # The price per 1,000 credits of overdraft invoiced in arrears; null: the contract's price.
+    overage_price_per_1000_minor = models.BigIntegerField(null=True, blank=True)
+    # The first contract month (from start_at, as the tranches) that is invoiced: a contract
+    # active before invoicing existed is not invoiced for the past (billing.0011).
+    invoicing_from_period = models.PositiveIntegerField(default=0)
+    # The next contract month whose overdraft is to be invoiced (the monthly sweep's marker).
+    overage_next_period = models.PositiveIntegerField(default=0)
     activated_at = models.DateTimeField(null=True, blank=True)
     # When its overdraft limit was applied: at activation if it had started, else by the
     # contract_start_due sweep once start_at passes (a renewal activated ahead of its start).
@@ -429,11 +447,89 @@ class Contract(TenantOwnedModel):
             models.CheckConstraint(
                 condition=Q(overdraft_limit__gte=0), name="contract_overdraft_gte_0"
             ),
+            models.CheckConstraint(
+                condition=Q(overage_price_per_1000_minor__gte=0),
+                name="contract_overage_price_gte_0",
+            ),
         ]
         indexes = [models.Index(fields=["tenant", "status"], name="contract_tenant_status_idx")]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def overage_price(self) -> int:
+        """The price per 1,000 credits of overdraft invoiced."""
+        if self.overage_price_per_1000_minor is None:
+            return self.price_per_1000_minor
+        return self.overage_price_per_1000_minor
+
+
+class ContractInvoice(TenantOwnedModel):
+    """One gateway invoice of a contract (billing/services/contract_invoices.py): a tranche of
+    its commitment (`period_index` = the tranche), or the overdraft of a contract month invoiced
+    in arrears (`period_index` = the month), at most one of each. Written `requested` before the
+    gateway is asked (with the key every call for it carries), then `open`, `paid` or `void` as
+    the gateway says."""
+
+    class Kind(models.TextChoices):
+        COMMITMENT = "commitment", "Commitment"
+        OVERAGE = "overage", "Overdraft used"
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", "Requested (the gateway has not answered yet)"
+        OPEN = "open", "Open (unpaid)"
+        PAID = "paid", "Paid"
+        VOID = "void", "Void"
+        UNCOLLECTIBLE = "uncollectible", "Uncollectible"
+
+    contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="invoices")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    period_index = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.REQUESTED)
+    gateway = models.CharField(max_length=16)
+    gateway_reference = models.CharField(max_length=255, blank=True)
+    # The gateway's invoice number (Stripe's `number`, given at finalization).
+    number = models.CharField(max_length=64, blank=True)
+    idempotency_key = models.CharField(max_length=255)
+    description = models.CharField(max_length=500)
+    credits = credits_field()
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    hosted_url = models.URLField(max_length=2000, blank=True)
+    # The gateway's last refusal or failure, while the request waits for a retry.
+    error = models.TextField(blank=True)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    created_at = models.DateTimeField()
+    due_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "contract", "kind", "period_index"],
+                name="contractinvoice_once_per_period",
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "idempotency_key"], name="contractinvoice_tenant_key_uniq"
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "gateway", "gateway_reference"],
+                condition=~Q(gateway_reference=""),
+                name="contractinvoice_reference_uniq",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_minor__gte=0), name="contractinvoice_amount_gte_0"
+            ),
+            models.CheckConstraint(condition=Q(credits__gt=0), name="contractinvoice_credits_gt_0"),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "created_at"], name="contractinvoice_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} invoice {self.pk} of contract {self.contract_id}"
 
 
 class StripeEvent(models.Model):
