@@ -274,6 +274,10 @@ class TopUp(TenantOwnedModel):
         EXPIRED = "expired", "Expired"
         CANCELED = "canceled", "Canceled"
 
+    class RefundReason(models.TextChoices):
+        REFUND = "refund", "Refunded"
+        DISPUTE_LOST = "dispute_lost", "Lost in a dispute"
+
     pack = models.ForeignKey(CreditPack, on_delete=models.PROTECT, related_name="+")
     credits = credits_field()
     amount_minor = models.BigIntegerField()
@@ -299,6 +303,18 @@ class TopUp(TenantOwnedModel):
     receipt_url = models.URLField(max_length=2000, blank=True)
     created_at = models.DateTimeField()
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Money that went back to the customer (billing/services/refunds.py): how much in all (a
+    # refund, or the whole price for a lost dispute), the credits that came back out of the
+    # balance for it, and those already spent: the customer's debt, shown to the vendor only.
+    refunded_minor = models.BigIntegerField(default=0)
+    credits_taken_back = credits_field(default=ZERO)
+    credits_owed = credits_field(default=ZERO)
+    refund_reason = models.CharField(max_length=16, choices=RefundReason.choices, blank=True)
+    refunded_at = models.DateTimeField(null=True, blank=True)
+    # The vendor's refund through the gateway: its idempotency key (committed before the call)
+    # and the gateway's refund.
+    refund_idempotency_key = models.CharField(max_length=255, blank=True)
+    refund_reference = models.CharField(max_length=255, blank=True)
 
     class Meta:
         constraints = [
@@ -322,6 +338,10 @@ class TopUp(TenantOwnedModel):
                 name="topup_one_pending_auto_per_tenant",
             ),
             models.CheckConstraint(condition=Q(amount_minor__gte=0), name="topup_amount_gte_0"),
+            models.CheckConstraint(
+                condition=Q(refunded_minor__gte=0, refunded_minor__lte=models.F("amount_minor")),
+                name="topup_refunded_in_range",
+            ),
         ]
         indexes = [
             models.Index(fields=["tenant", "created_at"], name="topup_tenant_created_idx"),
