@@ -14,6 +14,7 @@ from django.db.models import F, Q
 from django.db.models.expressions import OrderBy
 
 from tenants.models import TenantKeyedModel
+from tenants.tailing import Watermark
 
 ZERO = Decimal("0")
 
@@ -378,3 +379,26 @@ class LedgerEntry(TenantKeyedModel, AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} on bucket {self.bucket_id}"
+
+
+class DebitDay(TenantKeyedModel):
+    """A tenant's debits of one UTC day less the reversals (refunds) dated that day: the
+    burn rate's input (ledger/rollup.py keeps it off the hot path; ledger.selectors
+    burn_rate_get reads at most 30 rows of it)."""
+
+    day = models.DateField()
+    credits = models.DecimalField(max_digits=24, decimal_places=4, default=ZERO)
+
+    class Meta:
+        constraints = [
+            # The job's upsert key and the burn rate's read (a tenant's last 30 days).
+            models.UniqueConstraint(fields=["tenant", "day"], name="debitday_tenant_day_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.credits}"
+
+
+class LedgerWatermark(Watermark):
+    """How far the ledger's rollups have read their streams (tenants/tailing.py):
+    `debit_days` (ledger transactions, into DebitDay)."""

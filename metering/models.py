@@ -7,6 +7,7 @@ from django.db.models import Q
 
 from ledger.models import CreditHold
 from tenants.models import TenantKeyedModel
+from tenants.tailing import Watermark
 
 ZERO = Decimal("0")
 
@@ -171,3 +172,63 @@ class WorkflowSettings(TenantKeyedModel):
 
     def __str__(self) -> str:
         return f"workflow settings of tenant {self.tenant_id}"
+
+
+class UsageDay(TenantKeyedModel):
+    """The daily usage rollup (metering/rollup.py): a tenant's events of one UTC day, action,
+    model class, workflow name ('' outside a run) and cost currency. Kept off the hot path by
+    an incremental job; the portal's and the console's usage reads come from here, never from
+    the events. `day` is the day an event was recorded (its debit's date, so a range's credits
+    equal the statement's); `credits` is net of the refunds dated that day."""
+
+    day = models.DateField()
+    action = models.CharField(max_length=64)
+    model_class = models.CharField(max_length=64, blank=True, default="")
+    workflow = models.CharField(max_length=200, blank=True, default="")
+    cogs_currency = models.CharField(max_length=3)
+    events = models.BigIntegerField(default=0)
+    quantity = models.DecimalField(max_digits=24, decimal_places=4, default=ZERO)
+    # Charged less refunded (a day of refunds only may be negative).
+    credits = models.DecimalField(max_digits=24, decimal_places=4, default=ZERO)
+    credits_refunded = models.DecimalField(max_digits=24, decimal_places=4, default=ZERO)
+    # The vendor's cost, as the events store it (minor units of cogs_currency, 8 places).
+    cogs_minor = models.DecimalField(max_digits=28, decimal_places=8, default=ZERO)
+    # Events reported without any cost component: their cost is unknown, not zero.
+    events_without_cost = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # The job's upsert key; it also serves every read (a tenant's days in a range).
+            models.UniqueConstraint(
+                fields=["tenant", "day", "action", "model_class", "workflow", "cogs_currency"],
+                name="usageday_key_uniq",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.action}/{self.model_class}: {self.credits}"
+
+
+class UsageRefusalDay(TenantKeyedModel):
+    """Refusals counted per tenant, UTC day and reason (`insufficient_credits`: a 402 on an
+    event, a step or a run's reservation; `soft_cap_reached`: a run refused at the soft cap).
+    Written after the refused request, never by a successful one."""
+
+    day = models.DateField()
+    reason = models.CharField(max_length=32)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "day", "reason"], name="usagerefusalday_key_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.reason}: {self.count}"
+
+
+class RollupWatermark(Watermark):
+    """How far metering's rollup has read its streams (tenants/tailing.py): `usage_events`
+    (new events) and `usage_refunds` (the ledger's reversals of event debits)."""
