@@ -291,6 +291,12 @@ CELERY_BEAT_SCHEDULE.update(
             "schedule": 3600.0,
         },
         "billing.contract_end_due": {"task": "billing.contract_end_due", "schedule": 3600.0},
+        # Each contract month ends on its own contract's day: a daily look invoices the
+        # overdraft of the months that ended (once each), issues what waits and reconciles.
+        "billing.contract_invoices_due": {
+            "task": "billing.contract_invoices_due",
+            "schedule": 86400.0,
+        },
         "billing.auto_topup_sweep": {"task": "billing.auto_topup_sweep", "schedule": 300.0},
         "billing.webhook_deliver_due": {"task": "billing.webhook_deliver_due", "schedule": 30.0},
         "billing.stripe_events_retry": {"task": "billing.stripe_events_retry", "schedule": 300.0},
