@@ -36,6 +36,10 @@ class WorkflowRun(TenantKeyedModel):
     suspension_reason = models.CharField(max_length=64, blank=True)
     # The idempotency key of the step that could not be paid: the integration resumes there.
     suspended_at_step = models.CharField(max_length=255, blank=True)
+    # What that step needed (its charge), so the portal can say what top-up resumes the run.
+    suspended_step_credits = models.DecimalField(
+        max_digits=18, decimal_places=4, null=True, blank=True
+    )
     resumable_at = models.DateTimeField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -51,6 +55,10 @@ class WorkflowRun(TenantKeyedModel):
         ]
         indexes = [
             models.Index(fields=["tenant", "state", "created_at"], name="workflowrun_state_idx"),
+            # The portal's list of runs, newest first, a page at a time (tenants/keyset.py).
+            models.Index(
+                fields=["tenant", "-created_at", "-id"], name="workflowrun_tenant_created_idx"
+            ),
             models.Index(
                 fields=["tenant", "last_activity_at"],
                 condition=Q(state__in=["running", "suspended"]),
