@@ -1,0 +1,129 @@
+"""The vendor console's own rollups: money per day, kept off the hot path (insights/rollup.py).
+
+Metering's UsageDay counts usage; these count money, which only the vendor's staff see:
+
+- MarginDay: revenue (what the credits spent were paid for, the cost basis of the buckets
+  drawn, recognised when spent) and COGS per tenant, UTC day, action, model class and workflow,
+  net of the refunds dated that day.
+- ValueDay: every credit that moved in or out of a bucket, by movement, bucket policy, source
+  and currency, with the money it carries (credits x the bucket's cost basis): breakage
+  (expiry), revenue, refunds, revocations, adjustments. Reconciliation and breakage read it.
+
+Money is minor units of its currency, unrounded (8 places), never summed across currencies.
+"""
+
+from decimal import Decimal
+
+from django.db import models
+
+from tenants.models import TenantKeyedModel
+from tenants.tailing import Watermark
+
+ZERO = Decimal("0")
+
+
+def _money() -> models.DecimalField:
+    return models.DecimalField(max_digits=28, decimal_places=8, default=ZERO)
+
+
+def _credits() -> models.DecimalField:
+    return models.DecimalField(max_digits=24, decimal_places=4, default=ZERO)
+
+
+class MarginDay(TenantKeyedModel):
+    """Revenue and COGS of a tenant's usage events of one UTC day (the day they were recorded,
+    as metering's UsageDay), action, model class, workflow name ('' outside a run), revenue
+    currency and cost currency. Events without any cost component have an unknown cost, not a
+    zero one: their credits and revenue are kept apart (`*_without_cost`) so a margin is
+    computed only over events whose cost is known."""
+
+    day = models.DateField()
+    action = models.CharField(max_length=64)
+    model_class = models.CharField(max_length=64, blank=True, default="")
+    workflow = models.CharField(max_length=200, blank=True, default="")
+    currency = models.CharField(max_length=3)
+    cogs_currency = models.CharField(max_length=3)
+    events = models.BigIntegerField(default=0)
+    quantity = _credits()
+    # Charged less refunded (a day of refunds only may be negative), and the money for them.
+    credits = _credits()
+    revenue_minor = _money()
+    cogs_minor = _money()
+    events_without_cost = models.BigIntegerField(default=0)
+    quantity_without_cost = _credits()
+    credits_without_cost = _credits()
+    revenue_without_cost_minor = _money()
+
+    class Meta:
+        constraints = [
+            # The job's upsert key; it serves every read (a tenant's days in a range) too.
+            models.UniqueConstraint(
+                fields=[
+                    "tenant",
+                    "day",
+                    "action",
+                    "model_class",
+                    "workflow",
+                    "currency",
+                    "cogs_currency",
+                ],
+                name="marginday_key_uniq",
+            ),
+        ]
+        indexes = [
+            # Not led by `tenant`, on purpose (like the ledger's bucket_due_idx): the console
+            # reads every tenant's days in a range at once (customers, margin by day); a
+            # tenant-first index would make that a scan of every tenant. Written by the job,
+            # never by the hot path.
+            models.Index(fields=["day"], name="marginday_day_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.action}/{self.model_class}: {self.revenue_minor} {self.currency}"
+
+
+class Movement(models.TextChoices):
+    """Why credits moved in or out of a bucket (a ledger entry's kind, refined)."""
+
+    GRANT = "grant", "Granted"
+    SPEND = "spend", "Spent (debit)"
+    REFUND = "refund", "Refunded usage (reversal of a debit)"
+    REVOCATION = "revocation", "Taken back (a refunded or disputed grant)"
+    EXPIRY = "expiry", "Expired unspent (breakage)"
+    SETTLEMENT = "settlement", "Repaid an overdraft"
+    ADJUSTMENT = "adjustment", "Adjusted by staff"
+
+
+class ValueDay(TenantKeyedModel):
+    """The credits that moved in (positive) or out (negative) of a tenant's buckets on one UTC
+    day, by movement, bucket policy, source and currency, and their money: the sum of credits
+    x the bucket's cost basis (minor units, unrounded). Holds and releases move no bucket and
+    are not here; the overdraft bucket's cost basis is 0."""
+
+    day = models.DateField()
+    movement = models.CharField(max_length=16, choices=Movement.choices)
+    policy = models.CharField(max_length=16)
+    source = models.CharField(max_length=16)
+    currency = models.CharField(max_length=3)
+    credits = _credits()
+    value_minor = _money()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "day", "movement", "policy", "source", "currency"],
+                name="valueday_key_uniq",
+            ),
+        ]
+        indexes = [
+            # Breakage over all tenants by month (not led by `tenant`, as marginday_day_idx).
+            models.Index(fields=["movement", "day"], name="valueday_movement_day_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.movement} {self.policy}/{self.source}: {self.credits}"
+
+
+class InsightsWatermark(Watermark):
+    """How far the console's rollup has read its streams (tenants/tailing.py):
+    `margin_events` (usage events) and `ledger_entries` (every ledger entry)."""
