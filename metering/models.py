@@ -2,8 +2,9 @@
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from ledger.models import CreditHold
 from tenants.models import TenantKeyedModel
@@ -240,3 +241,70 @@ class UsageRefusalDay(TenantKeyedModel):
 class RollupWatermark(Watermark):
     """How far metering's rollup has read its streams (tenants/tailing.py): `usage_events`
     (new events) and `usage_refunds` (the ledger's reversals of event debits)."""
+
+
+class UsageExport(TenantKeyedModel):
+    """A CSV export of a tenant's usage over UTC days: its events, or the daily totals of the
+    rollup. Made by metering/exports.py, in the request when it is small and by a Celery job
+    otherwise; the file is kept in the database as UsageExportPart rows (why: exports.py)."""
+
+    class Kind(models.TextChoices):
+        EVENTS = "events", "Usage events"
+        DAYS = "days", "Daily totals"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Preparing"
+        DONE = "done", "Ready"
+        FAILED = "failed", "Failed"
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    since = models.DateField()
+    until = models.DateField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    rows = models.BigIntegerField(default=0)
+    size = models.BigIntegerField(default=0)  # characters of CSV
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
+    created_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(since__lte=F("until")), name="usageexport_range"),
+        ]
+        indexes = [
+            # The usage page's recent exports and the purge of a tenant's expired ones.
+            models.Index(fields=["tenant", "created_at"], name="usageexport_tenant_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.since}..{self.until} ({self.status})"
+
+
+class UsageExportPart(TenantKeyedModel):
+    """One piece of an export's CSV text, in order of `number` (about 1 MB each)."""
+
+    export = models.ForeignKey(
+        UsageExport, on_delete=models.CASCADE, related_name="parts", db_index=False
+    )
+    number = models.PositiveIntegerField()
+    text = models.TextField()
+
+    class Meta:
+        constraints = [
+            # The download reads an export's parts in order through it.
+            models.UniqueConstraint(
+                fields=["tenant", "export", "number"], name="usageexportpart_key_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"part {self.number} of export {self.export_id}"
