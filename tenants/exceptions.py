@@ -27,3 +27,32 @@ class TenantSuspended(CreditlineError):
     status_code = 403
     code = "tenant_suspended"
     message = "This tenant is suspended."
+
+
+class TeamChangeRefused(CreditlineError):
+    """A team change the acting member's role may not make (tenants.services, "The team")."""
+
+    status_code = 403
+    code = "team_change_refused"
+    message = "Your role cannot make this change to the team."
+
+
+class LastOwner(CreditlineError):
+    status_code = 409
+    code = "last_owner"
+    message = "A tenant keeps at least one owner: make someone else an owner first."
+
+
+class InvalidInvitation(CreditlineError):
+    """An invitation that cannot be made (a bad address or role) or accepted (a link that was
+    tampered with, has expired, or was sent to someone else)."""
+
+    status_code = 422
+    code = "invalid_invitation"
+    message = "This invitation is not valid."
+
+
+class InvitationExpired(InvalidInvitation):
+    status_code = 410
+    code = "invitation_expired"
+    message = "This invitation has expired: ask for a new one."

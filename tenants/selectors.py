@@ -4,7 +4,7 @@ import hmac
 from collections.abc import Callable
 
 from django.contrib.auth.models import User
-from django.db.models import QuerySet
+from django.db.models import Case, F, IntegerField, QuerySet, When
 
 from tenants.cache import StampedCache
 from tenants.exceptions import TenantNotFound
@@ -60,3 +60,23 @@ def api_key_get_cached(
 def tenant_list_for_user(*, user: User) -> QuerySet[Tenant]:
     tenant_ids = Membership.objects.filter(user=user).values("tenant_id")
     return Tenant.objects.filter(pk__in=tenant_ids).order_by("slug")
+
+
+def api_key_list(*, tenant: Tenant) -> QuerySet[ApiKey]:
+    """The tenant's keys: live ones first, newest first within each."""
+    return ApiKey.objects.filter(tenant=tenant).order_by(
+        F("revoked_at").desc(nulls_first=True), "-created_at", "-pk"
+    )
+
+
+def membership_list(*, tenant: Tenant) -> QuerySet[Membership]:
+    """The tenant's members with their users, owners first, then by when they joined."""
+    order = Case(
+        *(When(role=role, then=rank) for rank, role in enumerate(Membership.Role.values)),
+        output_field=IntegerField(),
+    )
+    return (
+        Membership.objects.filter(tenant=tenant)
+        .select_related("user")
+        .order_by(order, "created_at", "pk")
+    )

@@ -2,16 +2,25 @@
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from tenants.cache import config_stamp_bump
+from tenants.exceptions import InvalidInvitation, InvitationExpired, LastOwner, TeamChangeRefused
+from tenants.locks import owners_lock
 from tenants.models import ApiKey, Membership, Tenant
+from tenants.outbox import outbox_claim, outbox_enqueue
 
 API_KEY_PREFIX_LEN = 8
 DEFAULT_SCOPES = (ApiKey.Scope.READ.value, ApiKey.Scope.WRITE.value)
@@ -124,3 +133,190 @@ def api_key_touch(*, api_key: ApiKey) -> None:
         return
     ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
     api_key.last_used_at = now
+
+
+# The team ----------------------------------------------------------------------------------
+#
+# Owners and admins manage the team; only an owner makes, changes or removes an owner; anyone
+# may leave; a tenant always keeps one owner. These rules are checked here, whoever calls; the
+# portal's roles (portal/access.py) only decide what it offers.
+
+Role = Membership.Role
+TEAM_MANAGERS = (Role.OWNER, Role.ADMIN)
+INVITE_SALT = "tenants.invitation"
+# An invitation is a signed link, not a row: it cannot be withdrawn, so it lives briefly.
+INVITE_MAX_AGE = timedelta(days=3)
+INVITE_EMAIL_SEND = "tenants.invite_email_send"
+
+
+def _team_change_check(*, actor: Membership, target_role: str, new_role: str | None) -> None:
+    if actor.role not in TEAM_MANAGERS:
+        raise TeamChangeRefused("Only owners and admins manage the team.")
+    if actor.role != Role.OWNER and Role.OWNER in (target_role, new_role):
+        raise TeamChangeRefused("Only an owner can make, change or remove an owner.")
+
+
+def _role_check(role: str) -> None:
+    if role not in Role.values:
+        raise InvalidInvitation(
+            f"Unknown role '{role}'; the roles are: {', '.join(Role.values)}.",
+            fields={"role": ["Unknown role."]},
+        )
+
+
+def _team_locked(
+    *, actor: Membership, membership_id: int
+) -> tuple[list[int], Membership, Membership]:
+    """Inside the change's transaction: the tenant's owners (locked), then the actor and the
+    target as they are now (either may have been changed by a change this one waited for)."""
+    owners = list(owners_lock(tenant_id=actor.tenant_id).values_list("pk", flat=True))
+    now = Membership.objects.in_bulk([actor.pk, membership_id])
+    if actor.pk not in now:
+        raise TeamChangeRefused("You are no longer a member of this team.")
+    if membership_id not in now:
+        raise TeamChangeRefused("That member has left the team.")
+    return owners, now[actor.pk], now[membership_id]
+
+
+def membership_role_change(*, actor: Membership, membership: Membership, role: str) -> Membership:
+    """`actor` (a membership of the same tenant) gives `membership` the role `role`."""
+    _role_check(role)
+    if actor.tenant_id != membership.tenant_id:
+        raise TeamChangeRefused("That member belongs to another tenant.")
+    with transaction.atomic():
+        owners, actor, current = _team_locked(actor=actor, membership_id=membership.pk)
+        _team_change_check(actor=actor, target_role=current.role, new_role=role)
+        if current.role == Role.OWNER and role != Role.OWNER and owners == [current.pk]:
+            raise LastOwner()
+        Membership.objects.filter(pk=current.pk).update(role=role)
+    membership.role = role
+    return membership
+
+
+def membership_remove(*, actor: Membership, membership: Membership) -> None:
+    """`actor` removes `membership` from the tenant, or leaves it (actor == membership)."""
+    if actor.tenant_id != membership.tenant_id:
+        raise TeamChangeRefused("That member belongs to another tenant.")
+    with transaction.atomic():
+        owners, actor, current = _team_locked(actor=actor, membership_id=membership.pk)
+        if current.pk != actor.pk:
+            _team_change_check(actor=actor, target_role=current.role, new_role=None)
+        if current.role == Role.OWNER and owners == [current.pk]:
+            raise LastOwner()
+        current.delete()
+
+
+@dataclass(frozen=True)
+class Invitation:
+    tenant: Tenant
+    email: str
+    role: str
+    invited_by_id: int
+
+
+def membership_invite(
+    *, actor: Membership, email: str, role: str, link: Callable[[str], str]
+) -> str:
+    """Invite `email` to `actor`'s tenant as `role`: a signed link (`link(token)` makes it a
+    URL), e-mailed through the outbox. Returns the token."""
+    email = email.strip()
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise InvalidInvitation(
+            "Enter a valid e-mail address.", fields={"email": ["Enter a valid e-mail address."]}
+        ) from None
+    _role_check(role)
+    _team_change_check(actor=actor, target_role=role, new_role=None)
+    if Membership.objects.filter(tenant_id=actor.tenant_id, user__email__iexact=email).exists():
+        message = f"{email} is already a member."
+        raise InvalidInvitation(message, fields={"email": [message]})
+    token = signing.dumps(
+        {"t": actor.tenant_id, "e": email.lower(), "r": role, "by": actor.user_id},
+        salt=INVITE_SALT,
+        compress=True,
+    )
+    with transaction.atomic():
+        outbox_enqueue(
+            INVITE_EMAIL_SEND,
+            {
+                "email": email,
+                "tenant_name": actor.tenant.name,
+                "role": Role(role).label,
+                "invited_by": actor.user.get_username(),
+                "link": link(token),
+            },
+            once=True,
+        )
+    return token
+
+
+def membership_invite_email_send(
+    *,
+    email: str,
+    tenant_name: str,
+    role: str,
+    invited_by: str,
+    link: str,
+    outbox_id: int | None = None,
+) -> int:
+    """Send the invitation once per outbox message (the claim and the send share a
+    transaction, as billing's alert e-mail does)."""
+    days = INVITE_MAX_AGE.days
+    with transaction.atomic():
+        if outbox_id is not None and not outbox_claim(outbox_id):
+            return 0
+        return send_mail(
+            subject=f"[Creditline] {invited_by} invites you to {tenant_name}",
+            message=(
+                f"{invited_by} invites you to join {tenant_name} on Creditline as {role}.\n\n"
+                f"Sign in with this e-mail address and open this link within {days} days "
+                f"to accept:\n{link}\n"
+            ),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[email],
+        )
+
+
+def membership_invitation_read(*, token: str) -> Invitation:
+    """The invitation a link carries: InvitationExpired past INVITE_MAX_AGE, InvalidInvitation
+    for a link that was not signed by us as it is (tampered, truncated) or names a tenant that
+    is gone."""
+    try:
+        data = signing.loads(token, salt=INVITE_SALT, max_age=INVITE_MAX_AGE)
+    except signing.SignatureExpired:
+        raise InvitationExpired() from None
+    except signing.BadSignature:
+        message = "This invitation link is not valid: check that it was copied whole."
+        raise InvalidInvitation(message) from None
+    tenant = Tenant.objects.filter(pk=data["t"]).first()
+    if tenant is None:
+        raise InvalidInvitation()
+    return Invitation(tenant=tenant, email=data["e"], role=data["r"], invited_by_id=data["by"])
+
+
+def membership_invitation_accept(*, token: str, user: User) -> Membership:
+    """Add `user` to the invitation's tenant in its role. The user's e-mail must be the one
+    invited (a forwarded link is no use), and the inviter must still be allowed to invite to
+    that role. Someone already a member keeps the role they have."""
+    invitation = membership_invitation_read(token=token)
+    if (user.email or "").lower() != invitation.email:
+        raise InvalidInvitation(
+            f"This invitation was sent to {invitation.email}; you are signed in as "
+            f"{user.email or user.get_username()}."
+        )
+    inviter = Membership.objects.filter(
+        tenant=invitation.tenant, user_id=invitation.invited_by_id
+    ).first()
+    try:
+        if inviter is None:
+            raise TeamChangeRefused()
+        _team_change_check(actor=inviter, target_role=invitation.role, new_role=None)
+    except TeamChangeRefused:
+        raise InvalidInvitation(
+            "Whoever sent this invitation can no longer invite to that role: ask for a new one."
+        ) from None
+    membership, _ = Membership.objects.get_or_create(
+        tenant=invitation.tenant, user=user, defaults={"role": invitation.role}
+    )
+    return membership

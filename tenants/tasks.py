@@ -28,3 +28,20 @@ def outbox_run_task(message_id: int) -> None:
     from tenants.outbox import outbox_run
 
     outbox_run(message_id)
+
+
+@shared_task(name="tenants.invite_email_send")
+def invite_email_send_task(
+    email: str, tenant_name: str, role: str, invited_by: str, link: str, outbox_id: int
+) -> int:
+    """An invitation to a tenant (tenants.services.membership_invite), sent once."""
+    from tenants.services import membership_invite_email_send
+
+    return membership_invite_email_send(
+        email=email,
+        tenant_name=tenant_name,
+        role=role,
+        invited_by=invited_by,
+        link=link,
+        outbox_id=outbox_id,
+    )

@@ -1,0 +1,21 @@
+"""Row locks of the tenants app: the only place here that calls select_for_update.
+
+A team change that could leave a tenant without an owner locks the tenant's owner memberships
+(by id, so two changes wait for each other rather than cross). Such a transaction takes no
+other lock: it touches no money.
+"""
+
+from django.db.models import QuerySet
+
+from tenants.models import Membership
+
+
+def owners_lock(*, tenant_id: int) -> QuerySet[Membership]:
+    """The tenant's owner memberships, locked in id order (evaluate it inside the transaction).
+    Under READ COMMITTED a row demoted by the transaction this one waited for is no longer an
+    owner when the lock is granted, so the count is the committed one."""
+    return (
+        Membership.objects.select_for_update()
+        .filter(tenant_id=tenant_id, role=Membership.Role.OWNER)
+        .order_by("pk")
+    )
