@@ -6,6 +6,7 @@ from datetime import timedelta
 from celery import shared_task
 
 from ledger.events import WatchLevelCrossed, watch_level_crossed
+from ledger.rollup import debit_days_update
 from ledger.selectors import ledger_verify
 from ledger.services import ledger_expire_due
 from tenants.leases import lease
@@ -58,3 +59,10 @@ def watch_crossed(tenant_id: int) -> None:
     level (ledger/sql/debit_v3.sql): tells the apps that watch it (billing's alerts and auto
     top-up)."""
     watch_level_crossed(WatchLevelCrossed(tenant_id=tenant_id))
+
+
+@shared_task(name="ledger.debit_days_update")
+def debit_days_update_task() -> int | None:
+    """Every 30 s: the daily debit totals behind the burn rate (ledger/rollup.py). Two at once
+    are harmless: each chunk moves the watermark under its row lock."""
+    return debit_days_update()

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection, models, transaction
+from django.utils import timezone
 
 # Rows folded per transaction: a first run over a big table (or a backfill) commits its
 # progress as it goes and never holds the watermark for long.
@@ -74,23 +75,29 @@ class Observation:
 _OBSERVE = """
 SELECT coalesce((SELECT max(id) FROM {table}), 0),
        ARRAY(SELECT DISTINCT l.virtualtransaction FROM pg_locks l
-              WHERE l.locktype = 'relation' AND l.relation = %s::regclass
-                AND l.mode = 'RowExclusiveLock' AND l.pid IS DISTINCT FROM pg_backend_pid()),
-       statement_timestamp()
+              WHERE l.locktype = 'relation' AND l.database = {database}
+                AND l.relation = %s::regclass AND l.mode = 'RowExclusiveLock'
+                AND l.pid IS DISTINCT FROM pg_backend_pid())
 """
+
+# pg_locks covers every database of the server; relation ids are only unique within one.
+_DATABASE = "(SELECT oid FROM pg_database WHERE datname = current_database())"
 
 _WRITERS_LEFT = """
 SELECT count(*) FROM pg_locks l
- WHERE l.locktype = 'relation' AND l.relation = %s::regclass
-   AND l.virtualtransaction = ANY(%s::text[])
+ WHERE l.locktype = 'relation' AND l.database = {database}
+   AND l.relation = %s::regclass AND l.virtualtransaction = ANY(%s::text[])
 """
 
 
 def tail_observe(*, table: str) -> Observation:
     """Step 1. The caller's own transaction (a test's) is left out: its rows are visible to it."""
+    # The application's clock, as every row's created_at is; read before the snapshot.
+    at = timezone.now()
     with connection.cursor() as cursor:
-        cursor.execute(_OBSERVE.format(table=connection.ops.quote_name(table)), [table])
-        max_id, writers, at = cursor.fetchone()
+        sql = _OBSERVE.format(table=connection.ops.quote_name(table), database=_DATABASE)
+        cursor.execute(sql, [table])
+        max_id, writers = cursor.fetchone()
     return Observation(max_id=max_id, writers=list(writers), at=at)
 
 
@@ -99,7 +106,7 @@ def tail_drain(*, table: str, writers: list[str], timeout: float = DRAIN_TIMEOUT
     deadline = time.monotonic() + timeout
     while writers:
         with connection.cursor() as cursor:
-            cursor.execute(_WRITERS_LEFT, [table, writers])
+            cursor.execute(_WRITERS_LEFT.format(database=_DATABASE), [table, writers])
             (left,) = cursor.fetchone()
         if not left:
             return True

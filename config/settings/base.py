@@ -262,6 +262,16 @@ CELERY_BEAT_SCHEDULE["metering.workflow_expire_idle"] = {
     "task": "metering.workflow_expire_idle",
     "schedule": 60.0,
 }
+# The rollups behind the portal's usage and the burn rate: fresh within a minute, exactly once
+# however often they run (docs/architecture.md, "Rollups").
+CELERY_BEAT_SCHEDULE["metering.usage_rollup_update"] = {
+    "task": "metering.usage_rollup_update",
+    "schedule": 30.0,
+}
+CELERY_BEAT_SCHEDULE["ledger.debit_days_update"] = {
+    "task": "ledger.debit_days_update",
+    "schedule": 30.0,
+}
 
 LOGGING = {
     "version": 1,

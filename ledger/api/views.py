@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ledger.models import EntryKind
+from ledger.rollup_selectors import BURN_WINDOWS, burn_rate_get
 from ledger.selectors import BUCKETS_EMBEDDED, balance_get, bucket_list, entry_list
 from tenants.api.base import TenantApiView
 from tenants.api.pagination import CreatedCursorPagination
@@ -28,6 +29,17 @@ class BucketSerializer(serializers.Serializer):
     remaining = credits()
     granted_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class BurnRateSerializer(serializers.Serializer):
+    """Average credits spent per day (debits less refunds) over the last 7 and 30 UTC days,
+    today counting for the part of it that has passed. Keys "7d" and "30d"."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            f"{days}d": credits(source=f"per_day_{days}d", help_text=f"Over {days} days.")
+            for days in BURN_WINDOWS
+        }
 
 
 class BalanceGetApi(TenantApiView):
@@ -71,6 +83,14 @@ class BalanceGetApi(TenantApiView):
             "all of them are paged at buckets_url.",
         )
         buckets_url = serializers.SerializerMethodField()
+        burn_rate = BurnRateSerializer(
+            help_text="From daily totals kept within a minute of the ledger, never the entries."
+        )
+        runs_out_at = serializers.DateTimeField(
+            allow_null=True,
+            help_text="When the available balance runs out at the 7-day pace (the 30-day one "
+            "when the last 7 days spent nothing); null when there is no usage to project from.",
+        )
 
         def get_buckets_url(self, balance: Any) -> str:
             return "/api/v1/buckets"
@@ -83,6 +103,7 @@ class BalanceGetApi(TenantApiView):
     @extend_schema(responses=OutputSerializer, summary="The tenant's credit balance now")
     def get(self, request: Request) -> Response:
         balance = balance_get(tenant=self.tenant)
+        burn = burn_rate_get(tenant=self.tenant, available=balance.available, at=balance.as_of)
         moved = tenant_settings_get(
             tenant=self.tenant, names=["soft_cap_effective", "alert_thresholds"]
         )
@@ -90,7 +111,10 @@ class BalanceGetApi(TenantApiView):
         # missing (no app owns it) leaves its field out.
         old_names = {"soft_cap": "soft_cap_effective", "alert_thresholds": "alert_thresholds"}
         deprecated = {old: moved[new] for old, new in old_names.items() if new in moved}
-        return Response(self.OutputSerializer(SimpleNamespace(**vars(balance), **deprecated)).data)
+        body = SimpleNamespace(
+            **vars(balance), burn_rate=burn, runs_out_at=burn.runs_out_at, **deprecated
+        )
+        return Response(self.OutputSerializer(body).data)
 
 
 class EntryListApi(TenantApiView):

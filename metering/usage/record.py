@@ -40,6 +40,7 @@ from ledger.selectors import available_get
 from ledger.services import DebitRequest, DebitResult, ledger_debit_many, quantize_credits
 from metering.exceptions import BatchTooLarge, IdempotencyConflict, InvalidUsage, UnstorableValue
 from metering.models import UsageEvent, WorkflowRun
+from metering.refusals import usage_refusal_count
 from metering.usage.inputs import (
     UsageInput,
     usage_input_validate,
@@ -150,6 +151,7 @@ def usage_event_record(
     usage_input_validate(data=data)
     step = _Step(run=workflow_run, hold=hold, index=step_index or 0) if workflow_run else None
     (result,) = _record(tenant=tenant, items=[data], now=now, step=step)
+    _count_refused(tenant=tenant, results=[result])
     if result.error is not None:
         raise result.error
     if result.event is None:
@@ -178,7 +180,16 @@ def usage_event_record_batch(
     recorded = _record(tenant=tenant, items=[data for _, data in valid], now=now, step=None)
     for (index, _), result in zip(valid, recorded, strict=True):
         results[index] = result
+    _count_refused(tenant=tenant, results=recorded)
     return [r if r is not None else BatchItemResult(status=500) for r in results]
+
+
+def _count_refused(*, tenant: Tenant, results: Sequence[BatchItemResult]) -> None:
+    """402s for want of credits, counted after the transaction they were refused in (a
+    workflow step's, which commits the suspension), off the successful path."""
+    refused = sum(1 for result in results if result.status == 402)
+    if refused:
+        usage_refusal_count(tenant_id=tenant.pk, reason=InsufficientCredits.code, count=refused)
 
 
 # ---------------------------------------------------------------------------------------------
