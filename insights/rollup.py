@@ -1,0 +1,197 @@
+"""The console's money rollups (insights/models.py), kept off the hot path by the beat task
+`insights.rollup_update` (every minute), exactly once (tenants/tailing.py: the watermark
+never passes a row whose transaction commits after a later one's). Two streams:
+
+- `margin_events`: new usage events, by id, into MarginDay. Day = the UTC day the event was
+  recorded (`created_at`, its debit's date), as metering's UsageDay; its revenue is what the
+  ledger's debit drew (credits x the cost basis of the buckets, recorded on the event).
+- `ledger_entries`: every new ledger entry on a bucket, by id, into ValueDay (credits and their
+  money by movement, policy, source, currency); a reversal of a usage event's debit (a refund)
+  also takes its credits and their money off the event's MarginDay row on the refund's day.
+
+Why a rollup of the console's own rather than columns on metering's UsageDay: the money per
+day is the vendor's alone (customers never see it), it needs a stream metering does not read
+(every ledger entry, for breakage and reconciliation), and its job can run, be rebuilt and be
+benchmarked apart from the portal's. `insights_rollup_backfill` rebuilds both from scratch.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+
+from insights.models import InsightsWatermark, MarginDay, ValueDay
+from ledger.models import LedgerEntry
+from metering.models import UsageEvent
+from metering.usage.record import LEDGER_SOURCE
+from tenants.tailing import (
+    CHUNK,
+    DRAIN_TIMEOUT,
+    tail_drain,
+    tail_fold,
+    tail_observe,
+    tail_watermark_lock,
+)
+
+EVENTS = "margin_events"
+ENTRIES = "ledger_entries"
+
+# An event reported without any cost component: its cost is unknown, not zero.
+_NO_COST = """(e.input_tokens = 0 AND e.output_tokens = 0 AND e.tool_calls = 0
+               AND e.vector_reads = 0 AND e.orchestration_runs = 0)"""
+
+_MARGIN_UPSERT = """
+INSERT INTO insights_marginday AS d (
+    tenant_id, day, action, model_class, workflow, currency, cogs_currency,
+    events, quantity, credits, revenue_minor, cogs_minor,
+    events_without_cost, quantity_without_cost, credits_without_cost, revenue_without_cost_minor
+)
+{select}
+ON CONFLICT (tenant_id, day, action, model_class, workflow, currency, cogs_currency)
+DO UPDATE SET
+    events = d.events + EXCLUDED.events,
+    quantity = d.quantity + EXCLUDED.quantity,
+    credits = d.credits + EXCLUDED.credits,
+    revenue_minor = d.revenue_minor + EXCLUDED.revenue_minor,
+    cogs_minor = d.cogs_minor + EXCLUDED.cogs_minor,
+    events_without_cost = d.events_without_cost + EXCLUDED.events_without_cost,
+    quantity_without_cost = d.quantity_without_cost + EXCLUDED.quantity_without_cost,
+    credits_without_cost = d.credits_without_cost + EXCLUDED.credits_without_cost,
+    revenue_without_cost_minor = d.revenue_without_cost_minor
+                                 + EXCLUDED.revenue_without_cost_minor
+"""
+
+# Built from constants only (no input reaches the text): S608 does not apply.
+_FOLD_EVENTS = _MARGIN_UPSERT.format(
+    select=f"""
+SELECT e.tenant_id, (e.created_at AT TIME ZONE 'UTC')::date, e.action, e.model_class,
+       coalesce(r.name, ''), e.revenue_currency, e.cogs_currency,
+       count(*), sum(e.quantity), sum(e.credits), sum(e.revenue_minor), sum(e.cogs_minor),
+       count(*) FILTER (WHERE {_NO_COST}),
+       coalesce(sum(e.quantity) FILTER (WHERE {_NO_COST}), 0),
+       coalesce(sum(e.credits) FILTER (WHERE {_NO_COST}), 0),
+       coalesce(sum(e.revenue_minor) FILTER (WHERE {_NO_COST}), 0)
+  FROM metering_usageevent e
+  LEFT JOIN metering_workflowrun r ON r.id = e.workflow_run_id
+ WHERE e.id > %s AND e.id <= %s
+ GROUP BY 1, 2, 3, 4, 5, 6, 7
+"""  # noqa: S608
+)
+
+# A refund's entries (kind reversal, positive, on the buckets the debit drew from or on the
+# refund buckets standing in for expired ones, with the same cost basis) take their credits
+# and money off the event's row. The reversal names the event as its debit did.
+_FOLD_REFUNDS = _MARGIN_UPSERT.format(
+    select=f"""
+SELECT e.tenant_id, (en.created_at AT TIME ZONE 'UTC')::date, e.action, e.model_class,
+       coalesce(r.name, ''), e.revenue_currency, e.cogs_currency,
+       0, 0, -sum(en.amount), -sum(en.amount * b.cost_basis_minor), 0,
+       0, 0,
+       coalesce(-sum(en.amount) FILTER (WHERE {_NO_COST}), 0),
+       coalesce(-sum(en.amount * b.cost_basis_minor) FILTER (WHERE {_NO_COST}), 0)
+  FROM ledger_ledgerentry en
+  JOIN ledger_ledgertransaction t ON t.id = en.transaction_id
+  JOIN ledger_creditbucket b ON b.id = en.bucket_id
+  JOIN metering_usageevent e ON e.tenant_id = t.tenant_id AND e.idempotency_key = t.source_id
+  LEFT JOIN metering_workflowrun r ON r.id = e.workflow_run_id
+ WHERE en.id > %s AND en.id <= %s AND en.kind = 'reversal' AND t.source_type = %s
+ GROUP BY 1, 2, 3, 4, 5, 6, 7
+"""  # noqa: S608
+)
+
+# A reversal is a refund of a debit, or a revocation of a grant (billing's refunded pack).
+_FOLD_VALUES = """
+INSERT INTO insights_valueday AS d (
+    tenant_id, day, movement, policy, source, currency, credits, value_minor
+)
+SELECT en.tenant_id,
+       -- Breakage is recognised at expiry: dated by the bucket's expiry, not by the sweep.
+       (CASE WHEN en.kind = 'expiry' THEN b.expires_at ELSE en.created_at END
+        AT TIME ZONE 'UTC')::date,
+       CASE en.kind
+            WHEN 'debit' THEN 'spend'
+            WHEN 'reversal' THEN CASE WHEN rv.kind = 'grant' THEN 'revocation' ELSE 'refund' END
+            ELSE en.kind
+       END,
+       b.policy, b.source, b.currency, sum(en.amount), sum(en.amount * b.cost_basis_minor)
+  FROM ledger_ledgerentry en
+  JOIN ledger_creditbucket b ON b.id = en.bucket_id
+  JOIN ledger_ledgertransaction t ON t.id = en.transaction_id
+  LEFT JOIN ledger_ledgertransaction rv ON rv.id = t.reverses_id
+ WHERE en.id > %s AND en.id <= %s AND en.kind NOT IN ('hold', 'release')
+ GROUP BY 1, 2, 3, 4, 5, 6
+ON CONFLICT (tenant_id, day, movement, policy, source, currency) DO UPDATE SET
+    credits = d.credits + EXCLUDED.credits,
+    value_minor = d.value_minor + EXCLUDED.value_minor
+"""
+
+
+def _fold_events(lo: int, hi: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(_FOLD_EVENTS, [lo, hi])
+
+
+def _fold_entries(lo: int, hi: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(_FOLD_VALUES, [lo, hi])
+        cursor.execute(_FOLD_REFUNDS, [lo, hi, LEDGER_SOURCE])
+
+
+@dataclass(frozen=True)
+class _Stream:
+    name: str
+    table: str
+    fold: Callable[[int, int], None]
+
+
+def _streams() -> list[_Stream]:
+    return [
+        _Stream(EVENTS, UsageEvent._meta.db_table, _fold_events),
+        _Stream(ENTRIES, LedgerEntry._meta.db_table, _fold_entries),
+    ]
+
+
+def insights_rollup_update(*, timeout: float = DRAIN_TIMEOUT) -> dict[str, int | None]:
+    """One run: per stream, how many ids its watermark moved over, or None when writers seen
+    at the observation still ran after `timeout` seconds (the next run goes on). Safe to run
+    twice at once and after a crash: each fold commits with its watermark."""
+    moved: dict[str, int | None] = {}
+    for stream in _streams():
+        seen = tail_observe(table=stream.table)
+        drained = tail_drain(table=stream.table, writers=seen.writers, timeout=timeout)
+        moved[stream.name] = (
+            tail_fold(
+                watermark_model=InsightsWatermark, name=stream.name, upto=seen, fold=stream.fold
+            )
+            if drained
+            else None
+        )
+    return moved
+
+
+def insights_rollup_backfill(*, chunk: int = CHUNK) -> int:
+    """Rebuild both rollups from every event and entry in one transaction (readers see the
+    old rows until it commits; a running job waits on the watermarks). Returns the number of
+    rollup rows."""
+    streams = _streams()
+    seen = {s.name: tail_observe(table=s.table) for s in streams}
+    for stream in streams:
+        while not tail_drain(table=stream.table, writers=seen[stream.name].writers):
+            pass
+    with transaction.atomic():
+        marks = {
+            s.name: tail_watermark_lock(watermark_model=InsightsWatermark, name=s.name)
+            for s in streams
+        }
+        MarginDay.objects.all().delete()
+        ValueDay.objects.all().delete()
+        for stream in streams:
+            mark = marks[stream.name]
+            upto = max(seen[stream.name].max_id, mark.done_id)
+            for lo in range(0, upto, chunk):
+                stream.fold(lo, min(upto, lo + chunk))
+            mark.done_id = upto
+            if upto == seen[stream.name].max_id:
+                mark.as_of = max(filter(None, [mark.as_of, seen[stream.name].at]))
+            mark.save(update_fields=["done_id", "as_of", "updated_at"])
+        return MarginDay.objects.count() + ValueDay.objects.count()

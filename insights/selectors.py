@@ -1,0 +1,245 @@
+"""The console's reads: margin and breakage over a range of days, from its rollups only
+(insights/rollup.py), never from the events. Money stays per currency: every row is keyed by
+its currency and nothing adds two currencies; a margin is computed only where revenue and COGS
+share a currency (otherwise it is None, shown as such).
+
+A margin is computed over the events whose cost is known: events reported without any cost
+component are counted apart (`events_without_cost`, their credits and revenue), shown as "cost
+unknown", never as 100 % margin."""
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Literal
+
+from django.db.models import F, QuerySet, Sum
+from django.db.models.functions import TruncMonth
+
+from insights.models import InsightsWatermark, MarginDay, Movement, ValueDay
+from insights.rollup import ENTRIES, EVENTS
+from tenants.models import Tenant
+
+ZERO = Decimal("0")
+PERCENT = Decimal("0.1")
+MarginBy = Literal["tenant", "workflow", "action", "model_class", "day"]
+MARGIN_BY: tuple[MarginBy, ...] = ("tenant", "workflow", "action", "model_class", "day")
+
+
+def gross_margin(*, revenue: Decimal, cogs: Decimal) -> Decimal | None:
+    """(revenue - COGS) / revenue, unrounded; None without revenue (no margin to speak of)."""
+    if revenue <= 0:
+        return None
+    return (revenue - cogs) / revenue
+
+
+def percent(ratio: Decimal | None) -> Decimal | None:
+    """0.699 → 69.9 (one decimal place, half up)."""
+    if ratio is None:
+        return None
+    return (ratio * 100).quantize(PERCENT, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class MarginRow:
+    """One group's money in one currency pair. Revenue and credits are net of refunds."""
+
+    key: str | int | date
+    currency: str
+    cogs_currency: str
+    events: int
+    quantity: Decimal
+    credits: Decimal
+    revenue_minor: Decimal
+    cogs_minor: Decimal
+    events_without_cost: int
+    quantity_without_cost: Decimal
+    credits_without_cost: Decimal
+    revenue_without_cost_minor: Decimal
+    label: str = ""
+
+    @property
+    def revenue_known_minor(self) -> Decimal:
+        """The revenue of the events whose cost is known: what a margin is measured on."""
+        return self.revenue_minor - self.revenue_without_cost_minor
+
+    @property
+    def margin(self) -> Decimal | None:
+        if self.currency != self.cogs_currency:
+            return None  # no exchange-rate table yet: never mix currencies
+        return gross_margin(revenue=self.revenue_known_minor, cogs=self.cogs_minor)
+
+    @property
+    def margin_percent(self) -> Decimal | None:
+        return percent(self.margin)
+
+    @property
+    def cost_unknown(self) -> bool:
+        return self.events_without_cost > 0
+
+    @property
+    def negative(self) -> bool:
+        return self.margin is not None and self.margin < 0
+
+
+_MARGIN_SUMS = {
+    "events": Sum("events"),
+    "quantity_sum": Sum("quantity"),
+    "credits_sum": Sum("credits"),
+    "revenue": Sum("revenue_minor"),
+    "cogs": Sum("cogs_minor"),
+    "nocost_events": Sum("events_without_cost"),
+    "nocost_quantity": Sum("quantity_without_cost"),
+    "nocost_credits": Sum("credits_without_cost"),
+    "nocost_revenue": Sum("revenue_without_cost_minor"),
+}
+_GROUP_FIELD: dict[MarginBy, str] = {
+    "tenant": "tenant_id",
+    "workflow": "workflow",
+    "action": "action",
+    "model_class": "model_class",
+    "day": "day",
+}
+
+
+def margin_days(*, start: date, end: date, tenant: Tenant | None = None) -> QuerySet[MarginDay]:
+    """The rollup rows of days start..end (inclusive), of one tenant or of all."""
+    rows = MarginDay.objects.filter(day__gte=start, day__lte=end)
+    return rows.filter(tenant=tenant) if tenant is not None else rows
+
+
+def margin_list(
+    *, start: date, end: date, by: MarginBy, tenant: Tenant | None = None
+) -> list[MarginRow]:
+    """Margin by customer, workflow, action, model class or day over start..end, one row per
+    group and currency pair (one query, whatever the range)."""
+    field = _GROUP_FIELD[by]
+    grouped = (
+        margin_days(start=start, end=end, tenant=tenant)
+        .values(field, "currency", "cogs_currency")
+        .annotate(**_MARGIN_SUMS)
+        .order_by(field, "currency", "cogs_currency")
+    )
+    rows = [
+        MarginRow(
+            key=g[field],
+            currency=g["currency"],
+            cogs_currency=g["cogs_currency"],
+            events=g["events"],
+            quantity=g["quantity_sum"],
+            credits=g["credits_sum"],
+            revenue_minor=g["revenue"],
+            cogs_minor=g["cogs"],
+            events_without_cost=g["nocost_events"],
+            quantity_without_cost=g["nocost_quantity"],
+            credits_without_cost=g["nocost_credits"],
+            revenue_without_cost_minor=g["nocost_revenue"],
+        )
+        for g in grouped
+    ]
+    if by == "tenant":
+        tenants = Tenant.objects.filter(pk__in={r.key for r in rows})
+        names: dict[object, str] = dict(tenants.values_list("pk", "name"))
+        rows = [_labelled(r, names.get(r.key, str(r.key))) for r in rows]
+    return rows
+
+
+def _labelled(row: MarginRow, label: str) -> MarginRow:
+    return MarginRow(**{**row.__dict__, "label": label})
+
+
+@dataclass(frozen=True)
+class CostPerUnit:
+    """What one unit of an action (in a model class) cost the vendor over a window, measured on
+    the events whose cost is known."""
+
+    action: str
+    model_class: str
+    cogs_currency: str
+    quantity: Decimal
+    cogs_minor: Decimal
+    events_without_cost: int
+
+    @property
+    def per_unit_minor(self) -> Decimal | None:
+        return self.cogs_minor / self.quantity if self.quantity > 0 else None
+
+
+def cost_per_unit_list(*, start: date, end: date) -> list[CostPerUnit]:
+    """Observed COGS per action and model class over start..end, all tenants."""
+    grouped = (
+        margin_days(start=start, end=end)
+        .values("action", "model_class", "cogs_currency")
+        .annotate(
+            known=Sum(F("quantity") - F("quantity_without_cost")),
+            cogs=Sum("cogs_minor"),
+            nocost=Sum("events_without_cost"),
+        )
+        .order_by("action", "model_class", "cogs_currency")
+    )
+    return [
+        CostPerUnit(
+            action=g["action"],
+            model_class=g["model_class"],
+            cogs_currency=g["cogs_currency"],
+            quantity=g["known"],
+            cogs_minor=g["cogs"],
+            events_without_cost=g["nocost"],
+        )
+        for g in grouped
+    ]
+
+
+@dataclass(frozen=True)
+class BreakageRow:
+    """Credits that expired unspent in one month, by the bucket's policy and source, and the
+    money paid for them (recognised at expiry; free credits carry none)."""
+
+    month: date
+    policy: str
+    source: str
+    currency: str
+    credits: Decimal
+    money_minor: Decimal
+
+
+def breakage_list(*, start: date, end: date, tenant: Tenant | None = None) -> list[BreakageRow]:
+    """Breakage by month, policy, source and currency over the days start..end."""
+    rows = ValueDay.objects.filter(movement=Movement.EXPIRY, day__gte=start, day__lte=end)
+    if tenant is not None:
+        rows = rows.filter(tenant=tenant)
+    grouped = (
+        rows.annotate(month=TruncMonth("day"))
+        .values("month", "policy", "source", "currency")
+        .annotate(credits_sum=Sum("credits"), money=Sum("value_minor"))
+        .order_by("month", "policy", "source", "currency")
+    )
+    return [
+        BreakageRow(
+            month=g["month"],
+            policy=g["policy"],
+            source=g["source"],
+            currency=g["currency"],
+            # Expiry entries take credits out: breakage is their negation.
+            credits=-g["credits_sum"],
+            money_minor=-g["money"],
+        )
+        for g in grouped
+    ]
+
+
+def breakage_by_tenant(*, start: date, end: date) -> dict[tuple[int, str], Decimal]:
+    """Money broken per (tenant, currency) over start..end: one query for the customers page."""
+    grouped = (
+        ValueDay.objects.filter(movement=Movement.EXPIRY, day__gte=start, day__lte=end)
+        .values("tenant_id", "currency")
+        .annotate(money=Sum("value_minor"))
+    )
+    return {(g["tenant_id"], g["currency"]): -g["money"] for g in grouped}
+
+
+def rollup_as_of() -> dict[str, object]:
+    """How fresh each stream of the rollup is (None: never run)."""
+    marks = dict(
+        InsightsWatermark.objects.filter(name__in=[EVENTS, ENTRIES]).values_list("name", "as_of")
+    )
+    return {EVENTS: marks.get(EVENTS), ENTRIES: marks.get(ENTRIES)}

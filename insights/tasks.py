@@ -1,0 +1,12 @@
+"""Celery tasks of the vendor console: each calls one service."""
+
+from celery import shared_task
+
+from insights.rollup import insights_rollup_update
+
+
+@shared_task(name="insights.rollup_update")
+def insights_rollup_update_task() -> dict[str, int | None]:
+    """Every minute: the console's money rollups (insights/rollup.py), exactly once however
+    often and however many copies run."""
+    return insights_rollup_update()
