@@ -36,6 +36,9 @@ RETRY_DELAYS = [timedelta(seconds=30 * 4**n) for n in range(5)]
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
 LEASE = timedelta(seconds=60)
 TIMEOUT_SECONDS = 10
+# The type of the event "send a test event" sends to one endpoint (never fanned out, so it is
+# not in the catalogue an endpoint subscribes to).
+TEST_EVENT_TYPE = "webhook.test"
 
 
 def webhook_endpoint_create(
@@ -60,6 +63,45 @@ def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
         WebhookDelivery.objects.filter(
             tenant_id=endpoint.tenant_id, endpoint=endpoint, status=WebhookDelivery.Status.PENDING
         ).update(status=WebhookDelivery.Status.FAILED)
+
+
+def webhook_endpoint_secret_rotate(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    """A new signing secret for the endpoint, returned once (the caller shows it). Every
+    attempt from now on, retries of older deliveries included, is signed with it: the old
+    secret stops verifying at once, so the receiver is switched before the next event."""
+    secret = signing.secret_generate()
+    updated = WebhookEndpoint.objects.filter(
+        tenant_id=endpoint.tenant_id, pk=endpoint.pk, deleted_at__isnull=True
+    ).update(secret=secret)
+    if not updated:
+        raise WebhookEndpoint.DoesNotExist("The endpoint was deleted.")
+    endpoint.secret = secret
+    return endpoint
+
+
+def webhook_endpoint_test_send(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
+    """A `webhook.test` event to this endpoint alone, delivered (signed, retried, logged) like
+    any other, whatever event types the endpoint subscribed to."""
+    if endpoint.deleted_at is not None or not endpoint.active:
+        raise WebhookEndpoint.DoesNotExist("The endpoint was deleted.")
+    now = timezone.now()
+    data = {"endpoint_id": endpoint.pk, "message": "A test event: your endpoint is reachable."}
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.create(
+            tenant_id=endpoint.tenant_id,
+            endpoint=endpoint,
+            event_id=f"msg_{uuid.uuid4().hex}",
+            event_type=TEST_EVENT_TYPE,
+            payload={"type": TEST_EVENT_TYPE, "timestamp": now.isoformat(), "data": data},
+            next_attempt_at=now,
+            created_at=now,
+        )
+        # As in the fan-out: should the broker be down, the retry sweep sends it.
+        transaction.on_commit(
+            partial(task_by_name(task_names.WEBHOOK_ATTEMPT).delay, delivery_id=delivery.pk),
+            robust=True,
+        )
+    return delivery
 
 
 def webhook_fanout(
