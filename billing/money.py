@@ -2,7 +2,7 @@
 place that turns it into a shown amount or back, with Decimal and the currency's own exponent
 (JPY has no minor unit, KWD has three), never float."""
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 # ISO 4217 minor-unit exponents other than 2 (the default), for the currencies in use.
 _EXPONENTS: dict[str, int] = {
@@ -58,3 +58,10 @@ def money_to_minor(amount: Decimal, currency: str) -> int:
             f"{currency} amounts have {currency_exponent(currency)} decimal place(s) at most."
         )
     return int(minor)
+
+
+def price_per_1000_minor(price_minor: int, credits: Decimal) -> int:
+    """What 1,000 credits cost at `price_minor` for `credits`, in minor units, ROUND_HALF_UP:
+    6500 for 500 credits → 13000 (the portal's and the API's "price per 1,000")."""
+    per_1000 = Decimal(price_minor) * 1000 / credits
+    return int(per_1000.quantize(Decimal(1), rounding=ROUND_HALF_UP))

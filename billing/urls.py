@@ -1,27 +1,32 @@
+"""The fake gateway's hosted pages (billing/views.py), and the old addresses of the customer's
+billing pages, which the portal serves now (billing/links.py)."""
+
 from django.urls import path
 
-from billing import views, views_payments, views_plan
+from billing import links, views
 
 app_name = "billing"
 
 urlpatterns = [
-    path("", views.balance_page, name="balance"),
-    path("top-ups/", views.topup_buy, name="topup-buy"),
     path("checkout/fake/<int:top_up_id>/", views.fake_checkout, name="fake-checkout"),
-    path("auto-top-up/", views.auto_topup_page, name="auto-top-up"),
-    path("plan/", views_plan.plan_page, name="plan"),
-    path("plan/subscribe/", views_plan.plan_subscribe, name="plan-subscribe"),
-    path("plan/change/", views_plan.plan_change, name="plan-change"),
-    path("plan/cancel/", views_plan.plan_cancel, name="plan-cancel"),
-    path("plan/invoices/<str:reference>/", views_plan.plan_invoice, name="plan-invoice"),
-    path("payment-method/", views_payments.payment_method_setup, name="payment-method"),
+    path("cards/fake-setup/", views.fake_card_setup, name="fake-card-setup"),
+    path("top-ups/<int:top_up_id>/receipt/", views.fake_receipt, name="topup-receipt"),
+    path("plan/invoices/<str:reference>/", views.fake_invoice, name="plan-invoice"),
     path(
-        "payment-method/remove/",
-        views_payments.payment_method_remove_view,
-        name="payment-method-remove",
+        "contract-invoices/<int:invoice_id>/",
+        views.fake_contract_invoice,
+        name="contract-invoice",
     ),
-    path("cards/fake-setup/", views_payments.fake_card_setup, name="fake-card-setup"),
-    path("top-ups/<int:top_up_id>/pay/", views_payments.topup_pay, name="topup-pay"),
-    path("top-ups/<int:top_up_id>/cancel/", views_payments.topup_cancel_view, name="topup-cancel"),
-    path("top-ups/<int:top_up_id>/receipt/", views_payments.topup_receipt, name="topup-receipt"),
+    # Moved to the portal.
+    path("", views.moved(links.BUY), name="balance"),
+    path("top-ups/", views.moved(links.BUY)),
+    path("top-ups/<int:top_up_id>/pay/", views.moved("/buy/{top_up_id}/pay/")),
+    path("top-ups/<int:top_up_id>/cancel/", views.moved("/buy/{top_up_id}/cancel/")),
+    path("auto-top-up/", views.moved(links.AUTO_TOP_UP)),
+    path("payment-method/", views.moved(links.PAYMENT_METHODS)),
+    path("payment-method/remove/", views.moved(f"{links.PAYMENT_METHODS}remove/")),
+    path("plan/", views.moved(links.PLAN)),
+    path("plan/subscribe/", views.moved(f"{links.PLAN}subscribe/")),
+    path("plan/change/", views.moved(f"{links.PLAN}change/")),
+    path("plan/cancel/", views.moved(f"{links.PLAN}cancel/")),
 ]

@@ -1,146 +1,184 @@
-"""The portal's billing pages: balance and buckets, buying a pack, auto top-up. The signed-in
-user's tenant comes from their memberships (?tenant=<slug> picks one when they have several)."""
+"""The fake payment gateway's own hosted pages: its checkout, its card page, its receipt, its
+subscription and contract invoices. With Stripe these pages are Stripe's (Checkout, the hosted
+receipt and invoice), reached by the addresses the gateway hands out (`checkout_url`, `receipt_url`,
+`hosted_url`, kept on the rows); the fake serves them here, under `/billing/`, so those stored
+addresses keep working. They are not the portal: the customer's pages (buy, payment methods,
+auto top-up, plan) are the portal's, and the old `/billing/...` addresses of those redirect.
 
-from decimal import Decimal
+The page acts for the tenant its object belongs to; the signed-in user must be a member of it
+(and hold a billing role to pay or save a card), else 404 / 403.
+"""
+
+from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseRedirectBase
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
 
-from billing.exceptions import GatewayError, NoPaymentMethod, PackNotFound, TopUpNotPending
-from billing.forms import AutoTopUpForm
-from billing.models import TopUp
-from billing.money import money_from_minor
-from billing.selectors import (
-    alert_thresholds_get,
-    auto_topup_policy_get,
-    billing_currency_get,
-    billing_customer_get,
-    billing_role_held,
-    pack_list,
-    subscription_get_active,
-    topup_list,
-)
-from billing.services import auto_topup_policy_update, fake_checkout_confirm, topup_purchase
-from ledger.selectors import balance_get, bucket_list
-from tenants.events import tenant_settings_get
-from tenants.models import Tenant
-from tenants.selectors import tenant_list_for_user
+from billing import links
+from billing.exceptions import TopUpNotPending
+from billing.gateways import gateway_get
+from billing.gateways.fake import FAKE_CARDS
+from billing.models import ContractInvoice, SubscriptionInvoice, TopUp
+from billing.selectors import BILLING_ROLES, billing_customer_get
+from billing.services import fake_checkout_confirm, payment_method_save
+from tenants.models import Membership, Tenant
 
 
-def _tenant(request: HttpRequest, *, billing: bool = False) -> Tenant:
-    """The tenant the page is about; `billing` (spending money, saving a card) also needs an
-    owner, admin or billing membership there, else 403."""
-    tenants = tenant_list_for_user(user=request.user)  # type: ignore[arg-type]
-    slug = request.GET.get("tenant") or request.session.get("billing_tenant")
-    tenant = (tenants.filter(slug=slug).first() if slug else None) or tenants.first()
-    if tenant is None:
-        raise Http404("You are not a member of any tenant.")
-    request.session["billing_tenant"] = tenant.slug
-    if billing and not billing_role_held(tenant=tenant, user_id=int(request.user.pk or 0)):
+def _member(request: HttpRequest, tenant_id: int, *, billing: bool) -> Tenant:
+    """The tenant, if the user is a member of it (404 otherwise: it never says whether the
+    object exists); `billing`: paying or saving a card needs an owner, admin or billing role."""
+    membership = (
+        Membership.objects.filter(tenant_id=tenant_id, user_id=int(request.user.pk or 0))
+        .select_related("tenant")
+        .first()
+    )
+    if membership is None:
+        raise Http404("There is nothing at this address.")
+    if billing and membership.role not in BILLING_ROLES:
         raise PermissionDenied("Only owners, admins and billing members can do this.")
-    return tenant
+    return membership.tenant
 
 
-@login_required
-def balance_page(request: HttpRequest) -> HttpResponse:
-    tenant = _tenant(request)
-    context = {
-        "tenant": tenant,
-        "balance": balance_get(tenant=tenant),
-        # Every live bucket: the balance itself carries only the first page of them.
-        "buckets": bucket_list(tenant=tenant),
-        "packs": pack_list(currency=billing_currency_get(tenant=tenant)),
-        "top_ups": topup_list(tenant=tenant).order_by("-created_at")[:10],
-        "subscription": subscription_get_active(tenant=tenant),
-        "policy": auto_topup_policy_get(tenant=tenant),
-        "alert_thresholds": alert_thresholds_get(tenant_id=tenant.pk),
-        # Metering's: the balance under which new workflow runs are refused.
-        "soft_cap": tenant_settings_get(tenant=tenant, names=["soft_cap_effective"]).get(
-            "soft_cap_effective"
-        ),
-    }
-    return render(request, "billing/balance.html", context)
-
-
-@login_required
-@require_POST
-def topup_buy(request: HttpRequest) -> HttpResponse:
-    tenant = _tenant(request, billing=True)
-    try:
-        purchase = topup_purchase(
-            tenant=tenant,
-            pack_slug=request.POST.get("pack", ""),
-            return_url=request.build_absolute_uri("/billing/"),
-        )
-    except (GatewayError, PackNotFound) as exc:
-        messages.error(request, exc.message)
-        return redirect("billing:balance")
-    return redirect(purchase.top_up.checkout_url)
+def _fake_only(what: str) -> None:
+    if settings.BILLING_GATEWAY != "fake":
+        # With a real gateway these pages would grant credits nobody paid for.
+        raise Http404(f"The fake {what} is off.")
 
 
 @login_required
 def fake_checkout(request: HttpRequest, top_up_id: int) -> HttpResponse:
-    if settings.BILLING_GATEWAY != "fake":
-        # With a real gateway this page would grant credits nobody paid for.
-        raise Http404("The fake checkout is off.")
-    tenant = _tenant(request, billing=request.method == "POST")
-    top_up = get_object_or_404(TopUp.objects.select_related("pack"), pk=top_up_id, tenant=tenant)
+    """The fake's checkout: "Pay" completes the purchase the way Stripe's webhook does, then
+    returns to the portal's buy page as Stripe's success address would."""
+    _fake_only("checkout")
+    top_up = get_object_or_404(TopUp.objects.select_related("pack"), pk=top_up_id)
+    tenant = _member(request, top_up.tenant_id, billing=request.method == "POST")
     if request.method == "POST":
         try:
             fake_checkout_confirm(top_up=top_up)
         except TopUpNotPending as exc:
             messages.error(request, exc.message)
-            return redirect("billing:balance")
+            return redirect(links.BUY)
         messages.success(
             request, f"Payment received: {top_up.credits.normalize():f} credits added."
         )
-        return redirect("billing:balance")
-    return render(request, "billing/fake_checkout.html", {"tenant": tenant, "top_up": top_up})
+        return redirect(f"{links.BUY}?top_up={top_up.pk}")
+    return render(
+        request,
+        "billing/fake_checkout.html",
+        {"tenant": tenant, "top_up": top_up, "back": links.BUY},
+    )
 
 
 @login_required
-def auto_topup_page(request: HttpRequest) -> HttpResponse:
-    tenant = _tenant(request, billing=request.method == "POST")
-    policy = auto_topup_policy_get(tenant=tenant)
+def fake_card_setup(request: HttpRequest) -> HttpResponse:
+    """The fake's card page: pick a test card; saving it does what Stripe's
+    setup_intent.succeeded webhook does, then back to the portal's payment methods."""
+    _fake_only("card page")
+    # The tenant whose payment methods page started the setup, else the user's first (Stripe
+    # knows it from its session; the fake's address does not carry it).
+    memberships = Membership.objects.filter(user_id=int(request.user.pk or 0))
+    slug = request.session.get(links.TENANT_SESSION_KEY)
+    membership = (memberships.filter(tenant__slug=slug).first() if slug else None) or (
+        memberships.order_by("tenant__slug").first()
+    )
+    if membership is None:
+        raise Http404("Start from the payment methods page.")
+    tenant = _member(request, membership.tenant_id, billing=True)
+    customer = billing_customer_get(tenant_id=tenant.pk)
+    if customer is None or customer.gateway != "fake":
+        raise Http404("Start from the payment methods page.")
     if request.method == "POST":
-        form = AutoTopUpForm(request.POST, currency=billing_currency_get(tenant=tenant))
-        if form.is_valid():
-            values = form.cleaned_data
-            try:
-                auto_topup_policy_update(
-                    tenant=tenant,
-                    enabled=values["enabled"],
-                    threshold=values["threshold"],
-                    pack=values["pack"],
-                    monthly_cap_minor=values["monthly_cap_minor"],
-                )
-            except NoPaymentMethod as exc:
-                messages.error(request, exc.message)
-            else:
-                messages.success(request, "Auto top-up saved.")
-                return redirect("billing:auto-top-up")
-    else:
-        initial = {"threshold": Decimal(100), "monthly_cap": Decimal(100), "enabled": False}
-        if policy is not None:
-            initial = {
-                "enabled": policy.enabled,
-                "threshold": policy.threshold,
-                "pack": policy.pack,
-                "monthly_cap": money_from_minor(policy.monthly_cap_minor, policy.pack.currency),
-            }
-        form = AutoTopUpForm(initial=initial, currency=billing_currency_get(tenant=tenant))
-    context = {
-        "tenant": tenant,
-        "form": form,
-        "policy": policy,
-        "customer": billing_customer_get(tenant_id=tenant.pk),
-        "card_saved": request.GET.get("card") == "saved",
-        "gateway": settings.BILLING_GATEWAY,
-        "attempts": topup_list(tenant=tenant).filter(auto=True).order_by("-created_at")[:5],
-    }
-    return render(request, "billing/auto_topup.html", context)
+        by_last4 = {card.last4: key for key, card in FAKE_CARDS.items()}
+        chosen = by_last4.get(request.POST.get("card", ""))
+        if chosen is None:
+            messages.error(request, "Pick one of the test cards.")
+            return redirect("billing:fake-card-setup")
+        payment_method_save(
+            tenant=tenant,
+            gateway=gateway_get("fake").name,
+            customer_id=customer.customer_id,
+            payment_method_id=chosen,
+        )
+        messages.success(request, "Card saved.")
+        return redirect(links.PAYMENT_METHODS)
+    return render(
+        request,
+        "billing/fake_card_setup.html",
+        {"tenant": tenant, "cards": list(FAKE_CARDS.values()), "back": links.PAYMENT_METHODS},
+    )
+
+
+@login_required
+def fake_receipt(request: HttpRequest, top_up_id: int) -> HttpResponse:
+    """The fake's receipt, with the fields of Stripe's. A top-up of another gateway goes to the
+    portal's receipt link, which goes to that gateway's (the API handed this address out before
+    the portal had its own)."""
+    top_up = get_object_or_404(TopUp.objects.select_related("pack"), pk=top_up_id)
+    tenant = _member(request, top_up.tenant_id, billing=False)
+    if top_up.gateway != "fake":
+        return redirect(links.receipt(top_up.pk))
+    if top_up.status != TopUp.Status.SUCCEEDED:
+        raise Http404("This purchase has no receipt: it was not paid.")
+    return render(
+        request, "billing/receipt.html", {"tenant": tenant, "top_up": top_up, "back": links.BUY}
+    )
+
+
+@login_required
+def fake_invoice(request: HttpRequest, reference: str) -> HttpResponse:
+    """The fake's hosted invoice of a subscription, with the fields of Stripe's."""
+    invoice = get_object_or_404(
+        SubscriptionInvoice.objects.select_related("plan"), gateway_reference=reference
+    )
+    tenant = _member(request, invoice.tenant_id, billing=False)
+    if invoice.hosted_url and not invoice.hosted_url.startswith("/"):
+        return redirect(invoice.hosted_url)
+    return render(
+        request,
+        "billing/subscription_invoice.html",
+        {"tenant": tenant, "invoice": invoice, "back": links.PLAN},
+    )
+
+
+@login_required
+def fake_contract_invoice(request: HttpRequest, invoice_id: int) -> HttpResponse:
+    """The fake's hosted invoice of a contract, with the fields of a subscription invoice."""
+    invoice = get_object_or_404(
+        ContractInvoice.objects.exclude(status=ContractInvoice.Status.REQUESTED).select_related(
+            "contract"
+        ),
+        pk=invoice_id,
+    )
+    tenant = _member(request, invoice.tenant_id, billing=False)
+    if invoice.hosted_url and not invoice.hosted_url.startswith("/"):
+        return redirect(invoice.hosted_url)
+    return render(
+        request,
+        "billing/contract_invoice.html",
+        {"tenant": tenant, "invoice": invoice, "back": links.PLAN},
+    )
+
+
+class HttpResponsePermanentRedirectKeepingMethod(HttpResponseRedirectBase):
+    status_code = 308
+
+
+def moved(to: str) -> Callable[..., HttpResponse]:
+    """An old `/billing/...` address of a page the portal now serves: GET is sent on with a 301,
+    a form posted from a page loaded before the move with a 308 (the method and body kept, so
+    the portal's page answers it, with its CSRF check and role check)."""
+
+    def view(request: HttpRequest, **kwargs: int) -> HttpResponse:
+        target = to.format(**kwargs)
+        if request.META.get("QUERY_STRING"):
+            target = f"{target}?{request.META['QUERY_STRING']}"
+        if request.method in ("GET", "HEAD"):
+            return redirect(target, permanent=True)
+        return HttpResponsePermanentRedirectKeepingMethod(target)
+
+    return view

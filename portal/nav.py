@@ -16,7 +16,14 @@ class NavEntry:
     needs: Capability = Capability.READ
 
 
-ENTRIES: tuple[NavEntry, ...] = (NavEntry("overview", "Overview", "portal:overview"),)
+ENTRIES: tuple[NavEntry, ...] = (
+    NavEntry("overview", "Overview", "portal:overview"),
+    # The money pages: every member sees them; what a role cannot do is not offered on them.
+    NavEntry("buy", "Buy credits", "portal:buy"),
+    NavEntry("payment-methods", "Payment methods", "portal:payment-methods"),
+    NavEntry("auto-top-up", "Auto top-up", "portal:auto-top-up"),
+    NavEntry("plan", "Plan", "portal:plan"),
+)
 
 
 @dataclass(frozen=True)

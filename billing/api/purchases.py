@@ -3,7 +3,6 @@
 Every route here spends or exposes the tenant's money: the key needs the `billing` scope.
 """
 
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
@@ -13,8 +12,9 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from billing import links
 from billing.models import BillingCustomer, CreditPack, TopUp
-from billing.money import currency_exponent, money_from_minor
+from billing.money import currency_exponent, money_from_minor, price_per_1000_minor
 from billing.selectors import billing_currency_get, billing_customer_get, pack_list, topup_list
 from billing.services import (
     payment_method_remove,
@@ -76,9 +76,9 @@ class TopUpSerializer(serializers.Serializer):
             return None
         if obj.receipt_url and not obj.receipt_url.startswith("/"):
             return obj.receipt_url
-        # The portal's receipt page: the fake gateway's receipt, or a redirect to the
-        # gateway's once it can be fetched.
-        return public_url(f"/billing/top-ups/{obj.pk}/receipt/")
+        # The portal's receipt link: it asks the gateway for its receipt and goes there (the
+        # fake gateway's is its own page).
+        return public_url(links.receipt(obj.pk))
 
     def get_receipt_number(self, obj: TopUp) -> str | None:
         return obj.receipt_number if obj.status == TopUp.Status.SUCCEEDED else None
@@ -103,9 +103,7 @@ class CreditPacksApi(TenantApiView):
             return price_text(obj.price_minor, obj.currency)
 
         def get_price_per_1000_credits(self, obj: CreditPack) -> str:
-            per_1000 = Decimal(obj.price_minor) * 1000 / obj.credits
-            minor = int(per_1000.quantize(Decimal(1), rounding=ROUND_HALF_UP))
-            return price_text(minor, obj.currency)
+            return price_text(price_per_1000_minor(obj.price_minor, obj.credits), obj.currency)
 
     @extend_schema(
         responses=OutputSerializer(many=True),
@@ -165,7 +163,7 @@ class TopUpsApi(TenantApiView):
             pack_slug=data.validated_data["pack"],
             currency=data.validated_data.get("currency"),
             request_key=request_key,
-            return_url=f"{base}/billing/",
+            return_url=f"{base}{links.BUY}",
         )
         code = status.HTTP_201_CREATED if purchase.created else status.HTTP_200_OK
         return Response(TopUpSerializer(purchase.top_up).data, status=code)

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from billing import task_names
+from billing import links, task_names
 from billing.exceptions import GatewayError, NoPaymentMethod, PackNotFound
 from billing.gateways import gateway_get
 from billing.locks import policy_lock
@@ -209,7 +209,7 @@ def auto_topup_charge(*, top_up_id: int) -> TopUp:
             reason=charge.failure_reason,
             gateway_reference=charge.reference,
             # Off-session, the customer cannot confirm: they buy on the portal instead.
-            action_url=portal_url("/billing/") if charge.needs_authentication else "",
+            action_url=portal_url(links.BUY) if charge.needs_authentication else "",
         )
     # Processing: the gateway's webhook finishes it.
     if charge.reference and not top_up.gateway_reference:

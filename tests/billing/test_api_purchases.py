@@ -218,11 +218,14 @@ def test_a_paid_fake_top_up_has_a_receipt_in_the_api_and_the_portal(
 
     paid = api_client.get(f"/api/v1/top-ups/{top_up_id}").json()
     number = f"CL-{tenant.pk}-{top_up_id:06d}"
-    assert paid["receipt_url"] == f"{PUBLIC}/billing/top-ups/{top_up_id}/receipt/"
+    assert paid["receipt_url"] == f"{PUBLIC}/buy/receipts/{top_up_id}/"
     assert paid["receipt_number"] == number
     client = Client()
     client.force_login(owner)
-    page = client.get(f"/billing/top-ups/{top_up_id}/receipt/")
+    # The portal's receipt link goes to the gateway's receipt: the fake gateway's own page.
+    link = client.get(f"/buy/receipts/{top_up_id}/")
+    assert (link.status_code, link["Location"]) == (302, f"/billing/top-ups/{top_up_id}/receipt/")
+    page = client.get(link["Location"])
     html = page.content.decode()
     completed = TopUp.objects.get().completed_at
     assert page.status_code == 200
@@ -231,8 +234,8 @@ def test_a_paid_fake_top_up_has_a_receipt_in_the_api_and_the_portal(
     assert "<td>500 credits (500 credits)</td><td>1</td><td>65.00 USD</td>" in html
     assert 'data-testid="receipt-total">65.00 USD<' in html
     assert 'data-testid="receipt-status">Paid<' in html
-    balance_page = client.get("/billing/").content.decode()
-    assert f'href="/billing/top-ups/{top_up_id}/receipt/"' in balance_page
+    buy_page = client.get("/buy/").content.decode()
+    assert f'href="/buy/receipts/{top_up_id}/" data-testid="receipt-{top_up_id}">{number}<' in buy_page
 
 
 def test_the_portal_offers_pay_or_cancel_for_a_pending_top_up(
@@ -240,22 +243,25 @@ def test_the_portal_offers_pay_or_cancel_for_a_pending_top_up(
 ) -> None:
     client = Client()
     client.force_login(owner)
-    bought = client.post("/billing/top-ups/", {"pack": "pack-500"})
+    bought = client.post("/buy/", {"pack": "pack-500"})
     top_up = TopUp.objects.get()
-    assert bought["Location"] == f"/billing/checkout/fake/{top_up.pk}/"
+    assert (bought.status_code, bought["Location"]) == (302, f"/billing/checkout/fake/{top_up.pk}/")
 
-    page = client.get("/billing/").content.decode()
-    assert f'href="/billing/top-ups/{top_up.pk}/pay/"' in page
-    assert f'action="/billing/top-ups/{top_up.pk}/cancel/"' in page
-    pay = client.get(f"/billing/top-ups/{top_up.pk}/pay/")
+    page = client.get("/buy/").content.decode()
+    assert f'href="/buy/{top_up.pk}/pay/"' in page
+    assert f'action="/buy/{top_up.pk}/cancel/"' in page
+    pay = client.get(f"/buy/{top_up.pk}/pay/")
     assert (pay.status_code, pay["Location"]) == (302, f"/billing/checkout/fake/{top_up.pk}/")
 
-    assert client.post(f"/billing/top-ups/{top_up.pk}/cancel/").status_code == 302
+    cancelled = client.post(f"/buy/{top_up.pk}/cancel/", follow=True)
+    assert "The purchase was cancelled; nothing was charged." in cancelled.content.decode()
     top_up.refresh_from_db()
     assert top_up.status == "canceled"
-    gone = client.get(f"/billing/top-ups/{top_up.pk}/pay/")
-    assert (gone.status_code, gone["Location"]) == (302, "/billing/")
-    assert f"/billing/top-ups/{top_up.pk}/pay/" not in client.get("/billing/").content.decode()
+    gone = client.get(f"/buy/{top_up.pk}/pay/")
+    assert (gone.status_code, gone["Location"]) == (302, "/buy/")
+    after = client.get("/buy/").content.decode()
+    assert f"/buy/{top_up.pk}/pay/" not in after
+    assert f'data-testid="top-up-{top_up.pk}"' in after  # listed with the past purchases
 
 
 def test_a_gateway_error_grants_nothing_and_leaves_no_pending_row(
@@ -438,7 +444,7 @@ def test_auto_top_up_takes_a_pack_in_the_tenants_currency_only(
     assert refused.value.details == {"pack": "pack-500-eur", "field": "pack"}
     client = Client()
     client.force_login(owner)
-    page = client.get("/billing/auto-top-up/").content.decode()
+    page = client.get("/auto-top-up/").content.decode()
     assert 'value="pack-500"' in page
     assert 'value="pack-500-eur"' not in page
 

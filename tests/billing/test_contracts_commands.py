@@ -139,7 +139,7 @@ def test_seed_demo_twice(db: None) -> None:
     ]
     assert balance_get(tenant=demo).available == Decimal("750")
     assert Subscription.objects.filter(tenant=demo).count() == 1
-    assert "/billing/" in out.getvalue()
+    assert "  buy       http://127.0.0.1:8000/buy/" in out.getvalue()
 
 
 def test_a_contract_ends_at_its_end_at(tenant: Tenant) -> None:

@@ -76,19 +76,20 @@ def test_the_auto_top_up_cap_is_read_in_the_packs_currency(
     settings.BILLING_DEFAULT_CURRENCY = "JPY"
     form = {"enabled": "", "threshold": "50", "pack": yen_pack.slug, "monthly_cap": "5000"}
 
-    assert client.post("/billing/auto-top-up/", form).status_code == 302
+    assert client.post("/auto-top-up/", form).status_code == 302
     assert AutoTopUpPolicy.objects.get().monthly_cap_minor == 5_000
-    page = client.get("/billing/auto-top-up/")
+    page = client.get("/auto-top-up/")
     assert page.context["form"].initial["monthly_cap"] == Decimal("5000")
 
     settings.BILLING_DEFAULT_CURRENCY = "USD"
     usd = {**form, "pack": pack.slug, "monthly_cap": "130.50"}
-    assert client.post("/billing/auto-top-up/", usd).status_code == 302
+    assert client.post("/auto-top-up/", usd).status_code == 302
     assert AutoTopUpPolicy.objects.get().monthly_cap_minor == 13_050
     settings.BILLING_DEFAULT_CURRENCY = "JPY"
 
     half_yen = {**form, "monthly_cap": "0.5"}
-    refused = client.post("/billing/auto-top-up/", half_yen)
+    refused = client.post("/auto-top-up/", half_yen)
+    assert refused.status_code == 422
     assert refused.context["form"].errors == {
         "monthly_cap": ["JPY amounts have 0 decimal place(s) at most."]
     }

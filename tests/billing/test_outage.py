@@ -89,7 +89,7 @@ def test_a_paid_top_up_while_the_broker_is_down_answers_and_tells_once(
 
     response = client.post(f"/billing/checkout/fake/{top_up.pk}/")
 
-    assert (response.status_code, response["Location"]) == (302, "/billing/")
+    assert (response.status_code, response["Location"]) == (302, f"/buy/?top_up={top_up.pk}")
     assert available_get(tenant=tenant) == Decimal(500)  # the credits do not wait
     assert waiting() == [
         "billing.alert_email_send",

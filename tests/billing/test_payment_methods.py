@@ -57,8 +57,9 @@ def test_add_show_replace_and_remove_a_card_with_the_fake_gateway(
         "card": {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2030}
     }
     assert "pm_" not in shown.content.decode()
-    card_page = browser.get("/billing/auto-top-up/").content.decode()
-    assert "Card on file: Visa ending 4242, expires 12/2030" in card_page
+    card_page = browser.get("/payment-methods/").content.decode()
+    assert 'data-testid="card-brand">Visa ending 4242<' in card_page
+    assert 'data-testid="card-expiry">12/2030<' in card_page
     assert "pm_fake" not in card_page
 
     # Replace: a new setup page, another card.
@@ -243,7 +244,7 @@ def test_auto_top_up_charges_the_stripe_card_capped_as_before(
 
 SCA_DISABLED = (
     "Your card was declined. This transaction requires authentication. Your bank asks you to "
-    "confirm payments yourself: buy a pack at http://127.0.0.1:8000/billing/ (your bank will "
+    "confirm payments yourself: buy a pack at http://127.0.0.1:8000/buy/ (your bank will "
     "ask you there), then turn auto top-up on again."
 )
 

@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
+from billing import links
 from billing.models import CreditPack, Plan, PlanPrice
 from billing.services import subscription_start
 from ratecards.services import ratecard_seed_example
@@ -101,7 +102,7 @@ class Command(BaseCommand):
                     else f"  login     {user.get_username()} (the password printed when it was "
                     "made; seed_demo --reset-admin-password prints a new one)",
                     f"  tenant    {tenant.slug} (Pro plan, 750 credits a month)",
-                    f"  billing   {base}/billing/",
+                    f"  buy       {base}{links.BUY}",
                     f"  API key   {issued.plaintext}",
                     f"  try       curl -H 'Authorization: Bearer {issued.plaintext}' "
                     f"{base}/api/v1/tenant",

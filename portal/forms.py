@@ -1,19 +1,32 @@
+"""The portal's forms: what a page parses before it calls a billing service."""
+
 from decimal import Decimal
 from typing import Any, cast
 
 from django import forms
 
 from billing.models import CreditPack
-from billing.money import money_to_minor
+from billing.money import money_format, money_to_minor
+
+
+def _pack_label(pack: CreditPack) -> str:
+    price = money_format(pack.price_minor, pack.currency)
+    return f"{pack.name}: {pack.credits.normalize():f} credits for {price}"
 
 
 class AutoTopUpForm(forms.Form):
     enabled = forms.BooleanField(required=False)
     threshold = forms.DecimalField(
-        min_value=Decimal(0), max_digits=18, decimal_places=4, label="Top up below (credits)"
+        min_value=Decimal(0),
+        max_digits=18,
+        decimal_places=4,
+        label="Top up when available credits fall below",
     )
     pack = forms.ModelChoiceField(
-        queryset=CreditPack.objects.filter(active=True), to_field_name="slug", empty_label=None
+        queryset=CreditPack.objects.filter(active=True),
+        to_field_name="slug",
+        empty_label=None,
+        label="Pack to buy",
     )
     # In the pack's currency, to as many decimals as that currency has (none for JPY).
     monthly_cap = forms.DecimalField(
@@ -24,7 +37,11 @@ class AutoTopUpForm(forms.Form):
         super().__init__(*args, **kwargs)
         # Only the packs sold in the tenant's billing currency.
         pack = cast(forms.ModelChoiceField, self.fields["pack"])
-        pack.queryset = CreditPack.objects.filter(active=True, currency=currency)
+        pack.queryset = CreditPack.objects.filter(active=True, currency=currency).order_by(
+            "price_minor", "slug"
+        )
+        pack.label_from_instance = _pack_label  # type: ignore[method-assign,assignment]
+        self.fields["monthly_cap"].label = f"Monthly cap ({currency})"
 
     def clean(self) -> dict[str, Any]:
         cleaned: dict[str, Any] = super().clean() or {}
