@@ -235,7 +235,8 @@ def test_a_paid_fake_top_up_has_a_receipt_in_the_api_and_the_portal(
     assert 'data-testid="receipt-total">65.00 USD<' in html
     assert 'data-testid="receipt-status">Paid<' in html
     buy_page = client.get("/buy/").content.decode()
-    assert f'href="/buy/receipts/{top_up_id}/" data-testid="receipt-{top_up_id}">{number}<' in buy_page
+    link_html = f'href="/buy/receipts/{top_up_id}/" data-testid="receipt-{top_up_id}">{number}<'
+    assert link_html in buy_page
 
 
 def test_the_portal_offers_pay_or_cancel_for_a_pending_top_up(
