@@ -2,18 +2,26 @@
 activated by contract_activate, never by saving the row alone)."""
 
 import copy
+from decimal import ROUND_HALF_UP
 from functools import partial
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.forms.models import construct_instance
 from django.http import HttpRequest
 
 from billing import signing
-from billing.exceptions import InvalidContract, InvalidWebhookEventTypes, InvalidWebhookUrl
+from billing.exceptions import (
+    GatewayError,
+    InvalidContract,
+    InvalidWebhookEventTypes,
+    InvalidWebhookUrl,
+    TopUpNotRefundable,
+)
 from billing.models import (
     AlertSettings,
     AlertState,
@@ -31,8 +39,10 @@ from billing.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from billing.money import money_format
 from billing.services import contract_activate
 from billing.services.contracts import contract_validate
+from billing.services.refunds import topup_refund
 from billing.services.stripe_payloads import MALFORMED
 from billing.services.webhook_targets import webhook_event_types_validate, webhook_url_validate
 from ratecards.selectors import rate_card_trap
@@ -124,12 +134,53 @@ class TopUpAdmin(ReadOnlyAdmin):
         "pack",
         "credits",
         "amount_minor",
+        "currency",
         "status",
         "auto",
         "created_at",
+        "refunded",
+        "debt",
     ]
-    list_filter = ["status", "auto", "gateway"]
+    list_filter = ["status", "auto", "gateway", "refund_reason"]
     search_fields = ["gateway_reference", "payment_reference", "idempotency_key"]
+    readonly_fields = ["debt"]
+    actions = ["refund"]
+
+    @admin.display(description="refunded")
+    def refunded(self, obj: TopUp) -> str:
+        if not obj.refund_reason:
+            return ""
+        return (
+            f"{money_format(obj.refunded_minor, obj.currency)} ({obj.get_refund_reason_display()}),"
+            f" {obj.credits_taken_back.normalize():f} credits taken back"
+        )
+
+    @admin.display(description="debt (spent before the refund)")
+    def debt(self, obj: TopUp) -> str:
+        """What the customer spent of credits whose money went back: credits, and their price."""
+        if not obj.credits_owed:
+            return ""
+        minor = int(
+            (obj.credits_owed * obj.amount_minor / obj.credits).to_integral_value(ROUND_HALF_UP)
+        )
+        return f"{obj.credits_owed.normalize():f} credits ({money_format(minor, obj.currency)})"
+
+    @admin.action(description="Refund through the gateway and take back the unspent credits")
+    def refund(self, request: HttpRequest, queryset: QuerySet[TopUp]) -> None:
+        user = request.user if isinstance(request.user, User) else None
+        for top_up in queryset.select_related("pack"):
+            try:
+                done = topup_refund(top_up=top_up, actor=user)
+            except (TopUpNotRefundable, GatewayError) as exc:
+                detail = exc.details.get("detail", "")
+                messages.error(request, f"Top-up {top_up.pk}: {exc.message} {detail}".strip())
+            else:
+                messages.success(
+                    request,
+                    f"Top-up {done.pk}: {money_format(done.refunded_minor, done.currency)} "
+                    f"refunded, {done.credits_taken_back.normalize():f} credits taken back, "
+                    f"{done.credits_owed.normalize():f} already spent.",
+                )
 
 
 @admin.register(AutoTopUpPolicy)

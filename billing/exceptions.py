@@ -126,3 +126,9 @@ class InvalidSubscriptionInput(CreditlineError):
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}", fields={field: [message]})
+
+
+class TopUpNotRefundable(CreditlineError):
+    status_code = 409
+    code = "topup_not_refundable"
+    message = "Only a paid top-up with a recorded payment can be refunded."

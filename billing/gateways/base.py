@@ -39,6 +39,16 @@ class Charge:
 
 
 @dataclass(frozen=True)
+class Refund:
+    """A refund of a payment: "succeeded", "pending" (the money is on its way back) or
+    "failed"/"canceled" (it is not)."""
+
+    reference: str
+    status: str
+    failure_reason: str = ""
+
+
+@dataclass(frozen=True)
 class PaymentStatus:
     """A payment's state as the gateway knows it, in Stripe's PaymentIntent vocabulary
     ("succeeded", "processing", "requires_payment_method", "requires_capture", "canceled", ...)."""
@@ -153,6 +163,10 @@ class PaymentGateway(ABC):
     def cancel_payment(self, *, reference: str, idempotency_key: str) -> PaymentStatus:
         """Cancel the uncaptured payment `reference` so it can never be captured or confirmed
         later; raises GatewayError if the gateway refuses (it succeeded meanwhile, say)."""
+
+    @abstractmethod
+    def refund_create(self, *, top_up: TopUp, amount_minor: int, idempotency_key: str) -> Refund:
+        """Give `amount_minor` of the top-up's completed payment back to the customer."""
 
     # Subscriptions (Stripe Billing). Each call names an idempotency key; a subscription's
     # fees, proration, retries and invoices are the gateway's, its credits are ours.

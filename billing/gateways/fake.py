@@ -13,6 +13,7 @@ from billing.gateways.base import (
     CheckoutSession,
     PaymentGateway,
     PaymentStatus,
+    Refund,
 )
 from billing.gateways.fake_subscriptions import FakeSubscriptions
 from billing.models import TopUp
@@ -152,6 +153,19 @@ class FakeGateway(FakeSubscriptions, PaymentGateway):
             )
         self.payment_settle(reference=reference, status="succeeded")
         return Charge(reference=reference, status="succeeded")
+
+    def refund_create(self, *, top_up: TopUp, amount_minor: int, idempotency_key: str) -> Refund:
+        """Refunded at once, locally: the payment's stored state says how much went back."""
+        self.outside_transaction()
+        reference = _reference("fre", idempotency_key)
+        if not top_up.payment_reference:
+            raise GatewayError(detail="This top-up has no payment to refund.")
+        cache.set(self.refund_key(top_up.payment_reference), amount_minor, timeout=None)
+        return Refund(reference=reference, status="succeeded")
+
+    @staticmethod
+    def refund_key(payment_reference: str) -> str:
+        return f"billing:fake-refund:{payment_reference}"
 
     def confirm_reference(self, *, top_up: TopUp) -> str:
         """The payment reference a confirmed fake checkout records."""

@@ -22,6 +22,7 @@ from billing.gateways.base import (
     CheckoutSession,
     PaymentGateway,
     PaymentStatus,
+    Refund,
 )
 from billing.gateways.stripe_subscriptions import StripeSubscriptions
 from billing.models import TopUp
@@ -264,3 +265,23 @@ class StripeGateway(StripeSubscriptions, PaymentGateway):
         except stripe.StripeError as exc:
             raise GatewayError(detail=str(exc.user_message or exc)) from exc
         return PaymentStatus(reference=intent.id, status=intent.status)
+
+    def refund_create(self, *, top_up: TopUp, amount_minor: int, idempotency_key: str) -> Refund:
+        self.outside_transaction()
+        try:
+            refund = self.client.v1.refunds.create(
+                params={
+                    "payment_intent": top_up.payment_reference,
+                    "amount": amount_minor,
+                    "metadata": self._metadata(top_up),
+                },
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise GatewayError(detail=str(exc.user_message or exc)) from exc
+        return Refund(
+            reference=refund.id,
+            status=refund.status or "pending",
+            # Stripe sends failure_reason only on a refund that failed.
+            failure_reason=getattr(refund, "failure_reason", None) or "",
+        )

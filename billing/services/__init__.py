@@ -24,6 +24,7 @@ from billing.services.payment_methods import (
     payment_method_save,
     payment_method_setup_start,
 )
+from billing.services.refunds import topup_refund, topup_take_back
 from billing.services.stripe_events import stripe_event_process, stripe_event_receive
 from billing.services.subscriptions import subscription_renew_due, subscription_start
 from billing.services.topups import (
@@ -81,6 +82,8 @@ __all__ = [
     "topup_fail",
     "topup_purchase",
     "topup_receipt_record",
+    "topup_refund",
+    "topup_take_back",
     "topups_expire_due",
     "webhook_attempt",
     "webhook_deliver_due",

@@ -2,14 +2,18 @@
 
 Each is idempotent: completion, failure and expiry lock the top-up and do nothing once it has
 ended; the grant is unique by external reference; saving the card already saved changes
-nothing. They run in the processing task, outside any transaction, so the gateway calls they
-make (a receipt, a card's details) hold no locks.
+nothing; a refund or a lost dispute takes back credits only for money not yet accounted for
+on the top-up (billing/services/refunds.py). They run in the processing task, outside any
+transaction, so the gateway calls they make (a receipt, a card's details) hold no locks.
 """
+
+from django.db.models import Q
 
 from billing.gateways.stripe_gateway import StripeGateway
 from billing.models import StripeEvent, TopUp
 from billing.money import money_format
 from billing.services.payment_methods import payment_method_save
+from billing.services.refunds import topup_take_back
 from billing.services.stripe_events import stripe_handler
 from billing.services.stripe_payloads import ObjectReader
 from billing.services.topups import (
@@ -21,6 +25,7 @@ from billing.services.topups import (
 from tenants.models import Tenant
 
 NO_TOP_UP = "No top-up matches this event's metadata."
+NOT_A_TOP_UP = "Not the payment of a top-up."
 
 
 @stripe_handler("checkout.session.completed", "checkout.session.async_payment_succeeded")
@@ -76,6 +81,53 @@ def card_set_up(obj: ObjectReader, event: StripeEvent) -> str:
         payment_method_id=payment_method,
     )
     return ""
+
+
+@stripe_handler("charge.refunded")
+def charge_refunded(obj: ObjectReader, event: StripeEvent) -> str:
+    """A refund (ours from the admin, or the vendor's in Stripe's dashboard): the credits
+    that the refunded share of the price bought leave the balance."""
+    top_up = _top_up_of(obj) or _top_up_paid_by(obj.text("payment_intent"))
+    if top_up is None:
+        return NOT_A_TOP_UP
+    refunded = obj.amount("amount_refunded")
+    currency = (obj.text("currency") or "").upper()
+    if refunded is None or currency != top_up.currency:
+        return f"Refunded {refunded} {currency}: not in the top-up's currency {top_up.currency}."
+    topup_take_back(top_up=top_up, refunded_minor=refunded, reason=TopUp.RefundReason.REFUND)
+    return ""
+
+
+@stripe_handler("charge.dispute.closed")
+def dispute_closed(obj: ObjectReader, event: StripeEvent) -> str:
+    """A dispute the vendor lost: the money is gone, and the pack's unspent credits with it."""
+    status = obj.text("status", required=True)
+    if status != "lost":
+        return f"The dispute closed {status}: nothing is taken back."
+    top_up = _top_up_paid_by(obj.text("payment_intent"))
+    if top_up is None:
+        return NOT_A_TOP_UP
+    topup_take_back(
+        top_up=top_up,
+        refunded_minor=top_up.amount_minor,
+        reason=TopUp.RefundReason.DISPUTE_LOST,
+        refund_reference=obj.text("id") or "",
+    )
+    return ""
+
+
+def _top_up_paid_by(payment_intent: str | None) -> TopUp | None:
+    """The Stripe top-up that this PaymentIntent paid (a checkout records it at completion; an
+    auto top-up's charge is its reference). Not led by the tenant (a dispute names none):
+    refunds and disputes are rare."""
+    if not payment_intent:
+        return None
+    return (
+        TopUp.objects.select_related("pack")
+        .filter(gateway=StripeGateway.name)
+        .filter(Q(payment_reference=payment_intent) | Q(gateway_reference=payment_intent))
+        .first()
+    )
 
 
 def _top_up_of(obj: ObjectReader) -> TopUp | None:

@@ -29,6 +29,7 @@ WEBHOOK_EVENT_TYPES = (
     "balance.low",
     "credits.expired",
     "topup.failed",
+    "topup.refunded",
     "topup.succeeded",
     "workflow.resumable",
     "workflow.suspended",
