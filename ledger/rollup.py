@@ -3,7 +3,8 @@
 run into their tenant's UTC day, exactly once (tenants/tailing.py: the watermark never passes a
 transaction that commits after a later one). A day's credits are its debits less the
 reversals (refunds) dated that day; negative adjustments are corrections, not usage, and stay
-out. The burn rate (ledger.selectors.burn_rate_get) reads at most 30 of these rows.
+out, as do the credits of a refunded purchase taken back (a negative reversal). The burn rate
+(ledger.selectors.burn_rate_get) reads at most 30 of these rows.
 
 Nothing to backfill by hand: the watermark starts at 0, so the first runs fold the whole
 history, a chunk of ids per transaction."""
@@ -20,6 +21,9 @@ INSERT INTO ledger_debitday AS d (tenant_id, day, credits)
 SELECT tenant_id, (created_at AT TIME ZONE 'UTC')::date, -sum(amount)
   FROM ledger_ledgertransaction
  WHERE id > %s AND id <= %s AND kind = ANY(%s::varchar[])
+   -- A negative reversal takes a refunded purchase's credits back (ledger_grant_revoke):
+   -- not usage.
+   AND (kind <> 'reversal' OR amount > 0)
  GROUP BY 1, 2
 ON CONFLICT (tenant_id, day) DO UPDATE SET credits = d.credits + EXCLUDED.credits
 """

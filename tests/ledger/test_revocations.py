@@ -1,12 +1,14 @@
 """Taking back what is left of a grant (a refunded or lost-disputed pack): worked examples."""
 
+from datetime import date
 from decimal import Decimal
 
 import pytest
 import time_machine
 
 from ledger.exceptions import IdempotencyConflict, NotReversible
-from ledger.models import CreditBucket, EntryKind, LedgerTransaction
+from ledger.models import CreditBucket, DebitDay, EntryKind, LedgerTransaction
+from ledger.rollup import debit_days_update
 from ledger.selectors import balance_get, ledger_verify
 from ledger.services import ledger_debit, ledger_grant, ledger_grant_revoke, ledger_reverse
 from tenants.models import Tenant
@@ -142,3 +144,19 @@ def test_unknown_grant_and_key_reused_for_another_grant(tenant: Tenant) -> None:
             tenant=tenant, external_reference="topup:2", credits=1, idempotency_key="k"
         )
     assert balance_get(tenant=tenant).available == D("19")
+
+
+def test_credits_taken_back_are_not_usage_in_the_daily_totals(
+    tenant: Tenant, frozen_time: time_machine.Traveller
+) -> None:
+    given(tenant, "topup:11", 500, price_minor=6_500)
+    ledger_debit(tenant=tenant, amount=D("120"), idempotency_key="usage:1")
+    ledger_grant_revoke(
+        tenant=tenant, external_reference="topup:11", credits=500, idempotency_key="k"
+    )
+
+    debit_days_update()
+
+    assert list(DebitDay.objects.filter(tenant=tenant).values_list("day", "credits")) == [
+        (date(2026, 1, 15), D("120.0000"))
+    ]
