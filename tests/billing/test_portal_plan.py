@@ -81,7 +81,7 @@ def test_a_member_sees_the_plan_but_is_offered_and_allowed_nothing(tenant: Tenan
     assert Plan.objects.filter(slug="pro").exists()
 
 
-def test_a_past_due_plan_says_why_on_the_plan_page(tenant: Tenant) -> None:
+def test_a_past_due_plan_says_why_on_the_plan_page_and_the_overview(tenant: Tenant) -> None:
     from billing.gateways.fake import FakeGateway
     from billing.services.subscriptions import subscription_renew_due
 
@@ -94,5 +94,10 @@ def test_a_past_due_plan_says_why_on_the_plan_page(tenant: Tenant) -> None:
         subscription_renew_due()
         client.force_login(User.objects.get(username="owner"))
         plan_page = client.get("/plan/").content.decode()
+        overview = client.get("/").content.decode()
     assert 'data-testid="status">Past due<' in plan_page
     assert "New workflow runs are refused from 2026-05-04 01:00 UTC until it is paid." in plan_page
+    assert 'data-testid="plan-state">Past due<' in overview
+    assert "(the payment failed). New workflow runs are refused from 2026-05-04 01:00 UTC" in (
+        overview
+    )
