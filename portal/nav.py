@@ -23,6 +23,7 @@ ENTRIES: tuple[NavEntry, ...] = (
     NavEntry("payment-methods", "Payment methods", "portal:payment-methods"),
     NavEntry("auto-top-up", "Auto top-up", "portal:auto-top-up"),
     NavEntry("plan", "Plan", "portal:plan"),
+    NavEntry("estimator", "Estimator", "portal:estimator"),
 )
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal.views import buy, payments, plan
+from portal.views import buy, estimator, payments, plan
 from portal.views.overview import OverviewPage
 
 app_name = "portal"
@@ -23,4 +23,7 @@ urlpatterns = [
     path("plan/subscribe/", plan.PlanSubscribe.as_view(), name="plan-subscribe"),
     path("plan/change/", plan.PlanChange.as_view(), name="plan-change"),
     path("plan/cancel/", plan.PlanCancel.as_view(), name="plan-cancel"),
+    # The estimator: the member's own, and a public one (no login) for the vendor's pricing page.
+    path("estimator/", estimator.EstimatorPage.as_view(), name="estimator"),
+    path("pricing/estimate/", estimator.PublicEstimatorPage.as_view(), name="estimate-public"),
 ]

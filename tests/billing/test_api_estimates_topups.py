@@ -41,7 +41,7 @@ def test_estimate_names_the_band_the_plan_and_the_sentence(
         "high": 600,
         "band_percent": 20,
         "sentence": "You will use roughly 400–600 credits a month; "  # noqa: RUF001
-        "the 750-credit Pro plan leaves headroom.",
+        "the 750-credit Pro plan (79.00 USD a month) gives comfortable headroom.",
     }
     assert body["plan"]["slug"] == "pro"
 
