@@ -9,7 +9,7 @@ order, and cannot deadlock. Call these inside transaction.atomic().
 """
 
 from ledger.locks import account_lock
-from metering.models import WorkflowRun
+from metering.models import UsageExport, WorkflowRun
 from tenants.models import Tenant
 
 
@@ -28,3 +28,10 @@ def suspended_runs_lock(*, tenant: Tenant) -> list[WorkflowRun]:
         .filter(tenant=tenant, state=WorkflowRun.State.SUSPENDED, resumable_at__isnull=True)
         .order_by("id")
     )
+
+
+def usage_export_lock(*, export_id: int) -> UsageExport | None:
+    """An export's row while its file is made (metering/exports.py), taken alone, with no
+    other lock: None when another transaction holds it (a copy of the job making it) or it is
+    gone."""
+    return UsageExport.objects.select_for_update(skip_locked=True).filter(pk=export_id).first()
