@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from insights.reconcile import reconcile
 from insights.rollup import insights_rollup_update
 
 
@@ -10,3 +11,11 @@ def insights_rollup_update_task() -> dict[str, int | None]:
     """Every minute: the console's money rollups (insights/rollup.py), exactly once however
     often and however many copies run."""
     return insights_rollup_update()
+
+
+@shared_task(name="insights.reconcile")
+def insights_reconcile_task() -> bool:
+    """Hourly: the rollups brought up to date, then reconciled with the ledger and the money
+    received (insights/reconcile.py); every difference is logged at ERROR."""
+    insights_rollup_update()
+    return reconcile().ok

@@ -1,0 +1,229 @@
+"""Reconciliation: the money received agrees with what the ledger says it bought, per currency,
+to the cent; the console's rollups agree with the ledger, credits to 0.0001.
+
+Every paid credit is in a bucket with a cost basis (price / credits). Multiply the ledger's
+invariant 3 (a bucket's remaining is the sum of its entries) by it and sum over buckets:
+
+    granted value = revenue + breakage + unspent value + taken back + written off
+
+where revenue is spent less refunded usage plus overdrafts repaid by a grant (credits x
+cost basis), breakage is what expired, taken back is what left a refunded or disputed grant,
+written off is a staff adjustment down. Billing's records say what that granted value was
+paid: top-ups and invoices, less refunds; contract credits granted at signature are owed
+until their invoice is paid (receivable), and a contract's overdraft is invoiced in arrears
+(paid money for credits already spent, at a cost basis of 0: revenue at payment). So:
+
+    received - refunded = revenue + overdraft invoiced and paid - refunds of spent credits
+                          + breakage + unspent value + written off - receivable
+
+(the refunds of spent credits: what a refund paid back beyond the value it took back, the
+customer's debt). The ledger's side is read from the ledger itself (entries and buckets),
+billing's from billing's rows, so a grant without a payment, a payment without a grant or an
+entry at the wrong cost basis shows as a difference. Then the rollups are checked against the
+same ledger: ValueDay's credits and money per currency and movement, MarginDay's credits per
+tenant against the usage debits and refunds (to 0.0001)."""
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from django.db import connection
+from django.db.models import Sum
+
+from billing.models import ContractInvoice, SubscriptionInvoice, TopUp
+from insights.models import MarginDay, ValueDay
+from metering.usage.record import LEDGER_SOURCE
+
+logger = logging.getLogger("insights.reconcile")
+
+ZERO = Decimal("0")
+CENT = Decimal("1")
+CREDIT = Decimal("0.0001")
+Money = dict[str, Decimal]
+
+# Every entry on a bucket, by movement (as the rollup names them), with its money.
+_LEDGER_VALUES = """
+SELECT b.currency,
+       CASE en.kind
+            WHEN 'debit' THEN 'spend'
+            WHEN 'reversal' THEN CASE WHEN rv.kind = 'grant' THEN 'revocation' ELSE 'refund' END
+            ELSE en.kind
+       END AS movement,
+       sum(en.amount), sum(en.amount * b.cost_basis_minor)
+  FROM ledger_ledgerentry en
+  JOIN ledger_creditbucket b ON b.id = en.bucket_id
+  JOIN ledger_ledgertransaction t ON t.id = en.transaction_id
+  LEFT JOIN ledger_ledgertransaction rv ON rv.id = t.reverses_id
+ WHERE en.kind NOT IN ('hold', 'release')
+ GROUP BY 1, 2
+"""
+
+_UNSPENT = """
+SELECT currency, sum(remaining * cost_basis_minor) FROM ledger_creditbucket
+ WHERE remaining > 0 GROUP BY 1
+"""
+
+# Contract credits granted before their commitment invoice was paid (`contract:<id>:<tranche>`).
+_RECEIVABLE = """
+SELECT b.currency, sum(b.price_minor) FROM ledger_creditbucket b
+ WHERE b.source = 'contract' AND b.price_minor > 0 AND NOT EXISTS (
+       SELECT 1 FROM billing_contractinvoice i
+        WHERE i.tenant_id = b.tenant_id AND i.kind = 'commitment' AND i.status = 'paid'
+          AND b.external_reference = 'contract:' || i.contract_id || ':' || i.period_index)
+ GROUP BY 1
+"""
+
+# Usage debits less their refunds per tenant, as the ledger has them.
+_USAGE_CREDITS = """
+SELECT t.tenant_id, -sum(t.amount) FROM ledger_ledgertransaction t
+ WHERE t.source_type = %s AND t.kind IN ('debit', 'reversal')
+ GROUP BY 1
+"""
+
+
+@dataclass
+class CurrencyBalance:
+    """Both sides of the money identity for one currency (minor units, unrounded)."""
+
+    currency: str
+    received: Decimal = ZERO
+    refunded: Decimal = ZERO
+    revenue: Decimal = ZERO
+    overdraft_paid: Decimal = ZERO
+    refunded_spent: Decimal = ZERO
+    breakage: Decimal = ZERO
+    unspent: Decimal = ZERO
+    written_off: Decimal = ZERO
+    receivable: Decimal = ZERO
+
+    @property
+    def left(self) -> Decimal:
+        return self.received - self.refunded
+
+    @property
+    def right(self) -> Decimal:
+        return (
+            self.revenue
+            + self.overdraft_paid
+            - self.refunded_spent
+            + self.breakage
+            + self.unspent
+            + self.written_off
+            - self.receivable
+        )
+
+    @property
+    def difference(self) -> Decimal:
+        """Left less right, to the minor unit (half a cent either way is agreement)."""
+        return (self.left - self.right).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+@dataclass
+class Reconciliation:
+    currencies: list[CurrencyBalance]
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _rows(sql: str, params: list[str] | None = None) -> list[tuple[object, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params or [])
+        return list(cursor.fetchall())
+
+
+def _billing(balances: dict[str, CurrencyBalance]) -> None:
+    def add(rows: Iterable[Any], attr: str) -> None:
+        for row in rows:
+            b = balances.setdefault(row["currency"], CurrencyBalance(row["currency"]))
+            setattr(b, attr, getattr(b, attr) + Decimal(row["total"] or 0))
+
+    topups = TopUp.objects.filter(status=TopUp.Status.SUCCEEDED).values("currency")
+    add(topups.annotate(total=Sum("amount_minor")), "received")
+    add(topups.annotate(total=Sum("refunded_minor")), "refunded")
+    paid_subs = SubscriptionInvoice.objects.filter(status=SubscriptionInvoice.Status.PAID)
+    add(paid_subs.values("currency").annotate(total=Sum("amount_minor")), "received")
+    paid = ContractInvoice.objects.filter(status=ContractInvoice.Status.PAID)
+    add(paid.values("currency").annotate(total=Sum("amount_minor")), "received")
+    overage = paid.filter(kind=ContractInvoice.Kind.OVERAGE).values("currency")
+    add(overage.annotate(total=Sum("amount_minor")), "overdraft_paid")
+
+
+def _ledger(balances: dict[str, CurrencyBalance]) -> dict[tuple[str, str], tuple[Decimal, Decimal]]:
+    moved: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
+    for currency, movement, credits, money in _rows(_LEDGER_VALUES):
+        moved[(str(currency), str(movement))] = (Decimal(str(credits)), Decimal(str(money)))
+    value: dict[str, Money] = defaultdict(dict)
+    for (currency, movement), (_, money) in moved.items():
+        value[currency][movement] = money
+    for currency, by in value.items():
+        b = balances.setdefault(currency, CurrencyBalance(currency))
+        b.revenue = -(by.get("spend", ZERO) + by.get("refund", ZERO) + by.get("settlement", ZERO))
+        b.breakage = -by.get("expiry", ZERO)
+        b.written_off = -by.get("adjustment", ZERO)
+        # What a refund paid back beyond the value it took out of the balance.
+        taken_back = -by.get("revocation", ZERO)
+        b.refunded_spent = b.refunded - taken_back
+    for currency, money in _rows(_UNSPENT):
+        balances.setdefault(str(currency), CurrencyBalance(str(currency))).unspent = Decimal(
+            str(money)
+        )
+    for currency, money in _rows(_RECEIVABLE):
+        balances.setdefault(str(currency), CurrencyBalance(str(currency))).receivable = Decimal(
+            str(money)
+        )
+    return moved
+
+
+def _rollups(moved: dict[tuple[str, str], tuple[Decimal, Decimal]], problems: list[str]) -> None:
+    rolled = {
+        (r["currency"], r["movement"]): (r["credits_sum"], r["money"])
+        for r in ValueDay.objects.values("currency", "movement").annotate(
+            credits_sum=Sum("credits"), money=Sum("value_minor")
+        )
+    }
+    for key in sorted(set(moved) | set(rolled)):
+        credits, money = moved.get(key, (ZERO, ZERO))
+        r_credits, r_money = rolled.get(key, (ZERO, ZERO))
+        if abs(credits - r_credits) >= CREDIT or abs(money - r_money) >= CENT / 2:
+            problems.append(
+                f"rollup {key[1]} in {key[0]}: ledger {credits:.4f} credits / {money:.8f} "
+                f"minor, rollup {r_credits:.4f} / {r_money:.8f}"
+            )
+    usage = {int(str(t)): Decimal(str(c)) for t, c in _rows(_USAGE_CREDITS, [LEDGER_SOURCE])}
+    margin = dict(
+        MarginDay.objects.values("tenant_id")
+        .annotate(c=Sum("credits"))
+        .values_list("tenant_id", "c")
+    )
+    for tenant_id in sorted(set(usage) | set(margin)):
+        ledger_credits, rolled_credits = usage.get(tenant_id, ZERO), margin.get(tenant_id, ZERO)
+        if abs(ledger_credits - rolled_credits) >= CREDIT:
+            problems.append(
+                f"margin rollup of tenant {tenant_id}: ledger {ledger_credits} credits spent on "
+                f"usage, rollup {rolled_credits}"
+            )
+
+
+def reconcile() -> Reconciliation:
+    """Read both sides and compare; every difference is a problem (logged at ERROR). Reads
+    the rollups as they are: run the rollup job first for an up-to-date comparison."""
+    balances: dict[str, CurrencyBalance] = {}
+    _billing(balances)
+    moved = _ledger(balances)
+    result = Reconciliation(currencies=[balances[c] for c in sorted(balances)])
+    for b in result.currencies:
+        if b.difference:
+            result.problems.append(
+                f"{b.currency}: received less refunds {b.left:.8f} minor units, the ledger "
+                f"accounts for {b.right:.8f} (difference {b.difference})"
+            )
+    _rollups(moved, result.problems)
+    for problem in result.problems:
+        logger.error("reconciliation: %s", problem)
+    return result

@@ -1,0 +1,146 @@
+"""Reconciliation on a seeded mix, to the cent: a subscription and a top-up paid in USD, usage
+spent across both, a usage refund, half the top-up refunded (credits taken back), the period's
+unspent credits expired; a EUR customer beside it, never summed with USD. Then a grant nobody
+paid for and a rollup left behind: exit 1 and an ERROR log."""
+
+import logging
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from billing.models import CreditPack, Plan, PlanPrice, TopUp
+from billing.services import fake_checkout_confirm, topup_create
+from billing.services.subscriptions import subscription_create
+from insights.reconcile import reconcile
+from insights.rollup import insights_rollup_update
+from ledger.models import CreditBucket
+from ledger.selectors import transaction_get
+from ledger.services import ledger_expire_due, ledger_grant, ledger_grant_revoke, ledger_reverse
+from metering.services import UsageInput, usage_event_record
+from ratecards.selectors import price_cache_clear
+from ratecards.services import ratecard_seed_example
+from tenants.models import Tenant
+
+D = Decimal
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_price_cache() -> Iterator[None]:
+    price_cache_clear()
+    yield
+    price_cache_clear()
+
+
+def _spend(tenant: Tenant, key: str, credits: str) -> None:
+    usage_event_record(
+        tenant=tenant, data=UsageInput(idempotency_key=key, action="chat", quantity=D(credits))
+    )
+
+
+def _pack(slug: str, credits: str, price_minor: int, currency: str) -> CreditPack:
+    return CreditPack.objects.create(
+        slug=slug, name=slug, credits=D(credits), price_minor=price_minor, currency=currency
+    )
+
+
+@pytest.fixture
+def mix(tenant: Tenant, other_tenant: Tenant) -> Iterator[Tenant]:
+    with time_machine.travel("2026-01-15 12:00:00+00:00", tick=False) as clock:
+        ratecard_seed_example()
+        pro = Plan.objects.create(
+            slug="pro", name="Pro", price_minor=7_900, included_credits=D("750")
+        )
+        PlanPrice.objects.create(plan=pro, currency="USD", base_minor=7_900)
+        # USD: 750 included credits for $79.00 (until Feb 15), 500 bought for $65.00.
+        subscription_create(tenant=tenant, plan=pro)
+        top_up = fake_checkout_confirm(
+            top_up=topup_create(tenant=tenant, pack=_pack("p500", "500", 6_500, "USD"))
+        )
+        # 800 spent: the 750 included (they expire first), then 50 of the pack.
+        _spend(tenant, "e1", "800")
+        # 100 refunded, last drawn first: 50 back to the pack, 50 to the subscription's.
+        debit = transaction_get(tenant=tenant, idempotency_key="usage:e1")
+        assert debit is not None
+        ledger_reverse(tenant=tenant, debit=debit, idempotency_key="r1", amount=D("100"))
+        # Half the pack's price refunded: its 250 credits taken back (what billing's refund
+        # service does; written here so the test does not depend on the gateway's refund).
+        ledger_grant_revoke(
+            tenant=tenant,
+            external_reference=f"topup:{top_up.pk}",
+            credits=D("250"),
+            idempotency_key="takeback",
+        )
+        TopUp.objects.filter(pk=top_up.pk).update(refunded_minor=3_250, credits_taken_back=D("250"))
+        # EUR: 2,000 credits for EUR 18.00, 300 spent.
+        fake_checkout_confirm(
+            top_up=topup_create(tenant=other_tenant, pack=_pack("e2000", "2000", 1_800, "EUR"))
+        )
+        _spend(other_tenant, "x1", "300")
+        # The period ends with 50 included credits unspent: they break.
+        clock.move_to("2026-02-16 00:00:00+00:00")
+        assert ledger_expire_due() == 1
+        insights_rollup_update()
+        yield tenant
+
+
+def test_the_seeded_mix_reconciles_to_the_cent(mix: Tenant) -> None:
+    result = reconcile()
+
+    assert result.problems == []
+    eur, usd = result.currencies
+    assert (usd.currency, usd.received, usd.refunded) == ("USD", D("14400"), D("3250"))
+    # 750 at 7900/750 = 10.53333333 a credit, 50 at 13: spent 7,899.9999975 + 650, refunded
+    # 650 + 526.6666665; the 50 left of the included credits break; 250 of the pack are left.
+    assert usd.revenue == D("7373.33333100")
+    assert usd.breakage == D("526.66666650")
+    assert usd.unspent == D("3250.00000000")
+    assert usd.refunded_spent == D("0E-8")
+    assert usd.left == D("11150")
+    assert usd.right == D("11149.99999750")
+    assert usd.difference == 0
+    assert (eur.currency, eur.received, eur.revenue, eur.unspent) == (
+        "EUR",
+        D("1800"),
+        D("270.00000000"),
+        D("1530.00000000"),
+    )
+
+
+def test_a_grant_nobody_paid_for_and_a_stale_rollup_exit_1(
+    mix: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    with time_machine.travel("2026-02-16 01:00:00+00:00", tick=False):
+        ledger_grant(
+            tenant=mix,
+            credits=100,
+            policy=CreditBucket.Policy.PERMANENT,
+            source=CreditBucket.Source.TOPUP,
+            external_reference="stray",
+            price_minor=500,
+        )
+        _spend(mix, "e2", "10")
+
+    with (
+        caplog.at_level(logging.ERROR, logger="insights.reconcile"),
+        pytest.raises(CommandError, match="difference"),
+    ):
+        call_command("reconcile", "--no-update")
+
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert (
+        "reconciliation: USD: received less refunds 11150.00000000 minor units, the ledger "
+        "accounts for 11649.99999750 (difference -500)"
+    ) in messages
+    assert (
+        "reconciliation: rollup grant in USD: ledger 1350.0000 credits / 14899.99999750 minor, "
+        "rollup 1250.0000 / 14399.99999750"
+    ) in messages
+    assert (
+        "reconciliation: margin rollup of tenant "
+        f"{mix.pk}: ledger 710.0000 credits spent on usage, rollup 700.0000"
+    ) in messages
