@@ -28,10 +28,12 @@ from billing.gateways.base import GatewayInvoice, GatewaySubscription
 from billing.locks import subscription_lock_by_id
 from billing.models import Subscription, SubscriptionInvoice
 from billing.selectors import subscription_grace
+from billing.services.subscription_notices import subscription_data
 from ledger.locks import account_lock
 from ledger.models import CreditBucket
 from ledger.periods import add_months, period_bounds, period_index
 from ledger.services import ledger_grant
+from tenants.events import publish
 from tenants.services import tenant_runs_refused_set
 
 logger = logging.getLogger(__name__)
@@ -147,6 +149,7 @@ def _paid(sub: Subscription, row: SubscriptionInvoice) -> None:
     if sub.status == Status.CANCELED:
         row.credits = Decimal(0)  # a cancelled subscription grants nothing more
         return
+    first = sub.status == Status.INCOMPLETE
     if row.kind == SubscriptionInvoice.Kind.PERIOD:
         _period_paid(sub, row)
     else:
@@ -160,6 +163,23 @@ def _paid(sub: Subscription, row: SubscriptionInvoice) -> None:
     ):
         _in_good_standing(sub)
     sub.save()
+    if row.kind == SubscriptionInvoice.Kind.PERIOD:
+        _announce_paid(sub, row, first=first)
+
+
+def _announce_paid(sub: Subscription, row: SubscriptionInvoice, *, first: bool) -> None:
+    """A first invoice paid activates the subscription; a later period's paid renews it."""
+    paid = {
+        "period": row.period_index,
+        "credits": str(row.credits or Decimal(0)),
+        "amount_minor": row.amount_minor,
+        "invoice_currency": row.currency,
+    }
+    data = subscription_data(sub, **paid)
+    if first:
+        publish(tenant_id=sub.tenant_id, type="subscription.activated", data=data)
+    else:
+        publish(tenant_id=sub.tenant_id, type="subscription.renewed", data=data)
 
 
 def _period_paid(sub: Subscription, row: SubscriptionInvoice) -> None:
@@ -229,10 +249,17 @@ def _past_due(sub: Subscription) -> None:
     # unpaid stays `incomplete` (it granted nothing, so it refuses nothing).
     if sub.status not in (Status.ACTIVE, Status.PAST_DUE):
         return
+    was = sub.status
     sub.status = Status.PAST_DUE
     sub.past_due_since = sub.past_due_since or timezone.now()
     sub.save()
-    tenant_runs_refused_set(tenant_id=sub.tenant_id, at=sub.past_due_since + subscription_grace())
+    refused_from = sub.past_due_since + subscription_grace()
+    tenant_runs_refused_set(tenant_id=sub.tenant_id, at=refused_from)
+    if was != Status.PAST_DUE:
+        data = subscription_data(
+            sub, past_due_since=sub.past_due_since, runs_refused_from=refused_from
+        )
+        publish(tenant_id=sub.tenant_id, type="subscription.past_due", data=data)
 
 
 def _in_good_standing(sub: Subscription) -> None:
@@ -256,6 +283,8 @@ def subscription_state_apply(*, subscription_id: int, tenant_id: int, status: st
             sub.save()
             if sub.past_due_since is not None:
                 tenant_runs_refused_set(tenant_id=sub.tenant_id, at=None)
+            data = subscription_data(sub, canceled_at=sub.canceled_at)
+            publish(tenant_id=sub.tenant_id, type="subscription.canceled", data=data)
         elif ours == Status.PAST_DUE and sub.status == Status.ACTIVE:
             _past_due(sub)
     return sub

@@ -53,12 +53,14 @@ from billing.services.subscription_invoices import (
     subscription_invoice_apply,
     subscription_sync,
 )
+from billing.services.subscription_notices import subscription_data
 from ledger.locks import account_lock
 from ledger.models import CreditBucket
 from ledger.periods import period_bounds, period_index
 from ledger.services import GrantResult, ledger_grant
 from ratecards.models import RateCard, RateCardAssignment
 from ratecards.services import ratecard_assign
+from tenants.events import publish
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -109,6 +111,7 @@ def subscription_start(
             current.status = Subscription.Status.CANCELED
             current.canceled_at = now
             current.save(update_fields=["status", "canceled_at"])
+            _announce_canceled(current)
         start, end = period_bounds(anchor, max(now, anchor))
         sub = Subscription.objects.create(
             tenant=tenant,
@@ -119,7 +122,13 @@ def subscription_start(
         )
         _grant_period(sub, max(now, anchor))
         _assign_rate_card(tenant, plan, now)
+        publish(tenant_id=tenant.pk, type="subscription.activated", data=subscription_data(sub))
     return sub
+
+
+def _announce_canceled(sub: Subscription) -> None:
+    data = subscription_data(sub, canceled_at=sub.canceled_at)
+    publish(tenant_id=sub.tenant_id, type="subscription.canceled", data=data)
 
 
 def _assign_rate_card(tenant: Tenant, plan: Plan, now: datetime) -> None:
@@ -444,6 +453,7 @@ def subscription_cancel(*, tenant: Tenant) -> Subscription:
         if not sub.is_linked:
             sub.status, sub.canceled_at = Subscription.Status.CANCELED, timezone.now()
             sub.save(update_fields=["status", "canceled_at"])
+            _announce_canceled(sub)
             return sub
         if sub.cancel_at_period_end:
             return sub
