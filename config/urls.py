@@ -26,6 +26,8 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("billing/", include("billing.urls")),
+    # The vendor's console (staff only).
+    path("console/", include("insights.urls")),
     path("", include("portal.urls")),
 ]
 

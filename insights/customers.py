@@ -1,0 +1,118 @@
+"""The customers overview: every tenant with its plan, balance, credits used, revenue, COGS,
+gross margin, breakage and past-due state over a window, in a fixed number of queries whatever
+the number of tenants (tenants, accounts, subscriptions, the margin and breakage rollups)."""
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from django.db.models import Q
+
+from billing.models import Subscription
+from insights.selectors import MarginRow, breakage_by_tenant, margin_list, percent
+from ledger.models import CreditAccount
+from tenants.models import Tenant
+
+ZERO = Decimal("0")
+SORTS = ("name", "balance", "credits", "revenue", "cogs", "margin", "breakage")
+
+
+@dataclass(frozen=True)
+class CustomerRow:
+    tenant: Tenant
+    plan: str
+    balance: Decimal
+    past_due: bool
+    # One row per currency pair the tenant's usage was in (one, as a rule: a tenant has one).
+    money: list[MarginRow]
+    breakage_minor: dict[str, Decimal]
+
+    @property
+    def credits(self) -> Decimal:
+        return sum((m.credits for m in self.money), ZERO)
+
+    @property
+    def revenue_minor(self) -> Decimal:
+        return sum((m.revenue_minor for m in self.money), ZERO) if self._one_currency else ZERO
+
+    @property
+    def cogs_minor(self) -> Decimal:
+        return sum((m.cogs_minor for m in self.money), ZERO) if self._one_currency else ZERO
+
+    @property
+    def currency(self) -> str:
+        return self.money[0].currency if self.money else ""
+
+    @property
+    def margin(self) -> Decimal | None:
+        margins = [m.margin for m in self.money if m.margin is not None]
+        return margins[0] if len(margins) == 1 else None
+
+    @property
+    def margin_percent(self) -> Decimal | None:
+        return percent(self.margin)
+
+    @property
+    def negative(self) -> bool:
+        return any(m.negative for m in self.money)
+
+    @property
+    def cost_unknown_events(self) -> int:
+        return sum(m.events_without_cost for m in self.money)
+
+    @property
+    def _one_currency(self) -> bool:
+        return len({m.currency for m in self.money}) <= 1
+
+
+def customer_list(
+    *,
+    start: date,
+    end: date,
+    sort: str = "name",
+    descending: bool = False,
+    negative_only: bool = False,
+) -> list[CustomerRow]:
+    margins: dict[int, list[MarginRow]] = {}
+    for row in margin_list(start=start, end=end, by="tenant"):
+        margins.setdefault(int(str(row.key)), []).append(row)
+    broken: dict[int, dict[str, Decimal]] = {}
+    for (tenant_id, currency), money in breakage_by_tenant(start=start, end=end).items():
+        broken.setdefault(tenant_id, {})[currency] = money
+    balances = dict(CreditAccount.objects.values_list("tenant_id", "available"))
+    live = Subscription.objects.filter(~Q(status=Subscription.Status.CANCELED)).select_related(
+        "plan"
+    )
+    subs = {s.tenant_id: s for s in live}
+    rows = [
+        CustomerRow(
+            tenant=t,
+            plan=subs[t.pk].plan.name if t.pk in subs else "",
+            balance=balances.get(t.pk, ZERO),
+            past_due=(t.pk in subs and subs[t.pk].status == Subscription.Status.PAST_DUE)
+            or t.runs_refused_from is not None,
+            money=margins.get(t.pk, []),
+            breakage_minor=broken.get(t.pk, {}),
+        )
+        for t in Tenant.objects.order_by("name")
+    ]
+    if negative_only:
+        rows = [r for r in rows if r.negative]
+    return _sorted(rows, sort, descending)
+
+
+def _sorted(rows: list[CustomerRow], sort: str, descending: bool) -> list[CustomerRow]:
+    def key(row: CustomerRow) -> tuple[bool, object]:
+        value: object = {
+            "name": row.tenant.name.lower(),
+            "balance": row.balance,
+            "credits": row.credits,
+            "revenue": row.revenue_minor,
+            "cogs": row.cogs_minor,
+            "margin": row.margin,
+            "breakage": sum(row.breakage_minor.values(), ZERO),
+        }.get(sort, row.tenant.name.lower())
+        # Rows without a figure (no margin) sort last either way.
+        return (value is None) != descending, value if value is not None else 0
+
+    return sorted(rows, key=key, reverse=descending)

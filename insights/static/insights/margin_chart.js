@@ -1,0 +1,17 @@
+// Revenue and COGS by day on the margin page (Chart.js, vendored).
+(function () {
+  var data = JSON.parse(document.getElementById("margin-data").textContent);
+  var canvas = document.getElementById("margin-chart");
+  if (!canvas || typeof Chart === "undefined") { return; }
+  new Chart(canvas, {
+    type: "bar",
+    data: {
+      labels: data.labels,
+      datasets: [
+        { label: "Revenue (" + data.currency + " minor units)", data: data.revenue, backgroundColor: "#2f6feb" },
+        { label: "COGS (" + data.currency + " minor units)", data: data.cogs, backgroundColor: "#d4a72c" }
+      ]
+    },
+    options: { responsive: true, animation: false, scales: { y: { beginAtZero: true } } }
+  });
+})();

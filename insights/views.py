@@ -1,0 +1,242 @@
+"""The vendor console's pages (staff only, insights/base.py): thin, each reads one selector."""
+
+import csv
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+
+from insights.base import StaffPage
+from insights.customers import SORTS, customer_list
+from insights.reconcile import reconcile
+from insights.selectors import (
+    MARGIN_BY,
+    MarginBy,
+    breakage_list,
+    cost_per_unit_list,
+    margin_list,
+    rollup_as_of,
+)
+from insights.weights import current_weights, multiplier_suggest, weights_suggest
+from ratecards.models import RateCardVersion
+
+
+def _csv_safe(value: object) -> str:
+    # A cell a spreadsheet would run as a formula is shown as text (OWASP "CSV Injection").
+    text = "" if value is None else str(value)
+    return (
+        f"'{text}"
+        if text.startswith(("=", "+", "-", "@", "\t", "\r")) and not _is_number(text)
+        else text
+    )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        Decimal(text)
+    except InvalidOperation:
+        return False
+    return True
+
+
+COLUMNS = (
+    ("name", "Customer"),
+    ("balance", "Balance"),
+    ("credits", "Credits used"),
+    ("revenue", "Revenue"),
+    ("cogs", "COGS"),
+    ("margin", "Gross margin"),
+    ("breakage", "Breakage"),
+)
+
+
+class CustomersPage(StaffPage):
+    template_name = "insights/customers.html"
+    nav_name = "insights:customers"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        start, end = self.date_range()
+        sort = self.request.GET.get("sort", "name")
+        sort = sort if sort in SORTS else "name"
+        descending = self.request.GET.get("dir") == "desc"
+        negative = self.request.GET.get("negative") == "1"
+        rows = customer_list(
+            start=start, end=end, sort=sort, descending=descending, negative_only=negative
+        )
+        return super().get_context_data(
+            start=start,
+            end=end,
+            rows=rows,
+            sort=sort,
+            descending=descending,
+            negative=negative,
+            sorts=SORTS,
+            as_of=rollup_as_of(),
+            **kwargs,
+        )
+
+
+class MarginPage(StaffPage):
+    template_name = "insights/margin.html"
+    nav_name = "insights:margin"
+
+    def by(self) -> MarginBy:
+        by = self.request.GET.get("by", "action")
+        for choice in MARGIN_BY:
+            if by == choice:
+                return choice
+        return "action"
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.GET.get("format") == "csv":
+            return self.csv()
+        return super().get(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        start, end = self.date_range()
+        by = self.by()
+        rows = margin_list(start=start, end=end, by=by)
+        days = margin_list(start=start, end=end, by="day")
+        chart = {
+            "labels": [str(r.key) for r in days if r.currency == r.cogs_currency],
+            "revenue": [
+                float(r.revenue_minor) / 100 for r in days if r.currency == r.cogs_currency
+            ],
+            "cogs": [float(r.cogs_minor) / 100 for r in days if r.currency == r.cogs_currency],
+        }
+        return super().get_context_data(
+            start=start,
+            end=end,
+            by=by,
+            choices=MARGIN_BY,
+            rows=rows,
+            chart=chart,
+            as_of=rollup_as_of(),
+            **kwargs,
+        )
+
+    def csv(self) -> HttpResponse:
+        start, end = self.date_range()
+        by = self.by()
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="margin-{by}-{start}-{end}.csv"'
+        writer = csv.writer(response)
+        writer.writerow(
+            [
+                by,
+                "name",
+                "currency",
+                "cogs_currency",
+                "events",
+                "credits",
+                "revenue_minor",
+                "cogs_minor",
+                "gross_margin_percent",
+                "events_cost_unknown",
+                "revenue_cost_unknown_minor",
+            ]
+        )
+        for r in margin_list(start=start, end=end, by=by):
+            writer.writerow(
+                [
+                    _csv_safe(r.key),
+                    _csv_safe(r.label),
+                    r.currency,
+                    r.cogs_currency,
+                    r.events,
+                    r.credits,
+                    r.revenue_minor,
+                    r.cogs_minor,
+                    "" if r.margin_percent is None else r.margin_percent,
+                    r.events_without_cost,
+                    r.revenue_without_cost_minor,
+                ]
+            )
+        return response
+
+
+class BreakagePage(StaffPage):
+    template_name = "insights/breakage.html"
+    nav_name = "insights:breakage"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        start, end = self.date_range()
+        return super().get_context_data(
+            start=start,
+            end=end,
+            rows=breakage_list(start=start, end=end),
+            as_of=rollup_as_of(),
+            **kwargs,
+        )
+
+
+def _decimal(value: str | None, default: str) -> Decimal:
+    try:
+        return Decimal(value or default)
+    except InvalidOperation:
+        return Decimal(default)
+
+
+class WeightsPage(StaffPage):
+    template_name = "insights/weights.html"
+    nav_name = "insights:weights"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        start, end = self.date_range()
+        target = _decimal(self.request.GET.get("target"), "70") / 100
+        price_per_1000 = _decimal(self.request.GET.get("price"), "1000")
+        step = _decimal(self.request.GET.get("step"), "0.01")
+        currency = (self.request.GET.get("currency") or "USD").upper()[:3]
+        errors = []
+        if not (Decimal(0) <= target < 1) or price_per_1000 <= 0 or step <= 0:
+            errors.append("The target is a percentage under 100; price and step are positive.")
+        observed = [
+            o for o in cost_per_unit_list(start=start, end=end) if o.cogs_currency == currency
+        ]
+        version = (
+            RateCardVersion.objects.filter(
+                rate_card__is_default=True, status=RateCardVersion.Status.PUBLISHED
+            )
+            .order_by("-number")
+            .first()
+        )
+        current = (
+            current_weights(version=version, keys=[(o.action, o.model_class) for o in observed])
+            if version is not None
+            else {}
+        )
+        suggested = (
+            []
+            if errors
+            else weights_suggest(
+                observed=observed,
+                current=current,
+                credit_price_minor=price_per_1000 / 1000,
+                target_margin=target,
+                step=step,
+            )
+        )
+        classes = sorted({w.model_class for w in suggested if w.model_class})
+        return super().get_context_data(
+            start=start,
+            end=end,
+            target=target * 100,
+            price=price_per_1000,
+            step=step,
+            currency=currency,
+            version=version,
+            suggested=suggested,
+            errors=errors,
+            multipliers=[
+                (c, multiplier_suggest(weights=suggested, model_class=c)) for c in classes
+            ],
+            **kwargs,
+        )
+
+
+class ReconciliationPage(StaffPage):
+    template_name = "insights/reconciliation.html"
+    nav_name = "insights:reconciliation"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return super().get_context_data(result=reconcile(), as_of=rollup_as_of(), **kwargs)

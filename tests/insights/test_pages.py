@@ -1,0 +1,166 @@
+"""The console's pages: staff only (every URL walked as anonymous, a tenant's owner and staff),
+the customers and margin pages' figures, the margin CSV row by row, the admin's link."""
+
+import csv
+import io
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+from insights.rollup import insights_rollup_update
+from insights.urls import urlpatterns
+from metering.services import UsageInput, usage_event_record
+from ratecards.selectors import price_cache_clear
+from ratecards.services import ratecard_seed_example
+from tenants.models import Tenant
+from tenants.services import membership_add
+from tests.metering.factories import fund
+
+pytestmark = pytest.mark.django_db
+
+D = Decimal
+URLS = [reverse(f"insights:{p.name}") for p in urlpatterns]
+RANGE = "start=2026-01-01&end=2026-01-31"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_price_cache() -> Iterator[None]:
+    price_cache_clear()
+    yield
+    price_cache_clear()
+
+
+@pytest.fixture
+def staff() -> Client:
+    client = Client()
+    client.force_login(User.objects.create_user("vendor", is_staff=True))
+    return client
+
+
+@pytest.fixture
+def owner(tenant: Tenant) -> Client:
+    user = User.objects.create_user("owner")
+    membership_add(tenant=tenant, user=user, role="owner")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_there_are_five_pages() -> None:
+    assert URLS == [
+        "/console/",
+        "/console/margin/",
+        "/console/breakage/",
+        "/console/weights/",
+        "/console/reconciliation/",
+    ]
+
+
+@pytest.mark.parametrize("url", [*URLS, "/console/margin/?format=csv"])
+def test_anonymous_is_sent_to_the_login_page(client: Client, url: str) -> None:
+    response = client.get(url)
+
+    assert response.status_code == 302
+    assert (
+        response["Location"]
+        == f"/accounts/login/?next={url.replace('?', '%3F').replace('=', '%3D')}"
+    )
+
+
+@pytest.mark.parametrize("url", [*URLS, "/console/margin/?format=csv"])
+def test_a_tenant_owner_is_refused(owner: Client, url: str) -> None:
+    response = owner.get(url)
+
+    assert response.status_code == 403
+    assert b"The vendor console is for the vendor&#x27;s staff." in response.content
+    assert b"COGS" not in response.content
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_staff_see_every_page(staff: Client, url: str) -> None:
+    assert staff.get(url).status_code == 200
+
+
+@pytest.fixture
+def usage(tenant: Tenant, other_tenant: Tenant) -> Iterator[None]:
+    """Jan 15: Acme spends 1,000 credits bought at $10.00 per 1,000 on chats costing $3.01;
+    Globex spends 5 credits bought at 10 cents each on chats costing $15.00 (margin-negative)."""
+    with time_machine.travel("2026-01-15 12:00:00+00:00", tick=False):
+        ratecard_seed_example()
+        fund(tenant, 1000, price_minor=1000)
+        usage_event_record(
+            tenant=tenant,
+            data=UsageInput(
+                idempotency_key="a", action="chat", quantity=D(1000), input_tokens=1_204_000
+            ),
+        )
+        fund(other_tenant, 10, price_minor=100, reference="g")
+        usage_event_record(
+            tenant=other_tenant,
+            data=UsageInput(
+                idempotency_key="g", action="chat", quantity=D(5), output_tokens=1_000_000
+            ),
+        )
+        insights_rollup_update()
+        yield
+
+
+@pytest.mark.usefixtures("usage")
+def test_customers_show_margin_and_flag_the_negative(staff: Client) -> None:
+    response = staff.get(f"/console/?{RANGE}&sort=margin&dir=desc")
+
+    rows = [(r.tenant.name, r.margin_percent, r.negative) for r in response.context["rows"]]
+    assert rows == [("Acme Agents", D("69.9"), False), ("Globex Bots", D("-2900.0"), True)]
+    assert b"margin-negative" in response.content
+    only = staff.get(f"/console/?{RANGE}&negative=1")
+    assert [r.tenant.name for r in only.context["rows"]] == ["Globex Bots"]
+
+
+@pytest.mark.usefixtures("usage")
+def test_the_margin_csv_row_by_row(staff: Client) -> None:
+    response = staff.get(f"/console/margin/?by=tenant&{RANGE}&format=csv")
+
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0][:9] == [
+        "tenant",
+        "name",
+        "currency",
+        "cogs_currency",
+        "events",
+        "credits",
+        "revenue_minor",
+        "cogs_minor",
+        "gross_margin_percent",
+    ]
+    assert [r[1:9] for r in rows[1:]] == [
+        ["Acme Agents", "USD", "USD", "1", "1000.0000", "1000.00000000", "301.00000000", "69.9"],
+        ["Globex Bots", "USD", "USD", "1", "5.0000", "50.00000000", "1500.00000000", "-2900.0"],
+    ]
+
+
+@pytest.mark.usefixtures("usage")
+def test_the_margin_page_by_action(staff: Client) -> None:
+    response = staff.get(f"/console/margin/?by=action&{RANGE}")
+
+    (chat,) = response.context["rows"]
+    assert (chat.key, chat.credits, chat.revenue_minor, chat.cogs_minor) == (
+        "chat",
+        D("1005"),
+        D("1050.00000000"),
+        D("1801.00000000"),
+    )
+    assert b"10.50 USD" in response.content
+    assert b"18.01 USD" in response.content
+
+
+def test_the_admin_index_links_to_the_console(staff: Client) -> None:
+    response = staff.get("/admin/")
+
+    assert response.status_code == 200
+    assert b'href="/console/margin/"' in response.content
