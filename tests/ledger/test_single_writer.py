@@ -1,5 +1,6 @@
 """Nothing but the ledger/services/ package, the ledger's own SQL functions (ledger/sql/,
-installed by ledger/migrations/) and the account lock in ledger/locks.py writes ledger rows.
+installed by ledger/migrations/) and the account lock in ledger/locks.py writes ledger rows
+(ledger/rollup.py writes the ledger's daily debit totals, derived from them).
 
 A static check over the whole source tree, every app and every test directory but this one.
 It was chosen over a runtime guard because it sees every code path, not only those some test
@@ -25,7 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 LEDGER_MODELS = {"CreditAccount", "CreditBucket", "CreditHold", "LedgerEntry", "LedgerTransaction"}
-WRITERS = {"ledger/locks.py"}
+# ledger/rollup.py writes only the ledger's own rollup (DebitDay), derived from the entries by
+# its job; no money row.
+WRITERS = {"ledger/locks.py", "ledger/rollup.py"}
 WRITER_DIRS = ("ledger/services/", "ledger/migrations/", "ledger/sql/", "tests/ledger/", "bench/")
 SKIP_DIRS = {".venv", "var", "node_modules", ".git", "__pycache__"}
 WRITE_METHODS = {

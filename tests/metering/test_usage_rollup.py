@@ -15,7 +15,7 @@ from django.db.models import Sum
 
 from ledger.models import LedgerEntry, LedgerTransaction
 from ledger.services import ledger_reverse
-from metering.exceptions import SoftCapReached
+from metering.exceptions import SoftCapReached, WorkflowSuspended
 from metering.models import UsageDay, UsageRefusalDay
 from metering.rollup import usage_rollup_backfill, usage_rollup_update
 from metering.rollup_selectors import (
@@ -291,3 +291,21 @@ def test_the_job_runs_every_30_seconds() -> None:
         "task": "metering.usage_rollup_update",
         "schedule": 30.0,
     }
+
+
+def test_a_step_that_suspends_its_run_is_counted_once_its_suspension_commits(
+    tenant: Tenant,
+    frozen_time: time_machine.Traveller,
+    django_capture_on_commit_callbacks: Callable[..., Any],
+) -> None:
+    ratecard_seed_example()
+    fund(tenant, 12)
+    run, _ = workflow_start(tenant=tenant, external_id="run-1", name="triage")
+    too_much = UsageInputFactory.build(idempotency_key="s1", action="action_execution")
+
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(WorkflowSuspended):
+        workflow_step(tenant=tenant, run=run, data=too_much)
+
+    assert usage_refusal_list(tenant=tenant, since=JAN15, until=JAN15) == [
+        RefusalDay(JAN15, "insufficient_credits", 1)
+    ]
