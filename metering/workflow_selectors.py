@@ -7,6 +7,7 @@ from django.db.models import QuerySet
 
 from ledger.models import ZERO, CreditHold
 from metering.models import UsageEvent, WorkflowRun
+from tenants.keyset import Key, Page, page_of
 from tenants.models import Tenant
 
 
@@ -43,3 +44,39 @@ def workflow_detail_get(*, tenant: Tenant, run: WorkflowRun) -> WorkflowDetail:
     return WorkflowDetail(
         run=run, steps=list(workflow_steps(tenant=tenant, run=run)), hold_remaining=remaining
     )
+
+
+# The customer portal's pages (a fixed number of indexed queries each; tenants/keyset.py).
+
+RUN_ORDER = (Key("created_at", descending=True), Key("id", descending=True))
+STEP_ORDER = (Key("step_index", nullable=True), Key("id"))
+
+
+def workflow_page(
+    *, tenant: Tenant, state: str | None = None, after: int | None = None, limit: int = 50
+) -> Page[WorkflowRun]:
+    """The tenant's runs, newest first (optionally of one state), after the run `after`."""
+    qs = WorkflowRun.objects.filter(tenant=tenant)
+    if state:
+        qs = qs.filter(state=state)
+    return page_of(qs, keys=RUN_ORDER, after=after, limit=limit)
+
+
+def workflows_waiting(*, tenant: Tenant, limit: int = 20) -> tuple[list[WorkflowRun], int]:
+    """Suspended runs, longest waiting first (at most `limit`), and how many there are."""
+    qs = WorkflowRun.objects.filter(tenant=tenant, state=WorkflowRun.State.SUSPENDED)
+    waiting = list(qs.select_related("hold").order_by("created_at", "id")[:limit])
+    return waiting, qs.count()
+
+
+def workflow_get(*, tenant: Tenant, run_id: int) -> WorkflowRun | None:
+    """The tenant's run with this id (None for another tenant's)."""
+    return WorkflowRun.objects.filter(tenant=tenant, pk=run_id).select_related("hold").first()
+
+
+def workflow_step_page(
+    *, tenant: Tenant, run: WorkflowRun, after: int | None = None, limit: int = 50
+) -> Page[UsageEvent]:
+    """A run's steps in order, after the step (event id) `after`."""
+    qs = UsageEvent.objects.filter(tenant=tenant, workflow_run=run)
+    return page_of(qs, keys=STEP_ORDER, after=after, limit=limit)

@@ -18,11 +18,16 @@ class NavEntry:
 
 ENTRIES: tuple[NavEntry, ...] = (
     NavEntry("overview", "Overview", "portal:overview"),
+    # The read pages: where the credits went and what they buy.
+    NavEntry("statement", "Statement", "portal:statement"),
+    NavEntry("buckets", "Buckets", "portal:buckets"),
+    NavEntry("workflows", "Workflows", "portal:workflows"),
     # The money pages: every member sees them; what a role cannot do is not offered on them.
     NavEntry("buy", "Buy credits", "portal:buy"),
     NavEntry("payment-methods", "Payment methods", "portal:payment-methods"),
     NavEntry("auto-top-up", "Auto top-up", "portal:auto-top-up"),
     NavEntry("plan", "Plan", "portal:plan"),
+    NavEntry("rate_card", "Rate card", "portal:rate-card"),
     NavEntry("estimator", "Estimator", "portal:estimator"),
 )
 

@@ -1,12 +1,19 @@
 from django.urls import path
 
-from portal.views import buy, estimator, payments, plan
+from portal.views import buckets, buy, estimator, payments, plan, rate_card, statement, workflows
 from portal.views.overview import OverviewPage
 
 app_name = "portal"
 
 urlpatterns = [
     path("", OverviewPage.as_view(), name="overview"),
+    # The read pages.
+    path("statement/", statement.StatementPage.as_view(), name="statement"),
+    path("statement.csv", statement.StatementCsv.as_view(), name="statement-csv"),
+    path("buckets/", buckets.BucketsPage.as_view(), name="buckets"),
+    path("workflows/", workflows.WorkflowsPage.as_view(), name="workflows"),
+    path("workflows/<int:workflow_id>/", workflows.WorkflowPage.as_view(), name="workflow"),
+    path("rate-card/", rate_card.RateCardPage.as_view(), name="rate-card"),
     # The money pages (billing/links.py names these paths for billing).
     path("buy/", buy.BuyPage.as_view(), name="buy"),
     path("buy/<int:top_up_id>/pay/", buy.TopUpPay.as_view(), name="topup-pay"),
