@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.core.management import call_command
 
 from insights.models import MarginDay
 from insights.rollup import insights_rollup_backfill, insights_rollup_update
@@ -175,3 +176,10 @@ def test_a_second_run_adds_nothing_and_the_backfill_rebuilds_the_same(mixed: Ten
 
     after = sorted(MarginDay.objects.values_list("day", "action", "credits", "revenue_minor"))
     assert after == before
+
+
+def test_the_backfill_command(mixed: Tenant, capsys: pytest.CaptureFixture[str]) -> None:
+    call_command("insights_rollup_backfill")
+
+    assert capsys.readouterr().out.startswith("console rollups rebuilt: ")
+    assert MarginDay.objects.filter(tenant=mixed).count() == 4

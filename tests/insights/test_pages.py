@@ -9,7 +9,9 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from insights.rollup import insights_rollup_update
@@ -164,3 +166,33 @@ def test_the_admin_index_links_to_the_console(staff: Client) -> None:
 
     assert response.status_code == 200
     assert b'href="/console/margin/"' in response.content
+
+
+def _seed_tenants(prefix: str, count: int) -> None:
+    """`count` tenants, each with 100 credits bought for $1.00 and one chat spent."""
+    with time_machine.travel("2026-01-15 12:00:00+00:00", tick=False):
+        ratecard_seed_example()
+        for i in range(count):
+            t = Tenant.objects.create(name=f"{prefix}{i:03}", slug=f"{prefix.lower()}{i:03}")
+            fund(t, 100, price_minor=100, reference=f"{prefix}{i}")
+            usage_event_record(
+                tenant=t,
+                data=UsageInput(idempotency_key="k", action="chat", quantity=D(1), tool_calls=1),
+            )
+        insights_rollup_update()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [f"/console/?{RANGE}", f"/console/margin/?by=tenant&{RANGE}", f"/console/breakage/?{RANGE}"],
+)
+def test_statements_per_page_do_not_grow_with_the_tenants(staff: Client, url: str) -> None:
+    _seed_tenants("T", 2)
+    with CaptureQueriesContext(connection) as few:
+        assert staff.get(url).status_code == 200
+    _seed_tenants("U", 6)
+    with CaptureQueriesContext(connection) as many:
+        response = staff.get(url)
+
+    assert response.status_code == 200
+    assert len(many.captured_queries) == len(few.captured_queries)
