@@ -8,13 +8,16 @@ watermark only passes ids that are final, every transaction that could still hol
 them having ended:
 
 1. Observe, in one statement (one snapshot): M, the highest id visible, and the writers, the
-   transactions that hold a lock on the table then (an INSERT takes RowExclusiveLock before
-   it draws an id and keeps it to the end of its transaction).
+   transactions that hold a lock on the table's id sequence then: drawing an id (nextval, an
+   INSERT's default) takes RowExclusiveLock on the sequence and keeps it to the end of the
+   transaction. (The table's own lock would not do: the debit's SQL draws its transactions'
+   ids in a statement of its own, before the INSERT that locks the table.)
 2. Wait until none of those writers is left (they are short: the hot path's transactions).
 3. Then every id up to M is final: M was drawn before the snapshot, so an id below it was
    drawn before the snapshot too, by a transaction that had already ended by then (its row is
    visible, or it rolled back) or was still running and so was a writer seen in step 1, or
    ended between the snapshot and the read of the locks. Later transactions draw ids above M.
+   (A savepoint rolled back releases its lock, and its rows with it.)
 4. In one transaction, under the watermark row's lock: fold the rows in (done, M] into the
    rollup and move `done` to M, so a crash or a second copy of the job counts nothing twice
    and misses nothing. Each run does this in chunks of ids; `as_of` becomes the snapshot's
@@ -28,7 +31,8 @@ which takes no lock before it) may hold an id below M without an xid yet; it the
 above the remembered xmax, and xmin may pass that xmax while it still runs. Waiting for the
 writers seen in the lock table has no such gap, and it waits only for this table's writers,
 not for any long transaction anywhere in the database. (A prepared transaction keeps its
-locks, under a virtual transaction id of its own, so it is waited for too.)
+locks, under a virtual transaction id of its own, so it is waited for too.) The ids must come
+from the column's own sequence (`pg_get_serial_sequence`), as every writer here draws them.
 """
 
 import time
@@ -68,7 +72,8 @@ class Watermark(models.Model):
 @dataclass(frozen=True)
 class Observation:
     max_id: int
-    writers: list[str]  # pg_locks.virtualtransaction of the table's writers at the snapshot
+    # pg_locks.virtualtransaction of the transactions holding ids drawn by the snapshot
+    writers: list[str]
     at: datetime  # no later than the snapshot: every row committed before it has id <= max_id
 
 
@@ -76,7 +81,7 @@ _OBSERVE = """
 SELECT coalesce((SELECT max(id) FROM {table}), 0),
        ARRAY(SELECT DISTINCT l.virtualtransaction FROM pg_locks l
               WHERE l.locktype = 'relation' AND l.database = {database}
-                AND l.relation = %s::regclass AND l.mode = 'RowExclusiveLock'
+                AND l.relation = pg_get_serial_sequence(%s, 'id')::regclass
                 AND l.pid IS DISTINCT FROM pg_backend_pid())
 """
 
@@ -86,7 +91,8 @@ _DATABASE = "(SELECT oid FROM pg_database WHERE datname = current_database())"
 _WRITERS_LEFT = """
 SELECT count(*) FROM pg_locks l
  WHERE l.locktype = 'relation' AND l.database = {database}
-   AND l.relation = %s::regclass AND l.virtualtransaction = ANY(%s::text[])
+   AND l.relation = pg_get_serial_sequence(%s, 'id')::regclass
+   AND l.virtualtransaction = ANY(%s::text[])
 """
 
 
@@ -102,7 +108,7 @@ def tail_observe(*, table: str) -> Observation:
 
 
 def tail_drain(*, table: str, writers: list[str], timeout: float = DRAIN_TIMEOUT) -> bool:
-    """Step 2: True once none of `writers` holds its lock on the table (so has ended)."""
+    """Step 2: True once none of `writers` holds its lock on the sequence (so has ended)."""
     deadline = time.monotonic() + timeout
     while writers:
         with connection.cursor() as cursor:

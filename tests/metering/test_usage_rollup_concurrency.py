@@ -15,6 +15,7 @@ from ratecards.selectors import price_cache_clear
 from ratecards.services import ratecard_seed_example
 from tenants.events import balance_changed, domain_event, receivers_replaced
 from tenants.models import Tenant
+from tenants.tailing import tail_drain, tail_observe
 from tests.metering.factories import UsageInputFactory, fund
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -144,3 +145,34 @@ def test_two_jobs_at_once_over_fresh_events_count_each_once(
 
     assert len(written) == 60
     assert _counted(tenant) == [(60, Decimal("60.0000"))]
+
+
+def test_a_transaction_that_has_only_drawn_an_id_is_waited_for(tenant: Tenant) -> None:
+    """As the debit's SQL does: ids drawn in a statement before the INSERT that locks the
+    table. The job waits for such a transaction as for one that has inserted."""
+    drawn, release = threading.Event(), threading.Event()
+
+    def drawer() -> None:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT nextval(pg_get_serial_sequence('metering_usageevent', 'id'))"
+                )
+                drawn.set()
+                release.wait(timeout=20)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=drawer)
+    thread.start()
+    try:
+        assert drawn.wait(timeout=20)
+        seen = tail_observe(table="metering_usageevent")
+        assert len(seen.writers) == 1
+        assert tail_drain(table="metering_usageevent", writers=seen.writers, timeout=0.2) is False
+        release.set()
+        thread.join(timeout=30)
+        assert tail_drain(table="metering_usageevent", writers=seen.writers, timeout=5) is True
+    finally:
+        release.set()
+        thread.join(timeout=30)
