@@ -3,14 +3,12 @@ management commands."""
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from io import StringIO
 
 import pytest
 import time_machine
-from django.core.management import call_command
 
 from billing.exceptions import InvalidContract
-from billing.models import Contract, Plan, Subscription
+from billing.models import Contract, Plan
 from billing.services import (
     contract_activate,
     contract_end_due,
@@ -19,7 +17,7 @@ from billing.services import (
     subscription_start,
 )
 from ledger.models import CreditBucket
-from ledger.selectors import balance_get, credit_account_get
+from ledger.selectors import credit_account_get
 from ratecards.models import RateCardAssignment
 from ratecards.selectors import assignment_in_force
 from ratecards.services import ratecard_create, ratecard_seed_example
@@ -113,33 +111,6 @@ def test_a_pinned_contract_without_a_version_is_refused(tenant: Tenant) -> None:
         {"field": "pinned_version"},
     )
     assert contract_buckets(tenant) == []
-
-
-def test_tenant_create_with_a_plan(plans: dict[str, Plan]) -> None:
-    ratecard_seed_example()
-    out = StringIO()
-    call_command("tenant_create", "--name", "Initech", "--plan", "pro", stdout=out)
-    lines = out.getvalue().splitlines()
-    assert lines[:2] == ["tenant: initech", "plan: pro (750 credits)"]
-    assert lines[2].startswith("api key: cl_")
-    tenant = Tenant.objects.get(slug="initech")
-    assert balance_get(tenant=tenant).available == Decimal("750")
-    assert Subscription.objects.get(tenant=tenant).plan.slug == "pro"
-
-
-def test_seed_demo_twice(db: None) -> None:
-    call_command("seed_demo", stdout=StringIO())
-    out = StringIO()
-    call_command("seed_demo", stdout=out)
-    demo = Tenant.objects.get(slug="demo")
-    assert list(Plan.objects.values_list("slug", "included_credits")) == [
-        ("starter", Decimal("250.0000")),
-        ("pro", Decimal("750.0000")),
-        ("enterprise", Decimal("5000.0000")),
-    ]
-    assert balance_get(tenant=demo).available == Decimal("750")
-    assert Subscription.objects.filter(tenant=demo).count() == 1
-    assert "  buy       http://127.0.0.1:8000/buy/" in out.getvalue()
 
 
 def test_a_contract_ends_at_its_end_at(tenant: Tenant) -> None:

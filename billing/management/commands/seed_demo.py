@@ -1,5 +1,6 @@
-"""A demo to look at: plans, packs, the example rate card, an admin user, a demo tenant on the
-Pro plan (so it has a balance) and a fresh API key. Safe to run again.
+"""A demo to look at: plans, packs, the example rate card, an admin user, a demo tenant
+subscribed to the Pro plan through the payment gateway (so it has a balance) and a fresh API
+key. Safe to run again.
 
 The admin's password is random, printed once when the user is made, and kept by later runs
 (only its hash is stored, so it cannot be printed again): `--reset-admin-password` makes and
@@ -17,7 +18,8 @@ from django.db import transaction
 
 from billing import links
 from billing.models import CreditPack, Plan, PlanPrice
-from billing.services import subscription_start
+from billing.selectors import subscription_get_active
+from billing.services.subscriptions import subscription_create
 from ratecards.services import ratecard_seed_example
 from tenants.logins import OLD_DEMO_PASSWORD
 from tenants.models import ApiKey, Membership, Tenant
@@ -85,8 +87,10 @@ class Command(BaseCommand):
             ):
                 api_key_revoke(api_key=old)
             issued = api_key_create(tenant=tenant, name=DEMO_KEY_NAME, scopes=DEMO_KEY_SCOPES)
-        # Its own durable transaction (it grants credits); a second run keeps the subscription.
-        subscription_start(tenant=tenant, plan=Plan.objects.get(slug="pro"))
+        # Through the gateway, as the API's subscribe (the fake one pays the first invoice at
+        # once, and its credits come with it); a second run keeps the subscription.
+        if subscription_get_active(tenant=tenant) is None:
+            subscription_create(tenant=tenant, plan=Plan.objects.get(slug="pro"))
 
         base = settings.CREDITLINE_PUBLIC_URL.rstrip("/")
         self.stdout.write(
