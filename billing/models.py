@@ -243,6 +243,25 @@ class CreditPack(models.Model):
         return self.name
 
 
+class CreditPackPrice(models.Model):
+    """A pack's price in one currency (as PlanPrice is a plan's): a tenant is offered the packs
+    priced in its billing currency, at that price. `CreditPack.price_minor` / `currency` is its
+    list price, which migration 0013 made its first CreditPackPrice."""
+
+    pack = models.ForeignKey(CreditPack, on_delete=models.CASCADE, related_name="prices")
+    currency = models.CharField(max_length=3)
+    price_minor = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["pack", "currency"], name="packprice_pack_currency"),
+            models.CheckConstraint(condition=Q(price_minor__gt=0), name="packprice_price_gt_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pack_id} in {self.currency}"
+
+
 class BillingCustomer(TenantOwnedModel):
     """The tenant at the payment gateway, and the card saved for off-session charges."""
 
