@@ -29,6 +29,11 @@ ENTRIES: tuple[NavEntry, ...] = (
     NavEntry("plan", "Plan", "portal:plan"),
     NavEntry("rate_card", "Rate card", "portal:rate-card"),
     NavEntry("estimator", "Estimator", "portal:estimator"),
+    # The management pages: every member reads them; owners and admins change them.
+    NavEntry("alerts", "Alerts & soft cap", "portal:alerts"),
+    NavEntry("keys", "API keys", "portal:keys"),
+    NavEntry("webhooks", "Webhooks", "portal:webhooks"),
+    NavEntry("team", "Team", "portal:team"),
 )
 
 

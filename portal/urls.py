@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from portal.views import buckets, buy, estimator, payments, plan, rate_card, statement, workflows
 from portal.views.overview import OverviewPage
@@ -33,4 +33,6 @@ urlpatterns = [
     # The estimator: the member's own, and a public one (no login) for the vendor's pricing page.
     path("estimator/", estimator.EstimatorPage.as_view(), name="estimator"),
     path("pricing/estimate/", estimator.PublicEstimatorPage.as_view(), name="estimate-public"),
+    # The management pages: API keys, webhooks, team, alerts (portal/manage_urls.py).
+    path("", include("portal.manage_urls")),
 ]
