@@ -2,6 +2,7 @@
 gross margin, breakage and past-due state over a window, in a fixed number of queries whatever
 the number of tenants (tenants, accounts, subscriptions, the margin and breakage rollups)."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -9,7 +10,7 @@ from decimal import Decimal
 from django.db.models import Q
 
 from billing.models import Subscription
-from insights.selectors import MarginRow, breakage_by_tenant, margin_list, percent
+from insights.selectors import MarginRow, breakage_by_tenant, gross_margin, margin_list, percent
 from ledger.models import CreditAccount
 from tenants.models import Tenant
 
@@ -32,21 +33,35 @@ class CustomerRow:
         return sum((m.credits for m in self.money), ZERO)
 
     @property
+    def revenue_by_currency(self) -> dict[str, Decimal]:
+        return _by_currency((m.currency, m.revenue_minor) for m in self.money)
+
+    @property
+    def cogs_by_currency(self) -> dict[str, Decimal]:
+        return _by_currency((m.cogs_currency, m.cogs_minor) for m in self.money)
+
+    @property
     def revenue_minor(self) -> Decimal:
-        return sum((m.revenue_minor for m in self.money), ZERO) if self._one_currency else ZERO
+        """For sorting: the revenue in the tenant's one currency (0 if it has several)."""
+        money = self.revenue_by_currency
+        return next(iter(money.values())) if len(money) == 1 else ZERO
 
     @property
     def cogs_minor(self) -> Decimal:
-        return sum((m.cogs_minor for m in self.money), ZERO) if self._one_currency else ZERO
-
-    @property
-    def currency(self) -> str:
-        return self.money[0].currency if self.money else ""
+        money = self.cogs_by_currency
+        return next(iter(money.values())) if len(money) == 1 else ZERO
 
     @property
     def margin(self) -> Decimal | None:
-        margins = [m.margin for m in self.money if m.margin is not None]
-        return margins[0] if len(margins) == 1 else None
+        """Over every row, when all of them are in one currency, revenue and cost alike (no
+        exchange-rate table yet: otherwise there is no margin to show)."""
+        pairs = {(m.currency, m.cogs_currency) for m in self.money}
+        if len(pairs) != 1 or len({*next(iter(pairs))}) != 1:
+            return None
+        return gross_margin(
+            revenue=sum((m.revenue_known_minor for m in self.money), ZERO),
+            cogs=sum((m.cogs_minor for m in self.money), ZERO),
+        )
 
     @property
     def margin_percent(self) -> Decimal | None:
@@ -54,15 +69,18 @@ class CustomerRow:
 
     @property
     def negative(self) -> bool:
-        return any(m.negative for m in self.money)
+        return self.margin is not None and self.margin < 0
 
     @property
     def cost_unknown_events(self) -> int:
         return sum(m.events_without_cost for m in self.money)
 
-    @property
-    def _one_currency(self) -> bool:
-        return len({m.currency for m in self.money}) <= 1
+
+def _by_currency(items: Iterable[tuple[str, Decimal]]) -> dict[str, Decimal]:
+    out: dict[str, Decimal] = {}
+    for currency, money in items:
+        out[currency] = out.get(currency, ZERO) + money
+    return out
 
 
 def customer_list(

@@ -196,3 +196,28 @@ def test_statements_per_page_do_not_grow_with_the_tenants(staff: Client, url: st
 
     assert response.status_code == 200
     assert len(many.captured_queries) == len(few.captured_queries)
+
+
+def test_a_customer_paying_in_eur_has_no_margin_against_usd_costs(
+    staff: Client, other_tenant: Tenant
+) -> None:
+    """Credits bought in EUR, costs in USD: both shown, in their currencies, and no margin
+    (no exchange-rate table), never a sum of the two."""
+    with time_machine.travel("2026-01-15 12:00:00+00:00", tick=False):
+        ratecard_seed_example()
+        fund(other_tenant, 10, price_minor=90, reference="e", currency="EUR")
+        usage_event_record(
+            tenant=other_tenant,
+            data=UsageInput(idempotency_key="g", action="chat", quantity=D(5), tool_calls=1),
+        )
+        insights_rollup_update()
+
+    response = staff.get(f"/console/?{RANGE}")
+
+    (row,) = [r for r in response.context["rows"] if r.tenant == other_tenant]
+    assert row.revenue_by_currency == {"EUR": D("45.00000000")}
+    assert row.cogs_by_currency == {"USD": D("8.00000000")}
+    assert row.margin is None
+    assert not row.negative
+    assert b"0.45 EUR" in response.content
+    assert b"0.08 USD" in response.content
