@@ -30,8 +30,8 @@ from tenants.tailing import (
     CHUNK,
     DRAIN_TIMEOUT,
     tail_drain,
-    tail_fold,
     tail_observe,
+    tail_run,
     tail_watermark_lock,
 )
 
@@ -114,18 +114,16 @@ def usage_rollup_update(*, timeout: float = DRAIN_TIMEOUT) -> dict[str, int | No
     folded in. Per stream: how many ids the watermark moved over, or None when writers seen
     at the observation were still running after `timeout` seconds (the next run goes on).
     Safe to run twice at once and after a crash: each fold and its watermark commit together."""
-    moved: dict[str, int | None] = {}
-    for stream in _streams():
-        seen = tail_observe(table=stream.table)
-        drained = tail_drain(table=stream.table, writers=seen.writers, timeout=timeout)
-        moved[stream.name] = (
-            tail_fold(
-                watermark_model=RollupWatermark, name=stream.name, upto=seen, fold=stream.fold
-            )
-            if drained
-            else None
+    return {
+        stream.name: tail_run(
+            table=stream.table,
+            watermark_model=RollupWatermark,
+            name=stream.name,
+            fold=stream.fold,
+            timeout=timeout,
         )
-    return moved
+        for stream in _streams()
+    }
 
 
 def usage_rollup_backfill(*, chunk: int = CHUNK) -> int:
