@@ -13,6 +13,7 @@ from billing.models import (
     AutoTopUpPolicy,
     BillingCustomer,
     Contract,
+    ContractInvoice,
     CreditPack,
     Plan,
     Subscription,
@@ -116,6 +117,19 @@ def subscription_current_get(*, tenant: Tenant) -> Subscription:
 
 def topup_list(*, tenant: Tenant) -> QuerySet[TopUp]:
     return TopUp.objects.filter(tenant=tenant).select_related("pack")
+
+
+def contract_invoice_list(
+    *, tenant: Tenant, status: str | None = None
+) -> QuerySet[ContractInvoice]:
+    """The tenant's contract invoices the gateway has issued (a request it has not answered yet
+    has no number or page to show)."""
+    found = (
+        ContractInvoice.objects.filter(tenant=tenant)
+        .exclude(status=ContractInvoice.Status.REQUESTED)
+        .select_related("contract")
+    )
+    return found.filter(status=status) if status else found
 
 
 def auto_topup_policy_get(*, tenant: Tenant) -> AutoTopUpPolicy | None:

@@ -8,6 +8,8 @@ they never import `billing.tasks`: the tasks module imports the services, never 
 SUBSCRIPTION_RENEW_DUE = "billing.subscription_renew_due"
 CONTRACT_TRANCHES_DUE = "billing.contract_tranches_due"
 CONTRACT_END_DUE = "billing.contract_end_due"
+CONTRACT_INVOICES_DUE = "billing.contract_invoices_due"
+CONTRACT_INVOICE_ISSUE = "billing.contract_invoice_issue"
 BALANCE_EVALUATE = "billing.balance_evaluate"
 CREDITS_EXPIRED_NOTIFY = "billing.credits_expired_notify"
 AUTO_TOPUP_CHARGE = "billing.auto_topup_charge"

@@ -9,6 +9,7 @@ from typing import Any
 from celery import shared_task
 
 from billing import services, task_names
+from billing.services.contract_invoices import contract_invoice_issue, contract_invoices_due
 from billing.services.stripe_events import stripe_events_retry
 from tenants.models import Tenant
 
@@ -29,6 +30,16 @@ def contract_end_due_task() -> int:
     ended = services.contract_end_due()
     services.contract_start_due()
     return ended
+
+
+@shared_task(name=task_names.CONTRACT_INVOICES_DUE)
+def contract_invoices_due_task() -> dict[str, int]:
+    return contract_invoices_due()
+
+
+@shared_task(name=task_names.CONTRACT_INVOICE_ISSUE)
+def contract_invoice_issue_task(*, invoice_id: int, tenant_id: int) -> str:
+    return contract_invoice_issue(invoice_id=invoice_id, tenant_id=tenant_id).status
 
 
 @shared_task(name=task_names.BALANCE_EVALUATE)

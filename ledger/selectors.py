@@ -229,3 +229,14 @@ def expired_total(*, tenant: Tenant, at: datetime) -> Decimal:
         total=Sum("amount")
     )["total"]
     return -(total or ZERO)
+
+
+def overdraft_owed(*, tenant_id: int, at: datetime | None = None) -> Decimal:
+    """What the tenant's contracted overdraft has lent and not had repaid (by a grant) or
+    cleared (by an invoice), now or as of `at`: the sum of the overdraft bucket's entries dated
+    before it, which is what a contract month ending at `at` left owing."""
+    entries = LedgerEntry.objects.filter(tenant_id=tenant_id, bucket__is_overdraft=True)
+    if at is not None:
+        entries = entries.filter(created_at__lt=at)
+    total = entries.aggregate(total=Sum("amount"))["total"]
+    return max(-(total or ZERO), ZERO)

@@ -14,8 +14,10 @@ from tenants.outbox import outbox_enqueue
 _SETTINGS = frozenset({"soft_cap", "soft_cap_effective"})
 
 # Money moves that can make a suspended run payable again: credits arrived (grant, reversal,
-# a positive adjustment) or a reservation gave some back (release).
-_CREDITING = frozenset({"grant", "release", "reversal", "adjustment"})
+# a positive adjustment), a reservation gave some back (release), or an invoice cleared what
+# the overdraft owed, which gives its room back (settlement; a grant's own settlement is
+# announced as the grant).
+_CREDITING = frozenset({"grant", "release", "reversal", "adjustment", "settlement"})
 
 
 def on_balance_changed(event: BalanceChanged, **_: Any) -> None:

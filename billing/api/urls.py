@@ -1,5 +1,6 @@
 from django.urls import path
 
+from billing.api.contract_invoices import ContractInvoicesApi
 from billing.api.purchases import (
     CreditPacksApi,
     PaymentMethodApi,
@@ -24,6 +25,7 @@ urlpatterns = [
     path("top-ups/<int:top_up_id>/cancel", TopUpCancelApi.as_view(), name="top-up-cancel"),
     path("payment-method", PaymentMethodApi.as_view(), name="payment-method"),
     path("subscription", SubscriptionApi.as_view(), name="subscription"),
+    path("contract-invoices", ContractInvoicesApi.as_view(), name="contract-invoices"),
     path("auto-top-up", AutoTopUpApi.as_view(), name="auto-top-up"),
     path("alert-settings", AlertSettingsApi.as_view(), name="alert-settings"),
     path("webhook-endpoints", WebhookEndpointsApi.as_view(), name="webhook-endpoints"),

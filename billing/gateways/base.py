@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.db import connection
 
+from billing.gateways.contract_invoicing import ContractInvoicing
 from billing.models import Plan, PlanPrice, TopUp
 
 
@@ -99,7 +100,9 @@ class GatewaySubscription:
     schedule: str = ""
 
 
-class PaymentGateway(ABC):
+class PaymentGateway(ContractInvoicing, ABC):
+    """A gateway's calls; contract invoices' are ContractInvoicing's (contract_invoicing.py)."""
+
     name: str
 
     @staticmethod

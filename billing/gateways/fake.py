@@ -15,6 +15,7 @@ from billing.gateways.base import (
     PaymentStatus,
     Refund,
 )
+from billing.gateways.fake_contracts import FakeContracts
 from billing.gateways.fake_subscriptions import FakeSubscriptions
 from billing.models import TopUp
 
@@ -40,7 +41,7 @@ def _reference(prefix: str, idempotency_key: str) -> str:
     return f"{prefix}_{hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]}"
 
 
-class FakeGateway(FakeSubscriptions, PaymentGateway):
+class FakeGateway(FakeContracts, FakeSubscriptions, PaymentGateway):
     name = "fake"
 
     # The fake's "server side": each off-session payment's state by reference, kept in the

@@ -24,6 +24,7 @@ from billing.gateways.base import (
     PaymentStatus,
     Refund,
 )
+from billing.gateways.stripe_contracts import StripeContracts
 from billing.gateways.stripe_subscriptions import StripeSubscriptions
 from billing.models import TopUp
 
@@ -31,7 +32,7 @@ from billing.models import TopUp
 IDEMPOTENCY_KEYS_KEPT = timedelta(hours=23)
 
 
-class StripeGateway(StripeSubscriptions, PaymentGateway):
+class StripeGateway(StripeContracts, StripeSubscriptions, PaymentGateway):
     name = "stripe"
 
     def __init__(self, http_client: stripe.HTTPClient | None = None) -> None:

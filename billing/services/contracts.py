@@ -13,6 +13,10 @@ from django.utils import timezone
 from billing.exceptions import InvalidContract
 from billing.locks import contract_lock
 from billing.models import Contract, Subscription
+from billing.services.contract_invoices import (
+    commitment_invoice_request,
+    contract_overage_invoice,
+)
 from ledger.locks import account_lock
 from ledger.models import CreditBucket
 from ledger.periods import add_months
@@ -22,6 +26,8 @@ from ratecards.models import RateCard, RateCardAssignment, RateCardVersion
 from ratecards.services import assignment_validate, ratecard_assign
 
 CREDIT_QUANTUM = Decimal("0.0001")
+# Stripe's limit on days_until_due is far above this; a longer term is a typo.
+MAX_NET_TERMS_DAYS = 365
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +86,17 @@ def contract_validate(*, contract: Contract) -> None:
         raise InvalidContract("The contract must end after it starts.", field="end_at")
     if contract.committed_credits <= 0:
         raise InvalidContract("Committed credits must be positive.", field="committed_credits")
+    if contract.net_terms_days > MAX_NET_TERMS_DAYS:
+        raise InvalidContract(
+            f"Net terms are at most {MAX_NET_TERMS_DAYS} days.", field="net_terms_days"
+        )
+    if (
+        contract.overage_price_per_1000_minor is not None
+        and contract.overage_price_per_1000_minor < 0
+    ):
+        raise InvalidContract(
+            "The overage price cannot be negative.", field="overage_price_per_1000_minor"
+        )
     a = _assignment(contract)
     try:
         assignment_validate(
@@ -130,10 +147,30 @@ def contract_activate(*, contract: Contract, now: datetime | None = None) -> Con
 
 
 def _grant_due(contract: Contract, now: datetime) -> int:
+    """Every tranche due by `now`: its invoice requested (from the period invoicing starts
+    with) and, on signature terms or before invoicing, its credits granted; on payment terms
+    they come when the invoice is paid (contract_invoices.py). The overdraft of the months that
+    ended is invoiced first, so the next tranche does not repay what is invoiced."""
+    contract_overage_invoice(contract, now=now)
+    tranches = contract_tranches(contract)
     granted = 0
-    for tranche in contract_tranches(contract):
+    for tranche in tranches:
         if tranche.at > now:
             break
+        following = tranche.index + 1
+        commitment_invoice_request(
+            contract,
+            index=tranche.index,
+            credits=tranche.credits,
+            price_minor=tranche.price_minor,
+            start=tranche.at,
+            end=tranches[following].at if following < len(tranches) else contract.end_at,
+            count=len(tranches),
+            now=now,
+        )
+        on_payment = contract.credits_on == Contract.CreditsOn.PAYMENT
+        if on_payment and tranche.index >= contract.invoicing_from_period:
+            continue
         result = ledger_grant(
             tenant=contract.tenant,
             credits=tranche.credits,
@@ -160,8 +197,9 @@ def contract_tranches_due(*, now: datetime | None = None) -> int:
         try:
             with transaction.atomic(durable=True):
                 account_lock(tenant_id=tenant_id)
-                contract = Contract.objects.select_related("tenant").get(pk=pk)
-                granted += _grant_due(contract, now)
+                contract = contract_lock(tenant_id=tenant_id, contract_id=pk)
+                if contract.status == Contract.Status.ACTIVE:
+                    granted += _grant_due(contract, now)
         except Exception:
             # One contract that cannot be granted (an edited row) must not starve the others.
             logger.exception("contract %s: tranche grant failed", pk)
@@ -191,11 +229,6 @@ def _end_one(pk: int, tenant_id: int, now: datetime) -> bool:
         contract = contract_lock(tenant_id=tenant_id, contract_id=pk)
         if contract.status != Contract.Status.ACTIVE or contract.end_at > now:
             return False
-        # Both sweeps run hourly in no set order: a tranche due before end_at that the tranche
-        # sweep has not granted yet would never be granted once the contract ends.
-        _grant_due(contract, min(now, contract.end_at))
-        contract.status = Contract.Status.ENDED
-        contract.save(update_fields=["status"])
         successor = (
             Contract.objects.filter(
                 tenant_id=tenant_id, status=Contract.Status.ACTIVE, end_at__gt=now
@@ -203,6 +236,14 @@ def _end_one(pk: int, tenant_id: int, now: datetime) -> bool:
             .exclude(pk=pk)
             .exists()
         )
+        # What the overdraft still owes is invoiced and cleared (all of it, unless a renewal
+        # takes the overdraft on), so the tenant's next purchase is spendable in full.
+        contract_overage_invoice(contract, now=max(now, contract.end_at), final=not successor)
+        # Both sweeps run hourly in no set order: a tranche due before end_at that the tranche
+        # sweep has not granted yet would never be granted once the contract ends.
+        _grant_due(contract, min(now, contract.end_at))
+        contract.status = Contract.Status.ENDED
+        contract.save(update_fields=["status"])
         if successor:
             # The contract in force keeps its own terms; a renewal that starts after a gap
             # already holds its card from start_at and contract_start_due applies its overdraft

@@ -7,6 +7,9 @@ subscriptions before its row has the gateway's reference (a webhook overtaking t
 the call that made it) raises InvoiceTooEarly: the event stays unprocessed and
 `stripe_events_retry` applies it later; nothing is dropped.
 
+An invoice whose metadata names a contract invoice (`contract_invoice_id`) is a contract's:
+handed to contract_invoices.contract_invoice_event, which applies it to that row.
+
 Enable at Stripe (README, "Stripe set-up"): invoice.paid, invoice.payment_failed,
 invoice.voided, invoice.marked_uncollectible, customer.subscription.updated,
 customer.subscription.deleted.
@@ -16,8 +19,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from billing.gateways.stripe_contracts import INVOICE_ID_KEY as CONTRACT_INVOICE_KEY
 from billing.gateways.stripe_subscriptions import stripe_invoice_read
 from billing.models import StripeEvent, Subscription
+from billing.services.contract_invoices import contract_invoice_event
 from billing.services.stripe_events import stripe_handler
 from billing.services.stripe_payloads import MalformedEvent, ObjectReader
 from billing.services.subscription_invoices import (
@@ -56,6 +61,10 @@ def _invoice_metadata(obj: ObjectReader) -> Mapping[str, Any]:
     "invoice.marked_uncollectible",
 )
 def subscription_invoice_event(obj: ObjectReader, event: StripeEvent) -> str:
+    if obj.metadata_id(CONTRACT_INVOICE_KEY) is not None:
+        # A contract's invoice (Stripe Invoicing, not a subscription): one handler per type, so
+        # this one hands it over (contract_invoices.py).
+        return contract_invoice_event(obj, event)
     try:
         invoice = stripe_invoice_read(obj.obj)
     except ValueError as exc:
