@@ -72,7 +72,9 @@ def seek(qs: QuerySet[M], *, keys: Sequence[Key], cursor: Model) -> QuerySet[M]:
     first, first_value = keys[0], values[0]
     if first_value is not None:  # the bound the index scan starts from
         bound = "lte" if first.descending else "gte"
-        qs = qs.filter(**{f"{first.field}__{bound}": first_value})
+        start = Q(**{f"{first.field}__{bound}": first_value})
+        # NULLs sort last: they are still ahead of any value.
+        qs = qs.filter(start | Q(**{f"{first.field}__isnull": True}) if first.nullable else start)
     return qs.filter(condition)
 
 
