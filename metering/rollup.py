@@ -18,22 +18,12 @@ statement for those days). `usage_rollup_backfill` rebuilds the whole rollup fro
 and refunds (the same folds, so it equals what the job built).
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
-from django.db import connection, transaction
+from django.db import connection
 
 from ledger.models import LedgerTransaction
 from metering.models import RollupWatermark, UsageDay, UsageEvent
 from metering.usage.record import LEDGER_SOURCE
-from tenants.tailing import (
-    CHUNK,
-    DRAIN_TIMEOUT,
-    tail_drain,
-    tail_observe,
-    tail_run,
-    tail_watermark_lock,
-)
+from tenants.tailing import CHUNK, DRAIN_TIMEOUT, Stream, tail_rebuild, tail_update
 
 EVENTS = "usage_events"
 REFUNDS = "usage_refunds"
@@ -95,17 +85,10 @@ def _fold_refunds(lo: int, hi: int) -> None:
         cursor.execute(_FOLD_REFUNDS, [lo, hi, LEDGER_SOURCE])
 
 
-@dataclass(frozen=True)
-class _Stream:
-    name: str
-    table: str
-    fold: Callable[[int, int], None]
-
-
-def _streams() -> list[_Stream]:
+def _streams() -> list[Stream]:
     return [
-        _Stream(EVENTS, UsageEvent._meta.db_table, _fold_events),
-        _Stream(REFUNDS, LedgerTransaction._meta.db_table, _fold_refunds),
+        Stream(EVENTS, UsageEvent._meta.db_table, _fold_events),
+        Stream(REFUNDS, LedgerTransaction._meta.db_table, _fold_refunds),
     ]
 
 
@@ -114,42 +97,16 @@ def usage_rollup_update(*, timeout: float = DRAIN_TIMEOUT) -> dict[str, int | No
     folded in. Per stream: how many ids the watermark moved over, or None when writers seen
     at the observation were still running after `timeout` seconds (the next run goes on).
     Safe to run twice at once and after a crash: each fold and its watermark commit together."""
-    return {
-        stream.name: tail_run(
-            table=stream.table,
-            watermark_model=RollupWatermark,
-            name=stream.name,
-            fold=stream.fold,
-            timeout=timeout,
-        )
-        for stream in _streams()
-    }
+    return tail_update(streams=_streams(), watermark_model=RollupWatermark, timeout=timeout)
 
 
 def usage_rollup_backfill(*, chunk: int = CHUNK) -> int:
-    """Rebuild the rollup from every event and refund, in one transaction (readers see the old
-    rollup until it commits): the watermarks are locked (a running job waits), the rows
-    deleted, both streams folded again from id 0 up to what is final now. Returns the
-    number of rollup rows. Waits for the writers it sees, however long they take."""
-    streams = _streams()
-    seen = {s.name: tail_observe(table=s.table) for s in streams}
-    for stream in streams:
-        while not tail_drain(table=stream.table, writers=seen[stream.name].writers):
-            pass
-    with transaction.atomic():
-        marks = {
-            s.name: tail_watermark_lock(watermark_model=RollupWatermark, name=s.name)
-            for s in streams
-        }
-        UsageDay.objects.all().delete()
-        for stream in streams:
-            mark = marks[stream.name]
-            # What the job already passed is final too, and may be beyond this observation.
-            upto = max(seen[stream.name].max_id, mark.done_id)
-            for lo in range(0, upto, chunk):
-                stream.fold(lo, min(upto, lo + chunk))
-            mark.done_id = upto
-            if upto == seen[stream.name].max_id:
-                mark.as_of = max(filter(None, [mark.as_of, seen[stream.name].at]))
-            mark.save(update_fields=["done_id", "as_of", "updated_at"])
-        return UsageDay.objects.count()
+    """Rebuild the rollup from every event and refund (tenants.tailing.tail_rebuild: in one
+    transaction, readers seeing the old rows until it commits). Returns its number of rows."""
+    tail_rebuild(
+        streams=_streams(),
+        watermark_model=RollupWatermark,
+        clear=lambda: UsageDay.objects.all().delete(),
+        chunk=chunk,
+    )
+    return UsageDay.objects.count()

@@ -175,3 +175,60 @@ def tail_run(
     if not tail_drain(table=table, writers=seen.writers, timeout=timeout):
         return None
     return tail_fold(watermark_model=watermark_model, name=name, upto=seen, fold=fold)
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One table a rollup reads: its watermark's name, the table, and the fold of an id range."""
+
+    name: str
+    table: str
+    fold: Callable[[int, int], None]
+
+
+def tail_update(
+    *, streams: list[Stream], watermark_model: type[Watermark], timeout: float = DRAIN_TIMEOUT
+) -> dict[str, int | None]:
+    """One run of a rollup's job: `tail_run` of each stream, by name."""
+    return {
+        stream.name: tail_run(
+            table=stream.table,
+            watermark_model=watermark_model,
+            name=stream.name,
+            fold=stream.fold,
+            timeout=timeout,
+        )
+        for stream in streams
+    }
+
+
+def tail_rebuild(
+    *,
+    streams: list[Stream],
+    watermark_model: type[Watermark],
+    clear: Callable[[], object],
+    chunk: int = CHUNK,
+) -> None:
+    """Rebuild a rollup from id 0, in one transaction (readers see the old rows until it
+    commits; a running job waits on the watermarks): `clear()` deletes the rollup's rows,
+    then every stream is folded again up to what is final now (or what the job had already
+    passed, if further). Waits for the writers it sees, however long they take."""
+    seen = {s.name: tail_observe(table=s.table) for s in streams}
+    for stream in streams:
+        while not tail_drain(table=stream.table, writers=seen[stream.name].writers):
+            pass
+    with transaction.atomic():
+        marks = {
+            s.name: tail_watermark_lock(watermark_model=watermark_model, name=s.name)
+            for s in streams
+        }
+        clear()
+        for stream in streams:
+            mark, upto = marks[stream.name], seen[stream.name]
+            done = max(upto.max_id, mark.done_id)
+            for lo in range(0, done, chunk):
+                stream.fold(lo, min(done, lo + chunk))
+            mark.done_id = done
+            if done == upto.max_id and (mark.as_of is None or mark.as_of < upto.at):
+                mark.as_of = upto.at
+            mark.save(update_fields=["done_id", "as_of", "updated_at"])
