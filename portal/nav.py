@@ -19,6 +19,7 @@ class NavEntry:
 ENTRIES: tuple[NavEntry, ...] = (
     NavEntry("overview", "Overview", "portal:overview"),
     # The read pages: where the credits went and what they buy.
+    NavEntry("usage", "Usage", "portal:usage"),
     NavEntry("statement", "Statement", "portal:statement"),
     NavEntry("buckets", "Buckets", "portal:buckets"),
     NavEntry("workflows", "Workflows", "portal:workflows"),

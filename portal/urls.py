@@ -1,6 +1,16 @@
 from django.urls import include, path
 
-from portal.views import buckets, buy, estimator, payments, plan, rate_card, statement, workflows
+from portal.views import (
+    buckets,
+    buy,
+    estimator,
+    payments,
+    plan,
+    rate_card,
+    statement,
+    usage,
+    workflows,
+)
 from portal.views.overview import OverviewPage
 
 app_name = "portal"
@@ -10,6 +20,14 @@ urlpatterns = [
     # The read pages.
     path("statement/", statement.StatementPage.as_view(), name="statement"),
     path("statement.csv", statement.StatementCsv.as_view(), name="statement-csv"),
+    path("usage/", usage.UsagePage.as_view(), name="usage"),
+    path("usage/exports/", usage.UsageExportCreate.as_view(), name="usage-export-create"),
+    path("usage/exports/<int:export_id>/", usage.UsageExportPage.as_view(), name="usage-export"),
+    path(
+        "usage/exports/<int:export_id>/download",
+        usage.UsageExportDownload.as_view(),
+        name="usage-export-download",
+    ),
     path("buckets/", buckets.BucketsPage.as_view(), name="buckets"),
     path("workflows/", workflows.WorkflowsPage.as_view(), name="workflows"),
     path("workflows/<int:workflow_id>/", workflows.WorkflowPage.as_view(), name="workflow"),

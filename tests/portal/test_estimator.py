@@ -53,7 +53,7 @@ def _pack(slug: str, credits: int, price_minor: int, currency: str = "USD") -> C
 
 def _sentence(response: Any) -> str:
     html = response.content.decode()
-    start = html.index('<p class="sentence">') + len('<p class="sentence">')
+    start = html.index(">", html.index('class="sentence"')) + 1
     return html[start : html.index("</p>", start)]
 
 
