@@ -11,7 +11,11 @@ from billing.money import money_format, money_to_minor
 
 def _pack_label(pack: CreditPack) -> str:
     price = money_format(pack.price_minor, pack.currency)
-    return f"{pack.name}: {pack.credits.normalize():f} credits for {price}"
+    credits = f"{pack.credits.normalize():f}"
+    # "500 credits, 65.00 USD" rather than "500 credits: 500 credits for 65.00 USD".
+    if credits in pack.name:
+        return f"{pack.name}, {price}"
+    return f"{pack.name}: {credits} credits, {price}"
 
 
 class AutoTopUpForm(forms.Form):

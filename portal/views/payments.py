@@ -88,7 +88,7 @@ def _initial(policy: AutoTopUpPolicy | None) -> dict[str, Any]:
         return {"threshold": Decimal(100), "monthly_cap": Decimal(100), "enabled": False}
     return {
         "enabled": policy.enabled,
-        "threshold": policy.threshold,
+        "threshold": policy.threshold.normalize(),
         "pack": policy.pack,
         "monthly_cap": money_from_minor(policy.monthly_cap_minor, policy.pack.currency),
     }

@@ -89,9 +89,10 @@ def test_billing_roles_buy_pay_see_the_receipt_and_save_a_card(
     client = login(tenant, role)
     page = client.get("/buy/").content.decode()
     assert _offered(page) == ["buy-pack-500"]
+    assert '<p class="amount">65.00 USD</p>' in page
     assert (
-        '<td>500 credits</td>\n      <td class="num">500</td>\n'
-        '      <td class="num">65.00 USD</td>\n      <td class="num">130.00 USD</td>'
+        '<span data-testid="pack-credits">500</span> credits · '
+        '<span data-testid="pack-per-1000">130.00 USD</span> per 1,000'
     ) in page
 
     bought = client.post("/buy/", {"pack": pack.slug})
