@@ -654,6 +654,9 @@ class WebhookAttempt(TenantOwnedModel):
     number = models.PositiveIntegerField()
     status_code = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # The start of what the endpoint answered (RESPONSE_KEPT characters), for the tenant to
+    # read beside the status code in the portal.
+    response = models.TextField(blank=True, default="")
     duration_ms = models.PositiveIntegerField()
     at = models.DateTimeField()
 

@@ -36,6 +36,10 @@ RETRY_DELAYS = [timedelta(seconds=30 * 4**n) for n in range(5)]
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
 LEASE = timedelta(seconds=60)
 TIMEOUT_SECONDS = 10
+# How much of an endpoint's answer an attempt keeps (characters of its body, decoded leniently),
+# and reads at most (bytes): enough to see an error message, never a large page.
+RESPONSE_KEPT = 500
+RESPONSE_READ = 4096
 # The type of the event "send a test event" sends to one endpoint (never fanned out, so it is
 # not in the catalogue an endpoint subscribes to).
 TEST_EVENT_TYPE = "webhook.test"
@@ -162,8 +166,9 @@ def _target_address(host: str, port: int) -> str:
     return addresses[0]
 
 
-def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
-    """POST once; a redirect is an answer like any other (never followed: it could point the
+def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str, str]:
+    """POST once: the status, the error (when there was no answer) and the start of the
+    answer's body. A redirect is an answer like any other (never followed: it could point the
     signed request at an internal address)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -174,9 +179,9 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, s
         port = parts.port or (443 if https else 80)
         address = _target_address(host, port)
     except TargetRefused as exc:
-        return None, str(exc)
+        return None, str(exc), ""
     except (OSError, ValueError) as exc:
-        return None, f"{type(exc).__name__}: {exc}"[:1000]
+        return None, f"{type(exc).__name__}: {exc}"[:1000], ""
     connection_class = http.client.HTTPSConnection if https else http.client.HTTPConnection
     connection = connection_class(host, port, timeout=TIMEOUT_SECONDS)
 
@@ -191,10 +196,11 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, s
     try:
         connection.request("POST", path, body=body, headers=headers)
         response = connection.getresponse()
-        response.read()
-        return response.status, ""
+        answer = response.read(RESPONSE_READ).decode("utf-8", "replace")[:RESPONSE_KEPT]
+        # PostgreSQL text cannot hold NUL.
+        return response.status, "", answer.replace("\x00", "\ufffd")
     except (OSError, http.client.HTTPException) as exc:
-        return None, f"{type(exc).__name__}: {exc}"[:1000]
+        return None, f"{type(exc).__name__}: {exc}"[:1000], ""
     finally:
         connection.close()
 
@@ -220,13 +226,13 @@ def webhook_attempt(*, delivery_id: int) -> WebhookDelivery | None:
         body=body,
     )
     started = time.monotonic()
-    status_code, error = _post(delivery.endpoint.url, body, headers)
+    status_code, error, answer = _post(delivery.endpoint.url, body, headers)
     duration_ms = int((time.monotonic() - started) * 1000)
-    return _record(delivery, status_code, error, duration_ms)
+    return _record(delivery, status_code, error, duration_ms, answer)
 
 
 def _record(
-    delivery: WebhookDelivery, status_code: int | None, error: str, duration_ms: int
+    delivery: WebhookDelivery, status_code: int | None, error: str, duration_ms: int, answer: str
 ) -> WebhookDelivery:
     now = timezone.now()
     with transaction.atomic():
@@ -237,6 +243,7 @@ def _record(
             number=delivery.attempts,
             status_code=status_code,
             error=error,
+            response=answer,
             duration_ms=duration_ms,
             at=now,
         )

@@ -158,10 +158,10 @@ def test_an_endpoint_deleted_during_an_attempt_is_not_sent_to_again(
 ) -> None:
     endpoint = webhook_endpoint_create(tenant=tenant, url="http://127.0.0.1:9/hooks")
 
-    def post_while_deleted(url: str, body: bytes, headers: dict[str, str]) -> tuple[None, str]:
+    def post_while_deleted(url: str, body: bytes, headers: dict[str, str]) -> tuple[None, str, str]:
         # The tenant deletes the endpoint while the attempt is on the wire; it then fails.
         assert api_client.delete(f"{URL}/{endpoint.pk}").status_code == 204
-        return None, "ConnectionRefusedError"
+        return None, "ConnectionRefusedError", ""
 
     monkeypatch.setattr(webhooks, "_post", post_while_deleted)
     with transaction.atomic():

@@ -44,7 +44,7 @@ def test_a_test_event_goes_to_that_endpoint_alone_whatever_it_subscribed_to(
         1,
         endpoint.pk,
     )
-    assert list(WebhookAttempt.objects.values_list("status_code", flat=True)) == [200]
+    assert list(WebhookAttempt.objects.values_list("status_code", "response")) == [(200, "ok")]
 
 
 def test_a_test_event_that_fails_is_logged_with_the_answer(
@@ -57,7 +57,7 @@ def test_a_test_event_that_fails_is_logged_with_the_answer(
 
     (listed,) = webhook_delivery_list(tenant=tenant, endpoint=endpoint)
     assert (listed.status, listed.attempts) == ("pending", 1)
-    assert [(a.number, a.status_code) for a in listed.log.all()] == [(1, 503)]
+    assert [(a.number, a.status_code, a.response) for a in listed.log.all()] == [(1, 503, "ok")]
 
 
 def test_after_rotation_deliveries_verify_with_the_new_secret_only(

@@ -84,7 +84,7 @@ def test_a_test_event_is_delivered_and_its_answer_shown(
     assert "Test event sent" in page
     assert "webhook.test" in page
     assert "#1" in page
-    assert "HTTP 503" in page
+    assert 'HTTP 503 <span class="mono">ok</span>' in page
     assert len(receiver.requests) == 1
 
 
