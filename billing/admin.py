@@ -28,6 +28,7 @@ from billing.models import (
     AutoTopUpPolicy,
     BillingCustomer,
     Contract,
+    ContractInvoice,
     CreditPack,
     Plan,
     PlanPrice,
@@ -293,6 +294,29 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     inlines = [WebhookAttemptInline]
 
 
+@admin.register(ContractInvoice)
+class ContractInvoiceAdmin(ReadOnlyAdmin):
+    """Written by billing/services/contract_invoices.py; `error` says why a request waits."""
+
+    list_display = [
+        "number",
+        "tenant",
+        "contract",
+        "kind",
+        "period_index",
+        "credits",
+        "amount",
+        "status",
+        "due_at",
+        "error",
+    ]
+    list_filter = ["status", "kind"]
+
+    @admin.display(description="amount")
+    def amount(self, obj: ContractInvoice) -> str:
+        return money_format(obj.amount_minor, obj.currency)
+
+
 @admin.register(AlertState)
 class AlertStateAdmin(ReadOnlyAdmin):
     list_display = ["tenant", "threshold", "state", "fired_at"]
@@ -317,6 +341,9 @@ class ContractAdminForm(forms.ModelForm):
             "pinned_until",
             "overdraft_limit",
             "monthly_spending_cap_minor",
+            "net_terms_days",
+            "credits_on",
+            "overage_price_per_1000_minor",
         ]
 
     def clean(self) -> dict[str, Any]:

@@ -54,6 +54,9 @@ def form_data(tenant: Tenant, **overrides: str) -> dict[str, str]:
         "pinned_until_1": "",
         "overdraft_limit": "0",
         "monthly_spending_cap_minor": "",
+        "net_terms_days": "30",
+        "credits_on": "signature",
+        "overage_price_per_1000_minor": "",
     }
     return {**data, **overrides}
 
@@ -66,6 +69,24 @@ def test_an_invalid_contract_is_never_saved(admin_client_: Client, tenant: Tenan
     assert response.status_code == 200  # the form again, with the error
     assert response.context["adminform"].form.errors == {
         "pinned_version": ["A pinned assignment needs a version."]
+    }
+    assert not Contract.objects.exists()
+
+
+def test_invoicing_terms_out_of_range_are_refused_naming_the_field(
+    admin_client_: Client, tenant: Tenant
+) -> None:
+    response = admin_client_.post(
+        "/admin/billing/contract/add/", form_data(tenant, net_terms_days="400")
+    )
+    assert response.context["adminform"].form.errors == {
+        "net_terms_days": ["Net terms are at most 365 days."]
+    }
+    response = admin_client_.post(
+        "/admin/billing/contract/add/", form_data(tenant, overage_price_per_1000_minor="-1")
+    )
+    assert response.context["adminform"].form.errors == {
+        "overage_price_per_1000_minor": ["The overage price cannot be negative."]
     }
     assert not Contract.objects.exists()
 
