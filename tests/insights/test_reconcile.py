@@ -6,6 +6,7 @@ paid for and a rollup left behind: exit 1 and an ERROR log."""
 import logging
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import time_machine
@@ -56,6 +57,7 @@ def mix(tenant: Tenant, other_tenant: Tenant) -> Iterator[Tenant]:
             slug="pro", name="Pro", price_minor=7_900, included_credits=D("750")
         )
         PlanPrice.objects.create(plan=pro, currency="USD", base_minor=7_900)
+        PlanPrice.objects.create(plan=pro, currency="EUR", base_minor=7_200)
         # USD: 750 included credits for $79.00 (until Feb 15), 500 bought for $65.00.
         subscription_create(tenant=tenant, plan=pro)
         top_up = fake_checkout_confirm(
@@ -76,14 +78,12 @@ def mix(tenant: Tenant, other_tenant: Tenant) -> Iterator[Tenant]:
             idempotency_key="takeback",
         )
         TopUp.objects.filter(pk=top_up.pk).update(refunded_minor=3_250, credits_taken_back=D("250"))
-        # EUR: 2,000 credits for EUR 18.00, 300 spent.
-        fake_checkout_confirm(
-            top_up=topup_create(tenant=other_tenant, pack=_pack("e2000", "2000", 1_800, "EUR"))
-        )
+        # EUR: the plan's 750 credits for EUR 72.00 (9.6 cents each), 300 spent.
+        subscription_create(tenant=other_tenant, plan=pro, currency="EUR")
         _spend(other_tenant, "x1", "300")
-        # The period ends with 50 included credits unspent: they break.
+        # The periods end with 50 and 450 included credits unspent: they break.
         clock.move_to("2026-02-16 00:00:00+00:00")
-        assert ledger_expire_due() == 1
+        assert ledger_expire_due() == 2
         insights_rollup_update()
         yield tenant
 
@@ -103,12 +103,14 @@ def test_the_seeded_mix_reconciles_to_the_cent(mix: Tenant) -> None:
     assert usd.left == D("11150")
     assert usd.right == D("11149.99999750")
     assert usd.difference == 0
-    assert (eur.currency, eur.received, eur.revenue, eur.unspent) == (
+    assert (eur.currency, eur.received, eur.revenue, eur.breakage, eur.unspent) == (
         "EUR",
-        D("1800"),
-        D("270.00000000"),
-        D("1530.00000000"),
+        D("7200"),
+        D("2880.00000000"),
+        D("4320.00000000"),
+        D("0"),
     )
+    assert eur.difference == 0
 
 
 def test_a_grant_nobody_paid_for_and_a_stale_rollup_exit_1(
@@ -144,3 +146,18 @@ def test_a_grant_nobody_paid_for_and_a_stale_rollup_exit_1(
         "reconciliation: margin rollup of tenant "
         f"{mix.pk}: ledger 710.0000 credits spent on usage, rollup 700.0000"
     ) in messages
+
+
+def test_the_hourly_task_reconciles_and_says_so(mix: Tenant, settings: Any) -> None:
+    from config.celery_app import app
+
+    assert settings.CELERY_BEAT_SCHEDULE["insights.reconcile"] == {
+        "task": "insights.reconcile",
+        "schedule": 3600.0,
+    }
+    assert settings.CELERY_BEAT_SCHEDULE["insights.rollup_update"]["schedule"] == 60.0
+    assert app.tasks["insights.reconcile"].apply().get() is True
+    assert app.tasks["insights.rollup_update"].apply().get() == {
+        "margin_events": 0,
+        "ledger_entries": 0,
+    }
