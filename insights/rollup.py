@@ -15,23 +15,13 @@ day is the vendor's alone (customers never see it), it needs a stream metering d
 benchmarked apart from the portal's. `insights_rollup_backfill` rebuilds both from scratch.
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
-from django.db import connection, transaction
+from django.db import connection
 
 from insights.models import InsightsWatermark, MarginDay, ValueDay
 from ledger.models import LedgerEntry
 from metering.models import UsageEvent
 from metering.usage.record import LEDGER_SOURCE
-from tenants.tailing import (
-    CHUNK,
-    DRAIN_TIMEOUT,
-    tail_drain,
-    tail_fold,
-    tail_observe,
-    tail_watermark_lock,
-)
+from tenants.tailing import CHUNK, DRAIN_TIMEOUT, Stream, tail_rebuild, tail_update
 
 EVENTS = "margin_events"
 ENTRIES = "ledger_entries"
@@ -137,17 +127,10 @@ def _fold_entries(lo: int, hi: int) -> None:
         cursor.execute(_FOLD_REFUNDS, [lo, hi, LEDGER_SOURCE])
 
 
-@dataclass(frozen=True)
-class _Stream:
-    name: str
-    table: str
-    fold: Callable[[int, int], None]
-
-
-def _streams() -> list[_Stream]:
+def _streams() -> list[Stream]:
     return [
-        _Stream(EVENTS, UsageEvent._meta.db_table, _fold_events),
-        _Stream(ENTRIES, LedgerEntry._meta.db_table, _fold_entries),
+        Stream(EVENTS, UsageEvent._meta.db_table, _fold_events),
+        Stream(ENTRIES, LedgerEntry._meta.db_table, _fold_entries),
     ]
 
 
@@ -155,43 +138,16 @@ def insights_rollup_update(*, timeout: float = DRAIN_TIMEOUT) -> dict[str, int |
     """One run: per stream, how many ids its watermark moved over, or None when writers seen
     at the observation still ran after `timeout` seconds (the next run goes on). Safe to run
     twice at once and after a crash: each fold commits with its watermark."""
-    moved: dict[str, int | None] = {}
-    for stream in _streams():
-        seen = tail_observe(table=stream.table)
-        drained = tail_drain(table=stream.table, writers=seen.writers, timeout=timeout)
-        moved[stream.name] = (
-            tail_fold(
-                watermark_model=InsightsWatermark, name=stream.name, upto=seen, fold=stream.fold
-            )
-            if drained
-            else None
-        )
-    return moved
+    return tail_update(streams=_streams(), watermark_model=InsightsWatermark, timeout=timeout)
+
+
+def _clear() -> None:
+    MarginDay.objects.all().delete()
+    ValueDay.objects.all().delete()
 
 
 def insights_rollup_backfill(*, chunk: int = CHUNK) -> int:
-    """Rebuild both rollups from every event and entry in one transaction (readers see the
-    old rows until it commits; a running job waits on the watermarks). Returns the number of
-    rollup rows."""
-    streams = _streams()
-    seen = {s.name: tail_observe(table=s.table) for s in streams}
-    for stream in streams:
-        while not tail_drain(table=stream.table, writers=seen[stream.name].writers):
-            pass
-    with transaction.atomic():
-        marks = {
-            s.name: tail_watermark_lock(watermark_model=InsightsWatermark, name=s.name)
-            for s in streams
-        }
-        MarginDay.objects.all().delete()
-        ValueDay.objects.all().delete()
-        for stream in streams:
-            mark = marks[stream.name]
-            upto = max(seen[stream.name].max_id, mark.done_id)
-            for lo in range(0, upto, chunk):
-                stream.fold(lo, min(upto, lo + chunk))
-            mark.done_id = upto
-            if upto == seen[stream.name].max_id:
-                mark.as_of = max(filter(None, [mark.as_of, seen[stream.name].at]))
-            mark.save(update_fields=["done_id", "as_of", "updated_at"])
-        return MarginDay.objects.count() + ValueDay.objects.count()
+    """Rebuild both rollups from every event and entry (tenants.tailing.tail_rebuild: in one
+    transaction, readers seeing the old rows until it commits). Returns the number of rows."""
+    tail_rebuild(streams=_streams(), watermark_model=InsightsWatermark, clear=_clear, chunk=chunk)
+    return MarginDay.objects.count() + ValueDay.objects.count()
