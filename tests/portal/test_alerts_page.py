@@ -105,3 +105,16 @@ def test_who_may_change_them(login: Login, tenant: Tenant, role: str, status: in
 
     assert answer.status_code == status
     assert AlertSettings.objects.filter(tenant=tenant).exists() is (status == 302)
+
+
+def test_with_no_thresholds_the_default_soft_cap_is_a_tenth(login: Login, tenant: Tenant) -> None:
+    grant(tenant, 120, "welcome")
+    client = login(tenant)
+
+    saved = client.post("/alerts/", {"thresholds": "", "soft_cap": ""}, follow=True)
+
+    page = saved.content.decode()
+    assert AlertSettings.objects.get(tenant=tenant).thresholds == []
+    assert "Soft cap: 12 credits." in page
+    assert "This is the default: 10% of the 120 credits" in page
+    assert "go out when it runs out: once per crossing." in page
