@@ -251,6 +251,9 @@ class CostPrice(_ImmutableUnderPublished):
         TOOL_CALLS = "tool_calls", "Tool calls"
         VECTOR_READS = "vector_reads", "Vector reads"
         ORCHESTRATION_RUNS = "orchestration_runs", "Orchestration runs"
+        # Priced in the catalog now; usage events do not carry it yet (an event naming it is
+        # refused as an unknown field): metering's column, input and rollups come next.
+        GPU_SECONDS = "gpu_seconds", "GPU seconds"
 
     version = models.ForeignKey(CostCatalogVersion, on_delete=models.CASCADE, related_name="prices")
     component = models.CharField(max_length=32, choices=Component.choices)
