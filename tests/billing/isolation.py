@@ -2,16 +2,18 @@
 settings or webhook endpoints."""
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from billing.models import CreditPack
+from billing.models import Contract, ContractInvoice, CreditPack
 from billing.services import (
     auto_topup_policy_update,
     billing_customer_save,
     topup_create,
     webhook_endpoint_create,
 )
+from ratecards.services import ratecard_seed_example
 from tenants.models import Tenant
 from tests.isolation import MARKER, register, register_bodies
 
@@ -35,6 +37,7 @@ def seed_billing(tenant: Tenant) -> dict[str, str]:
         pack=pack,
         monthly_cap_minor=987654,
     )
+    _contract_invoice(tenant)
     return {
         "top_up_key": top_up.idempotency_key,
         "top_up_id": str(top_up.pk),
@@ -77,3 +80,35 @@ def seed_subscription(tenant: Tenant) -> dict[str, str]:
         created_at=sub.created_at,
     )
     return {}
+
+
+def _contract_invoice(tenant: Tenant) -> None:
+    """An issued contract invoice of tenant A (GET /api/v1/contract-invoices)."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    contract = Contract.objects.create(
+        tenant=tenant,
+        name=f"{MARKER} contract",
+        price_per_1000_minor=800,
+        committed_credits=Decimal(1000),
+        start_at=start,
+        end_at=datetime(2027, 1, 1, tzinfo=UTC),
+        rate_card=ratecard_seed_example(),
+    )
+    ContractInvoice.objects.create(
+        tenant=tenant,
+        contract=contract,
+        kind=ContractInvoice.Kind.COMMITMENT,
+        period_index=0,
+        status=ContractInvoice.Status.OPEN,
+        gateway="fake",
+        gateway_reference=f"{MARKER}-invoice",
+        number=f"{MARKER}-0001",
+        idempotency_key=f"isolation:{tenant.pk}",
+        description=f"{MARKER} commitment",
+        credits=Decimal(1000),
+        amount_minor=800,
+        currency="USD",
+        period_start=start,
+        period_end=contract.end_at,
+        created_at=start,
+    )
