@@ -24,7 +24,7 @@ from billing.exceptions import TopUpNotPending
 from billing.gateways import gateway_get
 from billing.gateways.fake import FAKE_CARDS
 from billing.models import ContractInvoice, SubscriptionInvoice, TopUp
-from billing.selectors import BILLING_ROLES, billing_customer_get
+from billing.selectors import BILLING_ROLES, billing_customer_get, contract_invoice_list
 from billing.services import fake_checkout_confirm, payment_method_save
 from tenants.models import Membership, Tenant
 
@@ -148,13 +148,10 @@ def fake_invoice(request: HttpRequest, reference: str) -> HttpResponse:
 @login_required
 def fake_contract_invoice(request: HttpRequest, invoice_id: int) -> HttpResponse:
     """The fake's hosted invoice of a contract, with the fields of a subscription invoice."""
-    invoice = get_object_or_404(
-        ContractInvoice.objects.exclude(status=ContractInvoice.Status.REQUESTED).select_related(
-            "contract"
-        ),
-        pk=invoice_id,
-    )
-    tenant = _member(request, invoice.tenant_id, billing=False)
+    found = get_object_or_404(ContractInvoice.objects.only("tenant_id"), pk=invoice_id)
+    tenant = _member(request, found.tenant_id, billing=False)
+    # Issued ones only: a request the gateway has not answered has no number or page yet.
+    invoice = get_object_or_404(contract_invoice_list(tenant=tenant), pk=invoice_id)
     if invoice.hosted_url and not invoice.hosted_url.startswith("/"):
         return redirect(invoice.hosted_url)
     return render(

@@ -1,6 +1,6 @@
 """Plan: the subscription (plan, seats, status, what changes at the period end and when), its
-invoices, and subscribing, changing plan or seats and cancelling, through the services
-`/api/v1/subscription` calls."""
+invoices and a contract's, and subscribing, changing plan or seats and cancelling, through the
+services `/api/v1/subscription` calls."""
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -14,7 +14,7 @@ from billing.exceptions import (
     SubscriptionNotFound,
 )
 from billing.models import Plan, SubscriptionInvoice
-from billing.selectors import plan_list, subscription_current_get
+from billing.selectors import contract_invoice_list, plan_list, subscription_current_get
 from billing.services.subscriptions import (
     subscription_cancel,
     subscription_change,
@@ -50,7 +50,16 @@ class PlanPage(PortalView):
             if sub is not None
             else []
         )
-        return self.page({"subscription": sub, "plans": plan_list(), "invoices": invoices})
+        return self.page(
+            {
+                "subscription": sub,
+                "plans": plan_list(),
+                "invoices": invoices,
+                "contract_invoices": contract_invoice_list(tenant=self.tenant).order_by(
+                    "-created_at", "-pk"
+                )[:INVOICES_SHOWN],
+            }
+        )
 
 
 def _seats(request: HttpRequest) -> int:

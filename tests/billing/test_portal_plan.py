@@ -101,3 +101,23 @@ def test_a_past_due_plan_says_why_on_the_plan_page_and_the_overview(tenant: Tena
     assert "(the payment failed). New workflow runs are refused from 2026-05-04 01:00 UTC" in (
         overview
     )
+
+
+def test_a_contracts_invoices_are_listed_on_the_plan_page_with_their_page(tenant: Tenant) -> None:
+    from billing.models import ContractInvoice
+    from billing.services.contracts import contract_activate
+    from tests.billing.test_contract_invoices import START, make_contract
+
+    with time_machine.travel(START, tick=False):
+        contract_activate(contract=make_contract(tenant))
+    invoice = ContractInvoice.objects.get(tenant=tenant)
+    client = login(tenant, "member")
+
+    page = client.get("/plan/").content.decode()
+    shown = client.get(f"/billing/contract-invoices/{invoice.pk}/")
+
+    assert f'<a href="{invoice.hosted_url}" rel="noopener">{invoice.number}</a>' in page
+    assert "Open (unpaid)" in page
+    assert invoice.hosted_url == f"/billing/contract-invoices/{invoice.pk}/"
+    assert shown.status_code == 200
+    assert '<a href="/plan/">Back</a>' in shown.content.decode()
