@@ -27,6 +27,8 @@ from portal.base import PortalView
 from portal.views.secrets import shown_once
 from tenants.exceptions import CreditlineError
 
+NOT_FOUND = "You have no webhook endpoint with that id."
+
 
 class EndpointForm(forms.Form):
     url = forms.URLField(max_length=2000, assume_scheme="https")
@@ -74,7 +76,7 @@ class _EndpointView(PortalView):
     def endpoint(self, endpoint_id: int) -> WebhookEndpoint:
         endpoint = webhook_endpoint_get(tenant=self.tenant, endpoint_id=endpoint_id)
         if endpoint is None:
-            raise Http404("You have no webhook endpoint with that id.")
+            raise Http404(NOT_FOUND)
         return endpoint
 
     def detail(self, endpoint: WebhookEndpoint, **extra: Any) -> HttpResponse:
@@ -97,7 +99,10 @@ class WebhookTestPage(_EndpointView):
 
     def post(self, request: HttpRequest, endpoint_id: int) -> HttpResponse:
         endpoint = self.endpoint(endpoint_id)
-        webhook_endpoint_test_send(endpoint=endpoint)
+        try:
+            webhook_endpoint_test_send(endpoint=endpoint)
+        except WebhookEndpoint.DoesNotExist:  # deleted since it was read
+            raise Http404(NOT_FOUND) from None
         messages.success(request, "Test event sent: its delivery is at the top of the list.")
         return self.back(endpoint)
 
@@ -107,7 +112,10 @@ class WebhookRotatePage(_EndpointView):
     requires = {"POST": Capability.MANAGE}
 
     def post(self, request: HttpRequest, endpoint_id: int) -> HttpResponse:
-        endpoint = webhook_endpoint_secret_rotate(endpoint=self.endpoint(endpoint_id))
+        try:
+            endpoint = webhook_endpoint_secret_rotate(endpoint=self.endpoint(endpoint_id))
+        except WebhookEndpoint.DoesNotExist:  # deleted since it was read
+            raise Http404(NOT_FOUND) from None
         return shown_once(self.detail(endpoint, rotated=endpoint.secret))
 
 
