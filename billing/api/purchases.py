@@ -13,9 +13,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing import links
-from billing.models import BillingCustomer, CreditPack, TopUp
+from billing.models import BillingCustomer, TopUp
 from billing.money import currency_exponent, money_from_minor, price_per_1000_minor
-from billing.selectors import billing_currency_get, billing_customer_get, pack_list, topup_list
+from billing.pack_selectors import PackOffer, pack_offer_list
+from billing.selectors import billing_currency_get, billing_customer_get, topup_list
 from billing.services import (
     payment_method_remove,
     payment_method_setup_start,
@@ -99,10 +100,10 @@ class CreditPacksApi(TenantApiView):
             help_text="What 1,000 credits cost in this pack, in the currency's major unit."
         )
 
-        def get_price(self, obj: CreditPack) -> str:
+        def get_price(self, obj: PackOffer) -> str:
             return price_text(obj.price_minor, obj.currency)
 
-        def get_price_per_1000_credits(self, obj: CreditPack) -> str:
+        def get_price_per_1000_credits(self, obj: PackOffer) -> str:
             return price_text(price_per_1000_minor(obj.price_minor, obj.credits), obj.currency)
 
     @extend_schema(
@@ -110,7 +111,7 @@ class CreditPacksApi(TenantApiView):
         summary="The credit packs for sale, priced in the tenant's billing currency",
     )
     def get(self, request: Request) -> Response:
-        packs = pack_list(currency=billing_currency_get(tenant=self.tenant))
+        packs = pack_offer_list(currency=billing_currency_get(tenant=self.tenant))
         return Response({"results": self.OutputSerializer(packs, many=True).data})
 
 

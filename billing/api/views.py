@@ -28,7 +28,6 @@ from billing.models import AutoTopUpPolicy, WebhookEndpoint
 from billing.selectors import (
     alert_thresholds_get,
     auto_topup_policy_get,
-    billing_currency_get,
     pack_get,
     topup_list,
 )
@@ -112,7 +111,8 @@ class AutoTopUpApi(TenantApiView):
             tenant=self.tenant,
             enabled=values["enabled"],
             threshold=values["threshold"],
-            pack=pack_get(slug=values["pack"], currency=billing_currency_get(tenant=self.tenant)),
+            # Priced in the tenant's currency, or refused naming `pack` (the policy's service).
+            pack=pack_get(slug=values["pack"]),
             monthly_cap_minor=values["monthly_cap_minor"],
         )
         return Response(self.OutputSerializer(policy).data)

@@ -22,10 +22,11 @@ from billing.gateways import gateway_get
 from billing.locks import policy_lock
 from billing.models import AutoTopUpPolicy, CreditPack, TopUp
 from billing.money import money_format
+from billing.pack_selectors import PackOffer, auto_topup_spent_in, pack_offer_of, pack_price_get
 from billing.selectors import (
-    auto_topup_month_spent,
     billing_currency_get,
     billing_customer_get,
+    month_start,
     spending_cap_minor,
     subscription_renewal_pending,
 )
@@ -70,7 +71,7 @@ def auto_topup_policy_update(
     """Change the settings; saving them (re-)enables a policy that failures disabled. The pack
     must be sold in the tenant's billing currency (the cap is money in that currency)."""
     currency = billing_currency_get(tenant=tenant)
-    if pack.currency != currency:
+    if pack_price_get(pack=pack, currency=currency) is None:
         raise PackNotFound(
             f"No active credit pack in {currency} has the slug '{pack.slug}'.",
             pack=pack.slug,
@@ -116,10 +117,13 @@ def auto_topup_start(*, tenant: Tenant, now: datetime | None = None) -> StartOut
             return StartOutcome(None, "renewal_pending")
         if billing_customer_get(tenant_id=tenant.pk) is None:
             return _refuse(policy, "no_payment_method", "No payment method is saved.")
+        offer = pack_offer_of(pack=policy.pack, currency=billing_currency_get(tenant=tenant))
         cap = spending_cap_minor(policy=policy, at=now)
-        spent = auto_topup_month_spent(tenant_id=tenant.pk, at=now)
-        if spent + policy.pack.price_minor > cap:
-            return _capped(policy, now=now, spent=spent, cap=cap, available=available)
+        spent = auto_topup_spent_in(
+            tenant_id=tenant.pk, since=month_start(now), currency=offer.currency
+        )
+        if spent + offer.price_minor > cap:
+            return _capped(policy, offer, now=now, spent=spent, cap=cap, available=available)
         try:
             with transaction.atomic():
                 top_up = topup_create(tenant=tenant, pack=policy.pack, auto=True)
@@ -153,9 +157,14 @@ def _refuse(policy: AutoTopUpPolicy, code: str, reason: str) -> StartOutcome:
 
 
 def _capped(
-    policy: AutoTopUpPolicy, *, now: datetime, spent: int, cap: int, available: Decimal
+    policy: AutoTopUpPolicy,
+    pack: PackOffer,
+    *,
+    now: datetime,
+    spent: int,
+    cap: int,
+    available: Decimal,
 ) -> StartOutcome:
-    pack = policy.pack
     reason = (
         f"Buying the {pack.name} pack ({money_format(pack.price_minor, pack.currency)}) would "
         f"bring this month's auto top-ups to "

@@ -29,7 +29,8 @@ from billing.gateways.fake import FakeGateway
 from billing.locks import policy_lock, topup_lock
 from billing.models import AutoTopUpPolicy, BillingCustomer, CreditPack, TopUp
 from billing.money import money_format
-from billing.selectors import billing_currency_get, pack_get
+from billing.pack_selectors import pack_offer_get, pack_offer_of
+from billing.selectors import billing_currency_get
 from billing.services.notify import notify
 from ledger.locks import account_lock
 from ledger.models import CreditBucket
@@ -58,14 +59,16 @@ def topup_create(
     request_fingerprint: str = "",
 ) -> TopUp:
     """A pending top-up with its own idempotency key; nothing is charged yet. One paid at a
-    checkout page (not auto) takes payment until `expires_at`."""
+    checkout page (not auto) takes payment until `expires_at`. It costs the pack's price in the
+    tenant's billing currency (CurrencyNotOffered when the pack has none)."""
+    offer = pack_offer_of(pack=pack, currency=billing_currency_get(tenant=tenant))
     now = timezone.now()
     return TopUp.objects.create(
         tenant=tenant,
         pack=pack,
         credits=pack.credits,
-        amount_minor=pack.price_minor,
-        currency=pack.currency,
+        amount_minor=offer.price_minor,
+        currency=offer.currency,
         gateway=gateway_get(gateway).name,
         idempotency_key=f"topup_{uuid.uuid4().hex}",
         request_key=request_key,
@@ -93,7 +96,8 @@ def topup_purchase(
     """Buy a pack: a pending top-up and the gateway's checkout for it (runs outside any
     transaction; the gateway is called after the row is committed).
 
-    The pack must be sold in the tenant's billing currency (`currency`, if given, must be it).
+    The pack must have a price in the tenant's billing currency (`currency`, if given, must be
+    it).
     With a `request_key` (the client's Idempotency-Key), the same key returns the same top-up
     and another request under it raises TopUpIdempotencyConflict. The checkout returns the
     customer to `return_url` (with `?top_up=<id>` once paid). A gateway error fails the top-up
@@ -104,7 +108,7 @@ def topup_purchase(
             f"Packs are sold in {billing_currency} to this tenant, not '{currency}'.",
             field="currency",
         )
-    pack = pack_get(slug=pack_slug, currency=billing_currency)
+    pack = pack_offer_get(slug=pack_slug, currency=billing_currency).pack
     fingerprint = hashlib.sha256(f"{pack.slug}\n{billing_currency}".encode()).hexdigest()
     if request_key:
         earlier = TopUp.objects.filter(tenant=tenant, request_key=request_key).first()
