@@ -30,6 +30,7 @@ from billing.models import (
     Contract,
     ContractInvoice,
     CreditPack,
+    CreditPackPrice,
     Plan,
     PlanPrice,
     StripeEvent,
@@ -72,10 +73,18 @@ class PlanAdmin(admin.ModelAdmin):
     inlines = [PlanPriceInline]
 
 
+class CreditPackPriceInline(admin.TabularInline):
+    """The pack's price per currency: a tenant is offered it in its billing currency only."""
+
+    model = CreditPackPrice
+    extra = 0
+
+
 @admin.register(CreditPack)
 class CreditPackAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "credits", "price_minor", "currency", "active"]
     prepopulated_fields = {"slug": ["name"]}
+    inlines = [CreditPackPriceInline]
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
