@@ -221,3 +221,26 @@ def test_a_customer_paying_in_eur_has_no_margin_against_usd_costs(
     assert not row.negative
     assert b"0.45 EUR" in response.content
     assert b"0.08 USD" in response.content
+
+
+def test_the_weights_page_suggests_for_the_reference_run(staff: Client, tenant: Tenant) -> None:
+    with time_machine.travel("2026-01-15 12:00:00+00:00", tick=False):
+        ratecard_seed_example()
+        fund(tenant, 1000, price_minor=1000)
+        usage_event_record(
+            tenant=tenant,
+            data=UsageInput(
+                idempotency_key="a", action="chat", quantity=D(1000), input_tokens=1_204_000
+            ),
+        )
+        insights_rollup_update()
+
+    response = staff.get(f"/console/weights/?{RANGE}&target=70&price=1000&step=0.01&currency=USD")
+
+    (chat,) = response.context["suggested"]
+    assert (chat.action, chat.current, chat.suggested) == ("chat", D("1"), D("1.01"))
+    assert b"69.9 %" in response.content
+    assert b"70.2 %" in response.content
+    bad = staff.get(f"/console/weights/?{RANGE}&target=100")
+    assert bad.context["suggested"] == []
+    assert b"The target is a percentage under 100" in bad.content
