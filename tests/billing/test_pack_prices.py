@@ -7,6 +7,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import User
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -125,3 +127,13 @@ def test_the_auto_top_up_cap_never_adds_two_currencies(
     assert (eur.amount_minor, eur.status) == (5_900, "succeeded")
     assert auto_topup_spent_in(tenant_id=tenant.pk, since=month, currency="EUR") == 5_900
     assert auto_topup_spent_in(tenant_id=tenant.pk, since=month, currency="USD") == 6_500
+
+
+def test_the_admin_edits_a_packs_prices_inline(euro_priced: CreditPack) -> None:
+    client = Client()
+    client.force_login(User.objects.create_superuser("vendor", "v@x.test", "pw-123456"))
+
+    page = client.get(f"/admin/billing/creditpack/{euro_priced.pk}/change/")
+
+    assert page.status_code == 200
+    assert 'name="prices-0-price_minor" value="5900"' in page.content.decode()
