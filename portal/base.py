@@ -27,7 +27,9 @@ _SEALED = ("dispatch", "setup_membership")
 
 def membership_resolve(request: HttpRequest) -> Membership:
     """The membership the request acts through, tenant included, in one query."""
-    memberships = Membership.objects.filter(user_id=request.user.pk).select_related("tenant")
+    memberships = Membership.objects.filter(user_id=int(request.user.pk or 0)).select_related(
+        "tenant"
+    )
     asked = request.GET.get("tenant")
     if asked is not None:
         membership = memberships.filter(tenant__slug=asked).first()
@@ -68,7 +70,8 @@ class PortalView(LoginRequiredMixin, View):
         self.setup_membership(request)
         needed = self.requires.get(request.method or "GET", Capability.READ)
         if not self.access.allows(needed):
-            raise PermissionDenied(f"Your role ({self.membership.get_role_display()}) cannot do this.")
+            role = self.membership.get_role_display()
+            raise PermissionDenied(f"Your role ({role}) cannot do this.")
         return super().dispatch(request, *args, **kwargs)
 
     def setup_membership(self, request: HttpRequest) -> None:
@@ -100,7 +103,7 @@ class PortalView(LoginRequiredMixin, View):
                 "access": self.access,
                 "nav": nav_for(self.access, current=self.section),
                 # The tenant switcher: every tenant the user belongs to (one query, in the layout).
-                "memberships": Membership.objects.filter(user_id=self.request.user.pk)
+                "memberships": Membership.objects.filter(user_id=int(self.request.user.pk or 0))
                 .select_related("tenant")
                 .order_by("tenant__slug"),
                 **(context or {}),
