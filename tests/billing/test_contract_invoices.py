@@ -24,6 +24,9 @@ from billing.services.topups import topup_complete, topup_create
 from ledger.models import CreditBucket, LedgerTransaction
 from ledger.selectors import balance_get, credit_account_get, ledger_verify
 from ledger.services import credit_account_update, ledger_debit
+from metering.exceptions import WorkflowSuspended
+from metering.services import UsageInput
+from metering.workflows import workflow_start, workflow_step
 from ratecards.services import ratecard_seed_example
 from tenants.models import Membership, Tenant
 from tenants.services import membership_add
@@ -286,3 +289,26 @@ def test_the_fake_gateway_s_invoice_page(tenant: Tenant) -> None:
     for text in (invoice.number, "2026-01-31 12:00 UTC", "Open (unpaid)", "8.00", "USD"):
         assert text in html
     assert "Acme Q1: committed credits, tranche 1 of 1 (1000 credits at 8.00 USD per 1,000)" in html
+
+
+def test_a_run_suspended_at_the_overdraft_limit_is_told_when_the_month_is_invoiced(
+    tenant: Tenant,
+) -> None:
+    with time_machine.travel(START, tick=False):
+        contract_activate(
+            contract=make_contract(
+                tenant, committed_credits=Decimal("10"), overdraft_limit=Decimal("10")
+            )
+        )
+        run, _ = workflow_start(tenant=tenant, external_id="job-1")
+        workflow_step(tenant=tenant, run=run, data=UsageInput("s1", "web_research", Decimal(1)))
+        workflow_step(tenant=tenant, run=run, data=UsageInput("s2", "web_research", Decimal(1)))
+        with pytest.raises(WorkflowSuspended):
+            workflow_step(tenant=tenant, run=run, data=UsageInput("s3", "web_research", Decimal(1)))
+    run.refresh_from_db()
+    assert (run.state, run.resumable_at) == ("suspended", None)
+    # The month's overdraft invoiced and cleared gives the overdraft its room back.
+    with time_machine.travel(at(2, 28, 13), tick=False):
+        assert contract_invoices_due()["overage"] == 1
+    run.refresh_from_db()
+    assert run.resumable_at == at(2, 28, 13)
