@@ -40,17 +40,19 @@ def test_a_tenant_the_user_is_not_in_is_a_404_like_one_that_does_not_exist(
     assert (said in foreign.content.decode(), said in missing.content.decode()) == (True, True)
 
 
-def test_the_chosen_tenant_is_remembered(login: Login, tenant: Tenant, other_tenant: Tenant) -> None:
+def test_the_chosen_tenant_is_remembered(
+    login: Login, tenant: Tenant, other_tenant: Tenant
+) -> None:
     client = login(tenant, other_tenant)
 
     first = client.get("/")
     chosen = client.get("/?tenant=globex")
     later = client.get("/")
 
-    assert "<p class=\"big\">" in first.content.decode()
-    assert 'selected>Acme Agents' in first.content.decode()
-    assert 'selected>Globex Bots' in chosen.content.decode()
-    assert 'selected>Globex Bots' in later.content.decode()
+    assert '<p class="big">' in first.content.decode()
+    assert "selected>Acme Agents" in first.content.decode()
+    assert "selected>Globex Bots" in chosen.content.decode()
+    assert "selected>Globex Bots" in later.content.decode()
 
 
 def test_each_role_may_do_what_issue_12_says() -> None:
@@ -72,5 +74,5 @@ def test_a_page_cannot_take_over_tenant_resolution() -> None:
     with pytest.raises(TypeError, match="may not override"):
 
         class Sneaky(PortalView):
-            def dispatch(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+            def dispatch(self, request, *args, **kwargs):
                 return super().dispatch(request, *args, **kwargs)
