@@ -244,3 +244,17 @@ def test_the_weights_page_suggests_for_the_reference_run(staff: Client, tenant: 
     bad = staff.get(f"/console/weights/?{RANGE}&target=100")
     assert bad.context["suggested"] == []
     assert b"The target is a percentage under 100" in bad.content
+
+
+@pytest.mark.usefixtures("usage")
+def test_one_customers_margin_and_an_unknown_one(staff: Client, tenant: Tenant) -> None:
+    response = staff.get(f"/console/margin/?by=action&tenant={tenant.pk}&{RANGE}")
+
+    (chat,) = response.context["rows"]
+    assert (chat.credits, chat.revenue_minor, chat.cogs_minor) == (
+        D("1000"),
+        D("1000.00000000"),
+        D("301.00000000"),
+    )
+    assert staff.get("/console/margin/?tenant=999999").status_code == 404
+    assert staff.get("/console/margin/?tenant=x").status_code == 404
