@@ -17,9 +17,10 @@ from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from django.conf import settings
 
 from billing.exceptions import EstimateTooLarge
-from billing.models import CreditPack, Plan
+from billing.models import Plan
 from billing.money import money_format
-from billing.selectors import billing_currency_get, pack_list, plan_list
+from billing.pack_selectors import PackOffer, pack_offer_list
+from billing.selectors import billing_currency_get, plan_list
 from ratecards.selectors import estimate_credits
 from tenants.models import Tenant
 
@@ -61,7 +62,7 @@ class PlanWithTopUps:
     """A plan too small for the top of the band, and the packs that cover the rest each month."""
 
     offer: PlanOffer
-    pack: CreditPack
+    pack: PackOffer  # at its price in the estimate's currency
     packs: int
     total_minor: int  # the plan's price and the packs', a month
 
@@ -123,7 +124,7 @@ def estimate(
         offer = next((o for o in offers if o.plan.included_credits >= high), None)
         with_top_ups = _cheapest_with_top_ups(
             offers=[o for o in offers if o.plan.included_credits < high],
-            packs=list(pack_list(currency=currency)),
+            packs=pack_offer_list(currency=currency),
             credits=Decimal(high),
         )
         if (
@@ -167,7 +168,7 @@ def plan_offers(*, currency: str) -> list[PlanOffer]:
 
 
 def _cheapest_with_top_ups(
-    *, offers: Sequence[PlanOffer], packs: Sequence[CreditPack], credits: Decimal
+    *, offers: Sequence[PlanOffer], packs: Sequence[PackOffer], credits: Decimal
 ) -> PlanWithTopUps | None:
     """The cheapest smaller plan plus as many of one pack as cover `credits` (ties: fewer
     packs, then the plan listed first). One kind of pack keeps the advice easy to follow."""

@@ -1,7 +1,7 @@
 """Packs as a tenant is offered them: priced in one currency (CreditPackPrice, else the pack's
-list price when that is the currency), never a price in another. In a module of its own while
-billing/selectors.py holds others' work in progress; `pack_get` / `pack_list` there still
-answer by list currency for the callers not moved yet."""
+list price when that is the currency), never a price in another. `pack_get` / `pack_list` in
+billing/selectors.py still answer by list price and list currency (the portal's buy page reads
+them until it moves to `pack_offer_list`)."""
 
 from dataclasses import dataclass
 from datetime import datetime

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Q, QuerySet
 
 from billing.exceptions import PackNotFound, PlanNotFound, SubscriptionNotFound
 from billing.models import (
@@ -20,6 +20,7 @@ from billing.models import (
     TopUp,
     default_alert_thresholds,
 )
+from billing.pack_selectors import auto_topup_spent_in
 from tenants.models import Membership, Tenant
 
 BILLING_ROLES = (Membership.Role.OWNER, Membership.Role.ADMIN, Membership.Role.BILLING)
@@ -67,10 +68,17 @@ def pack_list(*, currency: str | None = None) -> QuerySet[CreditPack]:
 def billing_currency_get(*, tenant: Tenant) -> str:
     """The one currency the tenant is billed in: its live subscription's, else the vendor's
     default (settings.BILLING_DEFAULT_CURRENCY)."""
-    subscription = subscription_get_active(tenant=tenant)
-    if subscription is not None:
-        return subscription.currency
-    return str(settings.BILLING_DEFAULT_CURRENCY).upper()
+    return billing_currency_of(tenant_id=tenant.pk)
+
+
+def billing_currency_of(*, tenant_id: int) -> str:
+    """billing_currency_get by the tenant's id."""
+    currency = (
+        Subscription.objects.filter(tenant_id=tenant_id, status__in=LIVE_SUBSCRIPTION)
+        .values_list("currency", flat=True)
+        .first()
+    )
+    return currency or str(settings.BILLING_DEFAULT_CURRENCY).upper()
 
 
 def subscription_get_active(*, tenant: Tenant) -> Subscription | None:
@@ -157,15 +165,12 @@ def month_start(at: datetime) -> datetime:
 
 
 def auto_topup_month_spent(*, tenant_id: int, at: datetime) -> int:
-    """Minor units of this calendar month's auto top-ups, pending ones included."""
-    return (
-        TopUp.objects.filter(
-            tenant_id=tenant_id,
-            auto=True,
-            created_at__gte=month_start(at),
-            status__in=[TopUp.Status.PENDING, TopUp.Status.SUCCEEDED],
-        ).aggregate(total=Sum("amount_minor"))["total"]
-        or 0
+    """Minor units of this calendar month's auto top-ups in the tenant's billing currency,
+    pending ones included (an amount in another currency is never added to them)."""
+    return auto_topup_spent_in(
+        tenant_id=tenant_id,
+        since=month_start(at),
+        currency=billing_currency_of(tenant_id=tenant_id),
     )
 
 

@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 
 from billing.models import CreditPack, CreditPackPrice, Subscription, TopUp
 from billing.pack_selectors import auto_topup_spent_in, pack_offer_list
+from billing.selectors import auto_topup_month_spent
 from billing.services import auto_topup_policy_update, billing_customer_save
 from billing.services.topups import topup_create
 from tenants.models import Tenant
@@ -127,6 +128,8 @@ def test_the_auto_top_up_cap_never_adds_two_currencies(
     assert (eur.amount_minor, eur.status) == (5_900, "succeeded")
     assert auto_topup_spent_in(tenant_id=tenant.pk, since=month, currency="EUR") == 5_900
     assert auto_topup_spent_in(tenant_id=tenant.pk, since=month, currency="USD") == 6_500
+    # What the portal shows against the cap: the month's euros only.
+    assert auto_topup_month_spent(tenant_id=tenant.pk, at=now) == 5_900
 
 
 def test_the_admin_edits_a_packs_prices_inline(euro_priced: CreditPack) -> None:
