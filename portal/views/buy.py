@@ -5,6 +5,7 @@ past purchases with their receipts. Buying calls `topup_purchase`, the service t
 from dataclasses import dataclass
 
 from django.contrib import messages
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
@@ -45,7 +46,12 @@ class BuyPage(PortalView):
     def get(self, request: HttpRequest) -> HttpResponse:
         currency = billing_currency_get(tenant=self.tenant)
         purchases = topup_list(tenant=self.tenant).order_by("-created_at", "-pk")
-        pending = [t for t in purchases.filter(status=TopUp.Status.PENDING, auto=False) if _open(t)]
+        open_now = Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+        pending = list(
+            purchases.filter(open_now, status=TopUp.Status.PENDING, auto=False).exclude(
+                checkout_url=""
+            )[:PURCHASES_SHOWN]
+        )
         returned = None
         asked = request.GET.get("top_up", "")
         if asked.isdigit():

@@ -7,7 +7,9 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import resolve
 
 from billing import links
@@ -203,3 +205,23 @@ def test_billings_links_name_the_portals_pages() -> None:
     assert resolve(links.top_up_pay(3)).view_name == "portal:topup-pay"
     assert resolve(links.top_up_cancel(3)).view_name == "portal:topup-cancel"
     assert links.TENANT_SESSION_KEY == SESSION_KEY
+
+
+def test_the_money_pages_run_as_many_statements_with_many_purchases_as_with_one(
+    tenant: Tenant, pack: CreditPack
+) -> None:
+    client = login(tenant, Membership.Role.OWNER)
+    fake_checkout_confirm(top_up=topup_create(tenant=tenant, pack=pack))
+    counts = {}
+    for path in (*PAGES, "/"):
+        with CaptureQueriesContext(connection) as one:
+            assert client.get(path).status_code == 200
+        counts[path] = len(one.captured_queries)
+    for _ in range(30):
+        fake_checkout_confirm(top_up=topup_create(tenant=tenant, pack=pack))
+        topup_create(tenant=tenant, pack=pack)  # and as many left pending
+
+    for path in (*PAGES, "/"):
+        with CaptureQueriesContext(connection) as many:
+            assert client.get(path).status_code == 200
+        assert len(many.captured_queries) == counts[path], path
