@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing import links, task_names
-from billing.exceptions import GatewayError, NoPaymentMethod, PackNotFound
+from billing.exceptions import CurrencyNotOffered, GatewayError, NoPaymentMethod, PackNotFound
 from billing.gateways import gateway_get
 from billing.locks import policy_lock
 from billing.models import AutoTopUpPolicy, CreditPack, TopUp
@@ -117,7 +117,12 @@ def auto_topup_start(*, tenant: Tenant, now: datetime | None = None) -> StartOut
             return StartOutcome(None, "renewal_pending")
         if billing_customer_get(tenant_id=tenant.pk) is None:
             return _refuse(policy, "no_payment_method", "No payment method is saved.")
-        offer = pack_offer_of(pack=policy.pack, currency=billing_currency_get(tenant=tenant))
+        try:
+            offer = pack_offer_of(pack=policy.pack, currency=billing_currency_get(tenant=tenant))
+        except CurrencyNotOffered as exc:
+            # The tenant bills in another currency since it chose the pack: never charge it
+            # in a currency it does not pay in; it chooses a pack again.
+            return _refuse(policy, "currency", f"{exc.message} Choose another pack.")
         cap = spending_cap_minor(policy=policy, at=now)
         spent = auto_topup_spent_in(
             tenant_id=tenant.pk, since=month_start(now), currency=offer.currency

@@ -12,10 +12,10 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from billing.models import CreditPack, CreditPackPrice, Subscription, TopUp
+from billing.models import AutoTopUpPolicy, CreditPack, CreditPackPrice, Subscription, TopUp
 from billing.pack_selectors import auto_topup_spent_in, pack_offer_list
 from billing.selectors import auto_topup_month_spent
-from billing.services import auto_topup_policy_update, billing_customer_save
+from billing.services import auto_topup_policy_update, auto_topup_start, billing_customer_save
 from billing.services.topups import topup_create
 from tenants.models import Tenant
 from tests.billing.factories import PlanFactory
@@ -140,3 +140,26 @@ def test_the_admin_edits_a_packs_prices_inline(euro_priced: CreditPack) -> None:
 
     assert page.status_code == 200
     assert 'name="prices-0-price_minor" value="5900"' in page.content.decode()
+
+
+def test_auto_top_up_refuses_a_pack_with_no_price_in_the_new_currency(
+    tenant: Tenant, pack: CreditPack
+) -> None:
+    # Given: auto top-up on with pack-500 (USD only), above the threshold; then the tenant
+    # comes to bill in EUR.
+    billing_customer_save(
+        tenant=tenant, gateway="fake", customer_id="fcus_1", payment_method_id="pm_fake_visa"
+    )
+    auto_topup_policy_update(
+        tenant=tenant, enabled=True, threshold=Decimal("0"), pack=pack, monthly_cap_minor=10_000
+    )
+    AutoTopUpPolicy.objects.filter(tenant=tenant).update(threshold=Decimal("10"))
+    bills_in_euros(tenant)
+
+    outcome = auto_topup_start(tenant=tenant)
+
+    assert outcome.reason == "currency"
+    assert AutoTopUpPolicy.objects.get(tenant=tenant).last_refusal == (
+        "The pack pack-500 has no price in EUR. Choose another pack."
+    )
+    assert TopUp.objects.filter(tenant=tenant).count() == 0
