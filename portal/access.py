@@ -18,6 +18,7 @@ class Capability(StrEnum):
     MANAGE = "manage"  # API keys, webhook endpoints, team (not owners), alerts
     OWN = "own"  # owners: make or remove owners
 
+
 _GRANTED: dict[str, frozenset[Capability]] = {
     Role.OWNER: frozenset(Capability),
     Role.ADMIN: frozenset({Capability.READ, Capability.BUY, Capability.MANAGE}),
