@@ -38,7 +38,7 @@ def test_the_rates_in_force_and_what_follows(
     page = response.content.decode()
 
     assert response.status_code == 200
-    assert table_rows(response, "Rates in force") == [
+    assert table_rows(response, "Rates table") == [
         ["action_execution", "Any", "15.0000", "Always"],
         ["chat", "Any", "1.0000", "Always"],
         ["doc_search", "Any", "3.0000", "Always"],
