@@ -12,6 +12,7 @@ import time_machine
 from django.utils import timezone
 
 from billing.models import Contract, ContractInvoice, StripeEvent
+from billing.services.contract_invoices import contract_invoices_due
 from billing.services.contracts import contract_activate
 from billing.services.stripe_events import stripe_events_retry
 from ledger.models import CreditBucket
@@ -188,3 +189,41 @@ def test_a_paid_event_before_the_issue_call_answered_applies_to_its_row(
     row.refresh_from_db()
     assert (row.status, row.gateway_reference, row.number) == ("paid", "in_contract_1", "ACME-0001")
     assert balance_get(tenant=tenant).available == Decimal("1000")
+
+
+def test_past_stripe_s_key_window_a_retry_looks_the_invoice_up_and_voided_is_recorded(
+    tenant: Tenant, canned_stripe: RoutedStripe
+) -> None:
+    canned_stripe.answer("POST", "/v1/customers", 200, {"id": "cus_1", "object": "customer"})
+    canned_stripe.answer(
+        "POST", "/v1/invoices", 500, {"error": {"type": "api_error", "message": "Try again."}}
+    )
+    with time_machine.travel(START, tick=False):
+        contract_activate(contract=make_contract(tenant))
+    row = ContractInvoice.objects.get(tenant=tenant)
+    assert row.status == "requested"
+    # Two days on, the key is forgotten at Stripe: the sweep searches by the row's metadata
+    # and finds the invoice the unanswered request had made, instead of making another.
+    found = stripe_invoice(row=row.pk, tenant=tenant, number="ACME-0002")
+    canned_stripe.answer(
+        "GET", "/v1/invoices/search", 200, {"object": "search_result", "data": [found]}
+    )
+    canned_stripe.sent.clear()
+    with time_machine.travel(datetime(2026, 2, 2, 12, tzinfo=UTC), tick=False):
+        assert contract_invoices_due()["issued"] == 1
+    # (then the reconciliation asks about the open invoice; this canned Stripe has no answer)
+    assert canned_stripe.paths() == [
+        ("GET", "/v1/invoices/search"),
+        ("GET", "/v1/invoices/in_contract_1"),
+    ]
+    assert canned_stripe.sent[0]["query"]["query"] == [
+        f"metadata['contract_invoice_id']:'{row.pk}' AND metadata['tenant_id']:'{tenant.pk}'"
+    ]
+    row.refresh_from_db()
+    assert (row.status, row.number) == ("open", "ACME-0002")
+
+    voided = stripe_invoice(status="void", row=row.pk, tenant=tenant, number="ACME-0002")
+    assert deliver("invoice.voided", voided, "evt_void") == 200
+    row.refresh_from_db()
+    assert row.status == "void"
+    assert CreditBucket.objects.filter(tenant=tenant).count() == 0
