@@ -72,7 +72,7 @@ class CustomersPage(StaffPage):
             sort=sort,
             descending=descending,
             negative=negative,
-            sorts=SORTS,
+            columns=COLUMNS,
             as_of=rollup_as_of(),
             **kwargs,
         )
@@ -109,12 +109,15 @@ class MarginPage(StaffPage):
         tenant = self.tenant()
         rows = margin_list(start=start, end=end, by=by, tenant=tenant)
         days = margin_list(start=start, end=end, by="day", tenant=tenant)
+        # Minor units, rounded for the eye (the table has the exact figures), of one currency
+        # pair only (the first day's): two currencies are never drawn as one.
+        pair = (days[0].currency, days[0].cogs_currency) if days else ("", "")
+        shown = [r for r in days if (r.currency, r.cogs_currency) == pair]
         chart = {
-            "labels": [str(r.key) for r in days if r.currency == r.cogs_currency],
-            "revenue": [
-                float(r.revenue_minor) / 100 for r in days if r.currency == r.cogs_currency
-            ],
-            "cogs": [float(r.cogs_minor) / 100 for r in days if r.currency == r.cogs_currency],
+            "currency": pair[0],
+            "labels": [str(r.key) for r in shown],
+            "revenue": [str(r.revenue_minor.quantize(Decimal(1))) for r in shown],
+            "cogs": [str(r.cogs_minor.quantize(Decimal(1))) for r in shown],
         }
         return super().get_context_data(
             start=start,
@@ -123,6 +126,7 @@ class MarginPage(StaffPage):
             choices=MARGIN_BY,
             rows=rows,
             chart=chart,
+            tenant=tenant,
             as_of=rollup_as_of(),
             **kwargs,
         )

@@ -119,6 +119,8 @@ def test_customers_show_margin_and_flag_the_negative(staff: Client) -> None:
     rows = [(r.tenant.name, r.margin_percent, r.negative) for r in response.context["rows"]]
     assert rows == [("Acme Agents", D("69.9"), False), ("Globex Bots", D("-2900.0"), True)]
     assert b"margin-negative" in response.content
+    assert b"&amp;sort=margin&amp;dir=asc" in response.content  # the header flips the order
+    assert b"Gross margin \xe2\x96\xbc" in response.content
     only = staff.get(f"/console/?{RANGE}&negative=1")
     assert [r.tenant.name for r in only.context["rows"]] == ["Globex Bots"]
 
@@ -158,6 +160,12 @@ def test_the_margin_page_by_action(staff: Client) -> None:
         D("1801.00000000"),
     )
     assert b"10.50 USD" in response.content
+    assert response.context["chart"] == {
+        "currency": "USD",
+        "labels": ["2026-01-15"],
+        "revenue": ["1050"],
+        "cogs": ["1801"],
+    }
     assert b"18.01 USD" in response.content
 
 
