@@ -5,6 +5,10 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from django.utils import timezone
+
+from metering.exports import usage_export_request
+from metering.models import UsageExport
 from metering.services import UsageInput, usage_event_record
 from metering.soft_cap import workflow_settings_update
 from metering.workflows import workflow_start, workflow_step
@@ -42,6 +46,23 @@ def seed_workflows(tenant: Tenant) -> dict[str, str]:
     step = UsageInput(idempotency_key=f"{MARKER}-step-1", action="chat", quantity=Decimal(1))
     workflow_step(tenant=tenant, run=run, data=step)
     return {"workflow_id": str(run.pk), "workflow_external_id": run.external_id}
+
+
+@register
+def seed_usage_export(tenant: Tenant) -> dict[str, str]:
+    """A ready CSV of tenant A's events (made in the request: the range is small), whose
+    rows carry the marked event."""
+    ratecard_seed_example()
+    fund(tenant, 10, reference=f"{MARKER}-export-pack")
+    usage_event_record(
+        tenant=tenant,
+        data=UsageInput(idempotency_key=f"{MARKER}-exported", action="chat", quantity=Decimal(1)),
+    )
+    today = timezone.now().date()
+    export = usage_export_request(
+        tenant=tenant, kind=UsageExport.Kind.EVENTS, since=today, until=today, user_id=None
+    )
+    return {"export_id": str(export.pk)}
 
 
 @register

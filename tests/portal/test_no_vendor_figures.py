@@ -123,8 +123,6 @@ UNREACHABLE = {
     "buy/receipts/<int:top_up_id>/": "the isolation seeder's top-up is unpaid, so it has no "
     "receipt (and a paid one's page redirects to the gateway's receipt)",
     "team/join/<str:token>/": "no isolation seeder makes a team invitation (`token`)",
-    "usage/exports/<int:export_id>/": "no isolation seeder makes a usage export (`export_id`)",
-    "usage/exports/<int:export_id>/download": "no isolation seeder makes a usage export",
 }
 
 
