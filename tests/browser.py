@@ -39,6 +39,9 @@ def browser_page() -> Iterator[Any]:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.set_default_timeout(15_000)
+        # In here the test's queries run on a connection of Playwright's context, which an
+        # earlier browser test's teardown (below) may have ended: closed now, it reopens.
+        connection.close()
         yield page
         browser.close()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)

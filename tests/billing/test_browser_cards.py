@@ -11,7 +11,6 @@ from django.contrib.auth.models import User
 from billing.models import AutoTopUpPolicy, BillingCustomer, CreditPack, TopUp
 from tenants.models import Membership, Tenant
 from tenants.services import membership_add
-from tests.billing.test_browser_topup import fresh_connection
 from tests.browser import axe_violations, browser_page, shot, sign_in
 
 __all__ = ["browser_page"]
@@ -23,7 +22,6 @@ def test_card_auto_top_up_receipt_cancel_and_plan_in_the_browser(
     live_server: Any, tenant: Tenant, pack: CreditPack, browser_page: Any
 ) -> None:
     page = browser_page
-    fresh_connection()
     base = live_server.url
     user = User.objects.create_user("dana", email="dana@acme.test", password="s3cret-pass!")
     membership_add(tenant=tenant, user=user, role=Membership.Role.BILLING)
@@ -102,7 +100,6 @@ def test_a_member_is_offered_nothing_to_buy_in_the_browser(
     live_server: Any, tenant: Tenant, pack: CreditPack, browser_page: Any
 ) -> None:
     page = browser_page
-    fresh_connection()
     user = User.objects.create_user("max", email="max@acme.test", password="s3cret-pass!")
     membership_add(tenant=tenant, user=user, role=Membership.Role.MEMBER)
     sign_in(page, live_server.url, "max", "s3cret-pass!")

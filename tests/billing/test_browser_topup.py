@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection
 
 from billing.models import CreditPack, Plan, TopUp
 from billing.services.subscriptions import subscription_create
@@ -24,18 +23,11 @@ __all__ = ["browser_page", "priced"]
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def fresh_connection() -> None:
-    """The test's queries run in Playwright's context, whose connection an earlier browser
-    test's teardown (tests/browser.py) may have ended: closed here, the first query reopens it."""
-    connection.close()
-
-
 @pytest.mark.usefixtures("priced")
 def test_a_billing_member_buys_a_pack_in_the_browser(
     live_server: Any, tenant: Tenant, pack: CreditPack, browser_page: Any
 ) -> None:
     page = browser_page
-    fresh_connection()
     user = User.objects.create_user("carol", email="carol@acme.test", password="s3cret-pass!")
     membership_add(tenant=tenant, user=user, role=Membership.Role.BILLING)
     grant(tenant, 120, "welcome")
