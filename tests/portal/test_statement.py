@@ -115,7 +115,7 @@ def test_the_statement_shows_each_entry_with_its_balance_after(
             "100.0000",
             f"Promotion · Permanent #{promo}",
             "100.0000",
-            "",
+            "—",
         ],
     ]
 
