@@ -54,7 +54,8 @@ class EstimateLine:
 @dataclass(frozen=True)
 class PlanOffer:
     plan: Plan
-    price_minor: int  # a month, in the estimate's currency
+    price_minor: int  # a month, in `currency`
+    currency: str
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ def plan_offers(*, currency: str) -> list[PlanOffer]:
         if price is None and plan.currency == currency:
             price = plan.price_minor
         if price is not None:
-            offers.append(PlanOffer(plan=plan, price_minor=price))
+            offers.append(PlanOffer(plan=plan, price_minor=price, currency=currency))
     offers.sort(key=lambda o: (o.price_minor, o.plan.included_credits, o.plan.slug))
     return offers
 

@@ -290,9 +290,11 @@ class EstimateCreateApi(TenantApiView):
     class OutputSerializer(serializers.Serializer):
         @extend_schema_serializer(component_name="EstimatePlan")
         class PlanSerializer(serializers.Serializer):
-            slug = serializers.CharField()
-            name = serializers.CharField()
-            included_credits = credits()
+            """The plan at its price in the tenant's billing currency."""
+
+            slug = serializers.CharField(source="plan.slug")
+            name = serializers.CharField(source="plan.name")
+            included_credits = credits(source="plan.included_credits")
             price_minor = serializers.IntegerField()
             currency = serializers.CharField()
 
@@ -307,7 +309,7 @@ class EstimateCreateApi(TenantApiView):
         low = serializers.IntegerField()
         high = serializers.IntegerField()
         band_percent = serializers.IntegerField()
-        plan = PlanSerializer(allow_null=True)
+        plan = PlanSerializer(source="offer", allow_null=True)
         sentence = serializers.CharField()
         lines = LineSerializer(many=True)
 

@@ -2,11 +2,12 @@
 
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
 
-from billing.models import CreditPack, Plan, TopUp
+from billing.models import CreditPack, Plan, PlanPrice, TopUp
 from billing.services import billing_customer_save, fake_checkout_confirm
 from ledger.models import CreditBucket
 from ledger.selectors import balance_get
@@ -43,7 +44,36 @@ def test_estimate_names_the_band_the_plan_and_the_sentence(
         "sentence": "You will use roughly 400–600 credits a month; "  # noqa: RUF001
         "the 750-credit Pro plan (79.00 USD a month) gives comfortable headroom.",
     }
-    assert body["plan"]["slug"] == "pro"
+    assert body["plan"] == {
+        "slug": "pro",
+        "name": "Pro",
+        "included_credits": "750.0000",
+        "price_minor": 7900,
+        "currency": "USD",
+    }
+
+
+@pytest.mark.django_db
+def test_estimate_prices_the_plan_in_the_tenants_currency(
+    api_client: APIClient, card: None, plans: dict[str, Plan], settings: Any
+) -> None:
+    settings.BILLING_DEFAULT_CURRENCY = "EUR"
+    PlanPrice.objects.create(plan=plans["pro"], currency="EUR", base_minor=7_200)
+
+    body = api_client.post(
+        "/api/v1/estimates",
+        {"actions": [{"action": "chat", "monthly_count": 500}]},
+        format="json",
+    ).json()
+
+    assert (body["plan"]["slug"], body["plan"]["price_minor"], body["plan"]["currency"]) == (
+        "pro",
+        7200,
+        "EUR",
+    )
+    assert body["sentence"].endswith(
+        "the 750-credit Pro plan (72.00 EUR a month) gives comfortable headroom."
+    )
 
 
 @pytest.mark.django_db
