@@ -4,9 +4,9 @@ The band is ±20% around the rate card's price of the expected counts: usage for
 rough, and the plan is chosen against the top of the band so it leaves headroom. Money is in
 one currency (the tenant's billing currency, or the vendor's default for a visitor): a plan is
 offered at its price in that currency (PlanPrice, or its list price when that is the currency)
-and not at all when it has none; packs are those sold in it. When a smaller plan plus top-up
-packs (bought each month) costs less than the plan that fits, or when no plan is big enough,
-the estimate says so too.
+and not at all when it has none; packs likewise (billing/pack_selectors.py). When a smaller
+plan plus top-up packs (bought each month) costs less than the plan that fits, or when no plan
+is big enough, the estimate says so too.
 """
 
 from collections.abc import Mapping, Sequence

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from billing.models import CreditPack, Plan, PlanPrice
+from billing.models import CreditPack, CreditPackPrice, Plan, PlanPrice
 from ratecards.models import RateCardAssignment
 from ratecards.services import (
     rate_set,
@@ -135,6 +135,24 @@ def test_money_is_in_the_tenants_currency(
         "(72.00 EUR a month) gives comfortable headroom."
     )
     assert page.context["result"].with_top_ups is None
+
+
+def test_top_ups_are_priced_in_the_tenants_currency_too(
+    login: Login, tenant: Tenant, catalogue: dict[str, Plan], settings: Any
+) -> None:
+    settings.BILLING_DEFAULT_CURRENCY = "EUR"
+    PlanPrice.objects.create(plan=catalogue["starter"], currency="EUR", base_minor=2_700)
+    PlanPrice.objects.create(plan=catalogue["pro"], currency="EUR", base_minor=7_200)
+    pack = _pack("pack-100", 100, 1_000)  # listed in USD, sold in EUR too
+    CreditPackPrice.objects.create(pack=pack, currency="EUR", price_minor=900)
+
+    page = login(tenant).get("/estimator/", {"action": "chat", "count": "250"})
+
+    assert _sentence(page) == (
+        "You will use roughly 200–300 credits a month; the 250-credit Starter plan with "  # noqa: RUF001
+        "1 × 100-credit top-up pack a month (36.00 EUR a month) costs less than the "  # noqa: RUF001
+        "750-credit Pro plan (72.00 EUR a month)."
+    )
 
 
 def test_the_portal_prices_on_the_tenants_card_and_the_public_page_on_the_default(
