@@ -7,15 +7,16 @@ from django import forms
 
 from billing.models import CreditPack
 from billing.money import money_format, money_to_minor
+from billing.pack_selectors import PackOffer, pack_offer_list
 
 
-def _pack_label(pack: CreditPack) -> str:
-    price = money_format(pack.price_minor, pack.currency)
-    credits = f"{pack.credits.normalize():f}"
+def _offer_label(offer: PackOffer) -> str:
+    price = money_format(offer.price_minor, offer.currency)
+    credits = f"{offer.credits.normalize():f}"
     # "500 credits, 65.00 USD" rather than "500 credits: 500 credits for 65.00 USD".
-    if credits in pack.name:
-        return f"{pack.name}, {price}"
-    return f"{pack.name}: {credits} credits, {price}"
+    if credits in offer.name:
+        return f"{offer.name}, {price}"
+    return f"{offer.name}: {credits} credits, {price}"
 
 
 class AutoTopUpForm(forms.Form):
@@ -32,19 +33,19 @@ class AutoTopUpForm(forms.Form):
         empty_label=None,
         label="Pack to buy",
     )
-    # In the pack's currency, to as many decimals as that currency has (none for JPY).
+    # In the tenant's billing currency, to as many decimals as it has (none for JPY).
     monthly_cap = forms.DecimalField(
         min_value=Decimal(0), max_digits=15, decimal_places=4, label="Monthly cap (money)"
     )
 
     def __init__(self, *args: Any, currency: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Only the packs sold in the tenant's billing currency.
+        # Only the packs priced in the tenant's billing currency, at that price.
+        self.currency = currency
+        offers = {offer.pack.pk: offer for offer in pack_offer_list(currency=currency)}
         pack = cast(forms.ModelChoiceField, self.fields["pack"])
-        pack.queryset = CreditPack.objects.filter(active=True, currency=currency).order_by(
-            "price_minor", "slug"
-        )
-        pack.label_from_instance = _pack_label  # type: ignore[method-assign,assignment]
+        pack.queryset = CreditPack.objects.filter(pk__in=offers).order_by("slug")
+        pack.label_from_instance = lambda p: _offer_label(offers[p.pk])  # type: ignore[method-assign,assignment]
         self.fields["monthly_cap"].label = f"Monthly cap ({currency})"
 
     def clean(self) -> dict[str, Any]:
@@ -52,7 +53,7 @@ class AutoTopUpForm(forms.Form):
         pack, cap = cleaned.get("pack"), cleaned.get("monthly_cap")
         if pack is not None and cap is not None:
             try:
-                cleaned["monthly_cap_minor"] = money_to_minor(cap, pack.currency)
+                cleaned["monthly_cap_minor"] = money_to_minor(cap, self.currency)
             except ValueError as exc:
                 self.add_error("monthly_cap", str(exc))
         return cleaned

@@ -14,7 +14,8 @@ from billing import links
 from billing.exceptions import GatewayError, PackNotFound, TopUpNotPending
 from billing.models import CreditPack, TopUp
 from billing.money import price_per_1000_minor
-from billing.selectors import billing_currency_get, pack_list, topup_list
+from billing.pack_selectors import PackOffer, pack_offer_list
+from billing.selectors import billing_currency_get, topup_list
 from billing.services import topup_cancel, topup_purchase, topup_receipt_record
 from portal.access import Capability
 from portal.base import PortalView
@@ -23,9 +24,15 @@ PURCHASES_SHOWN = 20
 
 
 @dataclass(frozen=True)
-class PackOffer:
-    pack: CreditPack
+class Offer:
+    """A pack at its price in the tenant's currency, and what 1,000 credits cost in it."""
+
+    offer: PackOffer
     per_1000_minor: int
+
+    @property
+    def pack(self) -> CreditPack:
+        return self.offer.pack
 
 
 def _open(top_up: TopUp) -> bool:
@@ -60,8 +67,8 @@ class BuyPage(PortalView):
             {
                 "currency": currency,
                 "offers": [
-                    PackOffer(pack, price_per_1000_minor(pack.price_minor, pack.credits))
-                    for pack in pack_list(currency=currency)
+                    Offer(offer, price_per_1000_minor(offer.price_minor, offer.credits))
+                    for offer in pack_offer_list(currency=currency)
                 ],
                 "pending": pending,
                 "purchases": purchases.exclude(pk__in=[t.pk for t in pending])[:PURCHASES_SHOWN],

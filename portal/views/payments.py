@@ -83,14 +83,14 @@ class PaymentMethodRemove(PortalView):
         return redirect("portal:payment-methods")
 
 
-def _initial(policy: AutoTopUpPolicy | None) -> dict[str, Any]:
+def _initial(policy: AutoTopUpPolicy | None, currency: str) -> dict[str, Any]:
     if policy is None:
         return {"threshold": Decimal(100), "monthly_cap": Decimal(100), "enabled": False}
     return {
         "enabled": policy.enabled,
         "threshold": policy.threshold.normalize(),
         "pack": policy.pack,
-        "monthly_cap": money_from_minor(policy.monthly_cap_minor, policy.pack.currency),
+        "monthly_cap": money_from_minor(policy.monthly_cap_minor, currency),
     }
 
 
@@ -102,7 +102,9 @@ class AutoTopUpPage(PortalView):
     def get(self, request: HttpRequest) -> HttpResponse:
         policy = auto_topup_policy_get(tenant=self.tenant)
         currency = billing_currency_get(tenant=self.tenant)
-        return self._page(AutoTopUpForm(initial=_initial(policy), currency=currency), policy)
+        return self._page(
+            AutoTopUpForm(initial=_initial(policy, currency), currency=currency), policy
+        )
 
     def post(self, request: HttpRequest) -> HttpResponse:
         policy = auto_topup_policy_get(tenant=self.tenant)
@@ -131,6 +133,7 @@ class AutoTopUpPage(PortalView):
         return self.page(
             {
                 "form": form,
+                "currency": form.currency,
                 "policy": policy,
                 "customer": billing_customer_get(tenant_id=self.tenant.pk),
                 "spent_minor": auto_topup_month_spent(tenant_id=self.tenant.pk, at=now),
