@@ -34,6 +34,7 @@ from metering.exceptions import (
 )
 from metering.locks import run_lock, suspended_runs_lock
 from metering.models import UsageEvent, WorkflowRun
+from metering.refusals import usage_refusal_count
 from metering.services import Event, UsageInput, usage_event_record, usage_input_validate
 from metering.soft_cap import soft_cap_get
 from metering.usage.inputs import NOT_CLEAN_JSON, clean_json
@@ -84,6 +85,28 @@ def workflow_start(
     `reserve_credits`, a ledger hold takes them out of the available balance in the same
     transaction (InsufficientCredits when they are not there: then no run exists either).
     """
+    try:
+        return _start(
+            tenant=tenant,
+            external_id=external_id,
+            name=name,
+            reserve_credits=reserve_credits,
+            metadata=metadata,
+        )
+    except (SoftCapReached, InsufficientCredits) as exc:
+        # Counted for the vendor's plan fit, after the refused transaction rolled back.
+        usage_refusal_count(tenant_id=tenant.pk, reason=exc.code)
+        raise
+
+
+def _start(
+    *,
+    tenant: Tenant,
+    external_id: str,
+    name: str,
+    reserve_credits: Decimal | None,
+    metadata: dict[str, Any] | None,
+) -> tuple[WorkflowRun, bool]:
     reserve = quantize_credits(reserve_credits) if reserve_credits is not None else None
     metadata = metadata or {}
     if not isinstance(metadata, dict) or not clean_json(metadata):
@@ -234,7 +257,8 @@ def _count_step(*, run: WorkflowRun, event: Event) -> None:
         run.state = State.RUNNING
         run.suspension_reason = ""
         run.suspended_at_step = ""
-        fields += ["state", "suspension_reason", "suspended_at_step"]
+        run.suspended_step_credits = None
+        fields += ["state", "suspension_reason", "suspended_at_step", "suspended_step_credits"]
     run.save(update_fields=[*fields, "updated_at"])
 
 
@@ -242,6 +266,8 @@ def _suspend(*, run: WorkflowRun, step_key: str, refused: InsufficientCredits) -
     run.state = State.SUSPENDED
     run.suspension_reason = refused.code
     run.suspended_at_step = step_key
+    required = refused.details.get("required")
+    run.suspended_step_credits = Decimal(required) if required is not None else None
     # Resumable again only after the next grant that lands after this refusal.
     run.resumable_at = None
     run.last_activity_at = timezone.now()
@@ -250,6 +276,7 @@ def _suspend(*, run: WorkflowRun, step_key: str, refused: InsufficientCredits) -
             "state",
             "suspension_reason",
             "suspended_at_step",
+            "suspended_step_credits",
             "resumable_at",
             "last_activity_at",
             "updated_at",
