@@ -97,6 +97,11 @@ class CreditAccount(TenantKeyedModel):
                 condition=Q(topped_up_to__gte=0), name="creditaccount_topped_up_to_gte_0"
             ),
         ]
+        # Staff moves of a tenant's credits (the vendor console's customer page) need these.
+        permissions = [
+            ("grant_credits", "Can grant credits to a customer"),
+            ("adjust_credits", "Can adjust a customer's credits"),
+        ]
 
     def __str__(self) -> str:
         return f"credit account of tenant {self.tenant_id}"
