@@ -199,6 +199,12 @@ class SubscriptionInvoice(TenantOwnedModel):
     hosted_url = models.URLField(max_length=2000, blank=True)
     created_at = models.DateTimeField()
     paid_at = models.DateTimeField(null=True, blank=True)
+    # Money that went back for it (billing/services/refunds.py, as on a top-up): how much in
+    # all, the credits it granted that came back out of the balance, and those already spent.
+    refunded_minor = models.BigIntegerField(default=0)
+    credits_taken_back = credits_field(default=ZERO)
+    credits_owed = credits_field(default=ZERO)
+    refunded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -543,6 +549,12 @@ class ContractInvoice(TenantOwnedModel):
     created_at = models.DateTimeField()
     due_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
+    # Money that went back for it (billing/services/refunds.py, as on a top-up): how much in
+    # all, the credits it granted that came back out of the balance, and those already spent.
+    refunded_minor = models.BigIntegerField(default=0)
+    credits_taken_back = credits_field(default=ZERO)
+    credits_owed = credits_field(default=ZERO)
+    refunded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -713,3 +725,37 @@ class AlertSettings(TenantKeyedModel):
 
     def __str__(self) -> str:
         return f"alerts of tenant {self.tenant_id} at {self.thresholds}%"
+
+
+class TenantBilling(TenantKeyedModel):
+    """How a tenant is billed (billing_currency_get and credits_display read it).
+
+    `currency`: the one currency it is billed in, set by its first subscription, purchase or
+    contract and never changed by them after (blank: none yet, the vendor's default applies);
+    billing.0015 gave existing tenants their plan's. `credit_display`: `money` shows the
+    customer money instead of credits (invisible credits, for outcome-priced products), at
+    `minor_per_credit` minor units of `currency` per credit; the ledger stays in credits."""
+
+    class Display(models.TextChoices):
+        CREDITS = "credits", "Credits"
+        MONEY = "money", "Money (credits stay invisible)"
+
+    currency = models.CharField(max_length=3, blank=True)
+    credit_display = models.CharField(
+        max_length=8, choices=Display.choices, default=Display.CREDITS
+    )
+    minor_per_credit = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "tenant billing"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant"], name="tenantbilling_tenant_uniq"),
+            models.CheckConstraint(
+                condition=Q(credit_display="credits") | Q(minor_per_credit__gt=0),
+                name="tenantbilling_money_has_value",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"billing of tenant {self.tenant_id} ({self.currency or 'no currency yet'})"
