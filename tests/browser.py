@@ -45,13 +45,8 @@ def browser_page() -> Iterator[Any]:
         yield page
         browser.close()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    # Playwright's greenlets give the test's ORM calls a connection of their own, out of this
-    # code's reach: end it from here, or the test database cannot be dropped at the end.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
+    # The test's ORM calls inside Playwright's greenlet may hold a connection of their own,
+    # out of this code's reach: tests/conftest.py ends those when the session ends.
     connection.close()
 
 

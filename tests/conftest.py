@@ -5,12 +5,26 @@ from collections.abc import Callable, Iterator
 import pytest
 import time_machine
 from django.core.cache import cache
+from django.db import connection
 from rest_framework.test import APIClient
 
 from ratecards.selectors import price_cache_clear
 from tenants.cache import config_caches_clear
 from tenants.models import Tenant
 from tenants.services import IssuedKey, api_key_create, tenant_create
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_stray_connections(django_db_setup: None, django_db_blocker: object) -> Iterator[None]:
+    """At the end of the session, before the test database is dropped: end the connections
+    left open to it where no test can close them (the ORM inside Playwright's greenlets, a
+    live server's threads), or the drop fails and the database is left behind."""
+    yield
+    with django_db_blocker.unblock(), connection.cursor() as cursor:  # type: ignore[attr-defined]
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -33,8 +33,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 def _fresh_connection() -> None:
     """The test's ORM calls run on a connection of Playwright's greenlet, which an earlier
-    browser test's teardown may have ended (tests/browser.py ends every other backend): start
-    a new one."""
+    browser test may have left open: start a new one."""
     connection.close()
 
 
