@@ -1,6 +1,7 @@
 """Reads of usage events and their margin. Tenant is a required argument everywhere except
 `margin_by_tenant`, the vendor admin's cross-tenant report, which says so in its name."""
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -36,6 +37,65 @@ def usage_event_list(
     if workflow_run is not None:
         events = events.filter(workflow_run=workflow_run)
     return events.order_by("-created_at", "-id")
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """What re-pricing an event needs: what it was charged and earned, and what it did."""
+
+    id: int
+    action: str
+    model_class: str
+    quantity: Decimal
+    outcome: str
+    occurred_at: datetime
+    credits: Decimal
+    revenue_minor: Decimal
+    revenue_currency: str
+    cogs_minor: Decimal
+    cogs_currency: str
+    components: dict[str, int]
+
+    @property
+    def cost_known(self) -> bool:
+        return any(self.components.values())
+
+
+_COMPONENTS = ("input_tokens", "output_tokens", "tool_calls", "vector_reads", "orchestration_runs")
+
+
+def usage_event_recorded_list(
+    *, tenant: Tenant, since: datetime, until: datetime, rate_card_id: int
+) -> Iterator[RecordedEvent]:
+    """The tenant's events that occurred in [since, until) and were priced by a version of one
+    rate card, oldest first (occurred_at, id), streamed (usageevent_occurred_idx)."""
+    fields = (
+        "id",
+        "action",
+        "model_class",
+        "quantity",
+        "outcome",
+        "occurred_at",
+        "credits",
+        "revenue_minor",
+        "revenue_currency",
+        "cogs_minor",
+        "cogs_currency",
+    )
+    rows = (
+        UsageEvent.objects.filter(
+            tenant=tenant,
+            occurred_at__gte=since,
+            occurred_at__lt=until,
+            rate_card_version__rate_card_id=rate_card_id,
+        )
+        .order_by("occurred_at", "id")
+        .values_list(*fields, *_COMPONENTS)
+    )
+    for row in rows.iterator(chunk_size=2000):
+        named = dict(zip((*fields, *_COMPONENTS), row, strict=True))
+        components = {name: named.pop(name) for name in _COMPONENTS}
+        yield RecordedEvent(**named, components=components)
 
 
 @dataclass(frozen=True)

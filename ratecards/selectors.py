@@ -519,7 +519,15 @@ def cost_quote(
 ) -> CostQuote:
     """The vendor's cost of one event: sum of quantity x price_minor / per_units, unrounded."""
     version = cost_catalog_in_force(at=at, stamp=stamp)
-    prices = _cost_prices(version)
+    return _cost_under(version, _cost_prices(version), components, model_class)
+
+
+def _cost_under(
+    version: CostCatalogVersion,
+    prices: dict[tuple[str, str], CostPrice],
+    components: Mapping[str, int | Decimal],
+    model_class: str | None,
+) -> CostQuote:
     lines: dict[str, Decimal] = {}
     for component, quantity in components.items():
         found = prices.get((component, model_class or "")) or prices.get((component, ""))
@@ -560,3 +568,82 @@ def rate_card_overview(*, tenant: Tenant, now: datetime) -> RateCardOverview:
         multipliers=multipliers,
         scheduled=pricer.schedule(now),
     )
+
+
+# What-if pricing (the vendor console's simulator): the same rule and rounding as price() and
+# cost_quote(), under one version named by the caller, a draft included.
+
+
+@dataclass(frozen=True)
+class VersionQuoter:
+    """Prices under one version, read once (a draft's rates as they are at that moment)."""
+
+    version: RateCardVersion
+    _priced: _PricedVersion = field(repr=False, compare=False)
+
+    def price(self, *, action: str, model_class: str | None, quantity: Decimal | int) -> PriceQuote:
+        return _quote(self._priced, action, model_class, quantity)
+
+
+def version_quoter(*, version: RateCardVersion) -> VersionQuoter:
+    return VersionQuoter(version=version, _priced=_priced(version))
+
+
+@dataclass(frozen=True)
+class CatalogQuoter:
+    """Costs under one cost catalog version, read once (a draft included)."""
+
+    version: CostCatalogVersion
+    _prices: dict[tuple[str, str], CostPrice] = field(repr=False, compare=False)
+
+    def quote(
+        self, *, components: Mapping[str, int | Decimal], model_class: str | None
+    ) -> CostQuote:
+        return _cost_under(self.version, self._prices, components, model_class)
+
+
+def catalog_quoter(*, version: CostCatalogVersion) -> CatalogQuoter:
+    return CatalogQuoter(version=version, _prices=_cost_prices(version))
+
+
+@dataclass(frozen=True)
+class RateChange:
+    """One line of two versions' difference: `added`, `removed`, `changed` or `same`."""
+
+    action: str
+    model_class: str
+    change: str
+    before: Rate | None
+    after: Rate | None
+
+
+def version_diff(
+    *, before: RateCardVersion | None, after: RateCardVersion
+) -> tuple[list[RateChange], list[tuple[str, Decimal | None, Decimal | None]]]:
+    """The rates of `after` against `before` (credits per unit or charge policy changed), by
+    (action, model class); and the multipliers as (model class, before, after) where they
+    differ."""
+    old_rates, old_multipliers = version_rates(version=before) if before else ([], {})
+    new_rates, new_multipliers = version_rates(version=after)
+    old = {(r.action, r.model_class): r for r in old_rates}
+    new = {(r.action, r.model_class): r for r in new_rates}
+    lines = []
+    for key in sorted(old.keys() | new.keys()):
+        a, b = old.get(key), new.get(key)
+        if a is None:
+            change = "added"
+        elif b is None:
+            change = "removed"
+        elif (a.credits_per_unit, a.charge_on) != (b.credits_per_unit, b.charge_on):
+            change = "changed"
+        else:
+            change = "same"
+        lines.append(
+            RateChange(action=key[0], model_class=key[1], change=change, before=a, after=b)
+        )
+    multipliers = [
+        (c, old_multipliers.get(c), new_multipliers.get(c))
+        for c in sorted(old_multipliers.keys() | new_multipliers.keys())
+        if old_multipliers.get(c) != new_multipliers.get(c)
+    ]
+    return lines, multipliers

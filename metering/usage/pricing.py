@@ -39,10 +39,14 @@ T = TypeVar("T")
 
 
 def _charged_credits(*, quote: PriceQuote, data: UsageInput) -> Decimal:
-    """What the event is charged: the rate card's price for its quantity (ratecards owns that
+    return credits_charged(quote=quote, outcome=data.outcome)
+
+
+def credits_charged(*, quote: PriceQuote, outcome: str) -> Decimal:
+    """What an event is charged: the rate card's price for its quantity (ratecards owns that
     rule and its rounding), except that an outcome-priced action that failed is free; its COGS
-    is still recorded."""
-    if quote.charge_on == Rate.ChargeOn.SUCCESS and data.outcome == UsageEvent.Outcome.FAILURE:
+    is still recorded. The console's simulator re-prices recorded events through it too."""
+    if quote.charge_on == Rate.ChargeOn.SUCCESS and outcome == UsageEvent.Outcome.FAILURE:
         return ZERO_CREDITS
     return quote.credits
 
