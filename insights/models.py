@@ -14,6 +14,7 @@ Money is minor units of its currency, unrounded (8 places), never summed across 
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 
 from tenants.models import TenantKeyedModel
@@ -127,3 +128,61 @@ class ValueDay(TenantKeyedModel):
 class InsightsWatermark(Watermark):
     """How far the console's rollup has read its streams (tenants/tailing.py):
     `margin_events` (usage events) and `ledger_entries` (every ledger entry)."""
+
+
+class Simulation(models.Model):
+    """A re-pricing of the real events of a window under a draft rate card version and/or a
+    draft cost catalog (insights/simulator.py), made by a task; its figures are kept in
+    `result` so a page reads them without re-pricing. The window is fixed when it is asked
+    for (whole UTC days), so the same draft and window give the same figures."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    # The draft whose rates re-price the events of its card (null: rates as recorded).
+    version = models.ForeignKey(
+        "ratecards.RateCardVersion",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    # The draft whose unit costs re-cost the events (null: costs as recorded).
+    cost_catalog = models.ForeignKey(
+        "ratecards.CostCatalogVersion",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    since = models.DateTimeField()
+    until = models.DateTimeField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    tenants_total = models.PositiveIntegerField(default=0)
+    tenants_done = models.PositiveIntegerField(default=0)
+    events = models.BigIntegerField(default=0)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(since__lt=models.F("until")), name="simulation_window"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(version__isnull=False) | models.Q(cost_catalog__isnull=False),
+                name="simulation_has_a_draft",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"simulation {self.pk} ({self.status})"

@@ -65,10 +65,10 @@ _COMPONENTS = ("input_tokens", "output_tokens", "tool_calls", "vector_reads", "o
 
 
 def usage_event_recorded_list(
-    *, tenant: Tenant, since: datetime, until: datetime, rate_card_id: int
+    *, tenant: Tenant, since: datetime, until: datetime, rate_card_id: int | None
 ) -> Iterator[RecordedEvent]:
     """The tenant's events that occurred in [since, until) and were priced by a version of one
-    rate card, oldest first (occurred_at, id), streamed (usageevent_occurred_idx)."""
+    rate card (None: any), oldest first (occurred_at, id), streamed (usageevent_occurred_idx)."""
     fields = (
         "id",
         "action",
@@ -82,16 +82,10 @@ def usage_event_recorded_list(
         "cogs_minor",
         "cogs_currency",
     )
-    rows = (
-        UsageEvent.objects.filter(
-            tenant=tenant,
-            occurred_at__gte=since,
-            occurred_at__lt=until,
-            rate_card_version__rate_card_id=rate_card_id,
-        )
-        .order_by("occurred_at", "id")
-        .values_list(*fields, *_COMPONENTS)
-    )
+    events = UsageEvent.objects.filter(tenant=tenant, occurred_at__gte=since, occurred_at__lt=until)
+    if rate_card_id is not None:
+        events = events.filter(rate_card_version__rate_card_id=rate_card_id)
+    rows = events.order_by("occurred_at", "id").values_list(*fields, *_COMPONENTS)
     for row in rows.iterator(chunk_size=2000):
         named = dict(zip((*fields, *_COMPONENTS), row, strict=True))
         components = {name: named.pop(name) for name in _COMPONENTS}
