@@ -1,0 +1,107 @@
+"""Staff moves of a customer's money and terms from the console: each needs its Django
+permission (checked here, not only in the view, so no other caller skips it), goes through the
+owning app's one service, and is logged with the user and the reason: a line on the
+`insights.staff` logger and an entry in the admin's history of the record it changed.
+
+| action | permission | service |
+|---|---|---|
+| grant credits | `ledger.grant_credits` | `ledger_grant` (source promotion) |
+| adjust credits | `ledger.adjust_credits` | `ledger_adjust` |
+"""
+
+import logging
+from datetime import datetime
+from decimal import Decimal
+
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.contrib.auth.models import User
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model
+
+from ledger.models import CreditAccount, CreditBucket, LedgerTransaction
+from ledger.services import GrantResult, ledger_adjust, ledger_grant
+from tenants.models import Tenant
+
+logger = logging.getLogger("insights.staff")
+
+GRANT_PERMISSION = "ledger.grant_credits"
+ADJUST_PERMISSION = "ledger.adjust_credits"
+
+
+def permission_check(*, user: User, permission: str) -> None:
+    """PermissionDenied unless the staff user holds `permission` (a superuser holds all)."""
+    if not (user.is_active and user.is_staff and user.has_perm(permission)):
+        raise PermissionDenied(f"This needs the permission {permission}.")
+
+
+def staff_log(*, user: User, obj: Model, flag: int, message: str) -> None:
+    """One line on the staff logger and one in the admin's history of `obj`."""
+    logger.info("staff %s (%s) %s: %s", user.get_username(), user.pk, obj._meta.label, message)
+    LogEntry.objects.create(
+        user=user,
+        content_type=ContentType.objects.get_for_model(obj, for_concrete_model=False),
+        object_id=str(obj.pk),
+        object_repr=str(obj)[:200],
+        action_flag=flag,
+        change_message=message,
+    )
+
+
+def _account(tenant: Tenant) -> CreditAccount:
+    # Every money move made the row (the ledger's _open_book); it exists after the move.
+    return CreditAccount.objects.get(tenant=tenant)
+
+
+def staff_credits_grant(
+    *,
+    user: User,
+    tenant: Tenant,
+    credits: Decimal,
+    policy: str,
+    reason: str,
+    token: str,
+    expires_at: datetime | None = None,
+) -> GrantResult:
+    """Free credits (cost basis 0, source promotion) granted by a staff user. `token` comes
+    from the rendered form, so a form submitted twice grants once."""
+    permission_check(user=user, permission=GRANT_PERMISSION)
+    result = ledger_grant(
+        tenant=tenant,
+        credits=credits,
+        policy=policy,
+        source=CreditBucket.Source.PROMOTION,
+        external_reference=f"console:{token}",
+        expires_at=expires_at if policy == CreditBucket.Policy.MONTHLY_RESET else None,
+        actor=user,
+        memo=reason,
+        source_type="console",
+    )
+    if result.created:
+        staff_log(
+            user=user,
+            obj=_account(tenant),
+            flag=ADDITION,
+            message=f"granted {result.bucket.granted} credits ({policy}): {reason}",
+        )
+    return result
+
+
+def staff_credits_adjust(
+    *, user: User, tenant: Tenant, credits: Decimal, reason: str, token: str
+) -> LedgerTransaction:
+    """A signed correction by a staff user (negative: refused whole if not available)."""
+    permission_check(user=user, permission=ADJUST_PERMISSION)
+    key = f"console-adjust:{token}"
+    already = LedgerTransaction.objects.filter(tenant=tenant, idempotency_key=key).exists()
+    tx = ledger_adjust(
+        tenant=tenant, credits=credits, reason=reason, actor=user, idempotency_key=key
+    )
+    if not already:  # a replayed form logs nothing twice (the ledger wrote nothing twice)
+        staff_log(
+            user=user,
+            obj=_account(tenant),
+            flag=CHANGE,
+            message=f"adjusted by {credits} credits: {reason}",
+        )
+    return tx
