@@ -248,6 +248,23 @@ class StripeGateway(StripeContracts, StripeSubscriptions, PaymentGateway):
             needs_authentication=intent.status == "requires_action",
         )
 
+    def invoice_of_payment(self, *, payment_intent: str) -> str | None:
+        """The invoice that a PaymentIntent paid (Stripe's InvoicePayment: since API 2025-03-31
+        a Charge no longer names its invoice), None when it paid none."""
+        self.outside_transaction()
+        params: Any = {
+            "payment": {"type": "payment_intent", "payment_intent": payment_intent},
+            "limit": 1,
+        }
+        try:
+            found = self.client.v1.invoice_payments.list(params=params)
+        except stripe.StripeError as exc:
+            raise GatewayError(detail=str(exc.user_message or exc)) from exc
+        for payment in found.data:
+            invoice = payment.invoice
+            return invoice if isinstance(invoice, str) else invoice.id
+        return None
+
     def payment_status(self, *, reference: str) -> PaymentStatus:
         self.outside_transaction()
         try:

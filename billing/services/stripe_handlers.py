@@ -9,9 +9,11 @@ transaction, so the gateway calls they make (a receipt, a card's details) hold n
 
 from django.db.models import Q
 
+from billing.gateways import gateway_get
 from billing.gateways.stripe_gateway import StripeGateway
-from billing.models import StripeEvent, TopUp
+from billing.models import ContractInvoice, StripeEvent, SubscriptionInvoice, TopUp
 from billing.money import money_format
+from billing.services.invoice_refunds import invoice_take_back
 from billing.services.payment_methods import payment_method_save
 from billing.services.refunds import topup_take_back
 from billing.services.stripe_events import stripe_handler
@@ -89,7 +91,7 @@ def charge_refunded(obj: ObjectReader, event: StripeEvent) -> str:
     that the refunded share of the price bought leave the balance."""
     top_up = _top_up_of(obj) or _top_up_paid_by(obj.text("payment_intent"))
     if top_up is None:
-        return NOT_A_TOP_UP
+        return _invoice_refunded(obj)
     refunded = obj.amount("amount_refunded")
     currency = (obj.text("currency") or "").upper()
     if refunded is None or currency != top_up.currency:
@@ -114,6 +116,46 @@ def dispute_closed(obj: ObjectReader, event: StripeEvent) -> str:
         refund_reference=obj.text("id") or "",
     )
     return ""
+
+
+def _invoice_refunded(obj: ObjectReader) -> str:
+    """The charge paid a subscription's or a contract's invoice (its `invoice`): the credits
+    that the refunded share paid for leave the balance (billing/services/invoice_refunds.py)."""
+    invoice = _invoice_paid_by(obj.text("invoice") or _invoice_of(obj.text("payment_intent")))
+    if invoice is None:
+        return NOT_A_TOP_UP
+    refunded = obj.amount("amount_refunded")
+    currency = (obj.text("currency") or "").upper()
+    if refunded is None or currency != invoice.currency:
+        return f"Refunded {refunded} {currency}: not in the invoice's currency {invoice.currency}."
+    invoice_take_back(
+        invoice=invoice, refunded_minor=refunded, refund_reference=obj.text("id") or ""
+    )
+    return ""
+
+
+def _invoice_of(payment_intent: str | None) -> str | None:
+    """The invoice a PaymentIntent paid, asked of Stripe (a Charge names its invoice only in API
+    versions before 2025-03-31)."""
+    gateway = gateway_get(StripeGateway.name)
+    if not payment_intent or not isinstance(gateway, StripeGateway):
+        return None
+    return gateway.invoice_of_payment(payment_intent=payment_intent)
+
+
+def _invoice_paid_by(reference: str | None) -> SubscriptionInvoice | ContractInvoice | None:
+    """The Stripe invoice of a subscription or contract (not led by the tenant, as a top-up's
+    refund: a charge names none, and refunds are rare)."""
+    if not reference:
+        return None
+    return (
+        SubscriptionInvoice.objects.filter(
+            gateway=StripeGateway.name, gateway_reference=reference
+        ).first()
+        or ContractInvoice.objects.filter(
+            gateway=StripeGateway.name, gateway_reference=reference
+        ).first()
+    )
 
 
 def _top_up_paid_by(payment_intent: str | None) -> TopUp | None:

@@ -1,0 +1,102 @@
+"""A refunded subscription or contract invoice takes back the credits it paid for, as a
+refunded pack does (billing/services/refunds.py): the credits its grant gave, in proportion to
+the share of the invoice refunded, leave what is left of that grant's bucket by
+`ledger_grant_revoke`; what was already spent (or expired with its period) stays spent and is
+recorded on the invoice, for the vendor.
+
+- a subscription's period invoice: that period's included credits (`sub:<id>:<period>`);
+- a subscription's change invoice (an upgrade, more seats): the prorated credits it granted
+  (`sub:<id>:<period>:change:<invoice>`);
+- a contract's commitment invoice: its tranche (`contract:<id>:<tranche>`), whether the
+  credits came at signature or on payment (the money that paid for them went back);
+- a contract's overdraft invoice granted nothing: its refund forgives the overdraft it charged
+  and is recorded only.
+
+Idempotent as a top-up's refund: it acts only on money not yet recorded on the invoice (Stripe's
+cumulative `amount_refunded`), under the account's lock, then the subscription's or contract's
+(the lock order: an invoice changes only under its subscription's or contract's lock).
+"""
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing.locks import contract_lock, subscription_lock_by_id
+from billing.models import ContractInvoice, SubscriptionInvoice
+from billing.money import money_format
+from ledger.exceptions import NotReversible
+from ledger.locks import account_lock
+from ledger.services import CREDIT_QUANTUM, ledger_grant_revoke
+
+Invoice = SubscriptionInvoice | ContractInvoice
+ZERO = Decimal(0)
+
+
+def invoice_take_back(
+    *, invoice: Invoice, refunded_minor: int, refund_reference: str = ""
+) -> Invoice:
+    """`refunded_minor` of the invoice has gone back to the customer in all: take back the
+    credits that share paid for. Only a paid invoice granted anything."""
+    with transaction.atomic(durable=True):
+        account_lock(tenant_id=invoice.tenant_id)
+        locked = _lock(invoice)
+        refunded_minor = min(refunded_minor, locked.amount_minor)
+        if locked.status != "paid" or refunded_minor <= locked.refunded_minor:
+            return locked
+        reference = _grant_reference(locked)
+        credits = _credits_for(locked.credits or ZERO, locked.amount_minor, refunded_minor)
+        due = credits - locked.credits_taken_back - locked.credits_owed
+        if reference and due > 0:
+            try:
+                revoked = ledger_grant_revoke(
+                    tenant=locked.tenant,
+                    external_reference=reference,
+                    credits=due,
+                    idempotency_key=f"takeback:{reference}:{refunded_minor}",
+                    source_type=f"billing.{type(locked).__name__.lower()}",
+                    source_id=str(locked.pk),
+                    memo=f"Refunded: {money_format(refunded_minor, locked.currency)}.",
+                )
+            except NotReversible:
+                pass  # no grant was made for it (granted before it was linked): nothing to take
+            else:
+                locked.credits_taken_back += revoked.taken
+                locked.credits_owed += revoked.short
+        locked.refunded_minor = refunded_minor
+        locked.refunded_at = timezone.now()
+        locked.save(
+            update_fields=["refunded_minor", "credits_taken_back", "credits_owed", "refunded_at"]
+        )
+    return locked
+
+
+def _lock(invoice: Invoice) -> Invoice:
+    if isinstance(invoice, SubscriptionInvoice):
+        subscription_lock_by_id(
+            tenant_id=invoice.tenant_id, subscription_id=invoice.subscription_id
+        )
+        return SubscriptionInvoice.objects.select_related("tenant").get(pk=invoice.pk)
+    contract_lock(tenant_id=invoice.tenant_id, contract_id=invoice.contract_id)
+    return ContractInvoice.objects.select_related("tenant").get(pk=invoice.pk)
+
+
+def _grant_reference(invoice: Invoice) -> str:
+    """The external reference of the grant the invoice paid for ("" when it paid for none)."""
+    if isinstance(invoice, SubscriptionInvoice):
+        period = f"sub:{invoice.subscription_id}:{invoice.period_index}"
+        if invoice.kind == SubscriptionInvoice.Kind.PERIOD:
+            return period
+        return f"{period}:change:{invoice.pk}"
+    if invoice.kind == ContractInvoice.Kind.COMMITMENT:
+        return f"contract:{invoice.contract_id}:{invoice.period_index}"
+    return ""
+
+
+def _credits_for(credits: Decimal, amount_minor: int, refunded_minor: int) -> Decimal:
+    """The invoice's credits in proportion to the part of it refunded, at 4 places
+    ROUND_HALF_UP (money invariant 8)."""
+    if refunded_minor >= amount_minor or amount_minor <= 0:
+        return credits
+    share = credits * Decimal(refunded_minor) / Decimal(amount_minor)
+    return share.quantize(CREDIT_QUANTUM, rounding=ROUND_HALF_UP)
