@@ -17,6 +17,7 @@ NAV = (
     ("insights:margin", "Margin"),
     ("insights:breakage", "Breakage"),
     ("insights:weights", "Suggested weights"),
+    ("console_rates:ratecards", "Rate cards"),
     ("insights:reconciliation", "Reconciliation"),
 )
 DEFAULT_DAYS = 30

@@ -4,6 +4,7 @@ from celery import shared_task
 
 from insights.reconcile import reconcile
 from insights.rollup import insights_rollup_update
+from insights.simulator import simulation_run
 
 
 @shared_task(name="insights.rollup_update")
@@ -19,3 +20,9 @@ def insights_reconcile_task() -> bool:
     received (insights/reconcile.py); every difference is logged at ERROR."""
     insights_rollup_update()
     return reconcile().ok
+
+
+@shared_task(name="insights.simulation_run")
+def insights_simulation_run_task(simulation_id: int) -> str:
+    """A rate-card simulation too large for a request (insights/simulator.py)."""
+    return simulation_run(simulation_id=simulation_id)
