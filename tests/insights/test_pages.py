@@ -70,6 +70,7 @@ def test_the_console_pages() -> None:
         "/console/customers/0/",
         "/console/margin/",
         "/console/breakage/",
+        "/console/plan-fit/",
         "/console/weights/",
         "/console/reconciliation/",
     ]
