@@ -14,12 +14,16 @@ BURN_WINDOWS = (7, 30)
 _MICROS_A_DAY = Decimal(86_400_000_000)
 _RATE_QUANTUM = Decimal("0.0001")
 _SECONDS_A_DAY = 86_400
+# A run-out date further away than this is no date: a big balance and a trickle of usage
+# would otherwise pass the last year a datetime holds (an OverflowError, a 500).
+RUN_OUT_HORIZON_DAYS = 36_500
 
 
 @dataclass(frozen=True)
 class BurnRate:
     """Average credits spent per day (debits less refunds) over the last 7 and 30 days, and
-    when the available balance runs out at that pace (None: no usage to project from)."""
+    when the available balance runs out at that pace (None: no usage to project from, or not
+    within RUN_OUT_HORIZON_DAYS)."""
 
     per_day_7d: Decimal
     per_day_30d: Decimal
@@ -57,7 +61,8 @@ def burn_rate_get(*, tenant: Tenant, available: Decimal, at: datetime | None = N
     runs_out_at = None
     if pace > 0:
         left = max(available, ZERO) / pace * _SECONDS_A_DAY
-        runs_out_at = now + timedelta(seconds=int(left.to_integral_value(ROUND_HALF_UP)))
+        if left <= RUN_OUT_HORIZON_DAYS * _SECONDS_A_DAY:
+            runs_out_at = now + timedelta(seconds=int(left.to_integral_value(ROUND_HALF_UP)))
     return BurnRate(per_day_7d=rates[7], per_day_30d=rates[30], runs_out_at=runs_out_at)
 
 

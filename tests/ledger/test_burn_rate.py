@@ -1,7 +1,7 @@
 """The ledger's daily debit totals and the burn rate, against the real database: exact
 figures, refunds, the window's edges, the balance API."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D  # noqa: N817
 
 import pytest
@@ -105,6 +105,20 @@ def test_a_quiet_week_projects_at_the_30_day_pace_and_an_empty_balance_has_run_o
     assert (quiet.per_day_7d, quiet.per_day_30d) == (D("0.0000"), D("2.0000"))
     assert quiet.runs_out_at == datetime(2026, 1, 25, 12, tzinfo=UTC)
     assert empty.runs_out_at == now
+
+
+def test_a_run_out_date_past_the_horizon_is_none_not_an_overflow(
+    tenant: Tenant, frozen_time: time_machine.Traveller
+) -> None:
+    # 0.0030 credit in 30 days (none in the last 7): 0.0001 a day, at which 100 million credits
+    # last 2.7 billion years, and 3.65 credits exactly the horizon's 100 years.
+    DebitDay.objects.create(tenant=tenant, day=date(2025, 12, 20), credits=D("0.0030"))
+
+    far = burn_rate_get(tenant=tenant, available=D(100_000_000))
+    near = burn_rate_get(tenant=tenant, available=D("3.65"))
+
+    assert (far.per_day_30d, far.runs_out_at) == (D("0.0001"), None)
+    assert near.runs_out_at == datetime(2026, 1, 15, 12, tzinfo=UTC) + timedelta(days=36_500)
 
 
 def test_the_balance_api_shows_the_burn_rate(spender: Tenant, api_client: APIClient) -> None:
