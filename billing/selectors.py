@@ -4,7 +4,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from billing.exceptions import PackNotFound, PlanNotFound, SubscriptionNotFound
 from billing.models import (
@@ -17,6 +18,7 @@ from billing.models import (
     CreditPack,
     Plan,
     Subscription,
+    TenantBilling,
     TopUp,
     default_alert_thresholds,
 )
@@ -66,19 +68,42 @@ def pack_list(*, currency: str | None = None) -> QuerySet[CreditPack]:
 
 
 def billing_currency_get(*, tenant: Tenant) -> str:
-    """The one currency the tenant is billed in: its live subscription's, else the vendor's
+    """The one currency the tenant is billed in (every reader comes here): the one stored for
+    it (TenantBilling, set by its first subscription, purchase or contract), else the vendor's
     default (settings.BILLING_DEFAULT_CURRENCY)."""
     return billing_currency_of(tenant_id=tenant.pk)
 
 
 def billing_currency_of(*, tenant_id: int) -> str:
     """billing_currency_get by the tenant's id."""
-    currency = (
-        Subscription.objects.filter(tenant_id=tenant_id, status__in=LIVE_SUBSCRIPTION)
-        .values_list("currency", flat=True)
+    return billing_currency_fixed(tenant_id=tenant_id) or default_currency()
+
+
+def billing_currency_fixed(*, tenant_id: int) -> str | None:
+    """The tenant's currency if it has one yet: the stored one, else (a subscription written
+    outside billing's services, which store it) its live subscription's; None before its first
+    subscription, purchase or contract. One query."""
+    stored = TenantBilling.objects.filter(tenant_id=tenant_id).exclude(currency="")
+    live = Subscription.objects.filter(tenant_id=tenant_id, status__in=LIVE_SUBSCRIPTION)
+    found: str | None = (
+        Tenant.objects.filter(pk=tenant_id)
+        .annotate(
+            billing_currency=Coalesce(
+                Subquery(stored.values("currency")[:1]), Subquery(live.values("currency")[:1])
+            )
+        )
+        .values_list("billing_currency", flat=True)
         .first()
     )
-    return currency or str(settings.BILLING_DEFAULT_CURRENCY).upper()
+    return found
+
+
+def default_currency() -> str:
+    return str(settings.BILLING_DEFAULT_CURRENCY).upper()
+
+
+def tenant_billing_get(*, tenant_id: int) -> TenantBilling | None:
+    return TenantBilling.objects.filter(tenant_id=tenant_id).first()
 
 
 def subscription_get_active(*, tenant: Tenant) -> Subscription | None:

@@ -13,10 +13,12 @@ from django.utils import timezone
 from billing.exceptions import InvalidContract
 from billing.locks import contract_lock
 from billing.models import Contract, Subscription
+from billing.selectors import billing_currency_fixed
 from billing.services.contract_invoices import (
     commitment_invoice_request,
     contract_overage_invoice,
 )
+from billing.services.tenant_billing import billing_currency_claim
 from ledger.locks import account_lock
 from ledger.models import CreditBucket
 from ledger.periods import add_months
@@ -97,6 +99,11 @@ def contract_validate(*, contract: Contract) -> None:
         raise InvalidContract(
             "The overage price cannot be negative.", field="overage_price_per_1000_minor"
         )
+    fixed = billing_currency_fixed(tenant_id=contract.tenant_id)
+    if fixed is not None and contract.currency.upper() != fixed:
+        raise InvalidContract(
+            f"This tenant is billed in {fixed}: the contract must be too.", field="currency"
+        )
     a = _assignment(contract)
     try:
         assignment_validate(
@@ -121,6 +128,11 @@ def contract_activate(*, contract: Contract, now: datetime | None = None) -> Con
     with transaction.atomic(durable=True):
         account_lock(tenant_id=contract.tenant_id)
         locked = contract_lock(tenant_id=contract.tenant_id, contract_id=contract.pk)
+        fixed = billing_currency_claim(tenant_id=locked.tenant_id, currency=locked.currency)
+        if fixed != locked.currency.upper():
+            raise InvalidContract(
+                f"This tenant is billed in {fixed}: the contract must be too.", field="currency"
+            )
         a = _assignment(locked)
         ratecard_assign(
             tenant=locked.tenant,

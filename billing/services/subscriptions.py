@@ -46,7 +46,7 @@ from billing.models import (
     Subscription,
     SubscriptionInvoice,
 )
-from billing.selectors import billing_currency_get
+from billing.selectors import billing_currency_fixed, billing_currency_get
 from billing.services.subscription_invoices import (
     fraction_left,
     period_of,
@@ -54,6 +54,7 @@ from billing.services.subscription_invoices import (
     subscription_sync,
 )
 from billing.services.subscription_notices import subscription_data
+from billing.services.tenant_billing import billing_currency_claim
 from ledger.locks import account_lock
 from ledger.models import CreditBucket
 from ledger.periods import period_bounds, period_index
@@ -116,6 +117,7 @@ def subscription_start(
         sub = Subscription.objects.create(
             tenant=tenant,
             plan=plan,
+            currency=_currency_claim(tenant, plan.currency),
             anchor=anchor,
             current_period_start=start,
             current_period_end=end,
@@ -124,6 +126,15 @@ def subscription_start(
         _assign_rate_card(tenant, plan, now)
         publish(tenant_id=tenant.pk, type="subscription.activated", data=subscription_data(sub))
     return sub
+
+
+def _currency_claim(tenant: Tenant, currency: str) -> str:
+    """The tenant's billing currency, `currency` if it had none; InvalidSubscriptionInput
+    naming `currency` if it has another."""
+    fixed = billing_currency_claim(tenant_id=tenant.pk, currency=currency)
+    if fixed != currency.upper():
+        raise InvalidSubscriptionInput("currency", f"This tenant is billed in {fixed}.")
+    return fixed
 
 
 def _announce_canceled(sub: Subscription) -> None:
@@ -261,7 +272,10 @@ def subscription_create(
     """Subscribe through the gateway: the first period is invoiced at once and its credits come
     when that invoice is paid (now, if the saved card pays it). Unpaid, the subscription stays
     `incomplete` with the invoice to pay."""
-    # One currency per tenant: the one it is billed in unless it names one.
+    # One currency per tenant: the one it is billed in; it may name one only before it has one.
+    fixed = billing_currency_fixed(tenant_id=tenant.pk)
+    if currency is not None and fixed is not None and currency.upper() != fixed:
+        raise InvalidSubscriptionInput("currency", f"This tenant is billed in {fixed}.")
     items = subscription_items(
         plan=plan, seats=seats, currency=currency or billing_currency_get(tenant=tenant)
     )
@@ -272,6 +286,7 @@ def subscription_create(
         account_lock(tenant_id=tenant.pk)
         if subscription_lock(tenant_id=tenant.pk) is not None:
             raise SubscriptionExists()
+        _currency_claim(tenant, items.price.currency)
         start, end = period_bounds(now, now)
         sub = Subscription.objects.create(
             tenant=tenant,

@@ -32,6 +32,7 @@ from billing.money import money_format
 from billing.pack_selectors import pack_offer_get, pack_offer_of
 from billing.selectors import billing_currency_get
 from billing.services.notify import notify
+from billing.services.tenant_billing import billing_currency_claim
 from ledger.locks import account_lock
 from ledger.models import CreditBucket
 from ledger.services import ledger_grant
@@ -62,6 +63,12 @@ def topup_create(
     checkout page (not auto) takes payment until `expires_at`. It costs the pack's price in the
     tenant's billing currency (CurrencyNotOffered when the pack has none)."""
     offer = pack_offer_of(pack=pack, currency=billing_currency_get(tenant=tenant))
+    # A first purchase fixes the tenant's currency (one currency per tenant).
+    fixed = billing_currency_claim(tenant_id=tenant.pk, currency=offer.currency)
+    if fixed != offer.currency:
+        raise CurrencyNotOffered(
+            f"Packs are sold in {fixed} to this tenant, not '{offer.currency}'.", field="currency"
+        )
     now = timezone.now()
     return TopUp.objects.create(
         tenant=tenant,

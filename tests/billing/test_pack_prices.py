@@ -12,7 +12,14 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from billing.models import AutoTopUpPolicy, CreditPack, CreditPackPrice, Subscription, TopUp
+from billing.models import (
+    AutoTopUpPolicy,
+    CreditPack,
+    CreditPackPrice,
+    Subscription,
+    TenantBilling,
+    TopUp,
+)
 from billing.pack_selectors import auto_topup_spent_in, pack_offer_list
 from billing.selectors import auto_topup_month_spent
 from billing.services import auto_topup_policy_update, auto_topup_start, billing_customer_save
@@ -102,9 +109,11 @@ def test_a_pack_without_a_price_in_the_currency_is_an_unknown_pack_there(
 def test_the_auto_top_up_cap_never_adds_two_currencies(
     tenant: Tenant, euro_priced: CreditPack
 ) -> None:
-    # Given: this month, an auto top-up paid in USD (65.00), before the tenant bills in EUR.
+    # Given: this month, an auto top-up paid in USD (65.00), before the tenant bills in EUR
+    # (its currency as billing.0015 stored it from its plan).
     usd = topup_create(tenant=tenant, pack=euro_priced, auto=True)
     TopUp.objects.filter(pk=usd.pk).update(status=TopUp.Status.SUCCEEDED)
+    TenantBilling.objects.filter(tenant=tenant).update(currency="EUR")
     bills_in_euros(tenant)
     billing_customer_save(
         tenant=tenant, gateway="fake", customer_id="fcus_1", payment_method_id="pm_fake_visa"
