@@ -206,3 +206,22 @@ def test_the_replayed_keys_are_posted_with_the_body_wrk_sends() -> None:
         b'{"idempotency_key":"replay-2-7","action":"chat","quantity":1,'
         b'"input_tokens":1200,"output_tokens":300,"labels":{"project":"bench"}}'
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_portal_bench_walks_every_page_at_a_tiny_size() -> None:
+    # bench/portal_bench.py at 20 and 200 events: seeded, the ledger clean, the rollups built,
+    # every GET page of portal/urls.py answered, with no more statements for more data.
+    from bench.portal_bench import SKIPPED, TINY, portal_pages, run
+
+    results = run(TINY, lambda line: None)
+
+    measured = {r.page for r in results}
+    assert measured >= {"/" + p for p in portal_pages() if p not in SKIPPED}
+    assert [(r.page, r.status) for r in results if r.status >= 400] == []
+    assert [
+        (r.page, r.statements_small, r.statements_large)
+        for r in results
+        if r.statements_large > r.statements_small
+    ] == []
+    assert all(r.requests == TINY.requests for r in results)
