@@ -54,8 +54,9 @@ def yen_pack(db: None) -> CreditPack:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_yen_top_up_is_announced_in_yen(
-    tenant: Tenant, yen_pack: CreditPack, owner: User
+    tenant: Tenant, yen_pack: CreditPack, owner: User, settings: Any
 ) -> None:
+    settings.BILLING_DEFAULT_CURRENCY = "JPY"  # a tenant buys in its billing currency only
     top_up = topup_create(tenant=tenant, pack=yen_pack)
 
     fake_checkout_confirm(top_up=top_up)
