@@ -22,7 +22,13 @@ from insights.simulator import simulation_request
 from metering.services import UsageInput, usage_event_record
 from ratecards.models import RateCard, RateCardVersion
 from ratecards.selectors import price_cache_clear
-from ratecards.services import rate_set, ratecard_seed_example, ratecard_version_create_draft
+from ratecards.services import (
+    cost_catalog_version_create_draft,
+    cost_price_set,
+    rate_set,
+    ratecard_seed_example,
+    ratecard_version_create_draft,
+)
 from tenants.models import OutboxMessage, Tenant
 from tenants.outbox import outbox_run
 from tenants.services import membership_add
@@ -360,3 +366,21 @@ def test_every_rate_card_page_is_staff_only(
             assert staff.get(url).status_code == 200
     draft.refresh_from_db()
     assert draft.status == "draft"
+
+
+def test_a_draft_cost_catalog_recosts_the_events(draft: RateCardVersion) -> None:
+    """Tool calls at 16 cents instead of 8: Acme's three tool calls cost 48 cents; Globex's
+    output tokens are as before; its chat without components stays of unknown cost."""
+    catalog = cost_catalog_version_create_draft(currency="USD")
+    cost_price_set(version=catalog, component="tool_calls", price_minor="16")
+    with time_machine.travel(NOW, tick=False):
+        simulation = simulation_request(user=None, version=None, cost_catalog=catalog, days=90)
+
+    acme, globex = simulation.result["customers"]
+    assert (acme["credits_after"], acme["cogs_before"], acme["cogs_after"]) == (
+        "120.0000",
+        "24.00000000",
+        "48.00000000",
+    )
+    assert (globex["cogs_after"], globex["events_without_cost"]) == ("1500.00000000", 1)
+    assert _pct(acme["margin_after"]) == D("60.0")
