@@ -12,14 +12,15 @@ later is an outbox row in that same transaction (tenants/outbox.py):
   releases always enqueue (they are rare, and they re-arm alerts and move the levels).
 - Domain events are handed to a task that fans them out to the tenant's webhook endpoints,
   once per event (the task claims its outbox message).
-- Other apps ask for the tenant's `alert_thresholds` (tenants.events.tenant_settings).
+- Other apps ask for the tenant's `alert_thresholds` and `billing_currency`
+  (tenants.events.tenant_settings).
 """
 
 from collections.abc import Collection
 from typing import Any
 
 from billing import task_names
-from billing.selectors import alert_thresholds_get
+from billing.selectors import alert_thresholds_get, billing_currency_get
 from ledger.events import BalanceChanged, WatchLevelCrossed
 from tenants.events import DomainEvent
 from tenants.models import Tenant
@@ -60,10 +61,14 @@ def on_domain_event(event: DomainEvent, **_: Any) -> None:
 
 def on_tenant_settings(*, tenant: Tenant, names: Collection[str], **_: Any) -> dict[str, Any]:
     """Billing's settings that other apps read: `alert_thresholds` (metering's default soft cap
-    is the lowest; GET /api/v1/balance serves them for one release)."""
-    if "alert_thresholds" not in names:
-        return {}
-    return {"alert_thresholds": alert_thresholds_get(tenant_id=tenant.pk)}
+    is the lowest; GET /api/v1/balance serves them for one release) and `billing_currency`
+    (metering dates a free event's revenue in it)."""
+    answer: dict[str, Any] = {}
+    if "alert_thresholds" in names:
+        answer["alert_thresholds"] = alert_thresholds_get(tenant_id=tenant.pk)
+    if "billing_currency" in names:
+        answer["billing_currency"] = billing_currency_get(tenant=tenant)
+    return answer
 
 
 def on_watch_level_crossed(event: WatchLevelCrossed, **_: Any) -> None:

@@ -119,6 +119,10 @@ def customer_list(
     return _sorted(rows, sort, descending)
 
 
+def _one_currency(money: dict[str, Decimal]) -> Decimal:
+    return next(iter(money.values())) if len(money) == 1 else ZERO
+
+
 def _sorted(rows: list[CustomerRow], sort: str, descending: bool) -> list[CustomerRow]:
     def key(row: CustomerRow) -> tuple[bool, object]:
         value: object = {
@@ -128,7 +132,8 @@ def _sorted(rows: list[CustomerRow], sort: str, descending: bool) -> list[Custom
             "revenue": row.revenue_minor,
             "cogs": row.cogs_minor,
             "margin": row.margin,
-            "breakage": sum(row.breakage_minor.values(), ZERO),
+            # As revenue: a figure in one currency only (0 with several), never a sum of two.
+            "breakage": _one_currency(row.breakage_minor),
         }.get(sort, row.tenant.name.lower())
         # Rows without a figure (no margin) sort last either way.
         return (value is None) != descending, value if value is not None else 0

@@ -94,7 +94,8 @@ def usage_event_recorded_list(
 
 @dataclass(frozen=True)
 class MarginRow:
-    """One group's totals. Money in minor units of `currency`, unrounded (8 places)."""
+    """One group's totals in one currency pair: revenue in `currency`, COGS in
+    `cogs_currency`. Money in minor units, unrounded (8 places)."""
 
     key: Any  # event id, workflow run id (None: not in a run), action, date, or tenant id
     events: int
@@ -102,9 +103,13 @@ class MarginRow:
     cogs_minor: Decimal
     revenue_minor: Decimal
     currency: str
+    cogs_currency: str
 
     @property
-    def margin_minor(self) -> Decimal:
+    def margin_minor(self) -> Decimal | None:
+        """None when revenue and COGS are in two currencies: they are never subtracted."""
+        if self.currency != self.cogs_currency:
+            return None
         return self.revenue_minor - self.cogs_minor
 
 
@@ -119,18 +124,19 @@ def _window(
 
 
 def _sum(events: QuerySet[UsageEvent], key: Any) -> list[MarginRow]:
-    # Revenue and COGS are in one currency per deployment (the cost catalog's and the packs');
-    # grouping by it too keeps a mixed-currency install from adding dollars to euros.
+    # One row per group and currency pair: revenue is summed within its currency and COGS
+    # within its own, so dollars are never added to euros (a tenant that changed currency,
+    # a cost catalog in another currency than the packs).
     rows = (
         events.annotate(key=key)
-        .values("key", "cogs_currency")
+        .values("key", "revenue_currency", "cogs_currency")
         .annotate(
             n=Count("id"),
             credits_total=Sum("credits"),
             cogs_total=Sum("cogs_minor"),
             revenue_total=Sum("revenue_minor"),
         )
-        .order_by("key", "cogs_currency")
+        .order_by("key", "revenue_currency", "cogs_currency")
     )
     return [
         MarginRow(
@@ -139,7 +145,8 @@ def _sum(events: QuerySet[UsageEvent], key: Any) -> list[MarginRow]:
             credits=row["credits_total"] or ZERO_CREDITS,
             cogs_minor=row["cogs_total"] or ZERO_MONEY,
             revenue_minor=row["revenue_total"] or ZERO_MONEY,
-            currency=row["cogs_currency"],
+            currency=row["revenue_currency"],
+            cogs_currency=row["cogs_currency"],
         )
         for row in rows
     ]

@@ -18,7 +18,12 @@ class WorkflowDetail:
     hold_remaining: Decimal  # what is left of the reservation (0 once released)
 
     @property
-    def margin_minor(self) -> Decimal:
+    def margin_minor(self) -> Decimal | None:
+        """None unless every step's revenue and COGS are in one currency (never subtracted
+        across two)."""
+        currencies = {c for s in self.steps for c in (s.revenue_currency, s.cogs_currency)}
+        if len(currencies) > 1:
+            return None
         return self.run.revenue_minor - self.run.cogs_minor
 
 

@@ -74,9 +74,25 @@ class DebitResult:
     replayed: bool = False
 
     @property
+    def revenue(self) -> dict[str, Decimal]:
+        """What the credits spent were bought for, per currency, in minor units (unrounded):
+        the parts drawn from paid buckets, each in its bucket's currency. Two currencies are
+        never added (money invariant 8); free credits earn nothing in any."""
+        by_currency: dict[str, Decimal] = {}
+        for p in self.parts:
+            if p.cost_basis_minor:
+                money = p.amount * p.cost_basis_minor
+                by_currency[p.currency] = by_currency.get(p.currency, ZERO) + money
+        return by_currency
+
+    @property
     def revenue_minor(self) -> Decimal:
-        """What the credits spent were bought for, in minor units (unrounded)."""
-        return sum((p.amount * p.cost_basis_minor for p in self.parts), ZERO)
+        """The revenue in its one currency (`revenue`); ValueError for a debit that drew paid
+        buckets of two currencies (only buckets older than one currency per tenant can)."""
+        by_currency = self.revenue
+        if len(by_currency) > 1:
+            raise ValueError(f"The debit's revenue is in {sorted(by_currency)}: not one figure.")
+        return next(iter(by_currency.values()), ZERO)
 
     @property
     def transaction(self) -> LedgerTransaction:

@@ -49,6 +49,7 @@ from metering.usage.inputs import (
 )
 from metering.usage.pricing import MONEY_QUANTUM, ZERO_MONEY, BatchPricer, Priced
 from ratecards.models import RateCardVersion
+from tenants.events import tenant_settings_get
 from tenants.exceptions import CreditlineError
 from tenants.models import Tenant
 
@@ -333,6 +334,7 @@ def _debit_and_insert(
         debits = {index: outcome for (index, _), outcome in zip(charged, outcomes, strict=True)}
     done: dict[int, BatchItemResult] = {}
     rows: list[tuple[int, RecordedEvent]] = []
+    currency = _TenantCurrency(tenant)
     for index, item in payable:
         outcome = debits.get(index)
         if isinstance(outcome, InsufficientCredits):
@@ -340,7 +342,9 @@ def _debit_and_insert(
             continue
         if outcome is not None:
             available = outcome.available_after
-        event = _event(item=item, debit=outcome, available=available, now=now, step=step)
+        event = _event(
+            item=item, debit=outcome, available=available, now=now, step=step, currency=currency
+        )
         rows.append((index, event))
     _insert(tenant=tenant, events=[event for _, event in rows])
     for index, event in rows:
@@ -355,11 +359,13 @@ def _event(
     available: Decimal,
     now: datetime,
     step: _Step | None,
+    currency: "_TenantCurrency",
 ) -> RecordedEvent:
     data = item.data
     if item.quote is None:
         raise RuntimeError(f"Usage event {data.idempotency_key!r} reached recording unpriced.")
     parts = debit.parts if debit is not None else ()
+    revenue_minor, revenue_currency = _revenue(debit, currency)
     return RecordedEvent(
         pk=0,
         idempotency_key=data.idempotency_key,
@@ -386,15 +392,46 @@ def _event(
         orchestration_runs=data.orchestration_runs,
         cogs_minor=item.cogs,
         cogs_currency=item.cogs_currency,
-        revenue_minor=(
-            debit.revenue_minor.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_UP)
-            if debit is not None
-            else ZERO_MONEY
-        ),
-        revenue_currency=parts[0].currency if parts else "USD",
+        revenue_minor=revenue_minor,
+        revenue_currency=revenue_currency,
         available_after=quantize_credits(available),
         created_at=now,
     )
+
+
+class _TenantCurrency:
+    """The tenant's billing currency (billing's `billing_currency` setting, "" when no app owns
+    one), asked once per batch and only if an event earned nothing."""
+
+    def __init__(self, tenant: Tenant) -> None:
+        self.tenant = tenant
+        self.value: str | None = None
+
+    def __call__(self) -> str:
+        if self.value is None:
+            found = tenant_settings_get(tenant=self.tenant, names={"billing_currency"})
+            self.value = str(found.get("billing_currency", ""))
+        return self.value
+
+
+def _revenue(debit: DebitResult | None, currency: _TenantCurrency) -> tuple[Decimal, str]:
+    """The event's revenue and its currency: what the paid buckets it drew were bought for,
+    in their currency; an event that earned nothing (free credits, a free action) is in the
+    tenant's currency. Two currencies are never added: a debit across paid buckets of two
+    (only buckets older than one currency per tenant) records the first drawn, and logs the
+    rest (the ledger's entries keep every part in its own currency for reconciliation)."""
+    revenue = debit.revenue if debit is not None else {}
+    if not revenue:
+        return ZERO_MONEY, currency()
+    first, money = next(iter(revenue.items()))
+    if len(revenue) > 1:
+        logger.error(
+            "Debit %s drew paid credits in %s: its event records the %s part only.",
+            debit.transaction_id if debit is not None else None,
+            sorted(revenue),
+            first,
+        )
+    return money.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_UP), first
 
 
 # The event table's columns as the insert sends them: (column, array type, attribute).
