@@ -26,6 +26,7 @@ from billing.gateways.fake import FAKE_CARDS
 from billing.models import ContractInvoice, SubscriptionInvoice, TopUp
 from billing.selectors import BILLING_ROLES, billing_customer_get, contract_invoice_list
 from billing.services import fake_checkout_confirm, payment_method_save
+from billing.services.contract_invoices import fake_contract_invoice_pay
 from tenants.models import Membership, Tenant
 
 
@@ -147,17 +148,32 @@ def fake_invoice(request: HttpRequest, reference: str) -> HttpResponse:
 
 @login_required
 def fake_contract_invoice(request: HttpRequest, invoice_id: int) -> HttpResponse:
-    """The fake's hosted invoice of a contract, with the fields of a subscription invoice."""
+    """The fake's hosted invoice of a contract, with the fields of a subscription invoice;
+    "Pay" pays an open one as the customer would at Stripe's hosted invoice page."""
     found = get_object_or_404(ContractInvoice.objects.only("tenant_id"), pk=invoice_id)
-    tenant = _member(request, found.tenant_id, billing=False)
+    tenant = _member(request, found.tenant_id, billing=request.method == "POST")
     # Issued ones only: a request the gateway has not answered has no number or page yet.
     invoice = get_object_or_404(contract_invoice_list(tenant=tenant), pk=invoice_id)
     if invoice.hosted_url and not invoice.hosted_url.startswith("/"):
         return redirect(invoice.hosted_url)
+    if request.method == "POST":
+        _fake_only("invoice payment")
+        paid = fake_contract_invoice_pay(invoice=invoice)
+        if paid.status == ContractInvoice.Status.PAID:
+            messages.success(request, f"Invoice {paid.number} paid.")
+        else:
+            messages.error(request, f"Invoice {paid.number} is {paid.get_status_display()}.")
+        return redirect("billing:contract-invoice", invoice_id=invoice.pk)
     return render(
         request,
         "billing/contract_invoice.html",
-        {"tenant": tenant, "invoice": invoice, "back": links.PLAN},
+        {
+            "tenant": tenant,
+            "invoice": invoice,
+            "back": links.PLAN,
+            "payable": invoice.status == ContractInvoice.Status.OPEN
+            and settings.BILLING_GATEWAY == "fake",
+        },
     )
 
 

@@ -41,6 +41,7 @@ from billing.exceptions import GatewayError
 from billing.gateways import gateway_get
 from billing.gateways.base import PaymentGateway
 from billing.gateways.contract_invoicing import ContractInvoiceRequest, GatewayContractInvoice
+from billing.gateways.fake import FakeGateway
 from billing.gateways.stripe_contracts import stripe_contract_invoice_read
 from billing.locks import contract_lock
 from billing.models import BillingCustomer, Contract, ContractInvoice, StripeEvent
@@ -392,6 +393,20 @@ def contract_invoices_issue_due(*, now: datetime | None = None) -> int:
         row = contract_invoice_issue(invoice_id=pk, tenant_id=tenant_id)
         issued += row.status != Status.REQUESTED
     return issued
+
+
+def fake_contract_invoice_pay(*, invoice: ContractInvoice) -> ContractInvoice:
+    """The fake gateway's "Pay" button on its contract invoice page: the customer pays the open
+    invoice, and it is applied as the gateway's answer always is (contract_invoice_apply).
+    Paying a paid one changes nothing."""
+    if invoice.gateway != FakeGateway.name or not invoice.gateway_reference:
+        raise GatewayError("Only an issued fake-gateway invoice can be paid here.")
+    if invoice.status == Status.OPEN:
+        FakeGateway.contract_invoice_pay(reference=invoice.gateway_reference)
+    answer = FakeGateway().contract_invoice_get(reference=invoice.gateway_reference)
+    return contract_invoice_apply(
+        invoice_id=invoice.pk, tenant_id=invoice.tenant_id, invoice=answer
+    )
 
 
 def contract_invoices_reconcile() -> int:
