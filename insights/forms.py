@@ -3,10 +3,14 @@
 
 import uuid
 from decimal import Decimal
+from typing import Any, cast
 
 from django import forms
 
+from billing.models import Contract
 from ledger.models import CreditBucket
+from ratecards.models import PublishStatus, RateCardVersion
+from tenants.models import Tenant
 
 
 def new_token() -> str:
@@ -56,3 +60,81 @@ class AdjustForm(forms.Form):
         max_length=500, help_text="Why: kept on the ledger entry and in the staff log."
     )
     token = forms.CharField(widget=forms.HiddenInput)
+
+
+CONTRACT_HELP = {
+    "name": "How staff and the customer's invoices name it.",
+    "price_per_1000_minor": "What the customer pays for 1,000 committed credits, in minor units "
+    "of the currency (10000 = 100.00 USD); each tranche is invoiced at it and its credits carry "
+    "it as their cost basis (the revenue they earn when spent).",
+    "currency": "ISO 4217; must be the customer's billing currency.",
+    "committed_credits": "Credits bought over the whole contract. They are granted with the "
+    "rolling 12 months policy: each grant expires 12 calendar months after it is made.",
+    "grant_schedule": "All up front, or in equal monthly tranches from the start (the last "
+    "takes the rounding remainder), each invoiced when it is granted.",
+    "start_at": "When the contract's card, overdraft and first tranche take effect (UTC).",
+    "end_at": "When it ends: its overdraft is invoiced and cleared, and the customer goes back "
+    "to its plan's card.",
+    "rate_card": "The unit rate card the customer's usage is priced by.",
+    "rate_card_mode": "Follow: new versions of the card apply after the notice period. Pinned: "
+    "the version below applies until the pin ends, whatever is published (the rate-card trap).",
+    "notice_days": "Follow only: days between publishing a version and it applying to this "
+    "customer.",
+    "pinned_version": "Pinned only: the version that prices the customer's usage.",
+    "pinned_until": "Pinned only: when the pin ends (blank: the whole contract); after it, the "
+    "card's current version applies.",
+    "overdraft_limit": "Credits the customer may spend below zero; what it uses is invoiced "
+    "monthly in arrears at the overage price.",
+    "monthly_spending_cap_minor": "The most auto top-up may spend in a calendar month, in minor "
+    "units (blank: the customer's own cap only).",
+    "net_terms_days": "Days after an invoice is issued that it falls due (at most 365).",
+    "credits_on": "When a tranche's credits come: when its invoice is issued (at signature) or "
+    "only once it is paid.",
+    "overage_price_per_1000_minor": "The price per 1,000 credits of overdraft invoiced in "
+    "arrears (blank: the contract's price).",
+}
+
+
+class ContractForm(forms.ModelForm):
+    reason = forms.CharField(max_length=500, help_text="Why: kept in the staff log.")
+
+    class Meta:
+        model = Contract
+        fields = list(CONTRACT_HELP)
+        help_texts = CONTRACT_HELP
+        labels = {
+            "price_per_1000_minor": "Price per 1,000 credits (minor units)",
+            "monthly_spending_cap_minor": "Monthly spending cap (minor units)",
+            "net_terms_days": "Net terms (days)",
+            "overage_price_per_1000_minor": "Overage price per 1,000 credits (minor units)",
+            "rate_card_mode": "Follow or pinned card",
+            "start_at": "Starts at (UTC)",
+            "end_at": "Ends at (UTC)",
+            "pinned_until": "Pinned until (UTC)",
+        }
+
+    def __init__(self, *args: Any, locked: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        pinned = cast(forms.ModelChoiceField, self.fields["pinned_version"])
+        pinned.queryset = RateCardVersion.objects.filter(
+            status=PublishStatus.PUBLISHED
+        ).select_related("rate_card")
+        for name in locked:
+            self.fields[name].disabled = True
+            self.fields[name].help_text += " Fixed once the contract is active."
+
+    def terms(self) -> dict[str, Any]:
+        return {n: v for n, v in self.cleaned_data.items() if n in CONTRACT_HELP}
+
+
+class ContractCreateForm(ContractForm):
+    tenant = forms.ModelChoiceField(
+        queryset=Tenant.objects.order_by("name"), help_text="The customer the contract is with."
+    )
+    activate = forms.BooleanField(
+        required=False,
+        help_text="Put it in force now: assign its card, set the overdraft, grant the tranches "
+        "due. Unticked, it stays a draft.",
+    )
+
+    field_order = ["tenant", *CONTRACT_HELP]

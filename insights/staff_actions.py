@@ -7,11 +7,14 @@ owning app's one service, and is logged with the user and the reason: a line on 
 |---|---|---|
 | grant credits | `ledger.grant_credits` | `ledger_grant` (source promotion) |
 | adjust credits | `ledger.adjust_credits` | `ledger_adjust` |
+| create a contract | `billing.add_contract` | `contract_create` (and `contract_activate`) |
+| edit a contract | `billing.change_contract` | `contract_update` |
 """
 
 import logging
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.contrib.auth.models import User
@@ -19,6 +22,9 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model
 
+from billing.models import Contract
+from billing.services.contract_terms import contract_create, contract_update
+from billing.services.contracts import contract_activate
 from ledger.models import CreditAccount, CreditBucket, LedgerTransaction
 from ledger.services import GrantResult, ledger_adjust, ledger_grant
 from tenants.models import Tenant
@@ -105,3 +111,41 @@ def staff_credits_adjust(
             message=f"adjusted by {credits} credits: {reason}",
         )
     return tx
+
+
+CONTRACT_ADD_PERMISSION = "billing.add_contract"
+CONTRACT_CHANGE_PERMISSION = "billing.change_contract"
+
+
+def staff_contract_create(
+    *, user: User, tenant: Tenant, terms: dict[str, Any], activate: bool, reason: str
+) -> Contract:
+    """A contract made by a staff user (a draft, or put in force at once)."""
+    permission_check(user=user, permission=CONTRACT_ADD_PERMISSION)
+    contract = contract_create(tenant=tenant, terms=terms)
+    if activate:
+        contract = contract_activate(contract=contract)
+    staff_log(
+        user=user,
+        obj=contract,
+        flag=ADDITION,
+        message=f"created contract for {tenant.slug}"
+        f"{' and activated it' if activate else ''}: {reason}",
+    )
+    return contract
+
+
+def staff_contract_update(
+    *, user: User, contract: Contract, terms: dict[str, Any], reason: str
+) -> Contract:
+    """A contract's terms changed by a staff user; the log names the terms that changed."""
+    permission_check(user=user, permission=CONTRACT_CHANGE_PERMISSION)
+    changed = sorted(n for n, v in terms.items() if getattr(contract, n) != v)
+    contract = contract_update(contract=contract, terms=terms)
+    staff_log(
+        user=user,
+        obj=contract,
+        flag=CHANGE,
+        message=f"changed {', '.join(changed) or 'nothing'}: {reason}",
+    )
+    return contract

@@ -1,12 +1,15 @@
 from django.urls import path
 
-from insights import customer_views, plan_fit_views, views
+from insights import contract_views, customer_views, plan_fit_views, views
 
 app_name = "insights"
 
 urlpatterns = [
     path("", views.CustomersPage.as_view(), name="customers"),
     path("customers/<int:tenant_id>/", customer_views.CustomerPage.as_view(), name="customer"),
+    path("contracts/", contract_views.ContractsPage.as_view(), name="contracts"),
+    path("contracts/new/", contract_views.ContractCreatePage.as_view(), name="contract-new"),
+    path("contracts/<int:contract_id>/", contract_views.ContractPage.as_view(), name="contract"),
     path("margin/", views.MarginPage.as_view(), name="margin"),
     path("breakage/", views.BreakagePage.as_view(), name="breakage"),
     path("plan-fit/", plan_fit_views.PlanFitPage.as_view(), name="plan-fit"),

@@ -4,6 +4,7 @@ the customers and margin pages' figures, the margin CSV row by row, the admin's 
 import csv
 import io
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -14,6 +15,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from billing.models import Contract
 from insights.rollup import insights_rollup_update
 from insights.urls import urlpatterns
 from metering.services import UsageInput, usage_event_record
@@ -28,11 +30,11 @@ pytestmark = pytest.mark.django_db
 D = Decimal
 
 
-def _url(name: str, tenant_id: int = 0) -> str:
-    """A console route; one that names a customer gets `tenant_id` (anonymous and tenant users
-    are refused before the id is looked up, so 0 walks them)."""
+def _url(name: str, **ids: int) -> str:
+    """A console route; one that names a customer or a contract gets its id (anonymous and
+    tenant users are refused before the id is looked up, so 0 walks them)."""
     (pattern,) = [p for p in urlpatterns if p.name == name]
-    kwargs = {"tenant_id": tenant_id} if "tenant_id" in pattern.pattern.converters else {}
+    kwargs = {key: ids.get(key, 0) for key in pattern.pattern.converters}
     return reverse(f"insights:{name}", kwargs=kwargs)
 
 
@@ -68,6 +70,9 @@ def test_the_console_pages() -> None:
     assert URLS == [
         "/console/",
         "/console/customers/0/",
+        "/console/contracts/",
+        "/console/contracts/new/",
+        "/console/contracts/0/",
         "/console/margin/",
         "/console/breakage/",
         "/console/plan-fit/",
@@ -98,7 +103,18 @@ def test_a_tenant_owner_is_refused(owner: Client, url: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_staff_see_every_page(staff: Client, tenant: Tenant, name: str) -> None:
-    assert staff.get(_url(name, tenant.pk)).status_code == 200
+    contract = Contract.objects.create(
+        tenant=tenant,
+        name="C",
+        price_per_1000_minor=1000,
+        committed_credits=D(1000),
+        start_at=datetime(2026, 1, 1, tzinfo=UTC),
+        end_at=datetime(2027, 1, 1, tzinfo=UTC),
+        rate_card=ratecard_seed_example(),
+    )
+    url = _url(name, tenant_id=tenant.pk, contract_id=contract.pk)
+
+    assert staff.get(url).status_code == 200
 
 
 @pytest.fixture
