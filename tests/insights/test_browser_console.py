@@ -19,7 +19,16 @@ from tests.metering.factories import fund
 
 __all__ = ["browser_page"]
 D = Decimal
-PAGES = ["", "margin/?by=tenant", "margin/?by=day", "breakage/", "weights/", "reconciliation/"]
+# The rate cards' version and simulation pages: tests/insights/test_browser_ratecards.py.
+PAGES = [
+    "",
+    "margin/?by=tenant",
+    "margin/?by=day",
+    "breakage/",
+    "weights/",
+    "rate-cards/",
+    "reconciliation/",
+]
 
 
 @pytest.mark.browser
