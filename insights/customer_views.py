@@ -51,8 +51,10 @@ class CustomerPage(StaffPage):
             start=start,
             end=end,
             view=customer_get(tenant=self.tenant(), start=start, end=end, after=after),
-            grant_form=(grant or GrantForm(initial={"token": new_token()})) if can_grant else None,
-            adjust_form=(adjust or AdjustForm(initial={"token": new_token()}))
+            grant_form=(grant or GrantForm(initial={"token": new_token()}, prefix="grant"))
+            if can_grant
+            else None,
+            adjust_form=(adjust or AdjustForm(initial={"token": new_token()}, prefix="adjust"))
             if can_adjust
             else None,
             **kwargs,
@@ -64,7 +66,7 @@ class CustomerPage(StaffPage):
         action = request.POST.get("action")
         form: forms.Form
         if action == "grant":
-            form = GrantForm(request.POST)
+            form = GrantForm(request.POST, prefix="grant")
             if not user.has_perm(GRANT_PERMISSION):
                 raise PermissionDenied(
                     "Granting credits needs the permission ledger.grant_credits."
@@ -73,7 +75,7 @@ class CustomerPage(StaffPage):
                 return self._grant(request, user, tenant, form)
             return self._invalid(grant_form=form)
         if action == "adjust":
-            form = AdjustForm(request.POST)
+            form = AdjustForm(request.POST, prefix="adjust")
             if not user.has_perm(ADJUST_PERMISSION):
                 raise PermissionDenied(
                     "Adjusting credits needs the permission ledger.adjust_credits."

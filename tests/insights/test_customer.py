@@ -124,11 +124,17 @@ def test_staff_without_the_permission_is_refused_and_nothing_moves(tenant: Tenan
 
     grant = client.post(
         f"/console/customers/{tenant.pk}/",
-        {"action": "grant", "credits": "50", "policy": "permanent", "reason": "x", "token": "t"},
+        {
+            "action": "grant",
+            "grant-credits": "50",
+            "grant-policy": "permanent",
+            "grant-reason": "x",
+            "grant-token": "t",
+        },
     )
     adjust = client.post(
         f"/console/customers/{tenant.pk}/",
-        {"action": "adjust", "credits": "50", "reason": "x", "token": "t"},
+        {"action": "adjust", "adjust-credits": "50", "adjust-reason": "x", "adjust-token": "t"},
     )
 
     assert grant.status_code == 403
@@ -146,10 +152,10 @@ def test_a_grant_goes_through_the_ledger_and_is_logged(
     token = page.context["grant_form"].initial["token"]
     body = {
         "action": "grant",
-        "credits": "50",
-        "policy": "permanent",
-        "reason": "Apology for the outage",
-        "token": token,
+        "grant-credits": "50",
+        "grant-policy": "permanent",
+        "grant-reason": "Apology for the outage",
+        "grant-token": token,
     }
 
     with caplog.at_level(logging.INFO, logger="insights.staff"):
@@ -185,11 +191,21 @@ def test_an_adjustment_the_balance_cannot_cover_is_refused_whole(tenant: Tenant)
 
     refused = client.post(
         f"/console/customers/{tenant.pk}/",
-        {"action": "adjust", "credits": "-30", "reason": "Duplicate grant", "token": "t1"},
+        {
+            "action": "adjust",
+            "adjust-credits": "-30",
+            "adjust-reason": "Duplicate grant",
+            "adjust-token": "t1",
+        },
     )
     taken = client.post(
         f"/console/customers/{tenant.pk}/",
-        {"action": "adjust", "credits": "-15", "reason": "Duplicate grant", "token": "t2"},
+        {
+            "action": "adjust",
+            "adjust-credits": "-15",
+            "adjust-reason": "Duplicate grant",
+            "adjust-token": "t2",
+        },
     )
 
     assert refused.status_code == 422
@@ -205,7 +221,13 @@ def test_a_grant_without_a_reason_is_refused(tenant: Tenant) -> None:
 
     response = client.post(
         f"/console/customers/{tenant.pk}/",
-        {"action": "grant", "credits": "5", "policy": "monthly_reset", "reason": "", "token": "t"},
+        {
+            "action": "grant",
+            "grant-credits": "5",
+            "grant-policy": "monthly_reset",
+            "grant-reason": "",
+            "grant-token": "t",
+        },
     )
 
     assert response.status_code == 422

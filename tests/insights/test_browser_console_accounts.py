@@ -1,0 +1,104 @@
+"""The console's customer, plan-fit and contract pages in a browser (Debian's chromium), as a
+staff user holding the money permissions (so every form shows): a screenshot of each at 1280
+and 390 px (var/screenshots/console-*.png), axe-core's check, and a grant made through the
+customer page's form."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import time_machine
+from django.contrib.auth.models import Permission, User
+
+from billing.models import Contract
+from insights.rollup import insights_rollup_update
+from ledger.selectors import available_get
+from metering.rollup import usage_rollup_update
+from metering.services import UsageInput, usage_event_record
+from ratecards.selectors import price_cache_clear
+from ratecards.services import (
+    rate_set,
+    ratecard_seed_example,
+    ratecard_version_create_draft,
+    ratecard_version_publish,
+)
+from tenants.models import Tenant
+from tests.browser import axe_violations, browser_page, shot, sign_in
+from tests.metering.factories import fund
+
+__all__ = ["browser_page"]
+D = Decimal
+
+
+def _pinned_contract(tenant: Tenant) -> Contract:
+    """Pinned to v1 of the standard card after v2 (chat at 2 credits) was published, so the
+    trap has a figure; made directly (tests/insights/test_contracts.py goes through the form)."""
+    card = ratecard_seed_example()
+    v1 = card.versions.get(number=1)
+    draft = ratecard_version_create_draft(rate_card=card, copy_from=v1)
+    rate_set(version=draft, action="chat", credits_per_unit="2")
+    ratecard_version_publish(version=draft, effective_from=draft.created_at)
+    return Contract.objects.create(
+        tenant=tenant,
+        name="Acme 2026",
+        status=Contract.Status.ACTIVE,
+        price_per_1000_minor=8000,
+        committed_credits=D(10000),
+        start_at=datetime(2026, 1, 1, tzinfo=UTC),
+        end_at=datetime(2027, 1, 1, tzinfo=UTC),
+        rate_card=card,
+        rate_card_mode=Contract.RateCardMode.PINNED,
+        pinned_version=v1,
+        pinned_until=datetime(2026, 9, 1, tzinfo=UTC),
+    )
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_customer_plan_fit_and_contract_pages_in_a_browser(
+    live_server: Any, browser_page: Any, tenant: Tenant
+) -> None:
+    price_cache_clear()
+    with time_machine.travel("2026-01-10 12:00:00+00:00", tick=False):
+        ratecard_seed_example()
+        fund(tenant, 1000, price_minor=1000)
+        for i in range(3):
+            usage_event_record(
+                tenant=tenant,
+                data=UsageInput(
+                    idempotency_key=f"a{i}", action="chat", quantity=D(100), input_tokens=90_000
+                ),
+            )
+        usage_rollup_update()
+        insights_rollup_update()
+    contract = _pinned_contract(tenant)
+    vendor = User.objects.create_user("vendor", password="s3cret-staff", is_staff=True)
+    for codename in ("grant_credits", "adjust_credits", "add_contract", "change_contract"):
+        vendor.user_permissions.add(Permission.objects.get(codename=codename))
+    page = browser_page
+    sign_in(page, live_server.url, "vendor", "s3cret-staff")
+
+    found: dict[str, list[str]] = {}
+    for name, path in [
+        ("customer", f"customers/{tenant.pk}/?start=2026-01-01&end=2026-01-31"),
+        ("plan-fit", "plan-fit/"),
+        ("contracts", "contracts/"),
+        ("contract-new", f"contracts/new/?tenant={tenant.pk}"),
+        ("contract", f"contracts/{contract.pk}/"),
+    ]:
+        page.goto(f"{live_server.url}/console/{path}")
+        assert page.locator("h1").first.is_visible()
+        shot(page, f"console-{name}")
+        found[name] = axe_violations(page)
+
+    assert found == {name: [] for name in found}
+    page.goto(f"{live_server.url}/console/customers/{tenant.pk}/")
+    page.fill("#id_grant-credits", "25")
+    page.select_option("#id_grant-policy", "permanent")
+    page.fill("#id_grant-reason", "Goodwill")
+    page.get_by_role("button", name="Grant").click()
+    page.wait_for_url(f"**/console/customers/{tenant.pk}/")
+    assert page.get_by_text("Granted 25 credits").is_visible()
+    assert available_get(tenant=tenant) == D("725.0000")
+    price_cache_clear()
