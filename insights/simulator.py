@@ -164,11 +164,17 @@ class Figures:
         for name in self.__dataclass_fields__:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, *, currency: str, cogs_currency: str) -> dict[str, Any]:
         out: dict[str, Any] = {
-            name: value if isinstance(value, int) else str(value)
-            for name, value in vars(self).items()
+            "currency": currency,
+            "cogs_currency": cogs_currency,
+            **{
+                name: value if isinstance(value, int) else str(value)
+                for name, value in vars(self).items()
+            },
         }
+        if currency != cogs_currency:  # revenue and cost are never subtracted across two
+            return {**out, "margin_before": None, "margin_after": None}
         before = gross_margin(revenue=self.known_revenue_before, cogs=self.cogs_before)
         after = gross_margin(revenue=self.known_revenue_after, cogs=self.cogs_after)
         out["margin_before"] = None if before is None else str(before)
@@ -210,9 +216,7 @@ def simulate(*, simulation: Simulation) -> dict[str, Any]:
                 {
                     "tenant_id": tenant_id,
                     "name": name,
-                    "currency": currency,
-                    "cogs_currency": cogs_currency,
-                    **figures.as_json(),
+                    **figures.as_json(currency=currency, cogs_currency=cogs_currency),
                 }
             )
         events += len(recorded)
@@ -231,7 +235,7 @@ def simulate(*, simulation: Simulation) -> dict[str, Any]:
         "customers": customers,
         "most_affected": [c["tenant_id"] for c in affected[:MOST_AFFECTED]],
         "totals": [
-            {"currency": cur, "cogs_currency": cogs, **figures.as_json()}
+            figures.as_json(currency=cur, cogs_currency=cogs)
             for (cur, cogs), figures in sorted(totals.items())
         ],
     }

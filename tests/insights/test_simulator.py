@@ -384,3 +384,29 @@ def test_a_draft_cost_catalog_recosts_the_events(draft: RateCardVersion) -> None
     )
     assert (globex["cogs_after"], globex["events_without_cost"]) == ("1500.00000000", 1)
     assert _pct(acme["margin_after"]) == D("60.0")
+
+
+def test_money_in_two_currencies_is_never_summed(tenant: Tenant, other_tenant: Tenant) -> None:
+    """Acme pays in USD, Globex in EUR, costs are in USD: two totals, and Globex has no
+    margin (revenue in EUR against COGS in USD)."""
+    with time_machine.travel("2026-01-10 12:00:00+00:00", tick=False):
+        card = ratecard_seed_example()
+        fund(tenant, 100, price_minor=100)
+        fund(other_tenant, 100, price_minor=90, reference="e", currency="EUR")
+        for t in (tenant, other_tenant):
+            usage_event_record(
+                tenant=t,
+                data=UsageInput(idempotency_key="k", action="chat", quantity=D(10), tool_calls=1),
+            )
+    version = ratecard_version_create_draft(rate_card=card)
+    rate_set(version=version, action="chat", credits_per_unit="2")
+
+    result = _simulate(version).result
+
+    assert [(t["currency"], t["cogs_currency"], t["revenue_after"]) for t in result["totals"]] == [
+        ("EUR", "USD", "18.00000000"),
+        ("USD", "USD", "20.00000000"),
+    ]
+    eur, usd = sorted(result["totals"], key=lambda t: t["currency"])
+    assert (eur["margin_before"], eur["margin_after"]) == (None, None)
+    assert _pct(usd["margin_after"]) == D("60.0")
