@@ -148,6 +148,7 @@ class Figures:
     margin_before: Decimal | None
     margin_after: Decimal | None
     tenant_id: int | None = None
+    pinned: str | None = None
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> "Figures":
@@ -157,6 +158,7 @@ class Figures:
         return cls(
             name=row.get("name", "Total"),
             tenant_id=row.get("tenant_id"),
+            pinned=row.get("pinned"),
             currency=row["currency"],
             cogs_currency=row["cogs_currency"],
             events=row["events"],

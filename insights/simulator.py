@@ -39,10 +39,16 @@ from insights.models import MarginDay, Simulation
 from insights.selectors import gross_margin
 from metering.selectors import RecordedEvent, usage_event_recorded_list
 from metering.usage.pricing import credits_charged
-from ratecards.models import CostCatalogVersion, PublishStatus, RateCardVersion
+from ratecards.models import (
+    CostCatalogVersion,
+    PublishStatus,
+    RateCardAssignment,
+    RateCardVersion,
+)
 from ratecards.selectors import (
     CatalogQuoter,
     VersionQuoter,
+    assignment_in_force,
     catalog_quoter,
     version_quoter,
     version_rates,
@@ -210,12 +216,14 @@ def simulate(*, simulation: Simulation) -> dict[str, Any]:
                 rate_card_id=draft.rate_card_id,
             )
         )
+        pinned = _pinned(tenant_id, draft, simulation) if recorded else None
         for (currency, cogs_currency), figures in _tenant_figures(recorded, draft).items():
             totals[(currency, cogs_currency)].add(figures)
             customers.append(
                 {
                     "tenant_id": tenant_id,
                     "name": name,
+                    "pinned": pinned,
                     **figures.as_json(currency=currency, cogs_currency=cogs_currency),
                 }
             )
@@ -239,6 +247,22 @@ def simulate(*, simulation: Simulation) -> dict[str, Any]:
             for (cur, cogs), figures in sorted(totals.items())
         ],
     }
+
+
+def _pinned(tenant_id: int, draft: _Draft, simulation: Simulation) -> str | None:
+    """A customer pinned (when the simulation was asked for) to a version of the draft's card
+    gets no new version until the pin ends: 'until <date>' or 'with no end'; else None."""
+    if draft.rate_card_id is None:
+        return None
+    assignment = assignment_in_force(tenant=Tenant(pk=tenant_id), at=simulation.created_at)
+    if (
+        assignment is None
+        or assignment.rate_card_id != draft.rate_card_id
+        or assignment.mode != RateCardAssignment.Mode.PINNED
+    ):
+        return None
+    until = assignment.pinned_until
+    return f"until {until:%Y-%m-%d}" if until else "with no end"
 
 
 def _tenant_figures(recorded: list[RecordedEvent], draft: _Draft) -> dict[tuple[str, str], Figures]:

@@ -4,6 +4,7 @@ publishing and the suggested-weights draft need their permissions and are logged
 page walked as anonymous, a tenant's owner and staff."""
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +27,7 @@ from ratecards.services import (
     cost_catalog_version_create_draft,
     cost_price_set,
     rate_set,
+    ratecard_assign,
     ratecard_seed_example,
     ratecard_version_create_draft,
 )
@@ -410,3 +412,21 @@ def test_money_in_two_currencies_is_never_summed(tenant: Tenant, other_tenant: T
     eur, usd = sorted(result["totals"], key=lambda t: t["currency"])
     assert (eur["margin_before"], eur["margin_after"]) == (None, None)
     assert _pct(usd["margin_after"]) == D("60.0")
+
+
+def test_a_pinned_customer_is_named_as_such(draft: RateCardVersion, other_tenant: Tenant) -> None:
+    """Re-priced like everyone (the figures are a what-if), and said to be pinned."""
+    v1 = RateCardVersion.objects.get(number=1)
+    with time_machine.travel(NOW, tick=False):
+        ratecard_assign(
+            tenant=other_tenant,
+            rate_card=v1.rate_card,
+            mode="pinned",
+            pinned_version=v1,
+            pinned_until=datetime(2026, 6, 30, tzinfo=UTC),
+        )
+
+    acme, globex = _simulate(draft).result["customers"]
+
+    assert (acme["pinned"], globex["pinned"]) == (None, "until 2026-06-30")
+    assert globex["credits_after"] == "130.0000"
