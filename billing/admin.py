@@ -18,6 +18,7 @@ from billing import signing
 from billing.exceptions import (
     GatewayError,
     InvalidContract,
+    InvalidCreditDisplay,
     InvalidWebhookEventTypes,
     InvalidWebhookUrl,
     TopUpNotRefundable,
@@ -36,6 +37,7 @@ from billing.models import (
     StripeEvent,
     Subscription,
     SubscriptionInvoice,
+    TenantBilling,
     TopUp,
     WebhookAttempt,
     WebhookDelivery,
@@ -46,6 +48,7 @@ from billing.services import contract_activate
 from billing.services.contracts import contract_validate
 from billing.services.refunds import topup_refund
 from billing.services.stripe_payloads import MALFORMED
+from billing.services.tenant_billing import credits_display_set
 from billing.services.webhook_targets import webhook_event_types_validate, webhook_url_validate
 from ratecards.selectors import rate_card_trap
 
@@ -204,6 +207,32 @@ class AlertSettingsAdmin(ReadOnlyAdmin):
 
     list_display = ["tenant", "thresholds", "updated_at"]
     search_fields = ["tenant__slug"]
+
+
+@admin.register(TenantBilling)
+class TenantBillingAdmin(admin.ModelAdmin):
+    """The vendor sets how a tenant sees its credits (invisible credits: money at a price per
+    credit); its currency is stored by its first subscription, purchase or contract, not here."""
+
+    list_display = ["tenant", "currency", "credit_display", "minor_per_credit", "updated_at"]
+    search_fields = ["tenant__slug"]
+    readonly_fields = ["currency", "updated_at"]
+    fields = ["tenant", "currency", "credit_display", "minor_per_credit", "updated_at"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [*self.readonly_fields, "tenant"] if obj is not None else self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: TenantBilling, form: Any, change: bool) -> None:
+        try:
+            saved = credits_display_set(
+                tenant_id=obj.tenant_id,
+                display=obj.credit_display,
+                minor_per_credit=obj.minor_per_credit,
+            )
+        except InvalidCreditDisplay as exc:
+            messages.error(request, exc.message)
+            return
+        obj.pk = saved.pk
 
 
 @admin.register(BillingCustomer)

@@ -132,3 +132,9 @@ class TopUpNotRefundable(CreditlineError):
     status_code = 409
     code = "topup_not_refundable"
     message = "Only a paid top-up with a recorded payment can be refunded."
+
+
+class InvalidCreditDisplay(CreditlineError):
+    status_code = 422
+    code = "invalid_credit_display"
+    message = "Showing money instead of credits needs a price per credit above zero."

@@ -3,6 +3,7 @@ purchase or contract, and how its credits are shown to it."""
 
 from decimal import Decimal
 
+from billing.exceptions import InvalidCreditDisplay
 from billing.models import TenantBilling
 from billing.selectors import billing_currency_fixed
 
@@ -27,9 +28,11 @@ def credits_display_set(
 ) -> TenantBilling:
     """Show the tenant credits, or money at `minor_per_credit` minor units of its currency per
     credit (invisible credits); the ledger stays in credits."""
+    shown = TenantBilling.Display(display)
+    if shown == TenantBilling.Display.MONEY and not (minor_per_credit and minor_per_credit > 0):
+        raise InvalidCreditDisplay(field="minor_per_credit")
     row, _ = TenantBilling.objects.get_or_create(tenant_id=tenant_id)
-    row.credit_display = TenantBilling.Display(display)
+    row.credit_display = shown
     row.minor_per_credit = minor_per_credit
-    row.full_clean(exclude=["tenant"])
     row.save(update_fields=["credit_display", "minor_per_credit", "updated_at"])
     return row

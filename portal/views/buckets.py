@@ -8,6 +8,7 @@ from datetime import datetime
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from billing.display import credit_display_get
 from ledger.models import CreditBucket
 from ledger.statement_selectors import bucket_page
 from portal.base import PortalView
@@ -37,4 +38,7 @@ class BucketsPage(PortalView):
         )
         now = timezone.now()
         rows = [BucketRow(bucket, bucket_status(bucket, now)) for bucket in page.rows]
-        return self.page({"page": page, "rows": rows, "show_all": show_all})
+        display = credit_display_get(tenant_id=self.tenant.pk)
+        return self.page(
+            {"page": page, "rows": rows, "show_all": show_all, "credit_display": display}
+        )

@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from billing.display import credit_display_get
 from billing.models import AlertState, AutoTopUpPolicy, Subscription
 from billing.selectors import auto_topup_policy_get, subscription_get_active
 from ledger.rollup_selectors import burn_rate_get, debit_days_as_of
@@ -92,5 +93,6 @@ class OverviewPage(PortalView):
                 if len(waiting) < WAITING_SHOWN
                 else suspended.count(),
                 "waiting_needs": max(needed - balance.available, Decimal(0)),
+                "credit_display": credit_display_get(tenant_id=self.tenant.pk),
             }
         )

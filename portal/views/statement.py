@@ -13,6 +13,7 @@ from typing import Any
 from django import forms
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
+from billing.display import credit_display_get
 from ledger.models import EntryKind, LedgerEntry
 from ledger.statement_selectors import (
     STATEMENT_EXPORT_MAX,
@@ -94,7 +95,10 @@ class StatementPage(PortalView):
         )
         rows = [(entry, source_label(entry)) for entry in page.rows]
         status = 400 if form.is_bound and not form.is_valid() else 200
-        return self.page({"form": form, "page": page, "rows": rows}, status=status)
+        display = credit_display_get(tenant_id=self.tenant.pk)
+        return self.page(
+            {"form": form, "page": page, "rows": rows, "credit_display": display}, status=status
+        )
 
 
 class StatementCsv(PortalView):

@@ -1,0 +1,15 @@
+from decimal import Decimal
+
+from django import template
+
+from billing.display import CREDITS, CreditDisplay
+
+register = template.Library()
+
+
+@register.simple_tag
+def credits(amount: Decimal | None, display: CreditDisplay | None = None, places: str = "") -> str:
+    """{% credits amount credit_display "-4" %}: the amount as the tenant sees credits
+    (billing/display.py): money for invisible credits, else credits (floatformat `places`, or
+    as stored)."""
+    return (display or CREDITS).show(amount, places)

@@ -1,0 +1,88 @@
+"""Invisible credits (outcome-priced products): a tenant set to see money sees its balance,
+buckets and statement in its currency at the vendor's price per credit, while the ledger stays
+in credits; a tenant that sees credits sees them as before."""
+
+from decimal import Decimal
+
+import pytest
+import time_machine
+
+from billing.display import CREDITS, CreditDisplay, credit_display_get
+from billing.exceptions import InvalidCreditDisplay
+from billing.models import TenantBilling
+from billing.services.tenant_billing import credits_display_set
+from ledger.selectors import balance_get
+from ledger.services import ledger_debit, ledger_grant
+from tenants.models import Tenant
+from tests.portal.conftest import Login
+from tests.portal.tables import table_rows
+
+pytestmark = pytest.mark.django_db
+
+
+def test_an_amount_of_credits_is_shown_as_the_tenant_sees_them(tenant: Tenant) -> None:
+    assert credit_display_get(tenant_id=tenant.pk) == CREDITS
+    assert CREDITS.show(Decimal("-10.0000")) == "-10.0000"
+    assert CREDITS.show(Decimal("1188.0000"), "-4") == "1188"
+
+    TenantBilling.objects.create(tenant=tenant, currency="EUR")
+    credits_display_set(tenant_id=tenant.pk, display="money", minor_per_credit=Decimal("1"))
+    display = credit_display_get(tenant_id=tenant.pk)
+
+    assert display == CreditDisplay(money=True, currency="EUR", minor_per_credit=Decimal("1"))
+    # 12 resolutions of 99 credits at 1 cent a credit: 12 x 0.99 EUR.
+    assert display.show(Decimal("1188")) == "11.88 EUR"
+    assert display.show(Decimal("-0.5")) == "-0.01 EUR"  # half a cent rounds half up, away
+    assert CreditDisplay(True, "JPY", Decimal("0.5")).show(Decimal("1001")) == "501 JPY"
+
+
+def test_money_needs_a_price_per_credit(tenant: Tenant) -> None:
+    with pytest.raises(InvalidCreditDisplay) as refused:
+        credits_display_set(tenant_id=tenant.pk, display="money")
+    assert refused.value.details == {"field": "minor_per_credit"}
+    assert credit_display_get(tenant_id=tenant.pk) == CREDITS
+
+
+def test_the_portal_shows_money_and_the_ledger_stays_in_credits(
+    login: Login, tenant: Tenant, frozen_time: time_machine.Traveller
+) -> None:
+    TenantBilling.objects.create(tenant=tenant, currency="USD")
+    credits_display_set(tenant_id=tenant.pk, display="money", minor_per_credit=Decimal("1"))
+    bucket = ledger_grant(
+        tenant=tenant, credits=2_000, policy="permanent", source="topup", external_reference="p"
+    ).bucket
+    ledger_debit(tenant=tenant, amount=Decimal(1_188), idempotency_key="usage:resolutions")
+    client = login(tenant, role="member")
+
+    overview = client.get("/").content.decode()
+    buckets = table_rows(client.get("/buckets/"), "Buckets")
+    statement = table_rows(client.get("/statement/"), "Statement entries")
+
+    assert balance_get(tenant=tenant).available == Decimal("812")  # credits underneath
+    assert '<span data-testid="available">8.12 USD</span> <span class="muted">available' in overview
+    assert "credits available" not in overview
+    assert buckets == [
+        [f"Top-up #{bucket.pk}", "Permanent", "20.00 USD", "8.12 USD", buckets[0][4], "Never"]
+    ]
+    assert [(row[1], row[2], row[4]) for row in statement] == [
+        ("Debit", "-11.88 USD", "8.12 USD"),
+        ("Grant", "20.00 USD", "20.00 USD"),
+    ]
+
+
+def test_the_vendor_sets_it_in_the_admin(tenant: Tenant) -> None:
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    vendor = Client()
+    vendor.force_login(User.objects.create_superuser("vendor", "v@x.test", "pw-123456"))
+
+    added = vendor.post(
+        "/admin/billing/tenantbilling/add/",
+        {"tenant": tenant.pk, "credit_display": "money", "minor_per_credit": "0.5"},
+    )
+
+    assert added.status_code == 302
+    assert credit_display_get(tenant_id=tenant.pk) == CreditDisplay(
+        money=True, currency="USD", minor_per_credit=Decimal("0.5")
+    )
