@@ -15,6 +15,7 @@ from django.urls import reverse
 from insights.base import StaffPage
 from insights.customer import customer_get
 from insights.forms import AdjustForm, GrantForm, new_token
+from insights.selectors import rollup_as_of
 from insights.staff_actions import (
     ADJUST_PERMISSION,
     GRANT_PERMISSION,
@@ -51,7 +52,11 @@ class CustomerPage(StaffPage):
             start=start,
             end=end,
             view=customer_get(tenant=self.tenant(), start=start, end=end, after=after),
-            grant_form=(grant or GrantForm(initial={"token": new_token()}, prefix="grant"))
+            as_of=rollup_as_of(),
+            grant_form=(
+                grant
+                or GrantForm(initial={"token": new_token(), "policy": "permanent"}, prefix="grant")
+            )
             if can_grant
             else None,
             adjust_form=(adjust or AdjustForm(initial={"token": new_token()}, prefix="adjust"))

@@ -16,9 +16,11 @@ from insights.rollup import insights_rollup_update
 from ledger.selectors import available_get
 from metering.rollup import usage_rollup_update
 from metering.services import UsageInput, usage_event_record
+from ratecards.models import RateCardAssignment
 from ratecards.selectors import price_cache_clear
 from ratecards.services import (
     rate_set,
+    ratecard_assign,
     ratecard_seed_example,
     ratecard_version_create_draft,
     ratecard_version_publish,
@@ -39,6 +41,18 @@ def _pinned_contract(tenant: Tenant) -> Contract:
     draft = ratecard_version_create_draft(rate_card=card, copy_from=v1)
     rate_set(version=draft, action="chat", credits_per_unit="2")
     ratecard_version_publish(version=draft, effective_from=draft.created_at)
+    ratecard_assign(
+        tenant=tenant,
+        rate_card=card,
+        mode=RateCardAssignment.Mode.PINNED,
+        pinned_version=v1,
+        pinned_until=datetime(2027, 9, 1, tzinfo=UTC),
+    )
+    for i in range(2):  # today: in the trap's 30 days, charged under the pin
+        usage_event_record(
+            tenant=tenant,
+            data=UsageInput(idempotency_key=f"now{i}", action="chat", quantity=D(50)),
+        )
     return Contract.objects.create(
         tenant=tenant,
         name="Acme 2026",
@@ -46,11 +60,11 @@ def _pinned_contract(tenant: Tenant) -> Contract:
         price_per_1000_minor=8000,
         committed_credits=D(10000),
         start_at=datetime(2026, 1, 1, tzinfo=UTC),
-        end_at=datetime(2027, 1, 1, tzinfo=UTC),
+        end_at=datetime(2028, 1, 1, tzinfo=UTC),
         rate_card=card,
         rate_card_mode=Contract.RateCardMode.PINNED,
         pinned_version=v1,
-        pinned_until=datetime(2026, 9, 1, tzinfo=UTC),
+        pinned_until=datetime(2027, 9, 1, tzinfo=UTC),
     )
 
 
@@ -93,6 +107,8 @@ def test_customer_plan_fit_and_contract_pages_in_a_browser(
         found[name] = axe_violations(page)
 
     assert found == {name: [] for name in found}
+    page.goto(f"{live_server.url}/console/contracts/{contract.pk}/")
+    assert page.get_by_text("100.0000 credits, 8.00 USD").is_visible()
     page.goto(f"{live_server.url}/console/customers/{tenant.pk}/")
     page.fill("#id_grant-credits", "25")
     page.select_option("#id_grant-policy", "permanent")
@@ -100,5 +116,5 @@ def test_customer_plan_fit_and_contract_pages_in_a_browser(
     page.get_by_role("button", name="Grant").click()
     page.wait_for_url(f"**/console/customers/{tenant.pk}/")
     assert page.get_by_text("Granted 25 credits").is_visible()
-    assert available_get(tenant=tenant) == D("725.0000")
+    assert available_get(tenant=tenant) == D("625.0000")  # 1,000 - 300 - 100 + 25
     price_cache_clear()
