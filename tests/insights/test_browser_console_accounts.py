@@ -3,17 +3,20 @@ staff user holding the money permissions (so every form shows): a screenshot of 
 and 390 px (var/screenshots/console-*.png), axe-core's check, and a grant made through the
 customer page's form."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 import time_machine
 from django.contrib.auth.models import Permission, User
+from django.utils import timezone
 
-from billing.models import Contract
+from billing.models import Contract, Plan, Subscription
 from insights.rollup import insights_rollup_update
+from ledger.periods import add_months
 from ledger.selectors import available_get
+from metering.models import UsageRefusalDay
 from metering.rollup import usage_rollup_update
 from metering.services import UsageInput, usage_event_record
 from ratecards.models import RateCardAssignment
@@ -87,6 +90,7 @@ def test_customer_plan_fit_and_contract_pages_in_a_browser(
         usage_rollup_update()
         insights_rollup_update()
     contract = _pinned_contract(tenant)
+    _plan_fit(tenant)
     vendor = User.objects.create_user("vendor", password="s3cret-staff", is_staff=True)
     for codename in ("grant_credits", "adjust_credits", "add_contract", "change_contract"):
         vendor.user_permissions.add(Permission.objects.get(codename=codename))
@@ -109,6 +113,8 @@ def test_customer_plan_fit_and_contract_pages_in_a_browser(
     assert found == {name: [] for name in found}
     page.goto(f"{live_server.url}/console/contracts/{contract.pk}/")
     assert page.get_by_text("100.0000 credits, 8.00 USD").is_visible()
+    page.goto(f"{live_server.url}/console/plan-fit/")
+    assert page.get_by_text("+70.00 USD").is_visible()
     page.goto(f"{live_server.url}/console/customers/{tenant.pk}/")
     page.fill("#id_grant-credits", "25")
     page.select_option("#id_grant-policy", "permanent")
@@ -118,3 +124,24 @@ def test_customer_plan_fit_and_contract_pages_in_a_browser(
     assert page.get_by_text("Granted 25 credits").is_visible()
     assert available_get(tenant=tenant) == D("625.0000")  # 1,000 - 300 - 100 + 25
     price_cache_clear()
+
+
+def _plan_fit(tenant: Tenant) -> None:
+    """Acme on a 1,000-credit plan since four months ago, out of credits in two of its last
+    three periods: plan fit suggests the 5,000-credit one."""
+    small = Plan.objects.create(slug="s", name="Starter", price_minor=2900, included_credits=1000)
+    Plan.objects.create(slug="p", name="Pro", price_minor=9900, included_credits=5000)
+    now = timezone.now()
+    anchor = add_months(now.replace(hour=0, minute=0, second=0, microsecond=0), -4)
+    Subscription.objects.create(
+        tenant=tenant,
+        plan=small,
+        anchor=anchor,
+        current_period_start=add_months(anchor, 4),
+        current_period_end=add_months(anchor, 5),
+    )
+    for k in (1, 2):
+        day = add_months(anchor, k).date() + timedelta(days=3)
+        UsageRefusalDay.objects.create(
+            tenant=tenant, day=day, reason="insufficient_credits", count=k
+        )
