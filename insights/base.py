@@ -16,6 +16,8 @@ NAV = (
     ("insights:customers", "Customers"),
     ("insights:margin", "Margin"),
     ("insights:breakage", "Breakage"),
+    ("insights:plan-fit", "Plan fit"),
+    ("insights:contracts", "Contracts"),
     ("insights:weights", "Suggested weights"),
     ("console_rates:ratecards", "Rate cards"),
     ("insights:reconciliation", "Reconciliation"),

@@ -42,7 +42,7 @@ def _refuse_without(request: HttpRequest, permission: str) -> User:
 
 class ContractsPage(StaffPage):
     template_name = "insights/contracts.html"
-    nav_name = "insights:customers"
+    nav_name = "insights:contracts"
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         now = timezone.now()
@@ -67,7 +67,7 @@ class ContractsPage(StaffPage):
 
 class ContractCreatePage(StaffPage):
     template_name = "insights/contract_form.html"
-    nav_name = "insights:customers"
+    nav_name = "insights:contracts"
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         user = _user(self.request)
@@ -99,7 +99,7 @@ class ContractCreatePage(StaffPage):
 
 class ContractPage(StaffPage):
     template_name = "insights/contract_form.html"
-    nav_name = "insights:customers"
+    nav_name = "insights:contracts"
 
     def contract(self) -> Contract:
         return get_object_or_404(
