@@ -40,7 +40,8 @@ def staff_version_publish(
     *, user: User, version: RateCardVersion, notice_days: int, reason: str
 ) -> RateCardVersion:
     """Publishes a draft effective `notice_days` from now; a customer who follows the card with
-    a notice period of its own gets it after that period too (RateCardVersion.effective_for)."""
+    a notice period of its own gets it at the later of that and now plus its notice
+    (RateCardVersion.effective_for)."""
     permission_check(user=user, permission=PUBLISH_PERMISSION)
     why = _reason(reason)
     if not 0 <= notice_days <= MAX_NOTICE_DAYS:

@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect
+from django.utils import timezone
 
 from insights.base import StaffPage
 from insights.models import Simulation
@@ -29,7 +30,7 @@ from insights.simulator import (
 )
 from insights.views import WeightsPage
 from ratecards.models import CostCatalogVersion, PublishStatus, RateCard, RateCardVersion
-from ratecards.selectors import version_diff
+from ratecards.selectors import card_assignments_in_force, version_diff
 from tenants.exceptions import CreditlineError
 
 NAV_NAME = "console_rates:ratecards"
@@ -69,6 +70,7 @@ class RateCardVersionPage(StaffPage):
         )
         lines, multipliers = version_diff(before=against, after=version)
         user = self.request.user
+        assigned = card_assignments_in_force(rate_card=version.rate_card, at=timezone.now())
         return super().get_context_data(
             version=version,
             against=against,
@@ -79,6 +81,7 @@ class RateCardVersionPage(StaffPage):
             catalogs=CostCatalogVersion.objects.filter(status=PublishStatus.DRAFT),
             simulations=Simulation.objects.filter(version=version)[:5],
             default_days=DEFAULT_DAYS,
+            assigned=assigned,
             may_publish=user.has_perm(PUBLISH_PERMISSION),
             **kwargs,
         )

@@ -647,3 +647,16 @@ def version_diff(
         if old_multipliers.get(c) != new_multipliers.get(c)
     ]
     return lines, multipliers
+
+
+def card_assignments_in_force(*, rate_card: RateCard, at: datetime) -> list[RateCardAssignment]:
+    """Across tenants (the vendor console's): each tenant's assignment in force at `at` that
+    puts it on `rate_card`, by tenant. Tenants with no assignment (the default card) are not
+    here."""
+    latest = (
+        RateCardAssignment.objects.filter(valid_from__lte=at)
+        .select_related("tenant", "pinned_version")
+        .order_by("tenant_id", "-valid_from")
+        .distinct("tenant_id")
+    )
+    return [a for a in latest if a.rate_card_id == rate_card.pk]

@@ -414,7 +414,9 @@ def test_money_in_two_currencies_is_never_summed(tenant: Tenant, other_tenant: T
     assert _pct(usd["margin_after"]) == D("60.0")
 
 
-def test_a_pinned_customer_is_named_as_such(draft: RateCardVersion, other_tenant: Tenant) -> None:
+def test_a_pinned_customer_is_named_as_such(
+    draft: RateCardVersion, other_tenant: Tenant, staff: Client
+) -> None:
     """Re-priced like everyone (the figures are a what-if), and said to be pinned."""
     v1 = RateCardVersion.objects.get(number=1)
     with time_machine.travel(NOW, tick=False):
@@ -430,3 +432,6 @@ def test_a_pinned_customer_is_named_as_such(draft: RateCardVersion, other_tenant
 
     assert (acme["pinned"], globex["pinned"]) == (None, "until 2026-06-30")
     assert globex["credits_after"] == "130.0000"
+    page = staff.get(f"/console/rate-cards/versions/{draft.pk}/")
+    assert [a.tenant for a in page.context["assigned"]] == [other_tenant]
+    assert b"pinned to v1 until 2026-06-30" in page.content
