@@ -20,6 +20,7 @@ from collections.abc import Collection
 from typing import Any
 
 from billing import task_names
+from billing.display import credit_display_get
 from billing.selectors import alert_thresholds_get, billing_currency_get
 from ledger.events import BalanceChanged, WatchLevelCrossed
 from tenants.events import DomainEvent
@@ -62,12 +63,24 @@ def on_domain_event(event: DomainEvent, **_: Any) -> None:
 def on_tenant_settings(*, tenant: Tenant, names: Collection[str], **_: Any) -> dict[str, Any]:
     """Billing's settings that other apps read: `alert_thresholds` (metering's default soft cap
     is the lowest; GET /api/v1/balance serves them for one release) and `billing_currency`
-    (metering dates a free event's revenue in it)."""
+    (metering dates a free event's revenue in it), and `credit_display` (GET /api/v1/balance
+    shows money for invisible credits)."""
     answer: dict[str, Any] = {}
     if "alert_thresholds" in names:
         answer["alert_thresholds"] = alert_thresholds_get(tenant_id=tenant.pk)
     if "billing_currency" in names:
         answer["billing_currency"] = billing_currency_get(tenant=tenant)
+    if "credit_display" in names:
+        shown = credit_display_get(tenant_id=tenant.pk)
+        answer["credit_display"] = (
+            {
+                "unit": "money",
+                "currency": shown.currency,
+                "minor_per_credit": str(shown.minor_per_credit),
+            }
+            if shown.money
+            else {"unit": "credits"}
+        )
     return answer
 
 

@@ -1,5 +1,6 @@
 """The ledger over REST: balance, statement, buckets. Thin: parse, call a selector, render."""
 
+from decimal import ROUND_HALF_UP, Decimal
 from types import SimpleNamespace
 from typing import Any
 
@@ -86,6 +87,11 @@ class BalanceGetApi(TenantApiView):
         burn_rate = BurnRateSerializer(
             help_text="From daily totals kept within a minute of the ledger, never the entries."
         )
+        display = serializers.DictField(
+            help_text='How the tenant sees its credits: {"unit": "credits"}, or for '
+            'invisible credits {"unit": "money", "currency", "minor_per_credit", '
+            '"available_minor"} (the available balance in minor units, ROUND_HALF_UP).',
+        )
         runs_out_at = serializers.DateTimeField(
             allow_null=True,
             help_text="When the available balance runs out at the 7-day pace (the 30-day one "
@@ -105,16 +111,30 @@ class BalanceGetApi(TenantApiView):
         balance = balance_get(tenant=self.tenant)
         burn = burn_rate_get(tenant=self.tenant, available=balance.available, at=balance.as_of)
         moved = tenant_settings_get(
-            tenant=self.tenant, names=["soft_cap_effective", "alert_thresholds"]
+            tenant=self.tenant, names=["soft_cap_effective", "alert_thresholds", "credit_display"]
         )
         # Under their old names (the balance's `soft_cap` was the cap in force); an answer
         # missing (no app owns it) leaves its field out.
         old_names = {"soft_cap": "soft_cap_effective", "alert_thresholds": "alert_thresholds"}
         deprecated = {old: moved[new] for old, new in old_names.items() if new in moved}
         body = SimpleNamespace(
-            **vars(balance), burn_rate=burn, runs_out_at=burn.runs_out_at, **deprecated
+            **vars(balance),
+            burn_rate=burn,
+            runs_out_at=burn.runs_out_at,
+            display=_display(moved.get("credit_display"), balance.available),
+            **deprecated,
         )
         return Response(self.OutputSerializer(body).data)
+
+
+def _display(shown: dict[str, Any] | None, available: Decimal) -> dict[str, Any]:
+    """Credits, unless the app that owns the setting (billing) shows this tenant money: then
+    the available balance in minor units of its currency (the ledger stays in credits)."""
+    if not shown or shown.get("unit") != "money":
+        return {"unit": "credits"}
+    per_credit = Decimal(shown["minor_per_credit"])
+    worth = (available * per_credit).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    return {**shown, "available_minor": int(worth)}
 
 
 class EntryListApi(TenantApiView):

@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
 
 from billing import links
+from billing.display import credit_display_get
 from billing.exceptions import GatewayError, PackNotFound, TopUpNotPending
 from billing.models import CreditPack, TopUp
 from billing.money import price_per_1000_minor
@@ -73,6 +74,7 @@ class BuyPage(PortalView):
                 "pending": pending,
                 "purchases": purchases.exclude(pk__in=[t.pk for t in pending])[:PURCHASES_SHOWN],
                 "returned": returned,
+                "credit_display": credit_display_get(tenant_id=self.tenant.pk),
             }
         )
 

@@ -3,6 +3,7 @@ buckets and statement in its currency at the vendor's price per credit, while th
 in credits; a tenant that sees credits sees them as before."""
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import time_machine
@@ -85,4 +86,42 @@ def test_the_vendor_sets_it_in_the_admin(tenant: Tenant) -> None:
     assert added.status_code == 302
     assert credit_display_get(tenant_id=tenant.pk) == CreditDisplay(
         money=True, currency="USD", minor_per_credit=Decimal("0.5")
+    )
+
+
+def test_the_buy_page_shows_a_packs_usage_in_money(login: Login, tenant: Tenant) -> None:
+    from tests.billing.factories import CreditPackFactory
+
+    CreditPackFactory.create(slug="pack-500", name="500", credits=Decimal("500"), price_minor=450)
+    TenantBilling.objects.create(tenant=tenant, currency="USD")
+    credits_display_set(tenant_id=tenant.pk, display="money", minor_per_credit=Decimal("1"))
+
+    page = login(tenant, role="owner").get("/buy/").content.decode()
+
+    assert '<span data-testid="pack-credits">5.00 USD</span> of usage' in page
+    assert "per 1,000" not in page
+
+
+def test_the_api_balance_shows_money_as_an_extra_display_field(
+    tenant: Tenant, make_client: Any
+) -> None:
+    ledger_grant(
+        tenant=tenant, credits=2_000, policy="permanent", source="topup", external_reference="p"
+    )
+    ledger_debit(tenant=tenant, amount=Decimal(1_188), idempotency_key="usage:resolutions")
+    client = make_client(tenant)
+    assert client.get("/api/v1/balance").json()["display"] == {"unit": "credits"}
+
+    TenantBilling.objects.create(tenant=tenant, currency="EUR")
+    credits_display_set(tenant_id=tenant.pk, display="money", minor_per_credit=Decimal("1"))
+    body = client.get("/api/v1/balance").json()
+
+    assert (body["available"], body["display"]) == (
+        "812.0000",
+        {
+            "unit": "money",
+            "currency": "EUR",
+            "minor_per_credit": "1.000000",
+            "available_minor": 812,
+        },
     )
