@@ -242,9 +242,9 @@ class WeightsDraftAction(WeightsPage):
                 user=request.user,  # type: ignore[arg-type]
                 rate_card=version.rate_card,
                 weights=weights,
-                reason=request.POST.get("reason", "") or "suggested weights",
+                reason=request.POST.get("reason", ""),
             )
-        except CreditlineError as error:
+        except (ReasonRequired, CreditlineError) as error:
             messages.error(request, str(error))
             return redirect(f"{request.path.removesuffix('draft/')}?{request.GET.urlencode()}")
         messages.success(request, f"Draft v{draft.number} made from {len(weights)} weights.")

@@ -308,6 +308,9 @@ def _reference_run(tenant: Tenant) -> None:
 def test_suggested_weights_become_a_draft(tenant: Tenant) -> None:
     _reference_run(tenant)
     assert _staff().post(WEIGHTS, {"reason": "r"}).status_code == 403
+    unexplained = _staff("ratecards.add_ratecardversion").post(WEIGHTS, {"reason": " "})
+    assert unexplained.status_code == 302
+    assert not RateCardVersion.objects.filter(status="draft").exists()
 
     response = _staff("ratecards.add_ratecardversion").post(WEIGHTS, {"reason": "70 % margin"})
 
