@@ -115,7 +115,15 @@ class CreditAccountAdmin(ReadOnlyAdmin):
     search_fields = ["tenant__slug"]
     actions = ["grant_credits", "adjust_credits"]
 
-    @admin.action(description="Grant credits")
+    # Moving a customer's credits needs its own permission (ledger.grant_credits,
+    # ledger.adjust_credits), as in the vendor console (insights/staff_actions.py).
+    def has_grant_credits_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("ledger.grant_credits")
+
+    def has_adjust_credits_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("ledger.adjust_credits")
+
+    @admin.action(description="Grant credits", permissions=["grant_credits"])
     def grant_credits(
         self, request: HttpRequest, queryset: QuerySet[CreditAccount]
     ) -> TemplateResponse | None:
@@ -147,7 +155,7 @@ class CreditAccountAdmin(ReadOnlyAdmin):
             )
         return None
 
-    @admin.action(description="Adjust credits (signed correction)")
+    @admin.action(description="Adjust credits (signed correction)", permissions=["adjust_credits"])
     def adjust_credits(
         self, request: HttpRequest, queryset: QuerySet[CreditAccount]
     ) -> TemplateResponse | None:

@@ -3,7 +3,7 @@
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from ledger.models import CreditAccount, CreditBucket, LedgerEntry, LedgerTransaction
@@ -105,3 +105,34 @@ def test_adjust_action_calls_the_service_with_the_admin_as_actor(
     ]
     assert available_get(tenant=tenant) == Decimal("6")
     assert ledger_verify() == []
+
+
+def test_staff_without_the_permission_cannot_grant_or_adjust(
+    client: Client, account: CreditAccount, tenant: Tenant
+) -> None:
+    """Staff who may view accounts but hold neither ledger.grant_credits nor
+    ledger.adjust_credits are offered neither action, and posting one moves nothing."""
+    user = User.objects.create_user("viewer", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_creditaccount"))
+    client.force_login(user)
+    url = "/admin/ledger/creditaccount/"
+
+    listing = client.get(url)
+    posted = client.post(
+        url,
+        {
+            "action": "grant_credits",
+            "_selected_action": [account.pk],
+            "apply": "1",
+            "credits": "25",
+            "policy": "permanent",
+            "reason": "goodwill",
+            "token": "t",
+        },
+    )
+
+    assert listing.status_code == 200
+    assert b'value="grant_credits"' not in listing.content
+    assert b'value="adjust_credits"' not in listing.content
+    assert posted.status_code == 200  # the changelist again, the action ignored
+    assert available_get(tenant=tenant) == Decimal("10")
