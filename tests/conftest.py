@@ -20,6 +20,8 @@ def _no_stray_connections(django_db_setup: None, django_db_blocker: object) -> I
     left open to it where no test can close them (the ORM inside Playwright's greenlets, a
     live server's threads), or the drop fails and the database is left behind."""
     yield
+    if connection.settings_dict["NAME"] != connection.settings_dict["TEST"]["NAME"]:
+        return  # no test database was made (a session of tests that need none)
     with django_db_blocker.unblock(), connection.cursor() as cursor:  # type: ignore[attr-defined]
         cursor.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
