@@ -271,8 +271,8 @@ def _measure_all(small: Seeded, large: Seeded, cfg: PortalConfig) -> list[PageRe
     results = []
     pages = [(t, _url(t, small.ids), _url(t, large.ids)) for t in sorted(portal_pages())
              if t not in SKIPPED]  # fmt: skip
-    # The statement's CSV of a whole history is refused past 50,000 entries (a 400 page):
-    # one day's export is measured too (~11,000 entries of the large tenant).
+    # The statement's CSV of a whole history is refused past STATEMENT_EXPORT_MAX entries
+    # (a 400 page): one day's export is measured too (~11,000 entries of the large tenant).
     day = (timezone.now() - timedelta(days=2)).date().isoformat()
     one_day = f"statement.csv?since={day}&until={day}"
     pages.append((one_day, "/" + one_day, "/" + one_day))
