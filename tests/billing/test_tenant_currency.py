@@ -23,7 +23,7 @@ NOW = datetime(2026, 4, 1, 0, tzinfo=UTC)
 BILLED_IN_EUR = "This tenant is billed in EUR."
 
 
-def _refused(response, message: str) -> None:  # type: ignore[no-untyped-def]
+def _refused(response, message: str) -> None:
     assert response.status_code == 422
     assert response.json() == {
         "error": {

@@ -9,7 +9,7 @@ import pytest
 
 from metering.services import UsageInput
 from metering.usage.pricing import Priced
-from metering.usage.record import _event
+from metering.usage.record import _event, _TenantCurrency
 from tenants.models import Tenant
 
 METERING = Path(__file__).resolve().parents[2] / "metering"
@@ -35,6 +35,13 @@ def test_an_unpriced_event_is_never_built(tenant: Tenant) -> None:
     )
 
     with pytest.raises(RuntimeError) as refused:
-        _event(item=item, debit=None, available=Decimal(0), now=now, step=None)
+        _event(
+            item=item,
+            debit=None,
+            available=Decimal(0),
+            now=now,
+            step=None,
+            currency=_TenantCurrency(tenant),
+        )
 
     assert str(refused.value) == "Usage event 'evt-1' reached recording unpriced."
