@@ -105,8 +105,8 @@ STRIPE_REVIEWED_EXCEPTIONS = {
     ("card_setup_create", "checkout.sessions.create"): "a Checkout in setup mode saves a card",
     ("subscription_cancel_at_period_end", "subscriptions.update"): "sets cancel_at_period_end",
 }
-# Private helpers of the Stripe adapter that read only.
-STRIPE_READ_HELPERS = {"_intent_of"}
+# Methods of the Stripe adapter alone (not of the gateway interface) that only read.
+STRIPE_READ_HELPERS = {"_intent_of", "invoice_of_payment"}
 
 
 def _sources() -> Iterator[tuple[str, ast.Module]]:
