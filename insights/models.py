@@ -186,3 +186,53 @@ class Simulation(models.Model):
 
     def __str__(self) -> str:
         return f"simulation {self.pk} ({self.status})"
+
+
+class ExchangeRate(models.Model):
+    """What one unit of `from_currency` is worth in `to_currency`, from the UTC day
+    `effective_on` until the pair's next rate: a table the vendor's staff keep (the console's
+    exchange-rate page, the admin). It converts nothing that is charged or stored: the console
+    reads it to put COGS (in the cost catalog's currency) into the revenue's currency for a
+    margin (insights/fx.py). The rate in force on a day is the pair's latest effective on or
+    before it; a day before the pair's first rate has none, and its margin is not computed.
+
+    Why here and not in ratecards, beside the cost catalog: only the console's reports read
+    it, and a table below the top layer would invite the hot path to convert, so that a rate
+    entered later would change figures already recorded. Kept here, events and rollups stay in
+    the currency they were recorded in and a margin is converted when it is read."""
+
+    from_currency = models.CharField(max_length=3)
+    to_currency = models.CharField(max_length=3)
+    # Major units of `to_currency` per major unit of `from_currency` (1 USD = 0.92 EUR).
+    rate = models.DecimalField(max_digits=24, decimal_places=12)
+    effective_on = models.DateField()
+    # Where the figure comes from (e.g. "ECB reference rate"): shown beside the rate.
+    source = models.CharField(max_length=200)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["from_currency", "to_currency", "-effective_on"]
+        constraints = [
+            # One rate per pair and day; it also serves the lookup of the rate in force
+            # (pair, then the latest effective_on at or before a day).
+            models.UniqueConstraint(
+                fields=["from_currency", "to_currency", "effective_on"],
+                name="exchangerate_pair_day_uniq",
+            ),
+            models.CheckConstraint(condition=models.Q(rate__gt=0), name="exchangerate_positive"),
+            models.CheckConstraint(
+                condition=~models.Q(from_currency=models.F("to_currency")),
+                name="exchangerate_two_currencies",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(from_currency__regex=r"^[A-Z]{3}$")
+                & models.Q(to_currency__regex=r"^[A-Z]{3}$"),
+                name="exchangerate_iso_codes",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"1 {self.from_currency} = {self.rate} {self.to_currency} from {self.effective_on}"
