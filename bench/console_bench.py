@@ -10,7 +10,7 @@ staff user, three plans and a live subscription per tenant, two active contracts
 to the example card's first version while a second is in force), a draft third version and a
 pending simulation of it, and 30 days of the rollups the console reads (bench/console_seed.py:
 MarginDay, ValueDay, UsageDay, UsageRefusalDay, set-based SQL). Every GET page of
-insights/urls.py and insights/ratecard_urls.py (read from the URLconf, real ids), and a year's
+insights/urls.py (read from the URLconf, real ids), and a year's
 range of the pages that take one, is requested as the staff user through Django's test Client,
 in-process. Then the **large** set is added: 990 more tenants (1,000), their subscriptions, a
 contract for every 20th (half pinned), and 365 days of rollups for all of them; the same URLs
@@ -38,7 +38,7 @@ from bench.portal_bench import PLAIN_STATIC, PortalConfig, measure_page
 
 TARGET_MS = 500.0
 _KWARG = re.compile(r"<(?:[^>:]+:)?(\w+)>")
-CONSOLE_URLCONFS = ("insights.urls", "insights.ratecard_urls")
+CONSOLE_URLCONFS = ("insights.urls",)
 
 
 @dataclass(frozen=True)

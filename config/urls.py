@@ -28,7 +28,6 @@ urlpatterns = [
     path("billing/", include("billing.urls")),
     # The vendor's console (staff only).
     path("console/", include("insights.urls")),
-    path("console/", include("insights.ratecard_urls")),
     path("", include("portal.urls")),
 ]
 

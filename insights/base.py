@@ -19,7 +19,7 @@ NAV = (
     ("insights:plan-fit", "Plan fit"),
     ("insights:contracts", "Contracts"),
     ("insights:weights", "Suggested weights"),
-    ("console_rates:ratecards", "Rate cards"),
+    ("insights:ratecards", "Rate cards"),
     ("insights:reconciliation", "Reconciliation"),
 )
 DEFAULT_DAYS = 30

@@ -33,7 +33,7 @@ from ratecards.models import CostCatalogVersion, PublishStatus, RateCard, RateCa
 from ratecards.selectors import card_assignments_in_force, version_diff
 from tenants.exceptions import CreditlineError
 
-NAV_NAME = "console_rates:ratecards"
+NAV_NAME = "insights:ratecards"
 
 
 class RateCardsPage(StaffPage):
@@ -106,8 +106,8 @@ class SimulationStartAction(StaffPage):
             )
         except SimulationInputError as error:
             messages.error(request, str(error))
-            return redirect("console_rates:version", version_id=version.pk)
-        return redirect("console_rates:simulation", simulation_id=simulation.pk)
+            return redirect("insights:version", version_id=version.pk)
+        return redirect("insights:simulation", simulation_id=simulation.pk)
 
 
 class VersionPublishAction(StaffPage):
@@ -129,7 +129,7 @@ class VersionPublishAction(StaffPage):
             messages.error(request, str(error))
         else:
             messages.success(request, f"Published v{version.number}.")
-        return redirect("console_rates:version", version_id=version.pk)
+        return redirect("insights:version", version_id=version.pk)
 
 
 @dataclass(frozen=True)
@@ -248,4 +248,4 @@ class WeightsDraftAction(WeightsPage):
             messages.error(request, str(error))
             return redirect(f"{request.path.removesuffix('draft/')}?{request.GET.urlencode()}")
         messages.success(request, f"Draft v{draft.number} made from {len(weights)} weights.")
-        return redirect("console_rates:version", version_id=draft.pk)
+        return redirect("insights:version", version_id=draft.pk)

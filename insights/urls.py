@@ -1,6 +1,9 @@
+"""The vendor console's one URLconf, under /console/ (config/urls.py), namespace `insights`."""
+
 from django.urls import path
 
 from insights import contract_views, customer_views, plan_fit_views, views
+from insights import ratecard_views as rates
 
 app_name = "insights"
 
@@ -15,4 +18,19 @@ urlpatterns = [
     path("plan-fit/", plan_fit_views.PlanFitPage.as_view(), name="plan-fit"),
     path("weights/", views.WeightsPage.as_view(), name="weights"),
     path("reconciliation/", views.ReconciliationPage.as_view(), name="reconciliation"),
+    # Rate cards and the simulator.
+    path("rate-cards/", rates.RateCardsPage.as_view(), name="ratecards"),
+    path(
+        "rate-cards/versions/<int:version_id>/",
+        rates.RateCardVersionPage.as_view(),
+        name="version",
+    ),
+    path(
+        "rate-cards/versions/<int:version_id>/publish/",
+        rates.VersionPublishAction.as_view(),
+        name="publish",
+    ),
+    path("simulations/", rates.SimulationStartAction.as_view(), name="simulate"),
+    path("simulations/<int:simulation_id>/", rates.SimulationPage.as_view(), name="simulation"),
+    path("weights/draft/", rates.WeightsDraftAction.as_view(), name="weights_draft"),
 ]

@@ -17,6 +17,7 @@ from django.urls import reverse
 
 from billing.models import Contract
 from insights.rollup import insights_rollup_update
+from insights.simulator import simulation_request
 from insights.urls import urlpatterns
 from metering.services import UsageInput, usage_event_record
 from ratecards.selectors import price_cache_clear
@@ -31,8 +32,9 @@ D = Decimal
 
 
 def _url(name: str, **ids: int) -> str:
-    """A console route; one that names a customer or a contract gets its id (anonymous and
-    tenant users are refused before the id is looked up, so 0 walks them)."""
+    """A console route; one that names a customer, a contract, a rate card version or a
+    simulation gets its id (anonymous and tenant users are refused before the id is looked up,
+    so 0 walks them)."""
     (pattern,) = [p for p in urlpatterns if p.name == name]
     kwargs = {key: ids.get(key, 0) for key in pattern.pattern.converters}
     return reverse(f"insights:{name}", kwargs=kwargs)
@@ -40,6 +42,12 @@ def _url(name: str, **ids: int) -> str:
 
 NAMES = [str(p.name) for p in urlpatterns]
 URLS = [_url(name) for name in NAMES]
+# The pages (the rest are POST-only actions: tests/insights/test_simulator.py posts to them).
+GET_NAMES = [
+    str(p.name)
+    for p in urlpatterns
+    if "get" in p.callback.view_class.http_method_names  # type: ignore[attr-defined]
+]
 RANGE = "start=2026-01-01&end=2026-01-31"
 
 
@@ -78,6 +86,12 @@ def test_the_console_pages() -> None:
         "/console/plan-fit/",
         "/console/weights/",
         "/console/reconciliation/",
+        "/console/rate-cards/",
+        "/console/rate-cards/versions/0/",
+        "/console/rate-cards/versions/0/publish/",
+        "/console/simulations/",
+        "/console/simulations/0/",
+        "/console/weights/draft/",
     ]
 
 
@@ -101,8 +115,9 @@ def test_a_tenant_owner_is_refused(owner: Client, url: str) -> None:
     assert b"COGS" not in response.content
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", GET_NAMES)
 def test_staff_see_every_page(staff: Client, tenant: Tenant, name: str) -> None:
+    card = ratecard_seed_example()
     contract = Contract.objects.create(
         tenant=tenant,
         name="C",
@@ -110,9 +125,17 @@ def test_staff_see_every_page(staff: Client, tenant: Tenant, name: str) -> None:
         committed_credits=D(1000),
         start_at=datetime(2026, 1, 1, tzinfo=UTC),
         end_at=datetime(2027, 1, 1, tzinfo=UTC),
-        rate_card=ratecard_seed_example(),
+        rate_card=card,
     )
-    url = _url(name, tenant_id=tenant.pk, contract_id=contract.pk)
+    version = card.versions.get()
+    simulation = simulation_request(user=None, version=version, cost_catalog=None)
+    url = _url(
+        name,
+        tenant_id=tenant.pk,
+        contract_id=contract.pk,
+        version_id=version.pk,
+        simulation_id=simulation.pk,
+    )
 
     assert staff.get(url).status_code == 200
 
