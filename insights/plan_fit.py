@@ -10,17 +10,17 @@ ledger/periods.py; a period's UTC days run from its start's date to the day befo
 Money is the plans' prices for the customer's seats in its subscription's currency (PlanPrice,
 else the list price when the plan is listed in it); never summed across currencies.
 
-Reads the rollups (metering's UsageDay and UsageRefusalDay) and succeeded top-ups: a fixed
-number of statements whatever the number of customers. Refusals are recorded only since
-`usage_refusals_since()`; periods before it are marked.
+Reads the rollups (metering's UsageDay and UsageRefusalDay) and succeeded top-ups, summed per
+subscription and period in one SQL statement (a join with the periods' bounds): a fixed
+number of statements, and a few rows per customer, whatever the number of days. Refusals
+are recorded only since `usage_refusals_since()`; periods before it are marked.
 """
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Sum
+from django.db import connection
 
 from billing.models import LIVE_SUBSCRIPTION, Plan, PlanPrice, Subscription, TopUp
 from ledger.periods import add_months, period_index
@@ -104,6 +104,70 @@ def _price(
     return plan.price_minor if plan.currency == currency else None
 
 
+# Per subscription and period (the arrays, one element per period): credits used, refusals
+# by reason and succeeded top-ups (their money in the subscription's currency), each summed in
+# the database over the period's UTC days (its completion time for a top-up). One statement
+# whatever the number of customers; each lateral reads one tenant's days through its
+# tenant-led key.
+_PERIOD_SUMS = """
+WITH p AS (
+    SELECT * FROM unnest(%s::bigint[], %s::int[], %s::bigint[], %s::text[],
+                         %s::timestamptz[], %s::timestamptz[], %s::date[], %s::date[])
+        AS p (subscription_id, k, tenant_id, currency, start_at, end_at, first_day, last_day)
+)
+SELECT p.subscription_id, p.k, u.used, r.ran_out, r.soft_cap, t.bought, t.bought_minor
+  FROM p
+  CROSS JOIN LATERAL (
+        SELECT coalesce(sum(u.credits), 0) AS used FROM {usage} u
+         WHERE u.tenant_id = p.tenant_id AND u.day BETWEEN p.first_day AND p.last_day) u
+  CROSS JOIN LATERAL (
+        SELECT coalesce(sum(r.count) FILTER (WHERE r.reason = %s), 0) AS ran_out,
+               coalesce(sum(r.count) FILTER (WHERE r.reason = %s), 0) AS soft_cap
+          FROM {refusals} r
+         WHERE r.tenant_id = p.tenant_id AND r.day BETWEEN p.first_day AND p.last_day) r
+  CROSS JOIN LATERAL (
+        SELECT count(*) AS bought,
+               coalesce(sum(t.amount_minor) FILTER (WHERE t.currency = p.currency), 0)
+                   AS bought_minor
+          FROM {top_ups} t
+         WHERE t.tenant_id = p.tenant_id AND t.status = %s
+           AND t.completed_at >= p.start_at AND t.completed_at < p.end_at) t
+"""
+
+
+@dataclass(frozen=True)
+class _Sums:
+    used: Decimal
+    ran_out: int
+    soft_cap: int
+    top_ups: int
+    top_up_minor: int
+
+
+def _period_sums(
+    subs: list[Subscription], windows: dict[int, list[tuple[datetime, datetime]]]
+) -> dict[tuple[int, int], _Sums]:
+    """The sums of every subscription's periods, by (subscription id, period's position)."""
+    columns: list[list[object]] = [[] for _ in range(8)]
+    for sub in subs:
+        for k, (start, end) in enumerate(windows[sub.pk]):
+            first, last = _days(start, end)
+            row = (sub.pk, k, sub.tenant_id, sub.currency, start, end, first, last)
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+    sql = _PERIOD_SUMS.format(
+        usage=UsageDay._meta.db_table,
+        refusals=UsageRefusalDay._meta.db_table,
+        top_ups=TopUp._meta.db_table,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*columns, RAN_OUT, SOFT_CAP, TopUp.Status.SUCCEEDED.value])
+        return {
+            (sub_id, k): _Sums(used, ran_out, soft_cap, bought, bought_minor)
+            for sub_id, k, used, ran_out, soft_cap, bought, bought_minor in cursor.fetchall()
+        }
+
+
 def plan_fit_list(*, now: datetime) -> list[PlanFit]:
     """Every live subscription with its last complete periods and a suggestion."""
     subs = list(
@@ -112,68 +176,33 @@ def plan_fit_list(*, now: datetime) -> list[PlanFit]:
         .order_by("tenant__name")
     )
     windows = {s.pk: _periods(s, now) for s in subs}
-    starts = [w[0][0] for w in windows.values() if w]
-    if not starts:
+    if not any(windows.values()):
         return []
-    since = min(starts)
-    tenant_ids = [s.tenant_id for s in subs]
-    used: dict[int, dict[date, Decimal]] = defaultdict(dict)
-    for tenant_id, day, total in (
-        UsageDay.objects.filter(tenant_id__in=tenant_ids, day__gte=since.date())
-        .values("tenant_id", "day")
-        .annotate(total=Sum("credits"))
-        .values_list("tenant_id", "day", "total")
-    ):
-        used[tenant_id][day] = total
-    refusals: dict[tuple[int, str], dict[date, int]] = defaultdict(dict)
-    for tenant_id, day, reason, count in UsageRefusalDay.objects.filter(
-        tenant_id__in=tenant_ids, day__gte=since.date()
-    ).values_list("tenant_id", "day", "reason", "count"):
-        refusals[(tenant_id, reason)][day] = count
-    top_ups: dict[int, list[tuple[datetime, int, str]]] = defaultdict(list)
-    for tenant_id, at, amount, currency in TopUp.objects.filter(
-        tenant_id__in=tenant_ids, status=TopUp.Status.SUCCEEDED, completed_at__gte=since
-    ).values_list("tenant_id", "completed_at", "amount_minor", "currency"):
-        if at is not None:  # a succeeded top-up has its completion time
-            top_ups[tenant_id].append((at, amount, currency))
+    sums = _period_sums(subs, windows)
     plans = list(Plan.objects.filter(active=True))
     prices = {(p.plan_id, p.currency): p for p in PlanPrice.objects.all()}
     recorded_since = usage_refusals_since()
     fits = []
     for sub in subs:
         periods = [
-            _period_fit(sub, start, end, used, refusals, top_ups, recorded_since)
-            for start, end in windows[sub.pk]
+            _period_fit(start, end, sums[(sub.pk, k)], recorded_since)
+            for k, (start, end) in enumerate(windows[sub.pk])
         ]
         fits.append(_fit(sub, periods, plans, prices))
     return fits
 
 
 def _period_fit(
-    sub: Subscription,
-    start: datetime,
-    end: datetime,
-    used: dict[int, dict[date, Decimal]],
-    refusals: dict[tuple[int, str], dict[date, int]],
-    top_ups: dict[int, list[tuple[datetime, int, str]]],
-    recorded_since: datetime | None,
+    start: datetime, end: datetime, sums: _Sums, recorded_since: datetime | None
 ) -> PeriodFit:
-    first, last = _days(start, end)
-
-    def in_days(by_day: dict[date, int]) -> int:
-        return sum(n for day, n in by_day.items() if first <= day <= last)
-
-    bought = [(a, c) for at, a, c in top_ups.get(sub.tenant_id, []) if start <= at < end]
     return PeriodFit(
         start=start,
         end=end,
-        used=sum(
-            (c for day, c in used.get(sub.tenant_id, {}).items() if first <= day <= last), ZERO
-        ),
-        ran_out=in_days(refusals.get((sub.tenant_id, RAN_OUT), {})),
-        soft_cap=in_days(refusals.get((sub.tenant_id, SOFT_CAP), {})),
-        top_ups=len(bought),
-        top_up_minor=sum(a for a, c in bought if c == sub.currency),
+        used=sums.used,
+        ran_out=sums.ran_out,
+        soft_cap=sums.soft_cap,
+        top_ups=sums.top_ups,
+        top_up_minor=sums.top_up_minor,
         refusals_known=recorded_since is not None and recorded_since <= start,
     )
 

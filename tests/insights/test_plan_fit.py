@@ -132,3 +132,91 @@ def test_the_page_says_since_when_refusals_are_recorded(seeded: dict[str, Tenant
     assert b"recorded since 2025-12-20 00:00 UTC" in response.content
     assert b"+70.00 USD" in response.content
     assert "\u221263.00 EUR".encode() in response.content  # a minus sign
+
+
+def _top_up(
+    tenant: Tenant,
+    key: str,
+    at: datetime,
+    minor: int,
+    currency: str = "USD",
+    status: str = TopUp.Status.SUCCEEDED,
+) -> None:
+    pack, _ = CreditPack.objects.get_or_create(
+        slug="p", defaults={"name": "P", "credits": 500, "price_minor": 6500}
+    )
+    TopUp.objects.create(
+        tenant=tenant,
+        pack=pack,
+        credits=D(500),
+        amount_minor=minor,
+        currency=currency,
+        status=status,
+        gateway="fake",
+        idempotency_key=key,
+        created_at=at,
+        completed_at=at,
+    )
+
+
+def test_the_sql_sums_per_period_by_hand(tenant: Tenant, other_tenant: Tenant) -> None:
+    """Anchored Jan 31 10:00, the periods are Jan 31-Feb 28, Feb 28-Mar 31, Mar 31-Apr 30
+    (10:00 each): their UTC days overlap on Feb 28 and Mar 31, which count in both periods, as
+    they always have; a top-up counts by its completion time, so 10:00 on Feb 28 is the second
+    period's. Several rows a day, a day of refunds only, rows outside the periods, another
+    tenant's rows and top-ups that did not succeed are in the data; the sums are written out
+    by hand below."""
+    starter = Plan.objects.create(
+        slug="starter", name="Starter", price_minor=2900, included_credits=1000
+    )
+    Subscription.objects.create(
+        tenant=tenant,
+        plan=starter,
+        currency="USD",
+        anchor=datetime(2026, 1, 31, 10, tzinfo=UTC),
+        current_period_start=datetime(2026, 4, 30, 10, tzinfo=UTC),
+        current_period_end=datetime(2026, 5, 31, 10, tzinfo=UTC),
+    )
+    for day, credits in [
+        (date(2026, 1, 30), "100"),  # before the first period
+        (date(2026, 1, 31), "10.5"),
+        (date(2026, 2, 28), "7"),  # both the first and the second
+        (date(2026, 3, 15), "40"),
+        (date(2026, 3, 16), "-5"),  # refunds only
+        (date(2026, 3, 31), "1.0001"),  # both the second and the third
+        (date(2026, 4, 30), "3"),
+        (date(2026, 5, 1), "1000"),  # the current period
+    ]:
+        _used(tenant, day, credits)
+    UsageDay.objects.create(
+        tenant=tenant,
+        day=date(2026, 1, 31),
+        action="doc_search",
+        cogs_currency="USD",
+        events=1,
+        credits=D("2.25"),
+    )
+    _used(other_tenant, date(2026, 2, 10), "999")
+    _refused(tenant, date(2026, 1, 30), "insufficient_credits", 9)
+    _refused(tenant, date(2026, 2, 28), "insufficient_credits", 2)
+    _refused(tenant, date(2026, 3, 31), "soft_cap_reached", 1)
+    _refused(tenant, date(2026, 4, 30), "insufficient_credits", 4)
+    _refused(other_tenant, date(2026, 3, 1), "soft_cap_reached", 5)
+    _top_up(tenant, "a", datetime(2026, 2, 28, 9, 59, 59, tzinfo=UTC), 500)
+    _top_up(tenant, "b", datetime(2026, 2, 28, 10, tzinfo=UTC), 1000)
+    _top_up(tenant, "c", datetime(2026, 3, 3, tzinfo=UTC), 700, currency="EUR")
+    _top_up(tenant, "d", datetime(2026, 3, 4, tzinfo=UTC), 800, status=TopUp.Status.FAILED)
+    _top_up(other_tenant, "e", datetime(2026, 3, 5, tzinfo=UTC), 900)
+
+    (fit,) = plan_fit_list(now=datetime(2026, 5, 5, tzinfo=UTC))
+
+    assert [
+        (p.start.date(), p.used, p.ran_out, p.soft_cap, p.top_ups, p.top_up_minor)
+        for p in fit.periods
+    ] == [
+        (date(2026, 1, 31), D("19.7500"), 2, 0, 1, 500),  # 10.5 + 2.25 + 7
+        (date(2026, 2, 28), D("43.0001"), 2, 1, 2, 1000),  # 7 + 40 - 5 + 1.0001; EUR apart
+        (date(2026, 3, 31), D("4.0001"), 4, 1, 0, 0),  # 1.0001 + 3
+    ]
+    assert fit.top_up_minor == 1500
+    assert (fit.suggestion, fit.suggested) == ("up", None)  # no bigger plan is sold
