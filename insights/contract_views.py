@@ -24,7 +24,7 @@ from insights.staff_actions import (
     staff_contract_create,
     staff_contract_update,
 )
-from insights.trap import contract_trap
+from insights.trap import contract_trap, contract_traps
 
 
 def _user(request: HttpRequest) -> User:
@@ -51,12 +51,9 @@ class ContractsPage(StaffPage):
                 "tenant__name", "-start_at"
             )
         )
-        traps = [
-            trap
-            for c in contracts
-            if c.status == Contract.Status.ACTIVE
-            and (trap := contract_trap(contract=c, now=now)) is not None
-        ]
+        active = [c for c in contracts if c.status == Contract.Status.ACTIVE]
+        by_id = contract_traps(contracts=active, now=now)
+        traps = [by_id[c.pk] for c in active if c.pk in by_id]
         return super().get_context_data(
             contracts=contracts,
             traps=traps,

@@ -3,16 +3,22 @@
 of that card already effective, what a contract that follows with no notice pays), in credits
 and in the contract's money, and the date the pin ends.
 
-Every event is re-priced one by one through ratecards' own pricing (`version_quoter`, the rule
-and rounding the hot path uses) and metering's charging rule (`credits_charged`: a failed
-outcome-priced action is free), so the figure is what the ledger would have debited."""
+Every event is re-priced through ratecards' own pricing (`version_quoter`, the rule and
+rounding the hot path uses) and metering's charging rule (`credits_charged`: a failed
+outcome-priced action is free), so the figure is what the ledger would have debited: the
+events are read grouped by the inputs of their price (see `contract_traps`), each group priced
+once. Not from the daily usage rollup: it sums quantities, and a summed quantity priced once
+rounds differently from its events priced one by one; nor does it know outcomes or cards."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.db.models import Count, Sum
+
 from billing.models import Contract
-from metering.selectors import usage_event_recorded_list
+from metering.models import UsageEvent
 from metering.usage.pricing import credits_charged
 from ratecards.exceptions import UnknownAction, UnknownModelClass
 from ratecards.models import PublishStatus, RateCardVersion
@@ -59,51 +65,136 @@ class TrapFigure:
         return self.money_minor(self.under_current)
 
 
-def card_version_now(*, rate_card_id: int, now: datetime) -> RateCardVersion | None:
-    """The newest published version of the card already in effect at `now`."""
+def card_versions_now(*, rate_card_ids: Iterable[int], now: datetime) -> dict[int, RateCardVersion]:
+    """Per card, the newest published version already in effect at `now` (one statement)."""
+    newest: dict[int, RateCardVersion] = {}
+    for version in RateCardVersion.objects.filter(
+        rate_card_id__in=set(rate_card_ids),
+        status=PublishStatus.PUBLISHED,
+        effective_from__lte=now,
+    ).order_by("rate_card_id", "-number"):
+        newest.setdefault(version.rate_card_id, version)
+    return newest
+
+
+def _trapped(contract: Contract, current: RateCardVersion | None) -> bool:
+    """Pinned to a version older than the card's current one."""
+    pinned = contract.pinned_version
     return (
-        RateCardVersion.objects.filter(
-            rate_card_id=rate_card_id, status=PublishStatus.PUBLISHED, effective_from__lte=now
-        )
-        .order_by("-number")
-        .first()
+        contract.rate_card_mode == Contract.RateCardMode.PINNED
+        and pinned is not None
+        and current is not None
+        and current.pk != pinned.pk
+        and current.number >= pinned.number
     )
+
+
+@dataclass(frozen=True)
+class _Group:
+    """The events of one tenant priced by one card with the same inputs of their price."""
+
+    tenant_id: int
+    rate_card_id: int
+    action: str
+    model_class: str
+    quantity: Decimal
+    outcome: str
+    events: int
+    credits: Decimal  # what they were charged
+
+
+def _price_groups(
+    *, pairs: set[tuple[int, int]], since: datetime, until: datetime
+) -> Iterable[_Group]:
+    """The events that occurred in [since, until) of each (tenant, card) pair, priced by a
+    version of that card (as metering.selectors.usage_event_recorded_list reads them), grouped
+    by tenant, card, action, model class, quantity and outcome: one statement, a row a group."""
+    rows = (
+        UsageEvent.objects.filter(
+            tenant_id__in={t for t, _ in pairs},
+            occurred_at__gte=since,
+            occurred_at__lt=until,
+            rate_card_version__rate_card_id__in={c for _, c in pairs},
+        )
+        .values_list(
+            "tenant_id",
+            "rate_card_version__rate_card_id",
+            "action",
+            "model_class",
+            "quantity",
+            "outcome",
+        )
+        .annotate(events=Count("id"), credits=Sum("credits"))
+        .order_by()
+    )
+    for tenant_id, card_id, action, model_class, quantity, outcome, events, credits in rows:
+        if (tenant_id, card_id) in pairs:
+            yield _Group(
+                tenant_id, card_id, action, model_class, quantity, outcome, events, credits
+            )
+
+
+@dataclass
+class _Totals:
+    events: int = 0
+    charged: Decimal = ZERO
+    under: Decimal = ZERO
+    unpriced: int = 0
+
+
+def contract_traps(*, contracts: Iterable[Contract], now: datetime) -> dict[int, TrapFigure]:
+    """The trap of every contract given that is pinned behind its card, by contract id, in a
+    fixed number of statements however many contracts: the cards' current versions at once,
+    then the events of every trapped (tenant, card) pair of the last DAYS days in one grouped
+    query (`_price_groups`).
+
+    Exactly the event-by-event re-pricing: an event's charge depends only on the rate's inputs
+    (action, model class, quantity) and its outcome, and each event is rounded on its own
+    (ratecards: 0.0001 ROUND_HALF_UP per charge), so the events of a group of equal inputs are
+    each charged the group's one quote; a rollup's summed quantity, priced once, would round
+    differently. tests/insights/test_trap.py checks it against the events one by one."""
+    contracts = list(contracts)
+    current = card_versions_now(rate_card_ids=(c.rate_card_id for c in contracts), now=now)
+    trapped = [c for c in contracts if _trapped(c, current.get(c.rate_card_id))]
+    if not trapped:
+        return {}
+    since = now - timedelta(days=DAYS)
+    quoters = {c.rate_card_id: version_quoter(version=current[c.rate_card_id]) for c in trapped}
+    totals: dict[tuple[int, int], _Totals] = {}
+    pairs = {(c.tenant_id, c.rate_card_id) for c in trapped}
+    for group in _price_groups(pairs=pairs, since=since, until=now):
+        t = totals.setdefault((group.tenant_id, group.rate_card_id), _Totals())
+        t.events += group.events
+        t.charged += group.credits
+        try:
+            quote = quoters[group.rate_card_id].price(
+                action=group.action, model_class=group.model_class, quantity=group.quantity
+            )
+        except (UnknownAction, UnknownModelClass):
+            t.unpriced += group.events
+            continue
+        t.under += group.events * credits_charged(quote=quote, outcome=group.outcome)
+    figures = {}
+    for c in trapped:
+        t = totals.get((c.tenant_id, c.rate_card_id), _Totals())
+        pinned = c.pinned_version
+        if pinned is None:  # _trapped() said it is not
+            continue
+        figures[c.pk] = TrapFigure(
+            contract=c,
+            since=since,
+            until=now,
+            pinned=pinned,
+            current=current[c.rate_card_id],
+            events=t.events,
+            charged=t.charged,
+            under_current=t.under,
+            unpriced=t.unpriced,
+            pin_ends_at=c.pinned_until or c.end_at,
+        )
+    return figures
 
 
 def contract_trap(*, contract: Contract, now: datetime) -> TrapFigure | None:
     """None unless the contract is pinned to a version older than the card's current one."""
-    pinned = contract.pinned_version
-    if contract.rate_card_mode != Contract.RateCardMode.PINNED or pinned is None:
-        return None
-    current = card_version_now(rate_card_id=contract.rate_card_id, now=now)
-    if current is None or current.pk == pinned.pk or current.number < pinned.number:
-        return None
-    quoter = version_quoter(version=current)
-    since = now - timedelta(days=DAYS)
-    events = unpriced = 0
-    charged = under = ZERO
-    for event in usage_event_recorded_list(
-        tenant=contract.tenant, since=since, until=now, rate_card_id=contract.rate_card_id
-    ):
-        events += 1
-        charged += event.credits
-        try:
-            quote = quoter.price(
-                action=event.action, model_class=event.model_class, quantity=event.quantity
-            )
-        except (UnknownAction, UnknownModelClass):
-            unpriced += 1
-            continue
-        under += credits_charged(quote=quote, outcome=event.outcome)
-    return TrapFigure(
-        contract=contract,
-        since=since,
-        until=now,
-        pinned=pinned,
-        current=current,
-        events=events,
-        charged=charged,
-        under_current=under,
-        unpriced=unpriced,
-        pin_ends_at=contract.pinned_until or contract.end_at,
-    )
+    return contract_traps(contracts=[contract], now=now).get(contract.pk)
