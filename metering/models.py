@@ -124,6 +124,11 @@ class UsageEvent(TenantKeyedModel):
     tool_calls = models.PositiveIntegerField(default=0)
     vector_reads = models.PositiveBigIntegerField(default=0)
     orchestration_runs = models.PositiveIntegerField(default=0)
+    # GPU time in seconds, to the millisecond. db_default: rows written by older code (and the
+    # benchmarks' seeds) that do not name the column hold 0.
+    gpu_seconds = models.DecimalField(
+        max_digits=15, decimal_places=3, default=Decimal(0), db_default=Decimal(0)
+    )
     # Minor units, unrounded (8 places) so sums over millions of events stay exact enough.
     cogs_minor = models.DecimalField(max_digits=20, decimal_places=8, default=ZERO)
     cogs_currency = models.CharField(max_length=3, default="USD")
@@ -142,6 +147,9 @@ class UsageEvent(TenantKeyedModel):
             models.CheckConstraint(condition=Q(quantity__gt=0), name="usageevent_quantity_gt_0"),
             models.CheckConstraint(condition=Q(credits__gte=0), name="usageevent_credits_gte_0"),
             models.CheckConstraint(condition=Q(cogs_minor__gte=0), name="usageevent_cogs_gte_0"),
+            models.CheckConstraint(
+                condition=Q(gpu_seconds__gte=0), name="usageevent_gpu_seconds_gte_0"
+            ),
         ]
         # Every index is written by every event (the hot path): each one here earns it.
         indexes = [

@@ -51,7 +51,8 @@ SELECT e.tenant_id, (e.created_at AT TIME ZONE 'UTC')::date, e.action, e.model_c
        count(*), sum(e.quantity), sum(e.credits), 0, sum(e.cogs_minor),
        -- Without cost: none of the cost components (its COGS is unknown, not zero).
        count(*) FILTER (WHERE e.input_tokens = 0 AND e.output_tokens = 0 AND e.tool_calls = 0
-                          AND e.vector_reads = 0 AND e.orchestration_runs = 0)
+                          AND e.vector_reads = 0 AND e.orchestration_runs = 0
+                          AND e.gpu_seconds = 0)
   FROM metering_usageevent e
   LEFT JOIN metering_workflowrun r ON r.id = e.workflow_run_id
  WHERE e.id > %s AND e.id <= %s

@@ -11,6 +11,7 @@ from django.db.models import Count, F, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from metering.models import UsageEvent, WorkflowRun
+from metering.usage.inputs import COMPONENTS
 from tenants.models import Tenant
 
 ZERO_CREDITS = Decimal("0.0000")
@@ -54,14 +55,11 @@ class RecordedEvent:
     revenue_currency: str
     cogs_minor: Decimal
     cogs_currency: str
-    components: dict[str, int]
+    components: dict[str, int | Decimal]
 
     @property
     def cost_known(self) -> bool:
         return any(self.components.values())
-
-
-_COMPONENTS = ("input_tokens", "output_tokens", "tool_calls", "vector_reads", "orchestration_runs")
 
 
 def usage_event_recorded_list(
@@ -85,10 +83,10 @@ def usage_event_recorded_list(
     events = UsageEvent.objects.filter(tenant=tenant, occurred_at__gte=since, occurred_at__lt=until)
     if rate_card_id is not None:
         events = events.filter(rate_card_version__rate_card_id=rate_card_id)
-    rows = events.order_by("occurred_at", "id").values_list(*fields, *_COMPONENTS)
+    rows = events.order_by("occurred_at", "id").values_list(*fields, *COMPONENTS)
     for row in rows.iterator(chunk_size=2000):
-        named = dict(zip((*fields, *_COMPONENTS), row, strict=True))
-        components = {name: named.pop(name) for name in _COMPONENTS}
+        named = dict(zip((*fields, *COMPONENTS), row, strict=True))
+        components = {name: named.pop(name) for name in COMPONENTS}
         yield RecordedEvent(**named, components=components)
 
 

@@ -522,6 +522,35 @@ def cost_quote(
     return _cost_under(version, _cost_prices(version), components, model_class)
 
 
+@dataclass(frozen=True)
+class CostUnits:
+    """What one unit of each component costs under the catalog in force (minor units of
+    `currency`, unrounded), and the components it does not price."""
+
+    currency: str
+    units: dict[str, Decimal]
+    missing: dict[str, UnknownCostComponent]
+
+
+def cost_units(
+    *, components: Iterable[str], model_class: str | None, at: datetime, stamp: int | None = None
+) -> CostUnits:
+    """cost_quote of one unit of each component at once, an unpriced one named, not raised:
+    metering prices a batch's events from it, and refuses only the events that use one."""
+    version = cost_catalog_in_force(at=at, stamp=stamp)
+    prices = _cost_prices(version)
+    units: dict[str, Decimal] = {}
+    missing: dict[str, UnknownCostComponent] = {}
+    for component in components:
+        try:
+            quote = _cost_under(version, prices, {component: 1}, model_class)
+        except UnknownCostComponent as exc:
+            missing[component] = exc
+        else:
+            units[component] = quote.lines[component]
+    return CostUnits(currency=version.currency, units=units, missing=missing)
+
+
 def _cost_under(
     version: CostCatalogVersion,
     prices: dict[tuple[str, str], CostPrice],

@@ -23,6 +23,9 @@ from metering.services import (
     BATCH_LIMIT,
     COMPONENT_LIMITS,
     COMPONENTS,
+    GPU_SECONDS,
+    GPU_SECONDS_QUANTUM,
+    MAX_GPU_SECONDS,
     Event,
     UsageInput,
     usage_event_record,
@@ -66,7 +69,11 @@ def usage_event_body(event: Event) -> dict[str, Any]:
         "rate_card_version": {"id": version.pk, "number": version.number},
         "buckets": event.buckets,
         "balance_after": _dec(event.available_after),
-        "components": {name: getattr(event, name) for name in COMPONENTS},
+        "components": {
+            **{name: getattr(event, name) for name in COMPONENTS if name != GPU_SECONDS},
+            # To the millisecond, so that a new event and its replay read the same.
+            GPU_SECONDS: _dec(event.gpu_seconds.quantize(GPU_SECONDS_QUANTUM)),
+        },
         "created_at": _iso(event.created_at),
     }
 
@@ -112,6 +119,14 @@ class UsageInputSerializer(serializers.Serializer):
     orchestration_runs = serializers.IntegerField(
         min_value=0, max_value=COMPONENT_LIMITS["orchestration_runs"], required=False
     )
+    gpu_seconds = serializers.DecimalField(
+        max_digits=15,
+        decimal_places=3,
+        min_value=Decimal(0),
+        max_value=MAX_GPU_SECONDS,
+        required=False,
+        help_text="GPU time in seconds, to the millisecond (a number or a decimal string).",
+    )
 
 
 class _VersionSerializer(serializers.Serializer):
@@ -131,6 +146,7 @@ class _ComponentsSerializer(serializers.Serializer):
     tool_calls = serializers.IntegerField()
     vector_reads = serializers.IntegerField()
     orchestration_runs = serializers.IntegerField()
+    gpu_seconds = serializers.CharField(help_text="GPU seconds, a decimal string.")
 
 
 class UsageEventOutputSerializer(serializers.Serializer):

@@ -27,7 +27,17 @@ from metering.exceptions import InvalidUsage
 from metering.models import UsageEvent, WorkflowRun
 from tenants.api.fields import BIGINT_MAX, INTEGER_MAX, text_problem
 
-COMPONENTS = ("input_tokens", "output_tokens", "tool_calls", "vector_reads", "orchestration_runs")
+COMPONENTS = (
+    "input_tokens",
+    "output_tokens",
+    "tool_calls",
+    "vector_reads",
+    "orchestration_runs",
+    "gpu_seconds",
+)
+# The one component measured, not counted: seconds to the millisecond.
+GPU_SECONDS = "gpu_seconds"
+GPU_SECONDS_QUANTUM = Decimal("0.001")
 FIELDS = frozenset(
     {
         "idempotency_key",
@@ -59,9 +69,11 @@ MAX_COGS = _decimal_max("cogs_minor")  # 999999999999.99999999 minor units
 # The largest count of each cost component: what its column holds (integer or bigint), and for
 # the bigint ones less, so that the event's cost fits `cogs_minor` too: at every bound at once,
 # priced up to one minor unit per unit (a cent a token or a read, far above such prices), the
-# five together cost at most MAX_COGS. A catalog dearer than that is caught on the cost itself
-# (metering.usage.pricing).
-_COST_SHARE = int(MAX_COGS) // len(COMPONENTS)  # 199,999,999,999
+# five counts together cost at most MAX_COGS. GPU seconds came later and are bounded at a year
+# of GPU time per event: an event at every bound at once, like one under a dearer catalog, is
+# refused on its cost (metering.usage.pricing), never stored wrong.
+_COUNTS = tuple(name for name in COMPONENTS if name != GPU_SECONDS)
+_COST_SHARE = int(MAX_COGS) // len(_COUNTS)  # 199,999,999,999
 COMPONENT_LIMITS = {
     "input_tokens": min(BIGINT_MAX, _COST_SHARE),
     "output_tokens": min(BIGINT_MAX, _COST_SHARE),
@@ -69,6 +81,7 @@ COMPONENT_LIMITS = {
     "vector_reads": min(BIGINT_MAX, _COST_SHARE),
     "orchestration_runs": min(INTEGER_MAX, _COST_SHARE),
 }
+MAX_GPU_SECONDS = Decimal(366 * 24 * 3600)
 
 NOT_A_NUMBER = "A valid number is required."
 NOT_A_DATETIME = "Must be an ISO 8601 date and time with a time zone."
@@ -78,6 +91,7 @@ NOT_CLEAN_JSON = (
     "non-finite numbers."
 )
 NOT_A_COUNT = "Must be a non-negative integer."
+NOT_SECONDS = "Must be a non-negative number of seconds with at most 3 decimal places."
 UNKNOWN_FIELD = "Unknown field."
 
 # A quantity given as a string: plain decimal notation in ASCII digits. Decimal() alone would
@@ -101,8 +115,9 @@ class UsageInput:
     tool_calls: int = 0
     vector_reads: int = 0
     orchestration_runs: int = 0
+    gpu_seconds: Decimal = Decimal(0)
 
-    def components(self) -> dict[str, int]:
+    def components(self) -> dict[str, int | Decimal]:
         return {name: getattr(self, name) for name in COMPONENTS}
 
 
@@ -172,7 +187,8 @@ def usage_input_parse(raw: Any) -> UsageInput:
         occurred_at=_occurred_at(raw.get("occurred_at")),
         outcome=_text(raw, "outcome") or UsageEvent.Outcome.SUCCESS,
         labels=labels,
-        **{name: _count(raw, name) for name in COMPONENTS},
+        **{name: _count(raw, name) for name in _COUNTS},
+        gpu_seconds=_seconds(raw.get(GPU_SECONDS)),
     )
 
 
@@ -190,20 +206,29 @@ def _text(raw: dict[str, Any], name: str, *, required: bool = False) -> str:
 def _quantity(value: Any) -> Decimal:
     """A JSON number or a string in plain decimal notation; the range is usage_input_validate's
     (a Decimal holds 10^400 exactly, so nothing is lost before it is checked)."""
+    return _number(value, "quantity", NOT_A_NUMBER)
+
+
+def _seconds(value: Any) -> Decimal:
+    """GPU seconds: left out or null is 0, otherwise read as a quantity is."""
+    return Decimal(0) if value is None else _number(value, GPU_SECONDS, NOT_SECONDS)
+
+
+def _number(value: Any, name: str, message: str) -> Decimal:
     if isinstance(value, bool):
-        raise InvalidUsage("quantity", NOT_A_NUMBER)
+        raise InvalidUsage(name, message)
     if isinstance(value, int):
         return Decimal(value)
     if isinstance(value, float):
         if not math.isfinite(value):  # 1e309 parses to inf
-            raise InvalidUsage("quantity", NOT_A_NUMBER)
+            raise InvalidUsage(name, message)
         return Decimal(repr(value))
     if not isinstance(value, str) or not _NUMBER.fullmatch(value):
-        raise InvalidUsage("quantity", NOT_A_NUMBER)
+        raise InvalidUsage(name, message)
     try:
         return Decimal(value)
     except InvalidOperation:  # an exponent beyond what Decimal can hold
-        raise InvalidUsage("quantity", NOT_A_NUMBER) from None
+        raise InvalidUsage(name, message) from None
 
 
 def _occurred_at(value: Any) -> datetime | None:
@@ -266,6 +291,7 @@ def usage_input_validate(*, data: UsageInput) -> None:
             raise InvalidUsage(name, NOT_A_COUNT)
         if value > limit:
             raise InvalidUsage(name, f"Must be at most {limit}.")
+    _check_seconds(data.gpu_seconds)
     if not isinstance(data.labels, dict):
         raise InvalidUsage("labels", "Must be a JSON object.")
     if not clean_json(data.labels):
@@ -279,6 +305,16 @@ def usage_input_validate(*, data: UsageInput) -> None:
 def _check_text(name: str, value: str) -> None:
     if not clean_text(value):
         raise InvalidUsage(name, NOT_CLEAN_TEXT)
+
+
+def _check_seconds(value: Any) -> None:
+    """Finite, not negative, within its limit, to the millisecond."""
+    if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
+        raise InvalidUsage(GPU_SECONDS, NOT_SECONDS)
+    if value > MAX_GPU_SECONDS:  # before quantizing, which past 10^25 would raise
+        raise InvalidUsage(GPU_SECONDS, f"Must be at most {MAX_GPU_SECONDS}.")
+    if value != value.quantize(GPU_SECONDS_QUANTUM):
+        raise InvalidUsage(GPU_SECONDS, NOT_SECONDS)
 
 
 def _check_quantity(quantity: Any) -> None:
@@ -324,7 +360,16 @@ def usage_request_hash(
         "labels": data.labels,
         "workflow_run": workflow_run.pk if workflow_run is not None else None,
         "step_index": step_index,
-        **data.components(),
+        **_hashed_components(data),
     }
     body = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _hashed_components(data: UsageInput) -> dict[str, int | str]:
+    """The counts as they are, and GPU seconds as canonical text only when there are some: an
+    event hashed before the component existed hashes the same today, so it still replays."""
+    hashed: dict[str, int | str] = {name: getattr(data, name) for name in COMPONENT_LIMITS}
+    if data.gpu_seconds:
+        hashed[GPU_SECONDS] = f"{data.gpu_seconds.quantize(GPU_SECONDS_QUANTUM):f}"
+    return hashed

@@ -19,13 +19,13 @@ from typing import TypeVar
 from metering.exceptions import InvalidUsage
 from metering.models import UsageEvent
 from metering.usage.inputs import COMPONENTS, MAX_COGS, MAX_CREDITS, UsageInput
-from ratecards.exceptions import CostCatalogNotFound, UnknownCostComponent
+from ratecards.exceptions import CostCatalogNotFound
 from ratecards.models import Rate
 from ratecards.selectors import (
     PriceQuote,
     TenantPricer,
     cost_catalog_in_force,
-    cost_quote,
+    cost_units,
     tenant_pricer,
 )
 from tenants.exceptions import CreditlineError
@@ -80,27 +80,13 @@ _NO_CATALOG = _CostTable(currency="USD", units={}, missing={})
 
 
 def _cost_table(*, model_class: str, at: datetime) -> _CostTable:
-    """One cost_quote of one unit of every component; a component the catalog does not price
-    is an error only for events that use it."""
+    """The unit cost of every component; a component the catalog does not price is an error
+    only for events that use it."""
     try:
-        quote = cost_quote(components=dict.fromkeys(COMPONENTS, 1), model_class=model_class, at=at)
-        return _CostTable(currency=quote.currency, units=quote.lines, missing={})
+        found = cost_units(components=COMPONENTS, model_class=model_class, at=at)
     except CostCatalogNotFound as exc:
         return _CostTable(currency="USD", units={}, missing=dict.fromkeys(COMPONENTS, exc))
-    except UnknownCostComponent:
-        pass
-    units: dict[str, Decimal] = {}
-    missing: dict[str, CreditlineError] = {}
-    currency = "USD"
-    for name in COMPONENTS:
-        try:
-            line = cost_quote(components={name: 1}, model_class=model_class, at=at)
-        except UnknownCostComponent as exc:
-            missing[name] = exc
-        else:
-            units[name] = line.lines[name]
-            currency = line.currency
-    return _CostTable(currency=currency, units=units, missing=missing)
+    return _CostTable(currency=found.currency, units=found.units, missing=dict(found.missing))
 
 
 def _too_many_credits() -> InvalidUsage:

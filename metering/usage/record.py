@@ -84,6 +84,7 @@ class RecordedEvent:
     tool_calls: int
     vector_reads: int
     orchestration_runs: int
+    gpu_seconds: Decimal
     cogs_minor: Decimal
     cogs_currency: str
     revenue_minor: Decimal
@@ -390,6 +391,7 @@ def _event(
         tool_calls=data.tool_calls,
         vector_reads=data.vector_reads,
         orchestration_runs=data.orchestration_runs,
+        gpu_seconds=data.gpu_seconds,
         cogs_minor=item.cogs,
         cogs_currency=item.cogs_currency,
         revenue_minor=revenue_minor,
@@ -454,6 +456,7 @@ _COLUMNS = (
     ("tool_calls", "integer", "tool_calls"),
     ("vector_reads", "bigint", "vector_reads"),
     ("orchestration_runs", "integer", "orchestration_runs"),
+    ("gpu_seconds", "numeric", "gpu_seconds"),
     ("cogs_minor", "numeric", "cogs_minor"),
     ("cogs_currency", "varchar", "cogs_currency"),
     ("revenue_minor", "numeric", "revenue_minor"),

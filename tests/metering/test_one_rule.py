@@ -30,6 +30,7 @@ def _modules() -> Iterator[tuple[Path, ast.Module]]:
 
 def test_metering_quantizes_nothing_but_money() -> None:
     # Credits are rounded by ratecards (prices) and ledger.services.quantize_credits (the rest).
+    # Metering's own quanta: money, and GPU seconds' millisecond (a measure, not credits).
     offenders = [
         f"{path.relative_to(METERING.parent)}:{node.lineno}"
         for path, tree in _modules()
@@ -38,7 +39,9 @@ def test_metering_quantizes_nothing_but_money() -> None:
         and isinstance(node.func, ast.Attribute)
         and node.func.attr == "quantize"
         and not (
-            node.args and isinstance(node.args[0], ast.Name) and node.args[0].id == "MONEY_QUANTUM"
+            node.args
+            and isinstance(node.args[0], ast.Name)
+            and node.args[0].id in {"MONEY_QUANTUM", "GPU_SECONDS_QUANTUM"}
         )
     ]
     assert offenders == []

@@ -87,6 +87,7 @@ def test_a_new_event_is_priced_debited_and_returned(
             "tool_calls": 0,
             "vector_reads": 0,
             "orchestration_runs": 0,
+            "gpu_seconds": "0.000",
         },
         "created_at": "2026-01-15T12:00:00Z",
     }
