@@ -21,6 +21,7 @@ NAV = (
     ("insights:weights", "Suggested weights"),
     ("insights:ratecards", "Rate cards"),
     ("insights:reconciliation", "Reconciliation"),
+    ("insights:exchange-rates", "Exchange rates"),
 )
 DEFAULT_DAYS = 30
 MAX_DAYS = 3660

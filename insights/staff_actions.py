@@ -9,10 +9,11 @@ owning app's one service, and is logged with the user and the reason: a line on 
 | adjust credits | `ledger.adjust_credits` | `ledger_adjust` |
 | create a contract | `billing.add_contract` | `contract_create` (and `contract_activate`) |
 | edit a contract | `billing.change_contract` | `contract_update` |
+| add an exchange rate | `insights.add_exchangerate` | `staff_exchange_rate_add` (below) |
 """
 
 import logging
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,13 +21,17 @@ from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
 from django.db.models import Model
+from django.utils import timezone
 
 from billing.models import Contract
 from billing.services.contract_terms import contract_create, contract_update
 from billing.services.contracts import contract_activate
+from insights.models import ExchangeRate
 from ledger.models import CreditAccount, CreditBucket, LedgerTransaction
 from ledger.services import GrantResult, ledger_adjust, ledger_grant
+from tenants.exceptions import CreditlineError
 from tenants.models import Tenant
 
 logger = logging.getLogger("insights.staff")
@@ -149,3 +154,44 @@ def staff_contract_update(
         message=f"changed {', '.join(changed) or 'nothing'}: {reason}",
     )
     return contract
+
+
+EXCHANGE_RATE_ADD_PERMISSION = "insights.add_exchangerate"
+
+
+class ExchangeRateExists(CreditlineError):
+    status_code = 409
+    code = "exchange_rate_exists"
+    message = "This pair already has a rate on that day: correct it in the admin."
+
+
+def staff_exchange_rate_add(
+    *,
+    user: User,
+    from_currency: str,
+    to_currency: str,
+    rate: Decimal,
+    effective_on: date,
+    source: str,
+) -> ExchangeRate:
+    """A rate of the vendor's exchange-rate table (insights/fx.py reads it), added by a staff
+    user; `source` says where the figure comes from and is the log's reason. One per pair and
+    day (the table's unique constraint decides, so two submissions at once add one)."""
+    permission_check(user=user, permission=EXCHANGE_RATE_ADD_PERMISSION)
+    try:
+        with transaction.atomic():
+            added = ExchangeRate.objects.create(
+                from_currency=from_currency,
+                to_currency=to_currency,
+                rate=rate,
+                effective_on=effective_on,
+                source=source,
+                created_by=user,
+                created_at=timezone.now(),
+            )
+    except IntegrityError as error:
+        if "exchangerate_pair_day_uniq" not in str(error):
+            raise
+        raise ExchangeRateExists from error
+    staff_log(user=user, obj=added, flag=ADDITION, message=f"added {added}: {source}")
+    return added

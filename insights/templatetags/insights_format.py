@@ -30,3 +30,11 @@ def minor(value: Decimal | int | None, currency: str) -> str:
 def pct(value: Decimal | None) -> str:
     shown = percent(value)
     return "—" if shown is None else f"{shown} %"
+
+
+@register.filter
+def rate(value: Decimal | None) -> str:
+    """An exchange rate as entered: 0.920000000000 → 0.92, never in exponent notation."""
+    if value is None:
+        return "—"
+    return f"{value.normalize():f}"

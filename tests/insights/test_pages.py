@@ -86,6 +86,7 @@ def test_the_console_pages() -> None:
         "/console/plan-fit/",
         "/console/weights/",
         "/console/reconciliation/",
+        "/console/exchange-rates/",
         "/console/rate-cards/",
         "/console/rate-cards/versions/0/",
         "/console/rate-cards/versions/0/publish/",

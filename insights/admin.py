@@ -1,0 +1,41 @@
+"""The vendor's exchange-rate table in the Django admin (the console's page lists and adds;
+here a rate is also corrected, with the admin's own history of who changed what)."""
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils import timezone
+
+from insights.models import ExchangeRate
+
+
+class ExchangeRateForm(forms.ModelForm):
+    class Meta:
+        model = ExchangeRate
+        fields = ("from_currency", "to_currency", "rate", "effective_on", "source")
+
+    def clean_from_currency(self) -> str:
+        return str(self.cleaned_data["from_currency"]).upper()
+
+    def clean_to_currency(self) -> str:
+        return str(self.cleaned_data["to_currency"]).upper()
+
+
+@admin.register(ExchangeRate)
+class ExchangeRateAdmin(admin.ModelAdmin):
+    list_display = ("effective_on", "from_currency", "to_currency", "rate", "source", "created_by")
+    list_filter = ("from_currency", "to_currency")
+    form = ExchangeRateForm
+    search_fields = ("source",)
+    date_hierarchy = "effective_on"
+    ordering = ("-effective_on", "from_currency", "to_currency")
+    readonly_fields = ("created_by", "created_at")
+    fields = ("from_currency", "to_currency", "rate", "effective_on", "source", *readonly_fields)
+
+    def save_model(self, request: HttpRequest, obj: ExchangeRate, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user if request.user.is_authenticated else None
+            obj.created_at = timezone.now()
+        super().save_model(request, obj, form, change)
