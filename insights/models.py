@@ -4,7 +4,9 @@ Metering's UsageDay counts usage; these count money, which only the vendor's sta
 
 - MarginDay: revenue (what the credits spent were paid for, the cost basis of the buckets
   drawn, recognised when spent) and COGS per tenant, UTC day, action, model class and workflow,
-  net of the refunds dated that day.
+  net of the refunds dated that day. Summed from the same rows, for reads across all tenants:
+  MarginTotalDay (per day, action, model class, workflow; no tenant), TenantMarginDay (per
+  tenant and day) and TenantMarginMonth (per tenant and month).
 - ValueDay: every credit that moved in or out of a bucket, by movement, bucket policy, source
   and currency, with the money it carries (credits x the bucket's cost basis): breakage
   (expiry), revenue, refunds, revocations, adjustments. Reconciliation and breakage read it.
@@ -81,6 +83,100 @@ class MarginDay(TenantKeyedModel):
 
     def __str__(self) -> str:
         return f"{self.day} {self.action}/{self.model_class}: {self.revenue_minor} {self.currency}"
+
+
+class MarginSums(models.Model):
+    """MarginDay's currency pair and money, for the rollups summed from it (below): the same
+    job folds the same rows into all of them (insights/rollup.py), so each equals the sum of
+    MarginDay's rows it covers, to the unrounded minor unit."""
+
+    currency = models.CharField(max_length=3)
+    cogs_currency = models.CharField(max_length=3)
+    events = models.BigIntegerField(default=0)
+    quantity = _credits()
+    credits = _credits()
+    revenue_minor = _money()
+    cogs_minor = _money()
+    events_without_cost = models.BigIntegerField(default=0)
+    quantity_without_cost = _credits()
+    credits_without_cost = _credits()
+    revenue_without_cost_minor = _money()
+
+    class Meta:
+        abstract = True
+
+
+class MarginTotalDay(MarginSums):
+    """Every tenant's MarginDay rows of one UTC day summed per action, model class, workflow
+    and currency pair: margin by day, action, model class and workflow across all customers,
+    and the suggested weights, read a few rows a day whatever the number of tenants. Not
+    tenant-owned (a sum over all of them; under Citus, a table of the coordinator's)."""
+
+    day = models.DateField()
+    action = models.CharField(max_length=64)
+    model_class = models.CharField(max_length=64, blank=True, default="")
+    workflow = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            # The job's upsert key, led by the day: it serves every read (days in a range).
+            models.UniqueConstraint(
+                fields=["day", "action", "model_class", "workflow", "currency", "cogs_currency"],
+                name="margintotalday_key_uniq",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.action}/{self.model_class}: {self.revenue_minor} {self.currency}"
+
+
+class TenantMarginDay(TenantKeyedModel, MarginSums):
+    """A tenant's MarginDay rows of one UTC day summed per currency pair (over action, model
+    class and workflow): margin by customer over the days of a range outside whole months."""
+
+    day = models.DateField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "day", "currency", "cogs_currency"],
+                name="tenantmarginday_key_uniq",
+            ),
+        ]
+        indexes = [
+            # Every tenant's days in a range (margin by customer, the customers page): not led
+            # by `tenant`, as marginday_day_idx.
+            models.Index(fields=["day"], name="tenantmarginday_day_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.revenue_minor} {self.currency}"
+
+
+class TenantMarginMonth(TenantKeyedModel, MarginSums):
+    """A tenant's MarginDay rows of one calendar month (UTC days; `month` is its first day)
+    summed per currency pair: margin by customer over the whole months of a range, the days
+    at its edges from TenantMarginDay."""
+
+    month = models.DateField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "month", "currency", "cogs_currency"],
+                name="tenantmarginmonth_key_uniq",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(month__day=1), name="tenantmarginmonth_first_day"
+            ),
+        ]
+        indexes = [
+            # Every tenant's months in a range (not led by `tenant`, as marginday_day_idx).
+            models.Index(fields=["month"], name="tenantmarginmonth_month_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m}: {self.revenue_minor} {self.currency}"
 
 
 class Movement(models.TextChoices):

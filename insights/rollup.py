@@ -17,7 +17,14 @@ benchmarked apart from the portal's. `insights_rollup_backfill` rebuilds both fr
 
 from django.db import connection
 
-from insights.models import InsightsWatermark, MarginDay, ValueDay
+from insights.models import (
+    InsightsWatermark,
+    MarginDay,
+    MarginTotalDay,
+    TenantMarginDay,
+    TenantMarginMonth,
+    ValueDay,
+)
 from ledger.models import LedgerEntry
 from metering.models import UsageEvent
 from metering.usage.record import LEDGER_SOURCE
@@ -30,25 +37,54 @@ ENTRIES = "ledger_entries"
 _NO_COST = """(e.input_tokens = 0 AND e.output_tokens = 0 AND e.tool_calls = 0
                AND e.vector_reads = 0 AND e.orchestration_runs = 0)"""
 
-_MARGIN_UPSERT = """
-INSERT INTO insights_marginday AS d (
-    tenant_id, day, action, model_class, workflow, currency, cogs_currency,
-    events, quantity, credits, revenue_minor, cogs_minor,
-    events_without_cost, quantity_without_cost, credits_without_cost, revenue_without_cost_minor
+_SUMS = (
+    "events",
+    "quantity",
+    "credits",
+    "revenue_minor",
+    "cogs_minor",
+    "events_without_cost",
+    "quantity_without_cost",
+    "credits_without_cost",
+    "revenue_without_cost_minor",
 )
-{select}
-ON CONFLICT (tenant_id, day, action, model_class, workflow, currency, cogs_currency)
-DO UPDATE SET
-    events = d.events + EXCLUDED.events,
-    quantity = d.quantity + EXCLUDED.quantity,
-    credits = d.credits + EXCLUDED.credits,
-    revenue_minor = d.revenue_minor + EXCLUDED.revenue_minor,
-    cogs_minor = d.cogs_minor + EXCLUDED.cogs_minor,
-    events_without_cost = d.events_without_cost + EXCLUDED.events_without_cost,
-    quantity_without_cost = d.quantity_without_cost + EXCLUDED.quantity_without_cost,
-    credits_without_cost = d.credits_without_cost + EXCLUDED.credits_without_cost,
-    revenue_without_cost_minor = d.revenue_without_cost_minor
-                                 + EXCLUDED.revenue_without_cost_minor
+
+
+def _add_to(table: str, keys: dict[str, str]) -> str:
+    """An upsert of the delta (below) summed by `keys` (column: expression over the delta's
+    columns) into `table`, added to the row already there."""
+    columns = ", ".join([*keys, *_SUMS])
+    exprs = ", ".join(keys.values())
+    groups = ", ".join(str(n) for n in range(1, len(keys) + 1))
+    summed = ", ".join(f"sum({c})" for c in _SUMS)
+    added = ", ".join(f"{c} = d.{c} + EXCLUDED.{c}" for c in _SUMS)
+    return f"""INSERT INTO {table} AS d ({columns})
+SELECT {exprs}, {summed} FROM delta GROUP BY {groups}
+ON CONFLICT ({", ".join(keys)}) DO UPDATE SET {added}"""  # noqa: S608
+
+
+_PAIR = {"currency": "currency", "cogs_currency": "cogs_currency"}
+_DAY_KEY = {
+    "day": "day",
+    "action": "action",
+    "model_class": "model_class",
+    "workflow": "workflow",
+    **_PAIR,
+}
+_BY_KEY = {"tenant_id": "tenant_id", **_DAY_KEY}
+_TENANT_DAY = {"tenant_id": "tenant_id", "day": "day", **_PAIR}
+_TENANT_MONTH = {"tenant_id": "tenant_id", "month": "date_trunc('month', day)::date", **_PAIR}
+
+# The rows `select` yields (MarginDay's key and sums) go into MarginDay and, in the same
+# statement, into the rollups summed from it: every tenant's day (MarginTotalDay), a tenant's
+# day and a tenant's month (TenantMarginDay, TenantMarginMonth). One statement, in the fold's
+# transaction: each stays the exact sum of the MarginDay rows it covers.
+_MARGIN_UPSERT = f"""
+WITH delta ({", ".join([*_BY_KEY, *_SUMS])}) AS ({{select}}),
+by_key AS ({_add_to(MarginDay._meta.db_table, _BY_KEY)}),
+everyone AS ({_add_to(MarginTotalDay._meta.db_table, _DAY_KEY)}),
+tenant_day AS ({_add_to(TenantMarginDay._meta.db_table, _TENANT_DAY)})
+{_add_to(TenantMarginMonth._meta.db_table, _TENANT_MONTH)}
 """
 
 # Built from constants only (no input reaches the text): S608 does not apply.
@@ -142,7 +178,8 @@ def insights_rollup_update(*, timeout: float = DRAIN_TIMEOUT) -> dict[str, int |
 
 
 def _clear() -> None:
-    MarginDay.objects.all().delete()
+    for model in (MarginDay, MarginTotalDay, TenantMarginDay, TenantMarginMonth):
+        model.objects.all().delete()
     ValueDay.objects.all().delete()
 
 
