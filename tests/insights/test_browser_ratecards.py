@@ -2,61 +2,23 @@
 against v1, a simulation run from its page, and the cards' list; each page screenshotted at
 1280 and 390 px (var/screenshots/console-ratecards-*.png) and checked by axe-core."""
 
-from decimal import Decimal
 from typing import Any
 
 import pytest
-import time_machine
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 
-from insights.rollup import insights_rollup_update
-from metering.services import UsageInput, usage_event_record
 from ratecards.models import RateCardVersion
-from ratecards.selectors import price_cache_clear
-from ratecards.services import ratecard_seed_example
-from tenants.models import Tenant
-from tests.browser import axe_violations, browser_page, shot, sign_in
-from tests.metering.factories import fund
-
-__all__ = ["browser_page"]
-D = Decimal
+from tests.browser import axe_violations, shot
 
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("console_usage")
 def test_weights_to_a_draft_to_a_simulation(
-    live_server: Any, browser_page: Any, tenant: Tenant, other_tenant: Tenant
+    live_server: Any, console_page: Any, console_staff: User
 ) -> None:
-    price_cache_clear()
-    with time_machine.travel("2026-01-10 12:00:00+00:00", tick=False) as clock:
-        ratecard_seed_example()
-        fund(tenant, 1000, price_minor=1000)
-        fund(other_tenant, 200, price_minor=500, reference="g")
-        for day in range(3):
-            clock.move_to(f"2026-01-{10 + day} 12:00:00+00:00")
-            usage_event_record(
-                tenant=tenant,
-                data=UsageInput(
-                    idempotency_key=f"a{day}",
-                    action="chat",
-                    quantity=D(300),
-                    input_tokens=400_000 * (day + 1),
-                ),
-            )
-            usage_event_record(
-                tenant=other_tenant,
-                data=UsageInput(
-                    idempotency_key=f"g{day}",
-                    action="web_research",
-                    quantity=D(1),
-                    model_class="turbo" if day else "",
-                    output_tokens=500_000,
-                ),
-            )
-        insights_rollup_update()
-    User.objects.create_superuser("vendor", password="s3cret-staff")
-    page = browser_page
-    sign_in(page, live_server.url, "vendor", "s3cret-staff")
+    console_staff.user_permissions.add(Permission.objects.get(codename="add_ratecardversion"))
+    page = console_page
     found: dict[str, list[str]] = {}
 
     page.goto(f"{live_server.url}/console/weights/?start=2026-01-01&end=2026-01-31")
@@ -83,4 +45,3 @@ def test_weights_to_a_draft_to_a_simulation(
     found["list"] = axe_violations(page)
 
     assert found == {"version": [], "simulation": [], "list": []}
-    price_cache_clear()
