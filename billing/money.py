@@ -33,6 +33,11 @@ _EXPONENTS: dict[str, int] = {
 }
 
 
+def exponents_not_two() -> dict[str, int]:
+    """The currencies whose exponent is not 2, with theirs (for a lookup written in SQL)."""
+    return dict(_EXPONENTS)
+
+
 def currency_exponent(currency: str) -> int:
     """Digits after the decimal point in the currency's major unit."""
     return _EXPONENTS.get(currency.upper(), 2)

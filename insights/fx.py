@@ -28,9 +28,12 @@ from decimal import Decimal
 from typing import Any
 
 from django.db.models import (
+    Case,
     DecimalField,
     ExpressionWrapper,
     F,
+    Func,
+    IntegerField,
     Max,
     Min,
     OuterRef,
@@ -38,9 +41,11 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Sum,
+    Value,
+    When,
 )
 
-from billing.money import currency_exponent
+from billing.money import exponents_not_two
 from insights.models import ExchangeRate
 
 ZERO = Decimal("0")
@@ -81,8 +86,20 @@ def rate_in_force(*, from_currency: str, to_currency: str, day: date) -> Exchang
     )
 
 
+def _exponent(field: str) -> Case:
+    """The ISO 4217 exponent of the currency in `field`, in SQL (billing.money's table)."""
+    codes: dict[int, list[str]] = {}
+    for code, exponent in exponents_not_two().items():
+        codes.setdefault(exponent, []).append(code)
+    return Case(
+        *[When(**{f"{field}__in": sorted(c)}, then=Value(e)) for e, c in sorted(codes.items())],
+        default=Value(2),
+        output_field=IntegerField(),
+    )
+
+
 def _in_force() -> QuerySet[ExchangeRate]:
-    # The same rule as rate_in_force, for each row of an outer day-grained queryset.
+    """The same rule as rate_in_force, for each row of an outer day-grained queryset."""
     return ExchangeRate.objects.filter(
         from_currency=OuterRef("cogs_currency"),
         to_currency=OuterRef("currency"),
@@ -90,20 +107,38 @@ def _in_force() -> QuerySet[ExchangeRate]:
     ).order_by("-effective_on")
 
 
-def fx_cogs(
+def _minor_rate() -> ExpressionWrapper:
+    """The rate per minor unit: the rate is per major unit, the money in each currency's minor
+    units (1 USD = 150 JPY: a US cent is 1.5 yen)."""
+    return ExpressionWrapper(
+        F("rate")
+        # numeric, exact (power of two integers would be a double).
+        * Func(
+            _exponent("to_currency") - _exponent("from_currency"),
+            template="power(10::numeric, %(expressions)s)",
+        ),
+        output_field=DecimalField(max_digits=40, decimal_places=20),
+    )
+
+
+def fx_cogs_rows(
     *, days: QuerySet[Any], field: str, keys: Iterable[object] | None = None
-) -> dict[tuple[object, str, str], FxCogs]:
-    """Per (group key, revenue currency, COGS currency) of the day rows in two currencies (of
-    the groups `keys` only, if given): the COGS converted day by day at the rate in force.
-    One statement."""
+) -> QuerySet[Any]:
+    """The statement of fx_cogs, to run or to embed in a larger one (its
+    `.query.sql_with_params()`): per `field`, currency and cogs_currency of the day rows in two
+    currencies, `converted` (the sum of each day's COGS x the rate in force, minor units of the
+    revenue's currency; it leaves out the days without a rate), `missing` (the first day with
+    COGS and no rate: then `converted` is not the group's), `first_on` and `last_on` (the dates
+    of the rates used)."""
     if keys is not None:
         days = days.filter(**{f"{field}__in": list(keys)})
-    rate = Subquery(_in_force().values("rate")[:1])
-    rate_on = Subquery(_in_force().values("effective_on")[:1])
     has_cost = ~Q(cogs_minor=0)
-    grouped = (
+    return (
         days.exclude(currency=F("cogs_currency"))
-        .annotate(fx_rate=rate, fx_on=rate_on)
+        .annotate(
+            fx_rate=Subquery(_in_force().values(minor_rate=_minor_rate())[:1]),
+            fx_on=Subquery(_in_force().values("effective_on")[:1]),
+        )
         .values(field, "currency", "cogs_currency")
         .annotate(
             converted=Sum(
@@ -118,20 +153,22 @@ def fx_cogs(
         )
         .order_by()
     )
-    out: dict[tuple[object, str, str], FxCogs] = {}
-    for g in grouped:
-        currency, cogs_currency = g["currency"], g["cogs_currency"]
-        # The rate is per major unit; the money is in each currency's minor units.
-        scale = currency_exponent(currency) - currency_exponent(cogs_currency)
-        converted = None
-        if g["missing"] is None:
-            converted = (g["converted"] or ZERO).scaleb(scale)
-        out[(g[field], currency, cogs_currency)] = FxCogs(
-            cogs_currency=cogs_currency,
-            currency=currency,
-            converted_minor=converted,
+
+
+def fx_cogs(
+    *, days: QuerySet[Any], field: str, keys: Iterable[object] | None = None
+) -> dict[tuple[object, str, str], FxCogs]:
+    """Per (group key, revenue currency, COGS currency) of the day rows in two currencies (of
+    the groups `keys` only, if given): the COGS converted day by day at the rate in force.
+    One statement."""
+    return {
+        (g[field], g["currency"], g["cogs_currency"]): FxCogs(
+            cogs_currency=g["cogs_currency"],
+            currency=g["currency"],
+            converted_minor=(g["converted"] or ZERO) if g["missing"] is None else None,
             rates_from=g["first_on"],
             rates_to=g["last_on"],
             missing_from=g["missing"],
         )
-    return out
+        for g in fx_cogs_rows(days=days, field=field, keys=keys)
+    }
