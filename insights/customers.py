@@ -1,21 +1,49 @@
 """The customers overview: every tenant with its plan, balance, credits used, revenue, COGS,
-gross margin, breakage and past-due state over a window, in a fixed number of queries whatever
-the number of tenants (tenants, accounts, subscriptions, the margin and breakage rollups)."""
+gross margin and its trend, breakage and past-due state over a window, a page at a time,
+sorted and filtered in SQL over every tenant's sums, in a fixed number of queries whatever the
+number of tenants or days (the margin sums of insights/selectors.tenant_money_sql: whole months
+and edge days; breakage; accounts).
 
-from collections.abc import Iterable
+The trend compares the range's gross margin with the equal range just before it (30 days
+against the 30 before), in percentage points, read from the same rollups."""
+
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
+from django.db import connection
 from django.db.models import Q
 
 from billing.models import Subscription
-from insights.selectors import MarginRow, breakage_by_tenant, gross_margin, margin_list, percent
+from insights.models import Movement, ValueDay
+from insights.selectors import (
+    MarginRow,
+    breakage_by_tenant,
+    gross_margin,
+    percent,
+    tenant_margin_list,
+    tenant_money_sql,
+)
 from ledger.models import CreditAccount
 from tenants.models import Tenant
 
 ZERO = Decimal("0")
+PER_PAGE = 50
 SORTS = ("name", "balance", "credits", "revenue", "cogs", "margin", "breakage")
+
+
+def margin_over(money: Sequence[MarginRow]) -> Decimal | None:
+    """A tenant's gross margin over its rows, when all of them are in one currency, revenue
+    and cost alike (no exchange-rate table here: otherwise there is no margin to show)."""
+    pairs = {(m.currency, m.cogs_currency) for m in money}
+    if len(pairs) != 1 or len({*next(iter(pairs))}) != 1:
+        return None
+    return gross_margin(
+        revenue=sum((m.revenue_known_minor for m in money), ZERO),
+        cogs=sum((m.cogs_minor for m in money), ZERO),
+    )
 
 
 @dataclass(frozen=True)
@@ -27,6 +55,8 @@ class CustomerRow:
     # One row per currency pair the tenant's usage was in (one, as a rule: a tenant has one).
     money: list[MarginRow]
     breakage_minor: dict[str, Decimal]
+    # The same over the equal range just before (the trend).
+    previous: tuple[MarginRow, ...] = ()
 
     @property
     def credits(self) -> Decimal:
@@ -41,31 +71,23 @@ class CustomerRow:
         return _by_currency((m.cogs_currency, m.cogs_minor) for m in self.money)
 
     @property
-    def revenue_minor(self) -> Decimal:
-        """For sorting: the revenue in the tenant's one currency (0 if it has several)."""
-        money = self.revenue_by_currency
-        return next(iter(money.values())) if len(money) == 1 else ZERO
-
-    @property
-    def cogs_minor(self) -> Decimal:
-        money = self.cogs_by_currency
-        return next(iter(money.values())) if len(money) == 1 else ZERO
-
-    @property
     def margin(self) -> Decimal | None:
-        """Over every row, when all of them are in one currency, revenue and cost alike (no
-        exchange-rate table yet: otherwise there is no margin to show)."""
-        pairs = {(m.currency, m.cogs_currency) for m in self.money}
-        if len(pairs) != 1 or len({*next(iter(pairs))}) != 1:
-            return None
-        return gross_margin(
-            revenue=sum((m.revenue_known_minor for m in self.money), ZERO),
-            cogs=sum((m.cogs_minor for m in self.money), ZERO),
-        )
+        return margin_over(self.money)
 
     @property
     def margin_percent(self) -> Decimal | None:
         return percent(self.margin)
+
+    @property
+    def previous_margin_percent(self) -> Decimal | None:
+        return percent(margin_over(self.previous))
+
+    @property
+    def trend(self) -> Decimal | None:
+        """The change of the gross margin from the range before, in percentage points (as
+        shown, one decimal place); None when either range has no margin."""
+        now, before = self.margin_percent, self.previous_margin_percent
+        return None if now is None or before is None else now - before
 
     @property
     def negative(self) -> bool:
@@ -83,6 +105,104 @@ def _by_currency(items: Iterable[tuple[str, Decimal]]) -> dict[str, Decimal]:
     return out
 
 
+@dataclass(frozen=True)
+class CustomerPage:
+    rows: list[CustomerRow]
+    total: int  # tenants that match the filter
+    number: int
+    per_page: int
+    previous_start: date
+    previous_end: date
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.pages
+
+
+# Each sort's figure per tenant. Revenue, COGS and breakage are a figure in the tenant's one
+# currency (0 when it has several: never a sum of two); credits are not money. A tenant
+# without a margin sorts last either way.
+_ORDER = {
+    "name": "lower(t.name)",
+    "balance": "coalesce(a.available, 0)",
+    "credits": "coalesce(p.credits, 0)",
+    "revenue": "coalesce(p.revenue, 0)",
+    "cogs": "coalesce(p.cogs, 0)",
+    "margin": "p.margin",
+    "breakage": "coalesce(b.breakage, 0)",
+}
+
+# p.margin is margin_over's rule in SQL: one currency pair, revenue and cost in one currency,
+# over the revenue of the events whose cost is known.
+_PAGE = """
+WITH money AS ({money}),
+per_tenant AS (
+    SELECT tenant_id,
+           sum(credits_sum) AS credits,
+           CASE WHEN count(DISTINCT currency) = 1 THEN sum(revenue) END AS revenue,
+           CASE WHEN count(DISTINCT cogs_currency) = 1 THEN sum(cogs) END AS cogs,
+           CASE WHEN count(*) = 1 AND min(currency) = min(cogs_currency)
+                     AND sum(revenue - nocost_revenue) > 0
+                THEN (sum(revenue - nocost_revenue) - sum(cogs)) / sum(revenue - nocost_revenue)
+           END AS margin
+      FROM money GROUP BY tenant_id
+),
+broken AS (
+    SELECT tenant_id,
+           CASE WHEN count(DISTINCT currency) = 1 THEN -sum(value_minor) END AS breakage
+      FROM {valueday} WHERE movement = %s AND day >= %s AND day <= %s
+     GROUP BY tenant_id
+)
+SELECT t.id, coalesce(a.available, 0), count(*) OVER ()
+  FROM {tenant} t
+  LEFT JOIN per_tenant p ON p.tenant_id = t.id
+  LEFT JOIN broken b ON b.tenant_id = t.id
+  LEFT JOIN {account} a ON a.tenant_id = t.id
+ WHERE ({negative_only} = false OR p.margin < 0)
+   AND strpos(lower(t.name), lower(%s)) > 0
+ ORDER BY {order} {direction} NULLS LAST, lower(t.name), t.id
+ LIMIT %s OFFSET %s
+"""
+
+
+def _page_ids(
+    *,
+    start: date,
+    end: date,
+    sort: str,
+    descending: bool,
+    negative_only: bool,
+    name: str,
+    number: int,
+    per_page: int,
+) -> tuple[list[tuple[int, Decimal]], int]:
+    """The page's (tenant id, balance), sorted, and how many tenants match."""
+    money, params = tenant_money_sql(start=start, end=end)
+    sql = _PAGE.format(
+        money=money,
+        valueday=ValueDay._meta.db_table,
+        tenant=Tenant._meta.db_table,
+        account=CreditAccount._meta.db_table,
+        negative_only="true" if negative_only else "false",
+        order=_ORDER.get(sort, _ORDER["name"]),
+        direction="DESC" if descending else "ASC",
+    )
+    args: list[Any] = [*params, Movement.EXPIRY, start, end, name, per_page]
+    args.append((number - 1) * per_page)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, args)
+        found = cursor.fetchall()
+    return [(r[0], r[1]) for r in found], (found[0][2] if found else 0)
+
+
 def customer_list(
     *,
     start: date,
@@ -90,52 +210,61 @@ def customer_list(
     sort: str = "name",
     descending: bool = False,
     negative_only: bool = False,
-) -> list[CustomerRow]:
-    margins: dict[int, list[MarginRow]] = {}
-    for row in margin_list(start=start, end=end, by="tenant"):
-        margins.setdefault(int(str(row.key)), []).append(row)
-    broken: dict[int, dict[str, Decimal]] = {}
-    for (tenant_id, currency), money in breakage_by_tenant(start=start, end=end).items():
-        broken.setdefault(tenant_id, {})[currency] = money
-    balances = dict(CreditAccount.objects.values_list("tenant_id", "available"))
-    live = Subscription.objects.filter(~Q(status=Subscription.Status.CANCELED)).select_related(
-        "plan"
+    name: str = "",
+    page: int = 1,
+    per_page: int = PER_PAGE,
+) -> CustomerPage:
+    """One page of customers over start..end, sorted by `sort` over every tenant; only the
+    margin-negative ones with `negative_only`, only names containing `name`."""
+    number = max(1, page)
+    found, total = _page_ids(
+        start=start,
+        end=end,
+        sort=sort,
+        descending=descending,
+        negative_only=negative_only,
+        name=name,
+        number=number,
+        per_page=per_page,
     )
-    subs = {s.tenant_id: s for s in live}
+    ids = [tenant_id for tenant_id, _ in found]
+    before_end = start - timedelta(days=1)
+    before_start = before_end - (end - start)
+    margins = _grouped(tenant_margin_list(start=start, end=end, tenant_ids=ids))
+    previous = _grouped(tenant_margin_list(start=before_start, end=before_end, tenant_ids=ids))
+    broken: dict[int, dict[str, Decimal]] = {}
+    for (tenant_id, currency), money in breakage_by_tenant(
+        start=start, end=end, tenant_ids=ids
+    ).items():
+        broken.setdefault(tenant_id, {})[currency] = money
+    tenants = Tenant.objects.in_bulk(ids)
+    live = Subscription.objects.filter(~Q(status=Subscription.Status.CANCELED), tenant_id__in=ids)
+    subs = {s.tenant_id: s for s in live.select_related("plan")}
     rows = [
         CustomerRow(
-            tenant=t,
-            plan=subs[t.pk].plan.name if t.pk in subs else "",
-            balance=balances.get(t.pk, ZERO),
-            past_due=(t.pk in subs and subs[t.pk].status == Subscription.Status.PAST_DUE)
-            or t.runs_refused_from is not None,
-            money=margins.get(t.pk, []),
-            breakage_minor=broken.get(t.pk, {}),
+            tenant=tenants[tenant_id],
+            plan=subs[tenant_id].plan.name if tenant_id in subs else "",
+            balance=balance,
+            past_due=(tenant_id in subs and subs[tenant_id].status == Subscription.Status.PAST_DUE)
+            or tenants[tenant_id].runs_refused_from is not None,
+            money=margins.get(tenant_id, []),
+            breakage_minor=broken.get(tenant_id, {}),
+            previous=tuple(previous.get(tenant_id, [])),
         )
-        for t in Tenant.objects.order_by("name")
+        for tenant_id, balance in found
     ]
-    if negative_only:
-        rows = [r for r in rows if r.negative]
-    return _sorted(rows, sort, descending)
+    return CustomerPage(
+        rows=rows,
+        total=total,
+        number=number,
+        per_page=per_page,
+        previous_start=before_start,
+        previous_end=before_end,
+    )
 
 
-def _one_currency(money: dict[str, Decimal]) -> Decimal:
-    return next(iter(money.values())) if len(money) == 1 else ZERO
-
-
-def _sorted(rows: list[CustomerRow], sort: str, descending: bool) -> list[CustomerRow]:
-    def key(row: CustomerRow) -> tuple[bool, object]:
-        value: object = {
-            "name": row.tenant.name.lower(),
-            "balance": row.balance,
-            "credits": row.credits,
-            "revenue": row.revenue_minor,
-            "cogs": row.cogs_minor,
-            "margin": row.margin,
-            # As revenue: a figure in one currency only (0 with several), never a sum of two.
-            "breakage": _one_currency(row.breakage_minor),
-        }.get(sort, row.tenant.name.lower())
-        # Rows without a figure (no margin) sort last either way.
-        return (value is None) != descending, value if value is not None else 0
-
-    return sorted(rows, key=key, reverse=descending)
+def _grouped(rows: list[MarginRow]) -> dict[int, list[MarginRow]]:
+    out: dict[int, list[MarginRow]] = {}
+    for row in rows:
+        out.setdefault(int(str(row.key)), []).append(row)
+    return out

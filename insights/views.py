@@ -62,16 +62,26 @@ class CustomersPage(StaffPage):
         sort = sort if sort in SORTS else "name"
         descending = self.request.GET.get("dir") == "desc"
         negative = self.request.GET.get("negative") == "1"
-        rows = customer_list(
-            start=start, end=end, sort=sort, descending=descending, negative_only=negative
+        name = self.request.GET.get("q", "").strip()[:100]
+        raw_page = self.request.GET.get("page", "1")
+        page = customer_list(
+            start=start,
+            end=end,
+            sort=sort,
+            descending=descending,
+            negative_only=negative,
+            name=name,
+            page=int(raw_page) if raw_page.isdigit() and len(raw_page) < 7 else 1,
         )
         return super().get_context_data(
             start=start,
             end=end,
-            rows=rows,
+            rows=page.rows,
+            page=page,
             sort=sort,
             descending=descending,
             negative=negative,
+            q=name,
             columns=COLUMNS,
             as_of=rollup_as_of(),
             **kwargs,
