@@ -332,3 +332,47 @@ class ExchangeRate(models.Model):
 
     def __str__(self) -> str:
         return f"1 {self.from_currency} = {self.rate} {self.to_currency} from {self.effective_on}"
+
+
+class ReconciliationRun(models.Model):
+    """One reconciliation (insights/reconcile.py): by the hourly task, `manage.py reconcile` or
+    a staff user's request (run by the same task, through the outbox). Its figures per currency
+    and the differences it found are kept, so the console's page shows the last run instead of
+    reconciling (every ledger entry and rollup row) on each request."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Hourly task"
+        COMMAND = "command", "manage.py reconcile"
+        STAFF = "staff", "Asked for by staff"
+
+    trigger = models.CharField(max_length=8, choices=Trigger.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    requested_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    # Per currency, both sides of the identity: CurrencyBalance's figures (minor units,
+    # unrounded) as strings.
+    currencies = models.JSONField(default=list, blank=True)
+    problems = models.JSONField(default=list, blank=True)  # each also logged at ERROR
+    differences = models.PositiveIntegerField(default=0)  # len(problems), for lists
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"reconciliation {self.pk} ({self.status})"
+
+    @property
+    def ok(self) -> bool:
+        return self.status == self.Status.DONE and not self.differences

@@ -21,21 +21,35 @@ customer's debt). The ledger's side is read from the ledger itself (entries and 
 billing's from billing's rows, so a grant without a payment, a payment without a grant or an
 entry at the wrong cost basis shows as a difference. Then the rollups are checked against the
 same ledger: ValueDay's credits and money per currency and movement, MarginDay's credits per
-tenant against the usage debits and refunds (to 0.0001)."""
+tenant against the usage debits and refunds (to 0.0001).
+
+Each run is kept (ReconciliationRun: when, how long, both sides per currency, the differences
+found): the hourly task and `manage.py reconcile` store theirs, and a staff user with
+`insights.add_reconciliationrun` may ask for one, which the same task runs (outbox). The
+console's page shows the last stored run; reconciling reads every ledger entry and rollup
+row, too much for a page."""
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from django.db import connection
+from django.contrib.admin.models import ADDITION
+from django.contrib.auth.models import User
+from django.db import connection, transaction
 from django.db.models import Sum
+from django.utils import timezone
 
 from billing.models import ContractInvoice, SubscriptionInvoice, TopUp
-from insights.models import MarginDay, ValueDay
+from insights.models import MarginDay, ReconciliationRun, ValueDay
+from insights.rollup import insights_rollup_update
+from insights.staff_actions import permission_check, staff_log
 from metering.usage.record import LEDGER_SOURCE
+from tenants.outbox import outbox_enqueue
 
 logger = logging.getLogger("insights.reconcile")
 
@@ -227,3 +241,90 @@ def reconcile() -> Reconciliation:
     for problem in result.problems:
         logger.error("reconciliation: %s", problem)
     return result
+
+
+RUN_TASK = "insights.reconcile"
+RUN_PERMISSION = "insights.add_reconciliationrun"
+# Finished runs are kept this long (the hourly task stores 24 a day).
+KEEP_RUNS = timedelta(days=90)
+_FIGURES = [f.name for f in fields(CurrencyBalance) if f.name != "currency"]
+
+
+def currency_balances_from_json(rows: list[dict[str, str]]) -> list[CurrencyBalance]:
+    """A stored run's figures as they were computed (ReconciliationRun.currencies)."""
+    return [
+        CurrencyBalance(row["currency"], **{name: Decimal(row[name]) for name in _FIGURES})
+        for row in rows
+    ]
+
+
+def _as_json(b: CurrencyBalance) -> dict[str, str]:
+    return {"currency": b.currency, **{name: str(getattr(b, name)) for name in _FIGURES}}
+
+
+def reconciliation_request(*, user: User) -> ReconciliationRun:
+    """A staff user asks for a run now: a waiting row and the task's outbox message in one
+    transaction (the task runs it, as it runs the hourly one); logged like every staff move."""
+    permission_check(user=user, permission=RUN_PERMISSION)
+    with transaction.atomic():
+        run = ReconciliationRun.objects.create(
+            trigger=ReconciliationRun.Trigger.STAFF, requested_by=user, requested_at=timezone.now()
+        )
+        outbox_enqueue(RUN_TASK, {"run_id": run.pk})
+        staff_log(user=user, obj=run, flag=ADDITION, message="asked for a reconciliation run")
+    return run
+
+
+def reconciliation_run(
+    *, trigger: str, run_id: int | None = None, update_rollups: bool = True
+) -> tuple[ReconciliationRun, Reconciliation | None]:
+    """One run, stored: the rollups brought up to date (unless `update_rollups` is False), then
+    `reconcile()` (each difference logged at ERROR). `run_id` names a waiting run (a staff
+    request); a run already finished is left alone (None: nothing was computed). A run that
+    raises is stored as failed, with the error's type, and returns None."""
+    now = timezone.now()
+    if run_id is None:
+        run = ReconciliationRun.objects.create(
+            trigger=trigger,
+            status=ReconciliationRun.Status.RUNNING,
+            requested_at=now,
+            started_at=now,
+        )
+    else:
+        claimed = ReconciliationRun.objects.filter(
+            pk=run_id,
+            status__in=[ReconciliationRun.Status.PENDING, ReconciliationRun.Status.RUNNING],
+        ).update(status=ReconciliationRun.Status.RUNNING, started_at=now)
+        run = ReconciliationRun.objects.get(pk=run_id)
+        if not claimed:
+            return run, None
+    clock = time.monotonic()
+    result: Reconciliation | None = None
+    try:
+        if update_rollups:
+            insights_rollup_update()
+        result = reconcile()
+    except Exception as error:
+        logger.exception("reconciliation run %s failed", run.pk)
+        run.status = ReconciliationRun.Status.FAILED
+        run.error = f"The reconciliation could not be run ({type(error).__name__})."
+    else:
+        run.status = ReconciliationRun.Status.DONE
+        run.currencies = [_as_json(b) for b in result.currencies]
+        run.problems = result.problems
+        run.differences = len(result.problems)
+    run.finished_at = timezone.now()
+    run.duration_ms = round((time.monotonic() - clock) * 1000)
+    run.save(
+        update_fields=[
+            "status",
+            "error",
+            "currencies",
+            "problems",
+            "differences",
+            "finished_at",
+            "duration_ms",
+        ]
+    )
+    ReconciliationRun.objects.filter(finished_at__lt=run.finished_at - KEEP_RUNS).delete()
+    return run, result

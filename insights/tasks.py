@@ -2,7 +2,8 @@
 
 from celery import shared_task
 
-from insights.reconcile import reconcile
+from insights.models import ReconciliationRun
+from insights.reconcile import reconciliation_run
 from insights.rollup import insights_rollup_update
 from insights.simulator import simulation_run
 
@@ -15,11 +16,15 @@ def insights_rollup_update_task() -> dict[str, int | None]:
 
 
 @shared_task(name="insights.reconcile")
-def insights_reconcile_task() -> bool:
-    """Hourly: the rollups brought up to date, then reconciled with the ledger and the money
-    received (insights/reconcile.py); every difference is logged at ERROR."""
-    insights_rollup_update()
-    return reconcile().ok
+def insights_reconcile_task(run_id: int | None = None) -> bool:
+    """Hourly (and for a staff user's request, `run_id`): the rollups brought up to date, then
+    reconciled with the ledger and the money received (insights/reconcile.py) and the run
+    stored; every difference is logged at ERROR. True when nothing differs."""
+    trigger = (
+        ReconciliationRun.Trigger.SCHEDULE if run_id is None else ReconciliationRun.Trigger.STAFF
+    )
+    run, _ = reconciliation_run(trigger=trigger, run_id=run_id)
+    return run.ok
 
 
 @shared_task(name="insights.simulation_run")

@@ -2,7 +2,14 @@
 
 from django.urls import path
 
-from insights import contract_views, customer_views, fx_views, plan_fit_views, views
+from insights import (
+    contract_views,
+    customer_views,
+    fx_views,
+    plan_fit_views,
+    reconcile_views,
+    views,
+)
 from insights import ratecard_views as rates
 
 app_name = "insights"
@@ -17,7 +24,7 @@ urlpatterns = [
     path("breakage/", views.BreakagePage.as_view(), name="breakage"),
     path("plan-fit/", plan_fit_views.PlanFitPage.as_view(), name="plan-fit"),
     path("weights/", views.WeightsPage.as_view(), name="weights"),
-    path("reconciliation/", views.ReconciliationPage.as_view(), name="reconciliation"),
+    path("reconciliation/", reconcile_views.ReconciliationPage.as_view(), name="reconciliation"),
     path("exchange-rates/", fx_views.ExchangeRatesPage.as_view(), name="exchange-rates"),
     # Rate cards and the simulator.
     path("rate-cards/", rates.RateCardsPage.as_view(), name="ratecards"),

@@ -9,7 +9,6 @@ from django.shortcuts import get_object_or_404
 
 from insights.base import StaffPage
 from insights.customers import SORTS, customer_list
-from insights.reconcile import reconcile
 from insights.selectors import (
     MARGIN_BY,
     MarginBy,
@@ -258,11 +257,3 @@ class WeightsPage(StaffPage):
             ],
             **kwargs,
         )
-
-
-class ReconciliationPage(StaffPage):
-    template_name = "insights/reconciliation.html"
-    nav_name = "insights:reconciliation"
-
-    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        return super().get_context_data(result=reconcile(), as_of=rollup_as_of(), **kwargs)

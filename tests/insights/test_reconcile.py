@@ -10,12 +10,18 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from billing.models import CreditPack, Plan, PlanPrice, TopUp
 from billing.services import fake_checkout_confirm, topup_create
 from billing.services.subscriptions import subscription_create
+from insights.models import ReconciliationRun
 from insights.reconcile import reconcile
 from insights.rollup import insights_rollup_update
 from ledger.models import CreditBucket
@@ -24,7 +30,7 @@ from ledger.services import ledger_expire_due, ledger_grant, ledger_grant_revoke
 from metering.services import UsageInput, usage_event_record
 from ratecards.selectors import price_cache_clear
 from ratecards.services import ratecard_seed_example
-from tenants.models import Tenant
+from tenants.models import OutboxMessage, Tenant
 
 D = Decimal
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -161,3 +167,96 @@ def test_the_hourly_task_reconciles_and_says_so(mix: Tenant, settings: Any) -> N
         "margin_events": 0,
         "ledger_entries": 0,
     }
+
+
+def _staff(*perms: str) -> tuple[Client, User]:
+    user = User.objects.create_user(f"staff-{'-'.join(perms)}", is_staff=True)
+    for codename in perms:
+        user.user_permissions.add(Permission.objects.get(codename=codename))
+    client = Client()
+    client.force_login(user)
+    return client, user
+
+
+def test_each_run_is_stored_and_the_page_shows_the_last(mix: Tenant) -> None:
+    from config.celery_app import app
+
+    viewer, _ = _staff()
+    assert b"No run yet" in viewer.get("/console/reconciliation/").content
+
+    assert app.tasks["insights.reconcile"].apply().get() is True
+    with time_machine.travel("2026-02-16 01:00:00+00:00", tick=False):
+        _spend(mix, "e3", "10")  # the rollup is left behind: --no-update
+        with pytest.raises(CommandError, match="2 difference"):
+            call_command("reconcile", "--no-update")
+
+    hourly, command = ReconciliationRun.objects.order_by("id")
+    assert (hourly.trigger, hourly.status, hourly.ok, hourly.problems) == (
+        "schedule",
+        "done",
+        True,
+        [],
+    )
+    assert hourly.duration_ms is not None
+    assert hourly.started_at == hourly.requested_at
+    assert hourly.finished_at is not None
+    usd = next(c for c in hourly.currencies if c["currency"] == "USD")
+    assert (D(usd["received"]), D(usd["revenue"]), D(usd["breakage"])) == (
+        D("14400"),
+        D("7373.33333100"),
+        D("526.66666650"),
+    )
+    assert (command.trigger, command.status, command.ok) == ("command", "done", False)
+    assert command.problems == [
+        "rollup spend in USD: ledger -810.0000 credits / -8679.99999750 minor, rollup "
+        "-800.0000 / -8549.99999750",
+        f"margin rollup of tenant {mix.pk}: ledger 710.0000 credits spent on usage, "
+        "rollup 700.0000",
+    ]
+    assert command.differences == 2
+    with CaptureQueriesContext(connection) as queries:
+        page = viewer.get("/console/reconciliation/")
+    assert page.context["run"] == command
+    assert [b.difference for b in page.context["currencies"]] == [0, 0]
+    assert b"2 differences</strong>" in page.content
+    assert b"ledger 710.0000 credits spent on usage" in page.content
+    assert b"manage.py reconcile" in page.content
+    assert not [q for q in queries.captured_queries if "ledger_" in q["sql"]]  # nothing summed
+    assert b"Run it now" not in page.content  # no insights.add_reconciliationrun
+    assert viewer.post("/console/reconciliation/").status_code == 403
+    assert ReconciliationRun.objects.count() == 2
+
+
+def test_a_staff_user_asks_for_a_run_through_the_task(mix: Tenant) -> None:
+    client, user = _staff("add_reconciliationrun")
+    assert b"Run it now" in client.get("/console/reconciliation/").content
+
+    response = client.post("/console/reconciliation/")
+
+    assert response.status_code == 302
+    assert response["Location"] == "/console/reconciliation/"
+    (message,) = OutboxMessage.objects.filter(task="insights.reconcile")
+    (run,) = ReconciliationRun.objects.all()
+    assert message.kwargs == {"run_id": run.pk}
+    # The test settings run tasks eagerly: the outbox handed it over on commit.
+    assert (run.trigger, run.requested_by, run.status, run.ok) == ("staff", user, "done", True)
+    (entry,) = LogEntry.objects.all()
+    assert (entry.user, entry.object_id, entry.change_message) == (
+        user,
+        str(run.pk),
+        "asked for a reconciliation run",
+    )
+    page = client.get("/console/reconciliation/")
+    assert page.context["run"] == run
+    assert f"started {run.started_at:%Y-%m-%d %H:%M:%S} UTC (Asked for by staff, ".encode() in (
+        page.content
+    )
+    # A second copy of its message leaves the run done alone.
+    assert app_reconcile(run.pk) is True
+    assert ReconciliationRun.objects.get().finished_at == run.finished_at
+
+
+def app_reconcile(run_id: int) -> bool:
+    from config.celery_app import app
+
+    return bool(app.tasks["insights.reconcile"].apply(kwargs={"run_id": run_id}).get())

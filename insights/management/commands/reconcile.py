@@ -2,8 +2,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from insights.reconcile import reconcile
-from insights.rollup import insights_rollup_update
+from insights.models import ReconciliationRun
+from insights.reconcile import reconciliation_run
 
 
 class Command(BaseCommand):
@@ -11,7 +11,8 @@ class Command(BaseCommand):
         "Check, per currency, that the money received (top-ups, invoices, less refunds) equals "
         "the revenue recognised + breakage + the paid value of credits still unspent, to the "
         "cent, and that the console's rollups agree with the ledger (credits to 0.0001). "
-        "Prints both sides; exits 1 on any difference (each also logged at ERROR)."
+        "Prints both sides; exits 1 on any difference (each also logged at ERROR). The run is "
+        "stored: the console's reconciliation page shows the last one."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -22,9 +23,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if not options["no_update"]:
-            insights_rollup_update()
-        result = reconcile()
+        run, result = reconciliation_run(
+            trigger=ReconciliationRun.Trigger.COMMAND, update_rollups=not options["no_update"]
+        )
+        if result is None:
+            raise CommandError(f"{run.error} See the log.")
         for b in result.currencies:
             self.stdout.write(
                 f"{b.currency}: received {b.received:.2f} - refunded {b.refunded:.2f} = "
