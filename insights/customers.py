@@ -15,9 +15,11 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
 
 from billing.models import Subscription
-from insights.models import Movement, ValueDay
+from insights.fx import fx_cogs_sql
+from insights.models import Movement, TenantMarginDay, ValueDay
 from insights.selectors import (
     MarginRow,
     breakage_by_tenant,
@@ -35,14 +37,15 @@ SORTS = ("name", "balance", "credits", "revenue", "cogs", "margin", "breakage")
 
 
 def margin_over(money: Sequence[MarginRow]) -> Decimal | None:
-    """A tenant's gross margin over its rows, when all of them are in one currency, revenue
-    and cost alike (no exchange-rate table here: otherwise there is no margin to show)."""
-    pairs = {(m.currency, m.cogs_currency) for m in money}
-    if len(pairs) != 1 or len({*next(iter(pairs))}) != 1:
+    """A tenant's gross margin over its rows, when their revenue is in one currency and every
+    row's COGS is in it too, as recorded or converted at the vendor's rates (insights/fx.py);
+    otherwise (two revenue currencies, a day without a rate) there is no margin to show."""
+    cogs = [m.cogs_in_revenue_currency_minor for m in money]
+    if len({m.currency for m in money}) != 1 or any(c is None for c in cogs):
         return None
     return gross_margin(
         revenue=sum((m.revenue_known_minor for m in money), ZERO),
-        cogs=sum((m.cogs_minor for m in money), ZERO),
+        cogs=sum((c for c in cogs if c is not None), ZERO),
     )
 
 
@@ -94,6 +97,14 @@ class CustomerRow:
         return self.margin is not None and self.margin < 0
 
     @property
+    def no_exchange_rate(self) -> bool:
+        return any(m.no_exchange_rate for m in self.money)
+
+    @property
+    def converted(self) -> bool:
+        return any(m.converted for m in self.money)
+
+    @property
     def cost_unknown_events(self) -> int:
         return sum(m.events_without_cost for m in self.money)
 
@@ -140,20 +151,33 @@ _ORDER = {
     "breakage": "coalesce(b.breakage, 0)",
 }
 
-# p.margin is margin_over's rule in SQL: one currency pair, revenue and cost in one currency,
-# over the revenue of the events whose cost is known.
+# p.margin is margin_over's rule in SQL: revenue in one currency, every row's COGS in it (as
+# recorded, or converted day by day by insights/fx.py's statement, `fx`, over the days of the
+# tenants with a row in two currencies only), over the revenue of the events whose cost is known.
 _PAGE = """
 WITH money AS ({money}),
+fx AS ({fx}),
+costed AS (
+    SELECT m.*,
+           CASE WHEN m.currency = m.cogs_currency THEN m.cogs
+                WHEN fx.tenant_id IS NOT NULL AND fx.missing IS NULL
+                THEN coalesce(fx.converted, 0)
+           END AS cogs_in_revenue
+      FROM money m
+      LEFT JOIN fx ON fx.tenant_id = m.tenant_id AND fx.currency = m.currency
+                  AND fx.cogs_currency = m.cogs_currency
+),
 per_tenant AS (
     SELECT tenant_id,
            sum(credits_sum) AS credits,
            CASE WHEN count(DISTINCT currency) = 1 THEN sum(revenue) END AS revenue,
            CASE WHEN count(DISTINCT cogs_currency) = 1 THEN sum(cogs) END AS cogs,
-           CASE WHEN count(*) = 1 AND min(currency) = min(cogs_currency)
+           CASE WHEN count(DISTINCT currency) = 1 AND count(cogs_in_revenue) = count(*)
                      AND sum(revenue - nocost_revenue) > 0
-                THEN (sum(revenue - nocost_revenue) - sum(cogs)) / sum(revenue - nocost_revenue)
+                THEN (sum(revenue - nocost_revenue) - sum(cogs_in_revenue))
+                     / sum(revenue - nocost_revenue)
            END AS margin
-      FROM money GROUP BY tenant_id
+      FROM costed GROUP BY tenant_id
 ),
 broken AS (
     SELECT tenant_id,
@@ -186,8 +210,17 @@ def _page_ids(
 ) -> tuple[list[tuple[int, Decimal]], int]:
     """The page's (tenant id, balance), sorted, and how many tenants match."""
     money, params = tenant_money_sql(start=start, end=end)
+    fx, fx_params = fx_cogs_sql(
+        days=TenantMarginDay.objects.filter(
+            day__gte=start,
+            day__lte=end,
+            tenant_id__in=RawSQL("SELECT tenant_id FROM money WHERE currency <> cogs_currency", ()),
+        ),
+        field="tenant_id",
+    )
     sql = _PAGE.format(
         money=money,
+        fx=fx,
         valueday=ValueDay._meta.db_table,
         tenant=Tenant._meta.db_table,
         account=CreditAccount._meta.db_table,
@@ -195,7 +228,7 @@ def _page_ids(
         order=_ORDER.get(sort, _ORDER["name"]),
         direction="DESC" if descending else "ASC",
     )
-    args: list[Any] = [*params, Movement.EXPIRY, start, end, name, per_page]
+    args: list[Any] = [*params, *fx_params, Movement.EXPIRY, start, end, name, per_page]
     args.append((number - 1) * per_page)
     with connection.cursor() as cursor:
         cursor.execute(sql, args)

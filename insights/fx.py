@@ -155,6 +155,12 @@ def fx_cogs_rows(
     )
 
 
+def fx_cogs_sql(*, days: QuerySet[Any], field: str) -> tuple[str, tuple[Any, ...]]:
+    """fx_cogs_rows' SQL and parameters, for a WITH of a larger statement."""
+    sql, params = fx_cogs_rows(days=days, field=field).query.sql_with_params()
+    return sql, tuple(params)
+
+
 def fx_cogs(
     *, days: QuerySet[Any], field: str, keys: Iterable[object] | None = None
 ) -> dict[tuple[object, str, str], FxCogs]:

@@ -1,14 +1,16 @@
 """The console's reads: margin and breakage over a range of days, from its rollups only
 (insights/rollup.py), never from the events. Money stays per currency: every row is keyed by
-its currency and nothing adds two currencies; a margin is computed only where revenue and COGS
-share a currency (otherwise it is None, shown as such).
+its currency and nothing adds two currencies; a margin is computed where revenue and COGS share
+a currency, and otherwise through the vendor's exchange-rate table (insights/fx.py: each day's
+COGS at the rate in force that day, into the revenue's currency; without a rate, no margin,
+shown as "no exchange rate").
 
 A margin is computed over the events whose cost is known: events reported without any cost
 component are counted apart (`events_without_cost`, their credits and revenue), shown as "cost
 unknown", never as 100 % margin."""
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
@@ -17,6 +19,7 @@ from django.db import connection
 from django.db.models import F, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 
+from insights.fx import FxCogs, fx_cogs
 from insights.models import (
     InsightsWatermark,
     MarginDay,
@@ -66,6 +69,8 @@ class MarginRow:
     credits_without_cost: Decimal
     revenue_without_cost_minor: Decimal
     label: str = ""
+    # COGS in the revenue's currency (insights/fx.py): set on a row of two currencies only.
+    fx: FxCogs | None = None
 
     @property
     def revenue_known_minor(self) -> Decimal:
@@ -73,10 +78,28 @@ class MarginRow:
         return self.revenue_minor - self.revenue_without_cost_minor
 
     @property
+    def cogs_in_revenue_currency_minor(self) -> Decimal | None:
+        """The COGS a margin subtracts: as recorded where revenue and cost share a currency,
+        else converted at the rates in force (None: a day without a rate; never a mix)."""
+        if self.currency == self.cogs_currency:
+            return self.cogs_minor
+        return self.fx.converted_minor if self.fx is not None else None
+
+    @property
+    def no_exchange_rate(self) -> bool:
+        return self.cogs_in_revenue_currency_minor is None
+
+    @property
+    def converted(self) -> bool:
+        """Its COGS were converted at the vendor's rates (the margin is shown as such)."""
+        return self.currency != self.cogs_currency and not self.no_exchange_rate
+
+    @property
     def margin(self) -> Decimal | None:
-        if self.currency != self.cogs_currency:
-            return None  # no exchange-rate table yet: never mix currencies
-        return gross_margin(revenue=self.revenue_known_minor, cogs=self.cogs_minor)
+        cogs = self.cogs_in_revenue_currency_minor
+        if cogs is None:
+            return None
+        return gross_margin(revenue=self.revenue_known_minor, cogs=cogs)
 
     @property
     def margin_percent(self) -> Decimal | None:
@@ -141,7 +164,23 @@ def margin_list(
         .annotate(**_MARGIN_SUMS)
         .order_by(field, "currency", "cogs_currency")
     )
-    return [margin_row(g[field], g) for g in grouped]
+    return with_fx([margin_row(g[field], g) for g in grouped], days=days, field=field)
+
+
+def with_fx(rows: list[MarginRow], *, days: QuerySet[Any], field: str) -> list[MarginRow]:
+    """`rows` (grouped by `field` and currency pair from the day rows `days`), each in two
+    currencies with its COGS converted (insights/fx.py). No statement when every row is in
+    one currency; one otherwise, over the day rows of those rows' groups only."""
+    crossed = {r.key for r in rows if r.currency != r.cogs_currency}
+    if not crossed:
+        return rows
+    converted = fx_cogs(days=days, field=field, keys=crossed)
+    return [
+        replace(r, fx=converted.get((r.key, r.currency, r.cogs_currency)))
+        if r.currency != r.cogs_currency
+        else r
+        for r in rows
+    ]
 
 
 def margin_row(key: str | int | date, sums: Mapping[str, Any]) -> MarginRow:
@@ -223,7 +262,10 @@ def tenant_margin_list(
     with connection.cursor() as cursor:
         cursor.execute(f"{sql} ORDER BY 1, 2, 3", params)
         names = [c.name for c in cursor.description]
-        return [margin_row(r[0], dict(zip(names, r, strict=True))) for r in cursor.fetchall()]
+        rows = [margin_row(r[0], dict(zip(names, r, strict=True))) for r in cursor.fetchall()]
+    # Converted day by day: a month's row cannot say which rate each of its days had.
+    days = TenantMarginDay.objects.filter(day__gte=start, day__lte=end)
+    return with_fx(rows, days=days, field="tenant_id")
 
 
 def _labelled(row: MarginRow, label: str) -> MarginRow:

@@ -11,10 +11,12 @@ revenue: a 62.2 % gross margin (62.205 %)."""
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import time_machine
 from django.contrib.auth.models import User
+from django.test import Client
 
 from insights.fx import fx_cogs
 from insights.models import MarginDay
@@ -146,3 +148,114 @@ def test_only_the_groups_asked_for_and_none_in_one_currency(
     assert list(everyone) == [(eur.pk, "EUR", "USD")]
     assert everyone[(eur.pk, "EUR", "USD")].converted_minor == D("368.92")
     assert asked == {}
+
+
+# The pages: the customers page (its SQL sort and filter too), a customer's page, the margin
+# page by customer, action and day. Jan 1-31 is a whole month: the customers page reads the
+# tenant's month row and converts its days.
+
+RANGE = "start=2026-01-01&end=2026-01-31"
+
+
+@pytest.fixture
+def staff() -> Client:
+    client = Client()
+    client.force_login(User.objects.create_user("vendor", is_staff=True))
+    return client
+
+
+def _mine(rows: list[Any], tenant: Tenant) -> Any:
+    (found,) = [r for r in rows if r.tenant == tenant]
+    return found
+
+
+def test_the_customers_page_converts_and_says_so(
+    eur: Tenant, other_tenant: Tenant, staff: Client
+) -> None:
+    spend(other_tenant, currency="USD", price_minor=1000)  # 2 x 100 credits for 2.00 USD
+    add_rate("2026-01-01", "0.92")
+    add_rate("2026-01-14", "0.95")
+
+    response = staff.get(f"/console/?{RANGE}&sort=margin&dir=desc")
+
+    rows = response.context["rows"]
+    assert [r.tenant for r in rows] == [eur, other_tenant]  # 62.2 % before -100.5 %
+    row = _mine(rows, eur)
+    (money,) = row.money
+    assert money.cogs_minor == D("401")  # USD cents, as recorded
+    assert money.cogs_in_revenue_currency_minor == D("377.95")  # EUR cents
+    assert (row.margin, row.margin_percent, row.converted) == (D("0.62205"), D("62.2"), True)
+    assert _mine(rows, other_tenant).margin_percent == D("-100.5")  # (200 - 401) / 200
+    html = response.content.decode()
+    assert '4.01 USD<br><span class="fx">→ 3.78 EUR</span>' in html
+    assert "at the rates of 2026-01-01 to 2026-01-14" in html
+    assert "62.2 % <abbr" in html
+
+
+def test_a_converted_negative_margin_is_flagged_and_filtered(eur: Tenant, staff: Client) -> None:
+    add_rate("2026-01-01", "3")  # 401 US cents are 1,203 EUR cents against 1,000 of revenue
+
+    response = staff.get(f"/console/?{RANGE}&negative=1")
+
+    (row,) = response.context["rows"]
+    assert (row.tenant, row.margin_percent, row.negative) == (eur, D("-20.3"), True)
+    assert b"margin-negative" in response.content
+
+
+def test_without_a_rate_the_customers_page_says_no_exchange_rate(
+    eur: Tenant, other_tenant: Tenant, staff: Client
+) -> None:
+    spend(other_tenant, currency="USD", price_minor=1000)
+    add_rate("2026-01-14", "0.95")  # none for Jan 13
+
+    response = staff.get(f"/console/?{RANGE}&sort=margin&dir=asc")
+    negative = staff.get(f"/console/?{RANGE}&negative=1")
+
+    rows = response.context["rows"]
+    assert [r.tenant for r in rows] == [other_tenant, eur]  # no margin sorts last
+    row = _mine(rows, eur)
+    assert (row.margin, row.no_exchange_rate, row.negative) == (None, True, False)
+    html = response.content.decode()
+    assert '<span class="muted">no exchange rate</span>' in html
+    assert "no USD → EUR rate for 2026-01-13" in html
+    assert "100.0 %" not in html
+    assert [r.tenant for r in negative.context["rows"]] == [other_tenant]
+
+
+def test_a_customers_page_shows_its_margin_converted(eur: Tenant, staff: Client) -> None:
+    add_rate("2026-01-01", "0.92")
+    add_rate("2026-01-14", "0.95")
+
+    response = staff.get(f"/console/customers/{eur.pk}/?{RANGE}")
+
+    view = response.context["view"]
+    (chat,) = view.by_action
+    assert (chat.key, chat.revenue_minor, chat.cogs_minor) == ("chat", D("1000"), D("401"))
+    assert (chat.cogs_in_revenue_currency_minor, chat.margin_percent) == (D("377.95"), D("62.2"))
+    assert view.by_workflow[0].margin_percent == D("62.2")
+    assert "→ 3.78 EUR" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("by", "expected"),
+    [
+        ("action", {"chat": ("377.95", "62.2")}),
+        ("day", {JAN13: ("92", "81.6"), JAN14: ("285.95", "42.8")}),
+        ("tenant", {"T": ("377.95", "62.2")}),
+    ],
+)
+def test_the_margin_page_converts_every_grouping(
+    eur: Tenant, staff: Client, by: str, expected: dict[object, tuple[str, str]]
+) -> None:
+    add_rate("2026-01-01", "0.92")
+    add_rate("2026-01-14", "0.95")
+    expected = {(eur.pk if k == "T" else k): v for k, v in expected.items()}
+
+    one = staff.get(f"/console/margin/?by={by}&{RANGE}").context["rows"]
+    mine = staff.get(f"/console/margin/?by={by}&tenant={eur.pk}&{RANGE}").context["rows"]
+
+    for rows in (one, mine):
+        assert {
+            r.key: (str(r.cogs_in_revenue_currency_minor.normalize()), str(r.margin_percent))
+            for r in rows
+        } == expected
