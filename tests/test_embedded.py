@@ -258,6 +258,8 @@ def test_bin_run_serves_on_the_embedded_postgresql_and_stops_it(
 
     assert (status, body) == (200, b'{"status": "ok", "database": "ok", "broker": "ok"}')
     assert tenants == [("demo",)]
+    # seed_demo's links point at the port served.
+    assert f"portal    http://127.0.0.1:{port}/" in output
     assert len(processes) >= 10  # bin/run, honcho, gunicorn and 2 workers, celery x2, postgres
     assert f"{var_dir / 'db.sqlite3'} is no longer used" in output
     assert (var_dir / "db.sqlite3").read_bytes() == b"SQLite format 3\x00 an old embedded database"
