@@ -27,6 +27,11 @@ urlpatterns = [
     path("team/<int:membership_id>/role/", team.TeamRolePage.as_view(), name="team-role"),
     path("team/<int:membership_id>/remove/", team.TeamRemovePage.as_view(), name="team-remove"),
     path("team/leave/", team.TeamLeavePage.as_view(), name="team-leave"),
+    path(
+        "team/invitations/<int:invitation_id>/withdraw/",
+        team.TeamWithdrawPage.as_view(),
+        name="team-withdraw",
+    ),
     path("team/join/<str:token>/", team.TeamJoinPage.as_view(), name="team-join"),
     path("alerts/", alerts.AlertsPage.as_view(), name="alerts"),
 ]

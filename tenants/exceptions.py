@@ -56,3 +56,15 @@ class InvitationExpired(InvalidInvitation):
     status_code = 410
     code = "invitation_expired"
     message = "This invitation has expired: ask for a new one."
+
+
+class InvitationWithdrawn(InvalidInvitation):
+    status_code = 410
+    code = "invitation_withdrawn"
+    message = "This invitation was withdrawn: ask the team's owner or an admin for a new one."
+
+
+class InvitationUsed(InvalidInvitation):
+    status_code = 409
+    code = "invitation_used"
+    message = "This invitation has already been accepted: a link works once."

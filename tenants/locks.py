@@ -1,13 +1,13 @@
 """Row locks of the tenants app: the only place here that calls select_for_update.
 
 A team change that could leave a tenant without an owner locks the tenant's owner memberships
-(by id, so two changes wait for each other rather than cross). Such a transaction takes no
-other lock: it touches no money.
+(by id, so two changes wait for each other rather than cross). Accepting or withdrawing an
+invitation locks its row alone. Neither transaction takes another lock: they touch no money.
 """
 
 from django.db.models import QuerySet
 
-from tenants.models import Membership
+from tenants.models import Invitation, Membership
 
 
 def owners_lock(*, tenant_id: int) -> QuerySet[Membership]:
@@ -19,3 +19,8 @@ def owners_lock(*, tenant_id: int) -> QuerySet[Membership]:
         .filter(tenant_id=tenant_id, role=Membership.Role.OWNER)
         .order_by("pk")
     )
+
+
+def invitation_lock(*, invitation_id: int) -> QuerySet[Invitation]:
+    """The invitation's row, locked (only its own row, whatever the caller joins)."""
+    return Invitation.objects.select_for_update(of=("self",)).filter(pk=invitation_id)

@@ -72,6 +72,62 @@ class Membership(TenantOwnedModel):
         return f"{self.user} in {self.tenant_id} as {self.role}"
 
 
+class Invitation(TenantOwnedModel):
+    """An invitation to join a tenant (tenants/services.py, "The team"). The e-mailed link
+    carries a signed token naming this row; the row decides: a link works once, until
+    `expires_at`, and not after an owner or admin withdrew it (or a newer invitation to the
+    same address replaced it)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+
+    email = models.EmailField(max_length=254)  # lower case
+    role = models.CharField(max_length=16, choices=Membership.Role.choices)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # When it was accepted or withdrawn, and by whom (the new member; whoever withdrew it).
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            # One open invitation per address and tenant: a new one closes the old one first.
+            models.UniqueConstraint(
+                fields=["tenant", "email"],
+                condition=Q(status="pending"),
+                name="invitation_one_pending_uniq",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="pending", closed_at__isnull=True)
+                | (~Q(status="pending") & Q(closed_at__isnull=False)),
+                name="invitation_closed_when_not_pending",
+            ),
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=models.F("created_at")),
+                name="invitation_expires_after_created",
+            ),
+        ]
+        indexes = [
+            # The team page's list of a tenant's pending invitations.
+            models.Index(
+                fields=["tenant", "created_at"],
+                name="invitation_tenant_pending_idx",
+                condition=Q(status="pending"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.tenant_id} as {self.role} ({self.status})"
+
+
 class ApiKey(TenantOwnedModel):
     """An integration's credential. Only a SHA-256 of the key is kept; the key is shown once.
 

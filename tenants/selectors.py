@@ -5,10 +5,11 @@ from collections.abc import Callable
 
 from django.contrib.auth.models import User
 from django.db.models import Case, F, IntegerField, QuerySet, When
+from django.utils import timezone
 
 from tenants.cache import StampedCache
 from tenants.exceptions import TenantNotFound
-from tenants.models import ApiKey, Membership, Tenant
+from tenants.models import ApiKey, Invitation, Membership, Tenant
 
 # SHA-256 of a presented key (never the key) → the ApiKey row with its tenant, as loaded under
 # the stamp (tenants/cache.py). A hit costs no query; its instances are shared by the requests
@@ -80,3 +81,19 @@ def membership_list(*, tenant: Tenant) -> QuerySet[Membership]:
         .select_related("user")
         .order_by(order, "created_at", "pk")
     )
+
+
+def invitation_pending_list(*, tenant: Tenant) -> QuerySet[Invitation]:
+    """The tenant's invitations that a link could still accept, oldest first, with who sent
+    them (tenants.models.Invitation)."""
+    return (
+        Invitation.objects.filter(
+            tenant=tenant, status=Invitation.Status.PENDING, expires_at__gt=timezone.now()
+        )
+        .select_related("invited_by")
+        .order_by("created_at", "pk")
+    )
+
+
+def invitation_get(*, tenant: Tenant, invitation_id: int) -> Invitation | None:
+    return Invitation.objects.filter(tenant=tenant, pk=invitation_id).first()

@@ -12,14 +12,21 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from tenants.cache import config_stamp_bump
-from tenants.exceptions import InvalidInvitation, InvitationExpired, LastOwner, TeamChangeRefused
-from tenants.locks import owners_lock
-from tenants.models import ApiKey, Membership, Tenant
+from tenants.exceptions import (
+    InvalidInvitation,
+    InvitationExpired,
+    InvitationUsed,
+    InvitationWithdrawn,
+    LastOwner,
+    TeamChangeRefused,
+)
+from tenants.locks import invitation_lock, owners_lock
+from tenants.models import ApiKey, Invitation, Membership, Tenant
 from tenants.outbox import outbox_claim, outbox_enqueue
 
 API_KEY_PREFIX_LEN = 8
@@ -144,7 +151,8 @@ def api_key_touch(*, api_key: ApiKey) -> None:
 Role = Membership.Role
 TEAM_MANAGERS = (Role.OWNER, Role.ADMIN)
 INVITE_SALT = "tenants.invitation"
-# An invitation is a signed link, not a row: it cannot be withdrawn, so it lives briefly.
+# How long an invitation's link works. The link's signed token only names the invitation's row,
+# which decides (tenants.models.Invitation): once, until it expires, unless withdrawn.
 INVITE_MAX_AGE = timedelta(days=3)
 INVITE_EMAIL_SEND = "tenants.invite_email_send"
 
@@ -206,19 +214,12 @@ def membership_remove(*, actor: Membership, membership: Membership) -> None:
         current.delete()
 
 
-@dataclass(frozen=True)
-class Invitation:
-    tenant: Tenant
-    email: str
-    role: str
-    invited_by_id: int
-
-
 def membership_invite(
     *, actor: Membership, email: str, role: str, link: Callable[[str], str]
 ) -> str:
-    """Invite `email` to `actor`'s tenant as `role`: a signed link (`link(token)` makes it a
-    URL), e-mailed through the outbox. Returns the token."""
+    """Invite `email` to `actor`'s tenant as `role`: an Invitation row and a link to it
+    (`link(token)` makes the signed token a URL), e-mailed through the outbox. A pending
+    invitation to the same address is withdrawn (its link stops working). Returns the token."""
     email = email.strip()
     try:
         validate_email(email)
@@ -231,12 +232,25 @@ def membership_invite(
     if Membership.objects.filter(tenant_id=actor.tenant_id, user__email__iexact=email).exists():
         message = f"{email} is already a member."
         raise InvalidInvitation(message, fields={"email": [message]})
-    token = signing.dumps(
-        {"t": actor.tenant_id, "e": email.lower(), "r": role, "by": actor.user_id},
-        salt=INVITE_SALT,
-        compress=True,
-    )
+    now = timezone.now()
     with transaction.atomic():
+        Invitation.objects.filter(
+            tenant_id=actor.tenant_id, email=email.lower(), status=Invitation.Status.PENDING
+        ).update(status=Invitation.Status.WITHDRAWN, closed_at=now, closed_by_id=actor.user_id)
+        try:
+            with transaction.atomic():
+                invitation = Invitation.objects.create(
+                    tenant_id=actor.tenant_id,
+                    email=email.lower(),
+                    role=role,
+                    invited_by_id=actor.user_id,
+                    created_at=now,
+                    expires_at=now + INVITE_MAX_AGE,
+                )
+        except IntegrityError:  # another invitation to the address, sent at the same moment
+            message = f"{email} was invited a moment ago."
+            raise InvalidInvitation(message, fields={"email": [message]}) from None
+        token = signing.dumps({"i": invitation.pk}, salt=INVITE_SALT)
         outbox_enqueue(
             INVITE_EMAIL_SEND,
             {
@@ -278,45 +292,100 @@ def membership_invite_email_send(
         )
 
 
-def membership_invitation_read(*, token: str) -> Invitation:
-    """The invitation a link carries: InvitationExpired past INVITE_MAX_AGE, InvalidInvitation
-    for a link that was not signed by us as it is (tampered, truncated) or names a tenant that
-    is gone."""
+def _invitation_id(token: str) -> int:
     try:
-        data = signing.loads(token, salt=INVITE_SALT, max_age=INVITE_MAX_AGE)
-    except signing.SignatureExpired:
-        raise InvitationExpired() from None
+        data = signing.loads(token, salt=INVITE_SALT)
     except signing.BadSignature:
         message = "This invitation link is not valid: check that it was copied whole."
         raise InvalidInvitation(message) from None
-    tenant = Tenant.objects.filter(pk=data["t"]).first()
-    if tenant is None:
+    if not isinstance(data, dict) or not isinstance(data.get("i"), int):
+        # A link of the stateless invitations that came before the rows: none is left to say.
+        raise InvalidInvitation("This invitation link is no longer valid: ask for a new one.")
+    return data["i"]
+
+
+def _invitation_open_check(invitation: Invitation, *, user: User | None) -> None:
+    if invitation.status == Invitation.Status.WITHDRAWN:
+        raise InvitationWithdrawn()
+    if invitation.status == Invitation.Status.ACCEPTED:
+        if user is not None and invitation.closed_by_id == user.pk:
+            raise InvitationUsed("You have already accepted this invitation.")
+        raise InvitationUsed()
+    if invitation.expires_at <= timezone.now():
+        raise InvitationExpired()
+
+
+def membership_invitation_read(*, token: str, user: User | None = None) -> Invitation:
+    """The open invitation a link names, with its tenant. Refused (InvalidInvitation and its
+    kinds): a link not signed by us as it is (tampered, truncated), an invitation withdrawn,
+    already accepted (`user`'s own acceptance says so) or expired."""
+    invitation = (
+        Invitation.objects.select_related("tenant").filter(pk=_invitation_id(token)).first()
+    )
+    if invitation is None:
         raise InvalidInvitation()
-    return Invitation(tenant=tenant, email=data["e"], role=data["r"], invited_by_id=data["by"])
+    _invitation_open_check(invitation, user=user)
+    return invitation
 
 
 def membership_invitation_accept(*, token: str, user: User) -> Membership:
-    """Add `user` to the invitation's tenant in its role. The user's e-mail must be the one
-    invited (a forwarded link is no use), and the inviter must still be allowed to invite to
-    that role. Someone already a member keeps the role they have."""
-    invitation = membership_invitation_read(token=token)
-    if (user.email or "").lower() != invitation.email:
-        raise InvalidInvitation(
-            f"This invitation was sent to {invitation.email}; you are signed in as "
-            f"{user.email or user.get_username()}."
+    """Add `user` to the invitation's tenant in its role, and close the invitation: a link
+    works once. The user's e-mail must be the one invited (a forwarded link is no use), and the
+    inviter must still be allowed to invite to that role. Someone already a member keeps the
+    role they have. Under the invitation's lock, so a withdrawal and an acceptance never both
+    succeed."""
+    invitation_id = _invitation_id(token)
+    with transaction.atomic():
+        invitation = invitation_lock(invitation_id=invitation_id).select_related("tenant").first()
+        if invitation is None:
+            raise InvalidInvitation()
+        _invitation_open_check(invitation, user=user)
+        if (user.email or "").lower() != invitation.email:
+            raise InvalidInvitation(
+                f"This invitation was sent to {invitation.email}; you are signed in as "
+                f"{user.email or user.get_username()}."
+            )
+        inviter = (
+            Membership.objects.filter(
+                tenant_id=invitation.tenant_id, user_id=invitation.invited_by_id
+            ).first()
+            if invitation.invited_by_id is not None  # the inviter's account was deleted
+            else None
         )
-    inviter = Membership.objects.filter(
-        tenant=invitation.tenant, user_id=invitation.invited_by_id
-    ).first()
-    try:
-        if inviter is None:
-            raise TeamChangeRefused()
-        _team_change_check(actor=inviter, target_role=invitation.role, new_role=None)
-    except TeamChangeRefused:
-        raise InvalidInvitation(
-            "Whoever sent this invitation can no longer invite to that role: ask for a new one."
-        ) from None
-    membership, _ = Membership.objects.get_or_create(
-        tenant=invitation.tenant, user=user, defaults={"role": invitation.role}
-    )
+        try:
+            if inviter is None:
+                raise TeamChangeRefused()
+            _team_change_check(actor=inviter, target_role=invitation.role, new_role=None)
+        except TeamChangeRefused:
+            raise InvalidInvitation(
+                "Whoever sent this invitation can no longer invite to that role: ask for a new one."
+            ) from None
+        membership, _ = Membership.objects.get_or_create(
+            tenant=invitation.tenant, user=user, defaults={"role": invitation.role}
+        )
+        _invitation_close(invitation, status=Invitation.Status.ACCEPTED, by=user)
     return membership
+
+
+def membership_invitation_withdraw(*, actor: Membership, invitation: Invitation) -> None:
+    """`actor` withdraws a pending invitation of their tenant: its link stops working. Who may
+    invite to its role may withdraw it; one already accepted is refused (remove the member
+    instead), one already withdrawn stays so."""
+    if actor.tenant_id != invitation.tenant_id:
+        raise TeamChangeRefused("That invitation belongs to another tenant.")
+    _team_change_check(actor=actor, target_role=invitation.role, new_role=None)
+    with transaction.atomic():
+        current = invitation_lock(invitation_id=invitation.pk).get()
+        if current.status == Invitation.Status.ACCEPTED:
+            raise InvitationUsed(
+                f"{current.email} has already accepted this invitation: remove them from the "
+                "team instead.",
+            )
+        if current.status == Invitation.Status.PENDING:
+            _invitation_close(current, status=Invitation.Status.WITHDRAWN, by=actor.user)
+
+
+def _invitation_close(invitation: Invitation, *, status: str, by: User) -> None:
+    Invitation.objects.filter(pk=invitation.pk).update(
+        status=status, closed_at=timezone.now(), closed_by=by
+    )

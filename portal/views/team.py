@@ -1,6 +1,7 @@
-"""The team: members and their roles, invitations by e-mail (a signed, expiring link), role
-changes, removal and leaving. The rules live in tenants' services (the last owner stays; only
-an owner touches owners); this page offers only what the member's role may do."""
+"""The team: members and their roles, invitations by e-mail (a link to an Invitation row,
+which expires, works once and may be withdrawn), role changes, removal and leaving. The rules
+live in tenants' services (the last owner stays; only an owner touches owners); this page
+offers only what the member's role may do."""
 
 from collections.abc import Callable
 from typing import Any
@@ -18,11 +19,12 @@ from portal.access import Capability
 from portal.base import SESSION_KEY, PortalView
 from tenants.exceptions import InvalidInvitation, LastOwner, TeamChangeRefused
 from tenants.models import Membership
-from tenants.selectors import membership_list
+from tenants.selectors import invitation_get, invitation_pending_list, membership_list
 from tenants.services import (
     INVITE_MAX_AGE,
     membership_invitation_accept,
     membership_invitation_read,
+    membership_invitation_withdraw,
     membership_invite,
     membership_remove,
     membership_role_change,
@@ -93,8 +95,17 @@ def team_context(me: Membership, owner: bool) -> dict[str, Any]:
                 "can_remove": touchable and m.pk != me.pk,
             }
         )
+    invitations = (
+        [
+            {"i": i, "can_withdraw": owner or i.role != Role.OWNER}
+            for i in invitation_pending_list(tenant=me.tenant)
+        ]
+        if manager
+        else []
+    )
     return {
         "rows": rows,
+        "invitations": invitations,
         "grantable": grantable,
         "invite_days": INVITE_MAX_AGE.days,
         "can_leave": not (me.role == Role.OWNER and owners == 1),
@@ -168,6 +179,25 @@ class TeamLeavePage(_MemberView):
         )
 
 
+class TeamWithdrawPage(_MemberView):
+    """POST: withdraw a pending invitation (its link stops working)."""
+
+    requires = {"POST": Capability.MANAGE}
+
+    def post(self, request: HttpRequest, invitation_id: int) -> HttpResponse:
+        invitation = invitation_get(tenant=self.tenant, invitation_id=invitation_id)
+        if invitation is None:
+            raise Http404("No invitation of your team has that id.")
+        try:
+            membership_invitation_withdraw(actor=self.membership, invitation=invitation)
+        except TeamChangeRefused as exc:
+            raise PermissionDenied(exc.message) from None
+        except InvalidInvitation as exc:
+            return self.refused(exc.message, exc.status_code)
+        messages.success(request, f"The invitation to {invitation.email} was withdrawn.")
+        return HttpResponseRedirect(reverse("portal:team"))
+
+
 class TeamJoinPage(LoginRequiredMixin, View):
     """An invitation's link. Not a PortalView: the invited user is not a member yet (maybe of
     no tenant at all). GET shows the invitation; POST accepts it."""
@@ -176,7 +206,7 @@ class TeamJoinPage(LoginRequiredMixin, View):
 
     def get(self, request: HttpRequest, token: str) -> HttpResponse:
         try:
-            invitation = membership_invitation_read(token=token)
+            invitation = membership_invitation_read(token=token, user=request.user)  # type: ignore[arg-type]
         except InvalidInvitation as exc:
             return self._refused(exc)
         addressed = (request.user.email or "").lower() == invitation.email  # type: ignore[union-attr]

@@ -1,6 +1,6 @@
 """The management pages in a real browser: an owner creates an API key, adds a webhook
-endpoint, sets alerts and invites a member, who accepts; each page at 1280 and 390 px, with
-no accessibility violations axe-core can find."""
+endpoint, sets alerts and invites a member (listed as pending, with Withdraw), who accepts;
+each page at 1280 and 390 px, with no accessibility violations axe-core can find."""
 
 import re
 from typing import Any
@@ -65,6 +65,11 @@ def test_an_owner_manages_keys_webhooks_alerts_and_the_team(
     page.get_by_role("button", name="Send invitation").click()
     page.wait_for_url(f"{base}/team/")
     assert "Invitation sent to nina@example.com as Billing." in page.inner_text("main")
+    pending = page.locator("section", has=page.get_by_role("heading", name="Pending invitations"))
+    (invited,) = pending.locator("tbody tr td:first-child").all_inner_texts()
+    assert invited.startswith("nina@example.com\nBilling · sent ")
+    assert " by olive · expires " in invited
+    assert page.get_by_role("button", name="Withdraw the invitation to nina@example.com").count()
     assert axe_violations(page) == []
     shot(page, "portal-team")
 

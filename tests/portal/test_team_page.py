@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.core import mail
 from django.test import Client
 
-from tenants.models import Membership, OutboxMessage, Tenant
+from tenants.models import Invitation, Membership, OutboxMessage, Tenant
 from tenants.services import membership_add
 from tests.portal.conftest import Login
 
@@ -210,3 +210,136 @@ def test_another_tenants_member_is_a_friendly_404(
     assert [a.status_code for a in answers] == [404, 404]
     assert "No member of your team has that id." in answers[0].content.decode()
     assert roles(other_tenant) == {"gus": "member"}
+
+
+def _invite(client: Client, email: str, role: str) -> str:
+    """Invite through the page; the link's path (the newest invitation's)."""
+    assert client.post("/team/", {"email": email, "role": role}).status_code == 302
+    message = OutboxMessage.objects.filter(task="tenants.invite_email_send").latest("pk")
+    return str(message.kwargs["link"]).removeprefix("http://testserver")
+
+
+def test_pending_invitations_are_listed_and_one_is_withdrawn(login: Login, tenant: Tenant) -> None:
+    owner = login(tenant)
+    with time_machine.travel("2026-03-01 12:00:00+00:00", tick=False):
+        nina_link = _invite(owner, "Nina@Example.com", "billing")
+        _invite(owner, "otto@example.com", "owner")
+        page = owner.get("/team/").content.decode()
+        nina_id, otto_id = Invitation.objects.order_by("pk").values_list("pk", flat=True)
+
+        withdrawn = owner.post(f"/team/invitations/{nina_id}/withdraw/", follow=True)
+        after = owner.get("/team/").content.decode()
+        nina = signed_in_as("nina", "nina@example.com")
+        shown, accepted = nina.get(nina_link), nina.post(nina_link)
+
+    assert "Pending invitations" in page
+    assert "<td>nina@example.com<br>" in page
+    assert "<td>otto@example.com<br>" in page
+    assert "Billing · sent 2026-03-01 by owner1 · expires 2026-03-04 12:00 UTC" in page
+    assert f'action="/team/invitations/{nina_id}/withdraw/"' in page
+    assert f'action="/team/invitations/{otto_id}/withdraw/"' in page
+    assert withdrawn.redirect_chain == [("/team/", 302)]
+    assert "The invitation to nina@example.com was withdrawn." in withdrawn.content.decode()
+    assert "<td>nina@example.com<br>" not in after
+    assert "<td>otto@example.com<br>" in after
+    said = "This invitation was withdrawn: ask the team&#x27;s owner or an admin for a new one."
+    assert (shown.status_code, accepted.status_code) == (410, 410)
+    assert said in shown.content.decode()
+    assert said in accepted.content.decode()
+    assert "nina" not in roles(tenant)
+
+
+def test_an_admin_cannot_withdraw_an_owners_invitation(login: Login, tenant: Tenant) -> None:
+    owner = login(tenant)
+    _invite(owner, "otto@example.com", "owner")
+    _invite(owner, "mia@example.com", "member")
+    otto_id, mia_id = Invitation.objects.order_by("pk").values_list("pk", flat=True)
+    admin = login(tenant, role="admin")
+
+    page = admin.get("/team/").content.decode()
+    answers = [
+        admin.post(f"/team/invitations/{otto_id}/withdraw/").status_code,
+        admin.post(f"/team/invitations/{mia_id}/withdraw/").status_code,
+    ]
+
+    assert "<td>otto@example.com<br>" in page
+    assert f'action="/team/invitations/{otto_id}/withdraw/"' not in page
+    assert f'action="/team/invitations/{mia_id}/withdraw/"' in page
+    assert answers == [403, 302]
+    assert list(Invitation.objects.order_by("pk").values_list("status", flat=True)) == [
+        "pending",
+        "withdrawn",
+    ]
+
+
+@pytest.mark.parametrize("role", ["billing", "member"])
+def test_a_reader_sees_no_invitations_and_cannot_withdraw(
+    login: Login, tenant: Tenant, role: str
+) -> None:
+    _invite(login(tenant), "nina@example.com", "member")
+    invitation = Invitation.objects.get()
+    reader = login(tenant, role=role)
+
+    page = reader.get("/team/").content.decode()
+    answer = reader.post(f"/team/invitations/{invitation.pk}/withdraw/")
+
+    assert "Pending invitations" not in page
+    assert "nina@example.com" not in page
+    assert answer.status_code == 403
+    assert Invitation.objects.get().status == "pending"
+
+
+def test_another_tenants_invitation_is_a_friendly_404(
+    login: Login, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    _invite(login(other_tenant), "nina@example.com", "member")
+    owner = login(tenant)
+
+    answer = owner.post(f"/team/invitations/{Invitation.objects.get().pk}/withdraw/")
+
+    assert answer.status_code == 404
+    assert "No invitation of your team has that id." in answer.content.decode()
+    assert Invitation.objects.get().status == "pending"
+
+
+def test_a_link_works_once(login: Login, tenant: Tenant) -> None:
+    """Accepted, removed, the same link again: a page that says so, not a way back in."""
+    owner = login(tenant)
+    path = _invite(owner, "nina@example.com", "admin")
+    nina = signed_in_as("nina", "nina@example.com")
+    assert nina.post(path).status_code == 302
+    owner_page = owner.get("/team/").content.decode()
+    again = nina.get(path)
+    owner.post(f"/team/{Membership.objects.get(user__username='nina').pk}/remove/")
+
+    rejoin = nina.post(path)
+    rejoin_page = nina.get(path)
+    other = signed_in_as("nina2", "nina@example.com").post(path)
+
+    assert "No invitation is waiting to be accepted." in owner_page
+    assert again.status_code == 409
+    assert "You have already accepted this invitation." in again.content.decode()
+    assert (rejoin.status_code, rejoin_page.status_code, other.status_code) == (409, 409, 409)
+    assert "You have already accepted this invitation." in rejoin.content.decode()
+    assert "This invitation has already been accepted: a link works once." in (
+        other.content.decode()
+    )
+    assert "Back to the portal" in rejoin.content.decode()
+    assert "nina" not in roles(tenant)
+
+
+def test_an_accepted_invitation_cannot_be_withdrawn_from_the_page(
+    login: Login, tenant: Tenant
+) -> None:
+    owner = login(tenant)
+    path = _invite(owner, "nina@example.com", "member")
+    invitation = Invitation.objects.get()
+    signed_in_as("nina", "nina@example.com").post(path)
+
+    answer = owner.post(f"/team/invitations/{invitation.pk}/withdraw/")
+
+    assert answer.status_code == 409
+    assert (
+        "nina@example.com has already accepted this invitation: remove them from the team "
+        "instead." in answer.content.decode()
+    )

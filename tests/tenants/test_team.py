@@ -1,5 +1,6 @@
-"""The team's services: who may change whom, the last owner, and invitations as signed,
-expiring links e-mailed through the outbox."""
+"""The team's services: who may change whom, the last owner, and invitations: a row per
+invitation (it expires, works once, may be withdrawn) behind a signed link e-mailed through the
+outbox."""
 
 import re
 import threading
@@ -10,15 +11,26 @@ from typing import Any
 import pytest
 import time_machine
 from django.contrib.auth.models import User
-from django.core import mail
-from django.db import connection
+from django.core import mail, signing
+from django.db import IntegrityError, connection
+from django.utils import timezone
 
-from tenants.exceptions import InvalidInvitation, InvitationExpired, LastOwner, TeamChangeRefused
-from tenants.models import Membership, OutboxMessage, Tenant
+from tenants.exceptions import (
+    InvalidInvitation,
+    InvitationExpired,
+    InvitationUsed,
+    InvitationWithdrawn,
+    LastOwner,
+    TeamChangeRefused,
+)
+from tenants.models import Invitation, Membership, OutboxMessage, Tenant
+from tenants.selectors import invitation_pending_list
 from tenants.services import (
+    INVITE_SALT,
     membership_add,
     membership_invitation_accept,
     membership_invitation_read,
+    membership_invitation_withdraw,
     membership_invite,
     membership_remove,
     membership_role_change,
@@ -167,6 +179,7 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner(tenant: Tenant) 
     assert sorted(outcomes) == ["demoted", "no longer an owner"]
 
 
+@time_machine.travel("2026-03-01 12:00:00+00:00", tick=False)
 def test_an_invitation_is_e_mailed_once_through_the_outbox(
     tenant: Tenant, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
@@ -193,6 +206,15 @@ def test_an_invitation_is_e_mailed_once_through_the_outbox(
         "new@example.com",
         "billing",
     )
+    row = Invitation.objects.get()
+    assert signing.loads(token, salt=INVITE_SALT) == {"i": row.pk}  # the link names the row
+    assert (row.invited_by, row.status, str(row.created_at), str(row.expires_at)) == (
+        olive.user,
+        "pending",
+        "2026-03-01 12:00:00+00:00",
+        "2026-03-04 12:00:00+00:00",
+    )
+    assert (row.closed_at, row.closed_by) == (None, None)
 
 
 def test_an_admin_cannot_invite_an_owner_nor_a_member_invite_at_all(tenant: Tenant) -> None:
@@ -221,10 +243,18 @@ def test_accepting_adds_the_signed_in_user_in_the_role_invited(tenant: Tenant) -
     nina = User.objects.create_user("nina", email="Nina@Example.com")
 
     joined = membership_invitation_accept(token=token, user=nina)
-    again = membership_invitation_accept(token=token, user=nina)
+    with pytest.raises(InvitationUsed) as again:
+        membership_invitation_accept(token=token, user=nina)
 
-    assert (joined.tenant, joined.role, again.pk) == (tenant, "admin", joined.pk)
+    assert (joined.tenant, joined.role) == (tenant, "admin")
     assert roles(tenant) == {"olive": "owner", "nina": "admin"}
+    assert (again.value.status_code, again.value.message) == (
+        409,
+        "You have already accepted this invitation.",
+    )
+    row = Invitation.objects.get()
+    assert (row.status, row.closed_by, row.closed_at is not None) == ("accepted", nina, True)
+    assert list(invitation_pending_list(tenant=tenant)) == []
 
 
 def test_a_forwarded_link_is_no_use_to_someone_else(tenant: Tenant) -> None:
@@ -285,3 +315,180 @@ def test_an_invitation_dies_with_its_inviters_right_to_send_it(tenant: Tenant) -
 
     with pytest.raises(InvalidInvitation, match=re.escape("can no longer invite to that role")):
         membership_invitation_accept(token=token, user=nina)
+
+
+def test_a_removed_member_cannot_rejoin_with_the_link(tenant: Tenant) -> None:
+    """The hole stateless links left: accepted, removed, the same link again within 3 days."""
+    olive = member(tenant, "olive", Role.OWNER)
+    token = membership_invite(actor=olive, email="nina@example.com", role=Role.ADMIN, link=link)
+    nina = User.objects.create_user("nina", email="nina@example.com")
+    joined = membership_invitation_accept(token=token, user=nina)
+    membership_remove(actor=olive, membership=joined)
+    eve = User.objects.create_user("eve", email="nina@example.com")  # or a second account
+
+    with pytest.raises(InvitationUsed) as again:
+        membership_invitation_accept(token=token, user=nina)
+    with pytest.raises(InvitationUsed) as other:
+        membership_invitation_accept(token=token, user=eve)
+
+    assert again.value.message == "You have already accepted this invitation."
+    assert other.value.message == "This invitation has already been accepted: a link works once."
+    assert roles(tenant) == {"olive": "owner"}
+
+
+def test_a_withdrawn_invitation_adds_nobody(tenant: Tenant) -> None:
+    olive = member(tenant, "olive", Role.OWNER)
+    token = membership_invite(actor=olive, email="nina@example.com", role=Role.MEMBER, link=link)
+    invitation = Invitation.objects.get()
+    nina = User.objects.create_user("nina", email="nina@example.com")
+
+    membership_invitation_withdraw(actor=olive, invitation=invitation)
+    membership_invitation_withdraw(actor=olive, invitation=invitation)  # again: nothing to do
+
+    with pytest.raises(InvitationWithdrawn) as read:
+        membership_invitation_read(token=token)
+    with pytest.raises(InvitationWithdrawn) as accepted:
+        membership_invitation_accept(token=token, user=nina)
+    assert (accepted.value.status_code, accepted.value.message) == (
+        410,
+        "This invitation was withdrawn: ask the team's owner or an admin for a new one.",
+    )
+    assert read.value.message == accepted.value.message
+    invitation.refresh_from_db()
+    assert (invitation.status, invitation.closed_by) == ("withdrawn", olive.user)
+    assert roles(tenant) == {"olive": "owner"}
+
+
+def test_who_may_withdraw_an_invitation(tenant: Tenant, other_tenant: Tenant) -> None:
+    olive = member(tenant, "olive", Role.OWNER)
+    ada, tom = member(tenant, "ada", Role.ADMIN), member(tenant, "tom", Role.MEMBER)
+    membership_invite(actor=olive, email="o@example.com", role=Role.OWNER, link=link)
+    membership_invite(actor=olive, email="m@example.com", role=Role.MEMBER, link=link)
+    to_owner, to_member = Invitation.objects.order_by("pk")
+    gus = membership_add(tenant=other_tenant, user=User.objects.create_user("gus"), role=Role.OWNER)
+
+    refusals = []
+    for actor, invitation in [(ada, to_owner), (tom, to_member), (gus, to_member)]:
+        with pytest.raises(TeamChangeRefused) as refused:
+            membership_invitation_withdraw(actor=actor, invitation=invitation)
+        refusals.append(refused.value.message)
+    membership_invitation_withdraw(actor=ada, invitation=to_member)
+
+    assert refusals == [
+        "Only an owner can make, change or remove an owner.",
+        "Only owners and admins manage the team.",
+        "That invitation belongs to another tenant.",
+    ]
+    assert [i.email for i in invitation_pending_list(tenant=tenant)] == ["o@example.com"]
+
+
+def test_an_accepted_invitation_cannot_be_withdrawn(tenant: Tenant) -> None:
+    olive = member(tenant, "olive", Role.OWNER)
+    token = membership_invite(actor=olive, email="nina@example.com", role=Role.MEMBER, link=link)
+    membership_invitation_accept(
+        token=token, user=User.objects.create_user("nina", email="nina@example.com")
+    )
+
+    with pytest.raises(InvitationUsed) as refused:
+        membership_invitation_withdraw(actor=olive, invitation=Invitation.objects.get())
+
+    assert refused.value.message == (
+        "nina@example.com has already accepted this invitation: remove them from the team instead."
+    )
+    assert Invitation.objects.get().status == "accepted"
+
+
+def test_inviting_an_address_again_replaces_its_link(tenant: Tenant) -> None:
+    olive = member(tenant, "olive", Role.OWNER)
+    first = membership_invite(actor=olive, email="nina@example.com", role=Role.MEMBER, link=link)
+    second = membership_invite(actor=olive, email="Nina@example.com", role=Role.ADMIN, link=link)
+    nina = User.objects.create_user("nina", email="nina@example.com")
+
+    with pytest.raises(InvitationWithdrawn):
+        membership_invitation_accept(token=first, user=nina)
+    assert membership_invitation_accept(token=second, user=nina).role == "admin"
+    assert list(Invitation.objects.order_by("pk").values_list("status", "role")) == [
+        ("withdrawn", "member"),
+        ("accepted", "admin"),
+    ]
+
+
+def test_one_pending_invitation_per_address_in_the_database(tenant: Tenant) -> None:
+    olive = member(tenant, "olive", Role.OWNER)
+    membership_invite(actor=olive, email="nina@example.com", role=Role.MEMBER, link=link)
+    now = timezone.now()
+
+    with pytest.raises(IntegrityError, match="invitation_one_pending_uniq"):
+        Invitation.objects.create(
+            tenant=tenant,
+            email="nina@example.com",
+            role=Role.MEMBER,
+            created_at=now,
+            expires_at=now + timedelta(days=1),
+        )
+
+
+def test_a_stateless_link_from_before_the_rows_is_refused(tenant: Tenant) -> None:
+    olive = member(tenant, "olive", Role.OWNER)
+    old = signing.dumps(
+        {"t": tenant.pk, "e": "nina@example.com", "r": "admin", "by": olive.user_id},
+        salt=INVITE_SALT,
+        compress=True,
+    )
+    nina = User.objects.create_user("nina", email="nina@example.com")
+
+    with pytest.raises(InvalidInvitation) as refused:
+        membership_invitation_accept(token=old, user=nina)
+
+    assert (refused.value.status_code, refused.value.message) == (
+        422,
+        "This invitation link is no longer valid: ask for a new one.",
+    )
+    assert roles(tenant) == {"olive": "owner"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_withdrawal_and_an_acceptance_at_once_one_wins(tenant: Tenant) -> None:
+    """Both lock the invitation's row: the second sees what the first did."""
+    olive = member(tenant, "olive", Role.OWNER)
+    token = membership_invite(actor=olive, email="nina@example.com", role=Role.MEMBER, link=link)
+    invitation = Invitation.objects.get()
+    nina = User.objects.create_user("nina", email="nina@example.com")
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def run(name: str, act: Callable[[], object]) -> None:
+        try:
+            barrier.wait()
+            act()
+            outcomes.append(name)
+        except InvalidInvitation as exc:
+            outcomes.append(type(exc).__name__)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(
+            target=run,
+            args=("accepted", lambda: membership_invitation_accept(token=token, user=nina)),
+        ),
+        threading.Thread(
+            target=run,
+            args=(
+                "withdrawn",
+                lambda: membership_invitation_withdraw(actor=olive, invitation=invitation),
+            ),
+        ),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    invitation.refresh_from_db()
+    if invitation.status == "accepted":
+        assert sorted(outcomes) == ["InvitationUsed", "accepted"]
+        assert roles(tenant) == {"olive": "owner", "nina": "member"}
+    else:
+        assert sorted(outcomes) == ["InvitationWithdrawn", "withdrawn"]
+        assert roles(tenant) == {"olive": "owner"}
