@@ -24,7 +24,7 @@ table's unique (from, to, effective_on) index.
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.db.models import (
@@ -49,6 +49,7 @@ from billing.money import exponents_not_two
 from insights.models import ExchangeRate
 
 ZERO = Decimal("0")
+MONEY_PLACES = Decimal("1E-8")
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ class FxCogs:
 
     cogs_currency: str
     currency: str
-    # Minor units of `currency`, unrounded; None when a day with COGS had no rate in force.
+    # Minor units of `currency` to 8 places, as the rollups keep money; None when a day with
+    # COGS had no rate in force.
     converted_minor: Decimal | None
     # The effective dates of the rates used (the earliest and the latest).
     rates_from: date | None
@@ -161,6 +163,11 @@ def fx_cogs_sql(*, days: QuerySet[Any], field: str) -> tuple[str, tuple[Any, ...
     return sql, tuple(params)
 
 
+def _places(value: Decimal | None) -> Decimal:
+    # To the rollups' 8 places of a minor unit (the exact product has 20 or more).
+    return (value or ZERO).quantize(MONEY_PLACES, rounding=ROUND_HALF_UP)
+
+
 def fx_cogs(
     *, days: QuerySet[Any], field: str, keys: Iterable[object] | None = None
 ) -> dict[tuple[object, str, str], FxCogs]:
@@ -171,7 +178,7 @@ def fx_cogs(
         (g[field], g["currency"], g["cogs_currency"]): FxCogs(
             cogs_currency=g["cogs_currency"],
             currency=g["currency"],
-            converted_minor=(g["converted"] or ZERO) if g["missing"] is None else None,
+            converted_minor=_places(g["converted"]) if g["missing"] is None else None,
             rates_from=g["first_on"],
             rates_to=g["last_on"],
             missing_from=g["missing"],

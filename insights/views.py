@@ -12,6 +12,7 @@ from insights.customers import SORTS, customer_list
 from insights.selectors import (
     MARGIN_BY,
     MarginBy,
+    MarginRow,
     breakage_list,
     cost_per_unit_list,
     margin_list,
@@ -119,15 +120,18 @@ class MarginPage(StaffPage):
         rows = margin_list(start=start, end=end, by=by, tenant=tenant)
         days = margin_list(start=start, end=end, by="day", tenant=tenant)
         # Minor units, rounded for the eye (the table has the exact figures), of one currency
-        # pair only (the first day's): two currencies are never drawn as one.
+        # pair only (the first day's): two currencies are never drawn as one. COGS in another
+        # currency are drawn converted at each day's rate (a day without one is a gap).
         pair = (days[0].currency, days[0].cogs_currency) if days else ("", "")
         shown = [r for r in days if (r.currency, r.cogs_currency) == pair]
-        chart = {
+        chart: dict[str, Any] = {
             "currency": pair[0],
             "labels": [str(r.key) for r in shown],
             "revenue": [str(r.revenue_minor.quantize(Decimal(1))) for r in shown],
-            "cogs": [str(r.cogs_minor.quantize(Decimal(1))) for r in shown],
+            "cogs": [_rounded(r.cogs_in_revenue_currency_minor) for r in shown],
         }
+        if pair[0] != pair[1]:
+            chart["converted_from"] = pair[1]
         return super().get_context_data(
             start=start,
             end=end,
@@ -159,6 +163,8 @@ class MarginPage(StaffPage):
                 "gross_margin_percent",
                 "events_cost_unknown",
                 "revenue_cost_unknown_minor",
+                "cogs_in_revenue_currency_minor",
+                "exchange_rates",
             ]
         )
         for r in margin_list(start=start, end=end, by=by, tenant=self.tenant()):
@@ -175,9 +181,30 @@ class MarginPage(StaffPage):
                     "" if r.margin_percent is None else r.margin_percent,
                     r.events_without_cost,
                     r.revenue_without_cost_minor,
+                    _blank(r.cogs_in_revenue_currency_minor),
+                    _rates(r),
                 ]
             )
         return response
+
+
+def _rounded(value: Decimal | None) -> str | None:
+    return None if value is None else str(value.quantize(Decimal(1)))
+
+
+def _blank(value: object) -> object:
+    return "" if value is None else value
+
+
+def _rates(row: MarginRow) -> str:
+    """How a row's COGS came into the revenue's currency (blank: they were in it)."""
+    if row.currency == row.cogs_currency:
+        return ""
+    pair = f"{row.cogs_currency} to {row.currency}"
+    if row.fx is None or row.fx.converted_minor is None:
+        missing = row.fx.missing_from if row.fx is not None else None
+        return f"no exchange rate {pair}" + (f" for {missing}" if missing else "")
+    return f"{pair} at the rates of {row.fx.rates_label}"
 
 
 class BreakagePage(StaffPage):

@@ -8,6 +8,8 @@ rates: 1 USD = 0.92 EUR from Jan 1, 0.95 EUR from Jan 14. So Jan 13's COGS is 10
 92 EUR cents, Jan 14's 301 x 0.95 = 285.95 EUR cents, 377.95 in all against 1,000 EUR cents of
 revenue: a 62.2 % gross margin (62.205 %)."""
 
+import csv
+import io
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
@@ -259,3 +261,73 @@ def test_the_margin_page_converts_every_grouping(
             r.key: (str(r.cogs_in_revenue_currency_minor.normalize()), str(r.margin_percent))
             for r in rows
         } == expected
+
+
+def _csv(staff: Client, query: str) -> list[dict[str, str]]:
+    response = staff.get(f"/console/margin/?{query}&{RANGE}&format=csv")
+    return list(csv.DictReader(io.StringIO(response.content.decode())))
+
+
+def test_the_margin_csv_and_chart_say_how_cogs_were_converted(eur: Tenant, staff: Client) -> None:
+    add_rate("2026-01-01", "0.92")
+    add_rate("2026-01-14", "0.95")
+
+    rows = _csv(staff, "by=day")
+    page = staff.get(f"/console/margin/?by=action&{RANGE}")
+
+    assert [
+        (
+            r["day"],
+            r["currency"],
+            r["revenue_minor"],
+            r["cogs_currency"],
+            r["cogs_minor"],
+            r["cogs_in_revenue_currency_minor"],
+            r["gross_margin_percent"],
+            r["exchange_rates"],
+        )
+        for r in rows
+    ] == [
+        (
+            "2026-01-13",
+            "EUR",
+            "500.00000000",
+            "USD",
+            "100.00000000",
+            "92.00000000",
+            "81.6",
+            "USD to EUR at the rates of 2026-01-01",
+        ),
+        (
+            "2026-01-14",
+            "EUR",
+            "500.00000000",
+            "USD",
+            "301.00000000",
+            "285.95000000",
+            "42.8",
+            "USD to EUR at the rates of 2026-01-14",
+        ),
+    ]
+    assert page.context["chart"] == {
+        "currency": "EUR",
+        "labels": ["2026-01-13", "2026-01-14"],
+        "revenue": ["500", "500"],
+        "cogs": ["92", "286"],
+        "converted_from": "USD",
+    }
+
+
+def test_without_a_rate_the_csv_leaves_the_margin_blank_and_says_why(
+    eur: Tenant, staff: Client
+) -> None:
+    add_rate("2026-01-14", "0.95")
+
+    rows = _csv(staff, "by=action")
+    days = _csv(staff, "by=day")
+
+    assert [
+        (r["cogs_in_revenue_currency_minor"], r["gross_margin_percent"], r["exchange_rates"])
+        for r in rows
+    ] == [("", "", "no exchange rate USD to EUR for 2026-01-13")]
+    assert [r["gross_margin_percent"] for r in days] == ["", "42.8"]
