@@ -10,6 +10,8 @@ Per tenant and UTC day (`seed_rollups`):
   the example card's weights (1/3/10/15, x6 for turbo), revenue at the packs' cost basis (1
   minor unit a credit), COGS 0.3 minor units a credit (a 70 % margin; x4 for every 17th tenant,
   margin-negative); every 10th tenant has one event a row without cost components.
+- insights' MarginTotalDay, TenantMarginDay and TenantMarginMonth: MarginDay summed (over
+  tenants; over actions per tenant and day; per tenant and month), as the rollup job keeps them.
 - metering's UsageDay: the same rows as usage (no money but COGS).
 - metering's UsageRefusalDay: every 6th day, 3 refusals for want of credits (every 5th tenant)
   or at the soft cap (the next one).
@@ -59,6 +61,37 @@ SELECT t.id, d.day, a.action, a.model_class, a.workflow, 'USD', 'USD', e.events,
        e.nocost, e.nocost, e.nocost * a.weight, e.nocost * a.weight
 {_GRID}
 ON CONFLICT DO NOTHING
+"""
+_SUMS = """events, quantity, credits, revenue_minor, cogs_minor, events_without_cost,
+    quantity_without_cost, credits_without_cost, revenue_without_cost_minor"""
+_SUMMED = ", ".join(f"sum({c.strip()})" for c in _SUMS.split(","))
+_REPLACED = ", ".join(f"{c.strip()} = EXCLUDED.{c.strip()}" for c in _SUMS.split(","))
+# The rollups summed from MarginDay (insights/rollup.py keeps them in the same statement as
+# MarginDay), recomputed here from MarginDay over what this seed covers, so they equal its
+# sums whatever was there before: every tenant's days from `first` on, and the seeded tenants'
+# days and whole months from the first of `first`'s month.
+_TOTAL_DAYS = f"""
+INSERT INTO insights_margintotalday (
+    day, action, model_class, workflow, currency, cogs_currency, {_SUMS})
+SELECT day, action, model_class, workflow, currency, cogs_currency, {_SUMMED}
+  FROM insights_marginday WHERE day >= %(first)s GROUP BY 1, 2, 3, 4, 5, 6
+ON CONFLICT (day, action, model_class, workflow, currency, cogs_currency)
+DO UPDATE SET {_REPLACED}
+"""
+_TENANT_DAYS = f"""
+INSERT INTO insights_tenantmarginday (tenant_id, day, currency, cogs_currency, {_SUMS})
+SELECT tenant_id, day, currency, cogs_currency, {_SUMMED}
+  FROM insights_marginday WHERE tenant_id = ANY(%(tenants)s) AND day >= %(first)s
+ GROUP BY 1, 2, 3, 4
+ON CONFLICT (tenant_id, day, currency, cogs_currency) DO UPDATE SET {_REPLACED}
+"""
+_TENANT_MONTHS = f"""
+INSERT INTO insights_tenantmarginmonth (tenant_id, month, currency, cogs_currency, {_SUMS})
+SELECT tenant_id, date_trunc('month', day)::date, currency, cogs_currency, {_SUMMED}
+  FROM insights_marginday
+ WHERE tenant_id = ANY(%(tenants)s) AND day >= date_trunc('month', %(first)s::date)
+ GROUP BY 1, 2, 3, 4
+ON CONFLICT (tenant_id, month, currency, cogs_currency) DO UPDATE SET {_REPLACED}
 """
 _USAGE = f"""
 INSERT INTO metering_usageday (
@@ -115,6 +148,9 @@ def seed_rollups(*, tenant_ids: list[int], days: int, today: date) -> dict[str, 
     with connection.cursor() as cursor:
         for name, sql in (
             ("margin days", _MARGIN),
+            ("margin days, all tenants", _TOTAL_DAYS),
+            ("margin days, per tenant", _TENANT_DAYS),
+            ("margin months, per tenant", _TENANT_MONTHS),
             ("usage days", _USAGE),
             ("refusal days", _REFUSALS),
             ("value days (spend)", _VALUE_SPEND),
