@@ -1,5 +1,6 @@
 """Reads of billing records; tenant-owned reads always take the tenant."""
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -17,6 +18,7 @@ from billing.models import (
     ContractInvoice,
     CreditPack,
     Plan,
+    PlanPrice,
     Subscription,
     TenantBilling,
     TopUp,
@@ -44,6 +46,32 @@ def plan_get(*, slug: str) -> Plan:
 
 def plan_list() -> QuerySet[Plan]:
     return Plan.objects.filter(active=True).order_by("price_minor", "included_credits", "slug")
+
+
+@dataclass(frozen=True)
+class PlanOffer:
+    """An active plan as a tenant would pay for it: its price in the tenant's currency."""
+
+    plan: Plan
+    currency: str
+    base_minor: int
+    per_seat_minor: int
+
+
+def plan_offer_list(*, tenant: Tenant) -> list[PlanOffer]:
+    """The active plans priced in the tenant's currency (a plan without a price in it is not
+    on sale to the tenant), cheapest first. One query and the currency's."""
+    currency = billing_currency_get(tenant=tenant)
+    prices = PlanPrice.objects.filter(plan__active=True, currency=currency).select_related("plan")
+    return [
+        PlanOffer(
+            plan=price.plan,
+            currency=currency,
+            base_minor=price.base_minor,
+            per_seat_minor=price.per_seat_minor,
+        )
+        for price in prices.order_by("base_minor", "plan__included_credits", "plan__slug")
+    ]
 
 
 def pack_get(*, slug: str, currency: str | None = None) -> CreditPack:

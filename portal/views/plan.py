@@ -14,7 +14,12 @@ from billing.exceptions import (
     SubscriptionNotFound,
 )
 from billing.models import Plan, SubscriptionInvoice
-from billing.selectors import contract_invoice_list, plan_list, subscription_current_get
+from billing.selectors import (
+    contract_invoice_list,
+    plan_list,
+    plan_offer_list,
+    subscription_current_get,
+)
 from billing.services.subscriptions import (
     subscription_cancel,
     subscription_change,
@@ -54,6 +59,7 @@ class PlanPage(PortalView):
             {
                 "subscription": sub,
                 "plans": plan_list(),
+                "offers": plan_offer_list(tenant=self.tenant),
                 "invoices": invoices,
                 "contract_invoices": contract_invoice_list(tenant=self.tenant).order_by(
                     "-created_at", "-pk"

@@ -9,11 +9,12 @@ import pytest
 import time_machine
 from django.contrib.auth.models import User
 
-from billing.models import Plan, Subscription, SubscriptionInvoice
+from billing.models import Plan, PlanPrice, Subscription, SubscriptionInvoice
 from ledger.selectors import balance_get
 from tenants.models import Tenant
 from tests.billing.test_portal_roles import login
 from tests.billing.test_subscriptions import priced  # noqa: F401  (the fixture)
+from tests.portal.tables import table_rows
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("priced")]
 
@@ -121,3 +122,21 @@ def test_a_contracts_invoices_are_listed_on_the_plan_page_with_their_page(tenant
     assert invoice.hosted_url == f"/billing/contract-invoices/{invoice.pk}/"
     assert shown.status_code == 200
     assert '<a href="/plan/">Back</a>' in shown.content.decode()
+
+
+def test_every_role_sees_the_plans_on_sale_in_its_currency(tenant: Tenant) -> None:
+    # A plan not priced in the tenant's currency (USD) is not on sale to it.
+    euro_only = Plan.objects.create(
+        slug="euro", name="Euro", price_minor=1_000, included_credits=Decimal("80")
+    )
+    PlanPrice.objects.create(plan=euro_only, currency="EUR", base_minor=1_000)
+    login(tenant, "owner").post("/plan/subscribe/", {"plan": "pro"})
+
+    page = login(tenant, "member").get("/plan/")
+
+    assert table_rows(page, region="Plans on sale") == [
+        ["Team", "20.00 USD", "10.00 USD", "100", "50"],
+        ["Starter", "29.00 USD", "—", "250", "—"],
+        ["Pro (yours)", "79.00 USD", "—", "750", "—"],
+        ["Enterprise", "499.00 USD", "—", "5000", "—"],
+    ]
