@@ -17,7 +17,9 @@ contract for every 20th (half pinned), and 365 days of rollups for all of them; 
 again. Per page: the statements of one request at each size and the median of 20 warm
 requests (after 2 warm-ups; at most 30 s a page) at each size.
 `--quick`: 100 tenants and 90 days, 5 requests a page; `--tiny`: 20 tenants and 40 days, 2
-requests (smoke runs: the times are only indicative).
+requests (smoke runs: the times are only indicative). `--trap-events N`: with the large set,
+N usage events of the last 30 days for each pinned contract's tenant (bench/portal_seed.py),
+which the contract pages' rate-card trap reads (none by default).
 """
 
 import argparse
@@ -26,7 +28,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,9 @@ class ConsoleConfig:
     large_tenants: int = 1000
     large_days: int = 365
     contract_every: int = 20  # a contract for every n-th tenant of the large set
+    # Usage events of the last 30 days for every pinned contract's tenant, seeded with the
+    # large set (--trap-events): the rate-card trap reads them.
+    trap_events: int = 0
     # Requests a page (20), warm-ups (2), at most 30 s a page: the portal bench's.
     timing: PortalConfig = field(default_factory=PortalConfig)
 
@@ -189,6 +194,8 @@ def seed_large(cfg: ConsoleConfig, seeded: Seeded, report: Callable[[str], None]
     seed_contracts(
         tenants=more[:: cfg.contract_every], card=seeded.card, pinned_to=seeded.pinned_to, now=now
     )
+    if cfg.trap_events:
+        seed_trap_events(cfg.trap_events, now, report)
     began = time.monotonic()
     rows = seed_rollups(
         tenant_ids=list(Tenant.objects.values_list("pk", flat=True)),
@@ -197,6 +204,24 @@ def seed_large(cfg: ConsoleConfig, seeded: Seeded, report: Callable[[str], None]
     )
     analyze()
     report(f"large set: {cfg.large_tenants} tenants, {cfg.large_days} days, {rows} in "
+           f"{time.monotonic() - began:.1f} s")  # fmt: skip
+
+
+def seed_trap_events(events: int, now: Any, report: Callable[[str], None]) -> None:
+    """`events` charged events over the last 30 days for each pinned contract's tenant
+    (bench/portal_seed.py: priced by the example card's first version, quantity 1, the card's
+    four actions, a tenth at turbo), which the rate-card trap re-prices under the current one."""
+    from bench.portal_seed import seed_usage
+    from bench.seed import analyze
+    from billing.models import Contract
+
+    began = time.monotonic()
+    pinned = Contract.objects.filter(rate_card_mode=Contract.RateCardMode.PINNED)
+    tenant_ids = sorted(set(pinned.values_list("tenant_id", flat=True)))
+    for tenant_id in tenant_ids:
+        seed_usage(tenant_id=tenant_id, events=events, days=30, prefix=f"trap-{tenant_id}", now=now)
+    analyze()
+    report(f"{events:,} events for each of {len(tenant_ids)} pinned tenants in "
            f"{time.monotonic() - began:.1f} s")  # fmt: skip
 
 
@@ -285,8 +310,16 @@ def main() -> int:
     size.add_argument("--quick", action="store_true", help="100 tenants, 90 days, 5 requests")
     size.add_argument("--tiny", action="store_true", help="20 tenants, 40 days, 2 requests")
     parser.add_argument("--keep", action="store_true", help="leave the database behind")
+    parser.add_argument(
+        "--trap-events",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with the large set, N usage events of the last 30 days for each pinned tenant",
+    )
     args = parser.parse_args()
     cfg = TINY if args.tiny else QUICK if args.quick else FULL
+    cfg = replace(cfg, trap_events=args.trap_events)
     from bench.harnesses import django_bench_database
 
     start_load = loadavg()
