@@ -58,7 +58,6 @@ class PlanPage(PortalView):
         return self.page(
             {
                 "subscription": sub,
-                "plans": plan_list(),
                 "offers": plan_offer_list(tenant=self.tenant),
                 "invoices": invoices,
                 "contract_invoices": contract_invoice_list(tenant=self.tenant).order_by(
