@@ -53,6 +53,7 @@ class ExchangeRateForm(forms.Form):
     )
     effective_on = forms.DateField(
         label="Effective on (UTC day)",
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         help_text="It converts the COGS of this day and of every later one until the pair's "
         "next rate.",
     )

@@ -22,6 +22,7 @@ PAGES = [
     "weights/",
     "rate-cards/",
     "reconciliation/",
+    "exchange-rates/",
 ]
 
 

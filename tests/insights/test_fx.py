@@ -190,7 +190,7 @@ def test_the_customers_page_converts_and_says_so(
     assert _mine(rows, other_tenant).margin_percent == D("-100.5")  # (200 - 401) / 200
     html = response.content.decode()
     assert '4.01 USD<br><span class="fx">→ 3.78 EUR</span>' in html
-    assert "at the rates of 2026-01-01 to 2026-01-14" in html
+    assert "at the rates of 2026-01-01<br>to 2026-01-14" in html
     assert "62.2 % <abbr" in html
 
 
@@ -219,7 +219,7 @@ def test_without_a_rate_the_customers_page_says_no_exchange_rate(
     assert (row.margin, row.no_exchange_rate, row.negative) == (None, True, False)
     html = response.content.decode()
     assert '<span class="muted">no exchange rate</span>' in html
-    assert "no USD → EUR rate for 2026-01-13" in html
+    assert "no USD → EUR rate<br>for 2026-01-13" in html
     assert "100.0 %" not in html
     assert [r.tenant for r in negative.context["rows"]] == [other_tenant]
 
