@@ -21,8 +21,9 @@ machines (DESIGN, "Scale"); a file a worker writes under var/ or MEDIA_ROOT is n
 machine without shared storage, which this project does not set up, while the database is the
 one store every process already shares. The parts are written in the transaction that marks
 the export done, so a ready export always has its whole file, and deleting the row deletes the
-file. An export is kept EXPORT_KEEP (a tenant's expired ones are deleted when it asks for the
-next one).
+file. An export is kept EXPORT_KEEP: an expired one is no longer listed or served, and is
+deleted with its file by the hourly purge (`usage_exports_purge`, the beat's
+`metering.usage_exports_purge`), or sooner when its tenant asks for the next one.
 
 Cells: text that came from outside (keys, model classes, workflow names, labels) and begins
 with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading apostrophe, so a
@@ -57,6 +58,8 @@ MAX_DAYS = 366
 # the request: a few thousand rows take well under a second.
 INLINE_ROWS = 5_000
 EXPORT_KEEP = timedelta(days=7)
+# Expired exports deleted per transaction by the purge (each may hold many 1 MB parts).
+PURGE_BATCH = 100
 PART_CHARS = 1_000_000
 FETCH = 2_000
 
@@ -142,6 +145,27 @@ def usage_export_request(
         usage_export_run(export_id=export.pk)
         export.refresh_from_db()
     return export
+
+
+def usage_exports_purge() -> int:
+    """Delete every tenant's expired exports and their files, PURGE_BATCH a transaction;
+    returns how many. Safe to run twice at once: a row the other copy deleted first is
+    deleted once, by it. Reads the table without an index on `expires_at` (indexes here start
+    with the tenant): the purge keeps it to about a week of exports."""
+    now = timezone.now()
+    purged = 0
+    while True:
+        with transaction.atomic():
+            ids = list(
+                UsageExport.objects.filter(expires_at__lte=now)
+                .order_by("pk")
+                .values_list("pk", flat=True)[:PURGE_BATCH]
+            )
+            if not ids:
+                return purged
+            # Their parts go too (CASCADE); a row another copy deleted first is not counted.
+            _, deleted = UsageExport.objects.filter(pk__in=ids).delete()
+        purged += deleted.get(UsageExport._meta.label, 0)
 
 
 def _expected_rows(export: UsageExport) -> int:

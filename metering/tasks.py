@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from metering.exports import usage_export_run
+from metering.exports import usage_export_run, usage_exports_purge
 from metering.rollup import usage_rollup_update
 from metering.workflows import workflow_expire_idle, workflow_mark_resumable
 from tenants.models import Tenant
@@ -32,3 +32,9 @@ def usage_rollup_update_task() -> dict[str, int | None]:
 def usage_export_run_task(export_id: int) -> str:
     """A usage CSV too large to make in a request (metering/exports.py)."""
     return usage_export_run(export_id=export_id)
+
+
+@shared_task(name="metering.usage_exports_purge")
+def usage_exports_purge_task() -> int:
+    """Hourly: expired usage exports and their files (metering/exports.py)."""
+    return usage_exports_purge()

@@ -268,6 +268,11 @@ CELERY_BEAT_SCHEDULE["metering.usage_rollup_update"] = {
     "task": "metering.usage_rollup_update",
     "schedule": 30.0,
 }
+# Usage exports past their week (metering/exports.py), with their files kept in the database.
+CELERY_BEAT_SCHEDULE["metering.usage_exports_purge"] = {
+    "task": "metering.usage_exports_purge",
+    "schedule": 3600.0,
+}
 CELERY_BEAT_SCHEDULE["ledger.debit_days_update"] = {
     "task": "ledger.debit_days_update",
     "schedule": 30.0,
