@@ -1,7 +1,7 @@
 """Reads of usage events and their margin. Tenant is a required argument everywhere except
 `margin_by_tenant`, the vendor admin's cross-tenant report, which says so in its name."""
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -38,6 +38,31 @@ def usage_event_list(
     if workflow_run is not None:
         events = events.filter(workflow_run=workflow_run)
     return events.order_by("-created_at", "-id")
+
+
+@dataclass(frozen=True)
+class UsageLine:
+    """What a statement line says of the event behind a debit: what was done, how many times,
+    for how many credits."""
+
+    action: str
+    model_class: str
+    quantity: Decimal
+    credits: Decimal
+
+
+def usage_lines_by_key(*, tenant: Tenant, keys: Collection[str]) -> dict[str, UsageLine]:
+    """The tenant's events with these idempotency keys (a usage debit's source_id), by key. One
+    query on the unique (tenant, idempotency_key) index."""
+    if not keys:
+        return {}
+    rows = UsageEvent.objects.filter(tenant=tenant, idempotency_key__in=set(keys)).values_list(
+        "idempotency_key", "action", "model_class", "quantity", "credits"
+    )
+    return {
+        key: UsageLine(action=action, model_class=model_class, quantity=quantity, credits=credits)
+        for key, action, model_class, quantity, credits in rows
+    }
 
 
 @dataclass(frozen=True)

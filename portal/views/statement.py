@@ -12,8 +12,9 @@ from typing import Any
 
 from django import forms
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.template.defaultfilters import floatformat
 
-from billing.display import credit_display_get
+from billing.display import CreditDisplay, credit_display_get
 from ledger.models import EntryKind, LedgerEntry
 from ledger.statement_selectors import (
     STATEMENT_EXPORT_MAX,
@@ -21,14 +22,18 @@ from ledger.statement_selectors import (
     statement_export_too_long,
     statement_page,
 )
+from metering.selectors import UsageLine, usage_lines_by_key
 from portal.base import PortalView
 from portal.csv_cells import csv_safe
 from portal.paging import PAGE_SIZE, after_param
+from tenants.models import Tenant
 
+USAGE = "usage_event"
+TIMES = "\u00d7"  # the multiplication sign
 # Who moved the credits, in the customer's words (LedgerTransaction.source_type); a type not
 # listed shows as it is stored.
 SOURCE_LABELS = {
-    "usage_event": "Usage event",
+    USAGE: "Usage event",
     "billing.topup": "Top-up",
     "billing.subscription": "Subscription",
     "billing.contract": "Contract",
@@ -84,6 +89,34 @@ def source_label(entry: LedgerEntry) -> str:
     return SOURCE_LABELS.get(tx.source_type, tx.source_type)
 
 
+def usage_label(line: UsageLine, display: CreditDisplay) -> str:
+    """What the customer was charged for, at the price of one: "12 x resolution at 0.99 USD"
+    (money shown) or "12 x resolution at 50 credits", with a multiplication sign."""
+    what = f"{line.action} ({line.model_class})" if line.model_class else line.action
+    quantity = floatformat(line.quantity, "-4")
+    each = display.show(line.credits / line.quantity, "-4")
+    return f"{quantity} {TIMES} {what} at {each}{'' if display.money else ' credits'}"
+
+
+def statement_rows(
+    entries: list[LedgerEntry], *, tenant: Tenant, display: CreditDisplay
+) -> list[tuple[LedgerEntry, str]]:
+    """Each entry with its source in words; a usage debit (or its refund) names its event. One
+    query for the page's events."""
+    keys = [e.transaction.source_id for e in entries if e.transaction.source_type == USAGE]
+    lines = usage_lines_by_key(tenant=tenant, keys=keys)
+    rows = []
+    for entry in entries:
+        label = source_label(entry)
+        line = (
+            lines.get(entry.transaction.source_id)
+            if entry.transaction.source_type == USAGE
+            else None
+        )
+        rows.append((entry, f"{label}: {usage_label(line, display)}" if line else label))
+    return rows
+
+
 class StatementPage(PortalView):
     template_name = "portal/statement.html"
     section = "statement"
@@ -93,9 +126,9 @@ class StatementPage(PortalView):
         page = statement_page(
             tenant=self.tenant, **form.query(), after=after_param(request), limit=PAGE_SIZE
         )
-        rows = [(entry, source_label(entry)) for entry in page.rows]
-        status = 400 if form.is_bound and not form.is_valid() else 200
         display = credit_display_get(tenant_id=self.tenant.pk)
+        rows = statement_rows(list(page.rows), tenant=self.tenant, display=display)
+        status = 400 if form.is_bound and not form.is_valid() else 200
         return self.page(
             {"form": form, "page": page, "rows": rows, "credit_display": display}, status=status
         )

@@ -14,7 +14,10 @@ from billing.models import TenantBilling
 from billing.services.tenant_billing import credits_display_set
 from ledger.selectors import balance_get
 from ledger.services import ledger_debit, ledger_grant
+from metering.services import UsageInput, usage_event_record
+from ratecards.services import ratecard_seed_example
 from tenants.models import Tenant
+from tests.metering.factories import fund
 from tests.portal.conftest import Login
 from tests.portal.tables import table_rows
 
@@ -125,3 +128,35 @@ def test_the_api_balance_shows_money_as_an_extra_display_field(
             "available_minor": 812,
         },
     )
+
+
+@pytest.mark.parametrize(
+    ("money", "amount", "source"),
+    [
+        (True, "-11.88 USD", "Usage event: 12 \u00d7 resolution at 0.99 USD evt-12"),
+        (False, "-600.0000", "Usage event: 12 \u00d7 resolution at 50 credits evt-12"),
+    ],
+    ids=["money", "credits"],
+)
+def test_a_usage_line_says_how_many_of_what_at_what_price(
+    login: Login,
+    tenant: Tenant,
+    frozen_time: time_machine.Traveller,
+    money: bool,
+    amount: str,
+    source: str,
+) -> None:
+    # The example card charges 50 credits a resolution; at 1.98 cents a credit, one is 0.99 USD.
+    ratecard_seed_example()
+    TenantBilling.objects.create(tenant=tenant, currency="USD")
+    if money:
+        credits_display_set(tenant_id=tenant.pk, display="money", minor_per_credit=Decimal("1.98"))
+    fund(tenant, 1000)
+    usage_event_record(
+        tenant=tenant,
+        data=UsageInput(idempotency_key="evt-12", action="resolution", quantity=Decimal(12)),
+    )
+
+    rows = table_rows(login(tenant, role="member").get("/statement/"), "Statement entries")
+
+    assert [(row[1], row[2], row[5]) for row in rows[:1]] == [("Debit", amount, source)]
