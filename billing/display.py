@@ -9,8 +9,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.template.defaultfilters import floatformat
 
 from billing.models import TenantBilling
-from billing.money import money_format
+from billing.money import currency_exponent, money_format
 from billing.selectors import billing_currency_of
+
+PRICE_PLACES = 4
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,19 @@ class CreditDisplay:
         if self.money:
             return money_format(self.minor(credits), self.currency)
         return floatformat(credits, places) if places else str(credits)
+
+    def show_price(self, credits: Decimal) -> str:
+        """A price of one unit: as show(), but money keeps up to PRICE_PLACES places past the
+        currency's minor unit ("0.0198 USD" for a credit at 1.98 cents), since a price list
+        rounded to cents would misstate what many units cost."""
+        if not self.money:
+            return floatformat(credits, "-4")
+        exponent = currency_exponent(self.currency)
+        worth = (Decimal(credits) * self.minor_per_credit).scaleb(-exponent)
+        worth = worth.quantize(Decimal(1).scaleb(-exponent - PRICE_PLACES), ROUND_HALF_UP)
+        whole, _, places = f"{worth:,f}".partition(".")
+        places = places.rstrip("0").ljust(exponent, "0")
+        return f"{whole}.{places} {self.currency}" if places else f"{whole} {self.currency}"
 
 
 CREDITS = CreditDisplay()

@@ -13,3 +13,10 @@ def credits(amount: Decimal | None, display: CreditDisplay | None = None, places
     (billing/display.py): money for invisible credits, else credits (floatformat `places`, or
     as stored)."""
     return (display or CREDITS).show(amount, places)
+
+
+@register.simple_tag
+def price(credits: Decimal, display: CreditDisplay | None = None) -> str:
+    """{% price rate.credits_per_unit credit_display %}: a price of one unit as the tenant sees
+    credits (money to a fraction of a cent for invisible credits, else credits)."""
+    return (display or CREDITS).show_price(credits)

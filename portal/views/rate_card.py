@@ -10,6 +10,7 @@ from decimal import Decimal
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from billing.display import credit_display_get
 from portal.base import PortalView
 from ratecards.exceptions import RateCardNotFound
 from ratecards.models import Rate, RateCardVersion
@@ -58,6 +59,7 @@ class RateCardPage(PortalView):
             overview = rate_card_overview(tenant=self.tenant, now=timezone.now())
         except RateCardNotFound:
             return self.page({"overview": None})
+        display = credit_display_get(tenant_id=self.tenant.pk)
         upcoming = []
         previous, previous_multipliers = overview.rates, overview.multipliers
         for scheduled in overview.scheduled:
@@ -73,4 +75,4 @@ class RateCardPage(PortalView):
                 )
             )
             previous, previous_multipliers = rates, multipliers
-        return self.page({"overview": overview, "upcoming": upcoming})
+        return self.page({"overview": overview, "upcoming": upcoming, "credit_display": display})

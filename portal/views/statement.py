@@ -94,7 +94,7 @@ def usage_label(line: UsageLine, display: CreditDisplay) -> str:
     (money shown) or "12 x resolution at 50 credits", with a multiplication sign."""
     what = f"{line.action} ({line.model_class})" if line.model_class else line.action
     quantity = floatformat(line.quantity, "-4")
-    each = display.show(line.credits / line.quantity, "-4")
+    each = display.show_price(line.credits / line.quantity)
     return f"{quantity} {TIMES} {what} at {each}{'' if display.money else ' credits'}"
 
 

@@ -2,12 +2,15 @@
 model-class multipliers, and the versions scheduled to follow with the date each applies."""
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from billing.models import TenantBilling
+from billing.services.tenant_billing import credits_display_set
 from ratecards.models import Rate
 from ratecards.services import (
     rate_delete,
@@ -39,18 +42,18 @@ def test_the_rates_in_force_and_what_follows(
 
     assert response.status_code == 200
     assert table_rows(response, "Rates table") == [
-        ["action_execution", "Any", "15.0000", "Always"],
-        ["chat", "Any", "1.0000", "Always"],
-        ["doc_search", "Any", "3.0000", "Always"],
-        ["resolution", "Any", "50.0000", "Only on a successful outcome"],
-        ["web_research", "Any", "10.0000", "Always"],
+        ["action_execution", "Any", "15", "Always"],
+        ["chat", "Any", "1", "Always"],
+        ["doc_search", "Any", "3", "Always"],
+        ["resolution", "Any", "50", "Only on a successful outcome"],
+        ["web_research", "Any", "10", "Always"],
     ]
     assert "<code>turbo</code> \u00d7 6" in page
     assert "Version 2, from 2026-02-14 12:00 UTC" in page
     assert table_rows(response, "Changes in version 2") == [
-        ["chat", "Any", "1.0000", "2.0000", "Always"],
-        ["doc_search", "Any", "3.0000", "removed", "Always"],
-        ["summarise", "Any", "new", "4.0000", "Only on a successful outcome"],
+        ["chat", "Any", "1", "2", "Always"],
+        ["doc_search", "Any", "3", "removed", "Always"],
+        ["summarise", "Any", "new", "4", "Only on a successful outcome"],
     ]
     assert "margin" not in page.lower()  # the version's notes are the vendor's
 
@@ -88,3 +91,24 @@ def test_queries_do_not_grow_with_rates_or_versions(login: Login, tenant: Tenant
 
     assert "Version 5, from" in page
     assert len(many) <= len(few)
+
+
+def test_a_tenant_shown_money_sees_prices_to_a_fraction_of_a_cent(
+    login: Login, tenant: Tenant, frozen_time: time_machine.Traveller
+) -> None:
+    # Invisible credits at 1.98 cents a credit: a resolution (50 credits) is 0.99 USD, a chat
+    # (1 credit) 0.0198 USD, not a rounded 0.02.
+    ratecard_seed_example()
+    TenantBilling.objects.create(tenant=tenant, currency="USD")
+    credits_display_set(tenant_id=tenant.pk, display="money", minor_per_credit=Decimal("1.98"))
+
+    response = login(tenant, role="member").get("/rate-card/")
+
+    assert '<th scope="col" class="num">Price per unit</th>' in response.content.decode()
+    assert table_rows(response, "Rates table") == [
+        ["action_execution", "Any", "0.297 USD", "Always"],
+        ["chat", "Any", "0.0198 USD", "Always"],
+        ["doc_search", "Any", "0.0594 USD", "Always"],
+        ["resolution", "Any", "0.99 USD", "Only on a successful outcome"],
+        ["web_research", "Any", "0.198 USD", "Always"],
+    ]
