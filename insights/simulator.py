@@ -35,7 +35,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from insights.models import MarginDay, Simulation
+from insights.models import MarginTotalDay, Simulation
 from insights.selectors import gross_margin
 from metering.selectors import RecordedEvent, usage_event_recorded_list
 from metering.usage.pricing import credits_charged
@@ -98,7 +98,7 @@ def simulation_request(
     now = timezone.now()
     since, until = simulation_window(days=days, now=now)
     expected = (
-        MarginDay.objects.filter(day__gte=since.date(), day__lt=until.date()).aggregate(
+        MarginTotalDay.objects.filter(day__gte=since.date(), day__lt=until.date()).aggregate(
             n=Sum("events")
         )["n"]
         or 0
