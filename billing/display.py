@@ -35,6 +35,17 @@ class CreditDisplay:
             return money_format(self.minor(credits), self.currency)
         return floatformat(credits, places) if places else str(credits)
 
+    def figure(self, credits: Decimal) -> Decimal:
+        """A chart's number: money in major units (to the minor unit), or the credits."""
+        if not self.money:
+            return credits
+        return Decimal(self.minor(credits)).scaleb(-currency_exponent(self.currency))
+
+    @property
+    def unit(self) -> str:
+        """What the figures count: the currency, or "credits"."""
+        return self.currency if self.money else "credits"
+
     def show_price(self, credits: Decimal) -> str:
         """A price of one unit: as show(), but money keeps up to PRICE_PLACES places past the
         currency's minor unit ("0.0198 USD" for a credit at 1.98 cents), since a price list

@@ -20,6 +20,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
+from billing.display import credit_display_get
 from metering.exports import (
     MAX_DAYS,
     InvalidExport,
@@ -104,9 +105,14 @@ class UsagePage(PortalView):
         day_totals = [
             sum((s.values[i] for s in series), Decimal("0.0000")) for i in range(len(days))
         ]
+        display = credit_display_get(tenant_id=self.tenant.pk)
         chart = {
             "labels": [d.isoformat() for d in days],
-            "series": [{"label": s.label, "values": [str(v) for v in s.values]} for s in series],
+            "series": [
+                {"label": s.label, "values": [str(display.figure(v)) for v in s.values]}
+                for s in series
+            ],
+            "unit": display.unit,
         }
         return {
             "form": form,
@@ -125,6 +131,7 @@ class UsagePage(PortalView):
             "totals": usage_totals(tenant=self.tenant, since=since, until=until),
             "as_of": usage_rollup_as_of(),
             "exports": usage_export_list(tenant=self.tenant),
+            "credit_display": display,
         }
 
 

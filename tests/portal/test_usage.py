@@ -17,6 +17,8 @@ from django.db.models import Sum
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from billing.models import TenantBilling
+from billing.services.tenant_billing import credits_display_set
 from ledger.models import LedgerEntry, LedgerTransaction
 from ledger.services import ledger_reverse
 from metering import exports
@@ -29,6 +31,7 @@ from ratecards.services import ratecard_seed_example
 from tenants.models import OutboxMessage, Tenant
 from tests.metering.factories import UsageInputFactory, fund
 from tests.portal.conftest import Login
+from tests.portal.tables import table_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -135,6 +138,33 @@ def test_the_page_shows_the_rollup_and_its_totals_equal_the_statement(
     # The chart's text alternative: its label and the same figures as a table.
     assert 'role="img" aria-label="Bar chart of credits used each day from 2026-01-14 to' in html
     assert '<th scope="row">2026-01-15</th>' in html
+
+
+def test_a_tenant_shown_money_sees_its_spend(login: Login, usage: Tenant) -> None:
+    # Invisible credits at 1.5 cents a credit: the same figures as money, rounded to the cent
+    # per cell (the 52 credits net: 0.78 USD).
+    TenantBilling.objects.create(tenant=usage, currency="USD")
+    credits_display_set(tenant_id=usage.pk, display="money", minor_per_credit=D("1.5"))
+
+    page = login(usage, role="member").get("/usage/", {**RANGE, "stack": "action"})
+
+    html = page.content.decode()
+    chart = json.loads(
+        html.split('id="usage-chart-data" type="application/json">')[1].split("</script>")[0]
+    )
+    assert (chart["unit"], [s["values"] for s in chart["series"]]) == (
+        "USD",
+        [["0.90", "-0.30"], ["0.05", "0.09"], ["0.03", "0.02"]],
+    )
+    assert '<span class="big" id="usage-total">0.78 USD</span>' in html
+    assert table_rows(page, "Usage by action, model class and workflow") == [
+        ["web_research", "turbo", "(none)", "1", "1.0000", "0.60 USD"],
+        ["doc_search", "standard", "@triage", "1", "2.0000", "0.09 USD"],
+        ["chat", "standard", "(none)", "2", "3.0000", "0.05 USD"],
+        ["doc_search", "standard", "(none)", "1", "1.0000", "0.05 USD"],
+    ]
+    figures = html.split('id="usage-chart-title"')[1].split('id="usage-export-title"')[0]
+    assert "credits" not in figures.lower()
 
 
 def test_stacked_by_model_class(login: Login, usage: Tenant) -> None:
