@@ -35,6 +35,12 @@ class CreditDisplay:
             return money_format(self.minor(credits), self.currency)
         return floatformat(credits, places) if places else str(credits)
 
+    def show_amount(self, credits: Decimal | None, places: str = "-4") -> str:
+        """An amount in a sentence, with its unit: "0.25 USD", or "12.5 credits"."""
+        if credits is None:
+            return ""
+        return self.show(credits) if self.money else f"{floatformat(credits, places)} credits"
+
     def figure(self, credits: Decimal) -> Decimal:
         """A chart's number: money in major units (to the minor unit), or the credits."""
         if not self.money:

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django.http import Http404, HttpRequest, HttpResponse
 
+from billing.display import credit_display_get
 from ledger.models import ZERO, CreditHold
 from ledger.selectors import available_get
 from metering.models import WorkflowRun
@@ -71,6 +72,7 @@ class WorkflowsPage(PortalView):
                 "page": page,
                 "state": state,
                 "states": STATES,
+                "credit_display": credit_display_get(tenant_id=self.tenant.pk),
             }
         )
 
@@ -89,4 +91,11 @@ class WorkflowPage(PortalView):
         steps = workflow_step_page(
             tenant=self.tenant, run=run, after=after_param(request), limit=PAGE_SIZE
         )
-        return self.page({"run": run, "waiting": waiting, "page": steps})
+        return self.page(
+            {
+                "run": run,
+                "waiting": waiting,
+                "page": steps,
+                "credit_display": credit_display_get(tenant_id=self.tenant.pk),
+            }
+        )

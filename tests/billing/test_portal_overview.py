@@ -60,7 +60,7 @@ def test_the_overview_of_a_tenant_running_low_with_a_run_waiting(
     assert 'data-testid="burn-7d">2 credits a day<' in html
     assert 'data-testid="burn-30d">0.4407 credits a day<' in html
     assert 'data-testid="runs-out">around 2026-04-11 at this pace<' in html
-    assert 'data-testid="plan">No plan: you spend the credits you buy.' in html
+    assert 'data-testid="plan">No plan: you spend what you buy.' in html
     assert list(AlertState.objects.filter(state="fired").values_list("threshold", flat=True)) == [
         20
     ]

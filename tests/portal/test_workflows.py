@@ -2,6 +2,7 @@
 them; every run with its state, credits and steps; a run's steps; another tenant's run is the
 portal's 404; queries per page do not grow with the runs."""
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -9,6 +10,8 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from billing.models import TenantBilling
+from billing.services.tenant_billing import credits_display_set
 from ledger.models import CreditBucket
 from metering.exceptions import WorkflowSuspended
 from metering.models import WorkflowRun
@@ -166,3 +169,32 @@ def test_queries_do_not_grow_with_runs_or_steps(login: Login, tenant: Tenant) ->
     assert _queries(client, "/workflows/") == list_one
     assert _queries(client, f"/workflows/{run.pk}/") <= detail_one
     assert len(table_rows(client.get(f"/workflows/{run.pk}/"), "Steps table")) == 50
+
+
+def test_a_tenant_shown_money_sees_what_resumes_a_run_in_money(
+    login: Login, tenant: Tenant
+) -> None:
+    # Invisible credits at 2 cents a credit: the 4 credits a top-up needs are 0.08 USD.
+    run = stuck_run(tenant)
+    TenantBilling.objects.create(tenant=tenant, currency="USD")
+    credits_display_set(tenant_id=tenant.pk, display="money", minor_per_credit=Decimal("2"))
+    client = login(tenant, role="owner")
+
+    listed = client.get("/workflows/")
+    shown = client.get(f"/workflows/{run.pk}/").content.decode()
+    overview = client.get("/").content.decode()
+
+    assert (
+        "<strong>A top-up of at least 0.08 USD resumes it</strong>: the step needs 0.10 USD and "
+        "0.02 USD can be drawn now."
+    ) in listed.content.decode()
+    assert table_rows(listed, "Workflow runs")[0][:4] == [
+        "Triage inbox run-7",
+        "Suspended",
+        "0.04 USD",
+        "0.00 USD",
+    ]
+    assert "<dt>Charged</dt><dd>0.04 USD</dd>" in shown
+    assert "About 0.08 USD more pays the steps below." in overview
+    for page in (listed.content.decode(), shown, overview):  # no amount in credits
+        assert re.findall(r"[0-9] credits|Credits (charged|</th>)", page) == []
