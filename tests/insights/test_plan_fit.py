@@ -220,3 +220,28 @@ def test_the_sql_sums_per_period_by_hand(tenant: Tenant, other_tenant: Tenant) -
     ]
     assert fit.top_up_minor == 1500
     assert (fit.suggestion, fit.suggested) == ("up", None)  # no bigger plan is sold
+
+
+def test_each_list_is_paged_by_50(tenant: Tenant) -> None:
+    starter = Plan.objects.create(
+        slug="starter", name="Starter", price_minor=2900, included_credits=1000
+    )
+    Plan.objects.create(slug="pro", name="Pro", price_minor=9900, included_credits=5000)
+    for n in range(51):
+        customer = Tenant.objects.create(name=f"Customer {n:02}", slug=f"customer-{n}")
+        _subscribe(customer, starter)
+        _refused(customer, date(2026, 1, 10), "insufficient_credits")
+        _refused(customer, date(2026, 2, 10), "insufficient_credits")
+    client = Client()
+    client.force_login(User.objects.create_user("vendor", is_staff=True))
+
+    with time_machine.travel(NOW, tick=False):
+        first = client.get("/console/plan-fit/")
+        second = client.get("/console/plan-fit/?up=2")
+
+    assert len(first.context["up"]) == 50
+    assert first.context["up"][0].tenant.name == "Customer 00"
+    assert b"Suggest the next plan up (51)" in first.content
+    assert b"1\xe2\x80\x9350 of 51 \xc2\xb7 page 1 of 2" in first.content
+    assert b'href="?up=2" rel="next"' in first.content
+    assert [f.tenant.name for f in second.context["up"]] == ["Customer 50"]
