@@ -163,6 +163,14 @@ class Subscription(TenantOwnedModel):
         return self.plan.allowance(self.seats)
 
 
+class RefundReason(models.TextChoices):
+    """Why money of a purchase or an invoice went back (billing/services/refunds.py,
+    invoice_refunds.py)."""
+
+    REFUND = "refund", "Refunded"
+    DISPUTE_LOST = "dispute_lost", "Lost in a dispute"
+
+
 class SubscriptionInvoice(TenantOwnedModel):
     """One gateway invoice of a subscription: a period's fee (`period`) or a change invoiced at
     once (`change`: an upgrade, more seats). Its credits are granted when it is paid, once
@@ -199,11 +207,13 @@ class SubscriptionInvoice(TenantOwnedModel):
     hosted_url = models.URLField(max_length=2000, blank=True)
     created_at = models.DateTimeField()
     paid_at = models.DateTimeField(null=True, blank=True)
-    # Money that went back for it (billing/services/refunds.py, as on a top-up): how much in
-    # all, the credits it granted that came back out of the balance, and those already spent.
+    # Money that went back for it (billing/services/invoice_refunds.py, as on a top-up): how
+    # much in all (a refund, or the whole amount for a lost dispute), the credits it granted
+    # that came back out of the balance, those already spent, and why.
     refunded_minor = models.BigIntegerField(default=0)
     credits_taken_back = credits_field(default=ZERO)
     credits_owed = credits_field(default=ZERO)
+    refund_reason = models.CharField(max_length=16, choices=RefundReason.choices, blank=True)
     refunded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -298,10 +308,6 @@ class TopUp(TenantOwnedModel):
         # The checkout session ran out unpaid, or the customer cancelled it.
         EXPIRED = "expired", "Expired"
         CANCELED = "canceled", "Canceled"
-
-    class RefundReason(models.TextChoices):
-        REFUND = "refund", "Refunded"
-        DISPUTE_LOST = "dispute_lost", "Lost in a dispute"
 
     pack = models.ForeignKey(CreditPack, on_delete=models.PROTECT, related_name="+")
     credits = credits_field()
@@ -549,11 +555,13 @@ class ContractInvoice(TenantOwnedModel):
     created_at = models.DateTimeField()
     due_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
-    # Money that went back for it (billing/services/refunds.py, as on a top-up): how much in
-    # all, the credits it granted that came back out of the balance, and those already spent.
+    # Money that went back for it (billing/services/invoice_refunds.py, as on a top-up): how
+    # much in all (a refund, or the whole amount for a lost dispute), the credits it granted
+    # that came back out of the balance, those already spent, and why.
     refunded_minor = models.BigIntegerField(default=0)
     credits_taken_back = credits_field(default=ZERO)
     credits_owed = credits_field(default=ZERO)
+    refund_reason = models.CharField(max_length=16, choices=RefundReason.choices, blank=True)
     refunded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

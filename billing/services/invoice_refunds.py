@@ -12,6 +12,11 @@ recorded on the invoice, for the vendor.
 - a contract's overdraft invoice granted nothing: its refund forgives the overdraft it charged
   and is recorded only.
 
+A lost dispute of the invoice's payment (Stripe's `charge.dispute.closed`, status `lost`) is
+the whole amount gone back, taken back the same way and recorded as such (`refund_reason`).
+The billing contacts get the e-mail a refunded top-up sends (the money back, the credits
+removed); no webhook event yet (`topup.refunded` names a top-up).
+
 Idempotent as a top-up's refund: it acts only on money not yet recorded on the invoice (Stripe's
 cumulative `amount_refunded`), under the account's lock, then the subscription's or contract's
 (the lock order: an invoice changes only under its subscription's or contract's lock).
@@ -23,8 +28,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.locks import contract_lock, subscription_lock_by_id
-from billing.models import ContractInvoice, SubscriptionInvoice
+from billing.models import ContractInvoice, RefundReason, SubscriptionInvoice
 from billing.money import money_format
+from billing.services.notify import email_enqueue
 from ledger.exceptions import NotReversible
 from ledger.locks import account_lock
 from ledger.services import CREDIT_QUANTUM, ledger_grant_revoke
@@ -34,10 +40,16 @@ ZERO = Decimal(0)
 
 
 def invoice_take_back(
-    *, invoice: Invoice, refunded_minor: int, refund_reference: str = ""
+    *,
+    invoice: Invoice,
+    refunded_minor: int,
+    reason: str = RefundReason.REFUND,
+    refund_reference: str = "",
 ) -> Invoice:
-    """`refunded_minor` of the invoice has gone back to the customer in all: take back the
-    credits that share paid for. Only a paid invoice granted anything."""
+    """`refunded_minor` of the invoice has gone back to the customer in all (the whole amount
+    for a lost dispute): take back the credits that share paid for. Only a paid invoice
+    granted anything."""
+    reason = RefundReason(reason)
     with transaction.atomic(durable=True):
         account_lock(tenant_id=invoice.tenant_id)
         locked = _lock(invoice)
@@ -56,7 +68,7 @@ def invoice_take_back(
                     idempotency_key=f"takeback:{reference}:{refunded_minor}",
                     source_type=f"billing.{type(locked).__name__.lower()}",
                     source_id=str(locked.pk),
-                    memo=f"Refunded: {money_format(refunded_minor, locked.currency)}.",
+                    memo=f"{reason.label}: {money_format(refunded_minor, locked.currency)}.",
                 )
             except NotReversible:
                 pass  # no grant was made for it (granted before it was linked): nothing to take
@@ -64,11 +76,43 @@ def invoice_take_back(
                 locked.credits_taken_back += revoked.taken
                 locked.credits_owed += revoked.short
         locked.refunded_minor = refunded_minor
+        locked.refund_reason = reason
         locked.refunded_at = timezone.now()
         locked.save(
-            update_fields=["refunded_minor", "credits_taken_back", "credits_owed", "refunded_at"]
+            update_fields=[
+                "refunded_minor",
+                "credits_taken_back",
+                "credits_owed",
+                "refund_reason",
+                "refunded_at",
+            ]
         )
+        _tell(locked)
     return locked
+
+
+def _tell(invoice: Invoice) -> None:
+    """The e-mail a refunded top-up sends, for an invoice (in the take-back's transaction)."""
+    refunded = money_format(invoice.refunded_minor, invoice.currency)
+    if isinstance(invoice, SubscriptionInvoice):
+        what = f"your {invoice.plan.name} plan's invoice of {invoice.created_at:%Y-%m-%d}"
+    else:
+        number = f" {invoice.number}" if invoice.number else ""
+        what = f"your contract {invoice.contract.name}'s invoice{number}"
+    taken = (
+        f"{invoice.credits_taken_back.normalize():f} unspent credits it paid for were removed "
+        "from your balance."
+        if _grant_reference(invoice)
+        else "it paid for no credits, so none were removed from your balance."
+    )
+    email_enqueue(
+        tenant_id=invoice.tenant_id,
+        subject=f"{refunded} refunded",
+        body=(
+            f"{refunded} of {what} went back to you "
+            f"({invoice.get_refund_reason_display().lower()}); {taken}"
+        ),
+    )
 
 
 def _lock(invoice: Invoice) -> Invoice:
@@ -76,9 +120,9 @@ def _lock(invoice: Invoice) -> Invoice:
         subscription_lock_by_id(
             tenant_id=invoice.tenant_id, subscription_id=invoice.subscription_id
         )
-        return SubscriptionInvoice.objects.select_related("tenant").get(pk=invoice.pk)
+        return SubscriptionInvoice.objects.select_related("tenant", "plan").get(pk=invoice.pk)
     contract_lock(tenant_id=invoice.tenant_id, contract_id=invoice.contract_id)
-    return ContractInvoice.objects.select_related("tenant").get(pk=invoice.pk)
+    return ContractInvoice.objects.select_related("tenant", "contract").get(pk=invoice.pk)
 
 
 def _grant_reference(invoice: Invoice) -> str:

@@ -15,6 +15,11 @@ from tenants.outbox import outbox_claim, outbox_enqueue
 
 def notify(*, tenant_id: int, type: str, data: dict[str, Any], subject: str, body: str) -> None:
     publish(tenant_id=tenant_id, type=type, data=data)
+    email_enqueue(tenant_id=tenant_id, subject=subject, body=body)
+
+
+def email_enqueue(*, tenant_id: int, subject: str, body: str) -> None:
+    """An e-mail to the tenant's billing contacts (alert_email_send), without a domain event."""
     outbox_enqueue(
         task_names.ALERT_EMAIL_SEND,
         {"tenant_id": tenant_id, "subject": subject, "body": body},

@@ -19,7 +19,7 @@ from django.utils import timezone
 from billing.exceptions import GatewayError, TopUpNotRefundable
 from billing.gateways import gateway_get
 from billing.locks import policy_lock, topup_lock
-from billing.models import AutoTopUpPolicy, TopUp
+from billing.models import AutoTopUpPolicy, RefundReason, TopUp
 from billing.money import money_format
 from billing.services.notify import notify
 from ledger.locks import account_lock
@@ -48,7 +48,7 @@ def topup_take_back(
     that share bought, from what is left of its bucket; the rest is owed. Only a paid top-up
     granted anything, so only one has anything to give back. An auto top-up's policy is turned
     off, so it does not buy again at once what was just refunded or disputed."""
-    reason = TopUp.RefundReason(reason)
+    reason = RefundReason(reason)
     with transaction.atomic(durable=True):
         account_lock(tenant_id=top_up.tenant_id)
         policy = policy_lock(tenant_id=top_up.tenant_id) if top_up.auto else None
@@ -90,7 +90,7 @@ def topup_take_back(
     return locked
 
 
-def _auto_topup_stop(policy: AutoTopUpPolicy, top_up: TopUp, reason: TopUp.RefundReason) -> None:
+def _auto_topup_stop(policy: AutoTopUpPolicy, top_up: TopUp, reason: RefundReason) -> None:
     policy.enabled = False
     policy.state = AutoTopUpPolicy.State.DISABLED
     policy.backoff_until = None
@@ -143,7 +143,7 @@ def topup_refund(*, top_up: TopUp, actor: User | None = None) -> TopUp:
     return topup_take_back(
         top_up=top_up,
         refunded_minor=top_up.amount_minor,
-        reason=TopUp.RefundReason.REFUND,
+        reason=RefundReason.REFUND,
         refund_reference=refund.reference,
         actor=actor,
     )

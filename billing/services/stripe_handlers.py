@@ -3,15 +3,16 @@
 Each is idempotent: completion, failure and expiry lock the top-up and do nothing once it has
 ended; the grant is unique by external reference; saving the card already saved changes
 nothing; a refund or a lost dispute takes back credits only for money not yet accounted for
-on the top-up (billing/services/refunds.py). They run in the processing task, outside any
-transaction, so the gateway calls they make (a receipt, a card's details) hold no locks.
+on the top-up or the invoice it paid (billing/services/refunds.py, invoice_refunds.py). They
+run in the processing task, outside any transaction, so the gateway calls they make (a
+receipt, a card's details, which invoice a payment paid) hold no locks.
 """
 
 from django.db.models import Q
 
 from billing.gateways import gateway_get
 from billing.gateways.stripe_gateway import StripeGateway
-from billing.models import ContractInvoice, StripeEvent, SubscriptionInvoice, TopUp
+from billing.models import ContractInvoice, RefundReason, StripeEvent, SubscriptionInvoice, TopUp
 from billing.money import money_format
 from billing.services.invoice_refunds import invoice_take_back
 from billing.services.payment_methods import payment_method_save
@@ -96,23 +97,38 @@ def charge_refunded(obj: ObjectReader, event: StripeEvent) -> str:
     currency = (obj.text("currency") or "").upper()
     if refunded is None or currency != top_up.currency:
         return f"Refunded {refunded} {currency}: not in the top-up's currency {top_up.currency}."
-    topup_take_back(top_up=top_up, refunded_minor=refunded, reason=TopUp.RefundReason.REFUND)
+    topup_take_back(top_up=top_up, refunded_minor=refunded, reason=RefundReason.REFUND)
     return ""
 
 
 @stripe_handler("charge.dispute.closed")
 def dispute_closed(obj: ObjectReader, event: StripeEvent) -> str:
-    """A dispute the vendor lost: the money is gone, and the pack's unspent credits with it."""
+    """A dispute the vendor lost: the money is gone, and the unspent credits it paid for with
+    it: a pack's, or a subscription period's or contract tranche's (its invoice found as a
+    refund's is: a dispute names its payment intent, never the invoice)."""
     status = obj.text("status", required=True)
     if status != "lost":
         return f"The dispute closed {status}: nothing is taken back."
     top_up = _top_up_paid_by(obj.text("payment_intent"))
     if top_up is None:
-        return NOT_A_TOP_UP
+        return _invoice_disputed(obj)
     topup_take_back(
         top_up=top_up,
         refunded_minor=top_up.amount_minor,
-        reason=TopUp.RefundReason.DISPUTE_LOST,
+        reason=RefundReason.DISPUTE_LOST,
+        refund_reference=obj.text("id") or "",
+    )
+    return ""
+
+
+def _invoice_disputed(obj: ObjectReader) -> str:
+    invoice = _invoice_paid_by(_invoice_of(obj.text("payment_intent")))
+    if invoice is None:
+        return NOT_A_TOP_UP
+    invoice_take_back(
+        invoice=invoice,
+        refunded_minor=invoice.amount_minor,
+        reason=RefundReason.DISPUTE_LOST,
         refund_reference=obj.text("id") or "",
     )
     return ""
