@@ -15,7 +15,7 @@ from metering.services import UsageInput, usage_event_record
 from metering.workflows import workflow_start, workflow_step
 from ratecards.services import ratecard_seed_example
 from tenants.models import Tenant
-from tenants.services import api_key_create, membership_add
+from tenants.services import api_key_create, membership_add, membership_invite
 from tests.billing.conftest import grant
 from tests.browser import axe_violations, browser_page, shot, sign_in
 
@@ -59,6 +59,7 @@ OFFERS: dict[str, list[tuple[str, set[str]]]] = {
         ("button:text-is('Send invitation')", MANAGERS),
         ("button:text-is('Remove')", MANAGERS),
         ("button:text-is('Change')", MANAGERS),
+        ("button:text-is('Withdraw')", MANAGERS),
     ],
 }
 
@@ -69,7 +70,7 @@ KNOWN: dict[str, str] = {}
 
 def seed(tenant: Tenant) -> dict[str, str]:
     """Something on every page: credits, usage, a run, a pack and a plan on sale, an API key,
-    a webhook endpoint and the three members."""
+    a webhook endpoint, the three members and a pending invitation."""
     ratecard_seed_example()
     grant(tenant, 500, "walk-welcome")
     for n in range(3):
@@ -92,9 +93,13 @@ def seed(tenant: Tenant) -> dict[str, str]:
     PlanPrice.objects.create(plan=plan, currency="USD", base_minor=2000)
     api_key_create(tenant=tenant, name="agent runtime")
     endpoint = webhook_endpoint_create(tenant=tenant, url="https://hooks.acme.example/in")
+    members = {}
     for role in (OWNER, BILLING, MEMBER):
         user = User.objects.create_user(role, email=f"{role}@acme.test", password=PASSWORD)
-        membership_add(tenant=tenant, user=user, role=role)
+        members[role] = membership_add(tenant=tenant, user=user, role=role)
+    membership_invite(
+        actor=members[OWNER], email="nina@acme.test", role=MEMBER, link=lambda token: token
+    )
     return {"workflow": f"workflows/{run.pk}/", "webhook": f"webhooks/{endpoint.pk}/"}
 
 

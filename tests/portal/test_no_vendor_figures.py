@@ -122,7 +122,6 @@ def usage(tenant: Tenant, frozen_time: time_machine.Traveller) -> dict[str, str]
 UNREACHABLE = {
     "buy/receipts/<int:top_up_id>/": "the isolation seeder's top-up is unpaid, so it has no "
     "receipt (and a paid one's page redirects to the gateway's receipt)",
-    "team/join/<str:token>/": "no isolation seeder makes a team invitation (`token`)",
 }
 
 
