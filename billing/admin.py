@@ -1,18 +1,15 @@
 """Vendor admin for billing. Writes that move credits go through services (contracts are
 activated by contract_activate, never by saving the row alone)."""
 
-import copy
 from decimal import ROUND_HALF_UP
-from functools import partial
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
-from django.db import transaction
 from django.db.models import Q, QuerySet
-from django.forms.models import construct_instance
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
 
 from billing import signing
 from billing.exceptions import (
@@ -45,7 +42,6 @@ from billing.models import (
 )
 from billing.money import money_format
 from billing.services import contract_activate
-from billing.services.contracts import contract_validate
 from billing.services.refunds import topup_refund
 from billing.services.stripe_payloads import MALFORMED
 from billing.services.tenant_billing import credits_display_set
@@ -360,70 +356,33 @@ class AlertStateAdmin(ReadOnlyAdmin):
     list_display = ["tenant", "threshold", "state", "fired_at"]
 
 
-class ContractAdminForm(forms.ModelForm):
-    class Meta:
-        model = Contract
-        fields = [
-            "tenant",
-            "name",
-            "price_per_1000_minor",
-            "currency",
-            "committed_credits",
-            "grant_schedule",
-            "start_at",
-            "end_at",
-            "rate_card",
-            "rate_card_mode",
-            "notice_days",
-            "pinned_version",
-            "pinned_until",
-            "overdraft_limit",
-            "monthly_spending_cap_minor",
-            "net_terms_days",
-            "credits_on",
-            "overage_price_per_1000_minor",
-        ]
-
-    def clean(self) -> dict[str, Any]:
-        cleaned: dict[str, Any] = super().clean() or {}
-        if self.errors:
-            return cleaned
-        # The row as it would be saved (read-only fields keep the stored values): an invalid
-        # contract is refused here, so it never reaches the database.
-        candidate = construct_instance(
-            self, copy.copy(self.instance), self._meta.fields, self._meta.exclude
-        )
-        try:
-            contract_validate(contract=candidate)
-        except InvalidContract as exc:
-            field = exc.details.get("field")
-            self.add_error(field if field in self.fields else None, exc.message)
-        return cleaned
-
-
 @admin.register(Contract)
 class ContractAdmin(admin.ModelAdmin):
-    form = ContractAdminForm
+    """Contracts are listed here (and activated by the action); they are made and changed in
+    the vendor console's form (/console/contracts/), which goes through billing's contract
+    services under the contract's lock, needs the permission, asks for a reason and logs it.
+    The admin's own form saved beside those services, so its add and change pages lead there."""
+
     list_display = ["name", "tenant", "status", "committed_credits", "rate_card_mode", "trap"]
     list_filter = ["status", "rate_card_mode"]
     readonly_fields = ["status", "activated_at", "trap"]
     actions = ["activate"]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Contract | None = None) -> list[str]:
-        fields = list(super().get_readonly_fields(request, obj))
-        if obj is not None and obj.status != Contract.Status.DRAFT:
-            # Granted tranches are sized and priced by these (end_at sets how many monthly
-            # tranches there are): changing them would contradict grants already made.
-            fields += [
-                "tenant",
-                "committed_credits",
-                "price_per_1000_minor",
-                "currency",
-                "grant_schedule",
-                "start_at",
-                "end_at",
-            ]
-        return fields
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return redirect("insights:contract-new")
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        if not object_id.isdigit():
+            raise Http404("No such contract.")
+        return redirect("insights:contract", contract_id=int(object_id))
 
     @admin.display(description="Rate card trap")
     def trap(self, obj: Contract) -> str:
@@ -436,14 +395,6 @@ class ContractAdmin(admin.ModelAdmin):
             f"Pinned to v{trap.pinned_number}; {trap.newer_count} newer version(s), newest "
             f"v{trap.newest_number} from {trap.newest_effective_from:%Y-%m-%d}"
         )
-
-    def save_model(self, request: HttpRequest, obj: Contract, form: Any, change: bool) -> None:
-        # ContractAdminForm.clean() has validated the contract already.
-        super().save_model(request, obj, form, change)
-        if obj.status == Contract.Status.ACTIVE:
-            # Re-apply the assignment, overdraft and tranches once the admin's own transaction
-            # has committed: contract_activate is durable and may not nest inside it.
-            transaction.on_commit(partial(contract_activate, contract=obj))
 
     @admin.action(description="Activate (assign the rate card, set the overdraft, grant credits)")
     def activate(self, request: HttpRequest, queryset: QuerySet[Contract]) -> None:

@@ -1,13 +1,17 @@
 """The console's forms: what a page parses before it calls a staff action
 (insights/staff_actions.py). Each field says what it does."""
 
+import copy
 import uuid
 from decimal import Decimal
 from typing import Any, cast
 
 from django import forms
+from django.forms.models import construct_instance
 
+from billing.exceptions import InvalidContract
 from billing.models import Contract
+from billing.services.contracts import contract_validate
 from ledger.models import CreditBucket
 from ratecards.models import PublishStatus, RateCardVersion
 from tenants.models import Tenant
@@ -122,6 +126,23 @@ class ContractForm(forms.ModelForm):
         for name in locked:
             self.fields[name].disabled = True
             self.fields[name].help_text += " Fixed once the contract is active."
+
+    def clean(self) -> dict[str, Any]:
+        """The contract as it would be saved, checked by billing's rules first: their message
+        names the field ("The overage price cannot be negative."), where the model's
+        constraints, checked next, would only name themselves."""
+        cleaned: dict[str, Any] = super().clean() or {}
+        if self.errors:
+            return cleaned
+        candidate = construct_instance(
+            self, copy.copy(self.instance), self._meta.fields, self._meta.exclude
+        )
+        try:
+            contract_validate(contract=candidate)
+        except InvalidContract as exc:
+            field = exc.details.get("field")
+            self.add_error(field if field in self.fields else None, exc.message)
+        return cleaned
 
     def terms(self) -> dict[str, Any]:
         return {n: v for n, v in self.cleaned_data.items() if n in CONTRACT_HELP}

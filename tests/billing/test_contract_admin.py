@@ -1,5 +1,6 @@
-"""The contract admin refuses an invalid contract before saving it and freezes the sizing of an
-active one; the tranche and renewal sweeps go on past one broken row."""
+"""Contracts are made and changed in the console, never by the admin's own form: the admin's
+add and change pages lead there, and the console refuses an invalid contract before saving it
+and the resizing of an active one; the tranche and renewal sweeps go on past one broken row."""
 
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -33,87 +34,98 @@ def admin_client_(db: None) -> Client:
     return client
 
 
-def form_data(tenant: Tenant, **overrides: str) -> dict[str, str]:
-    card = ratecard_seed_example()
+def console_terms(card_pk: int, **overrides: str) -> dict[str, str]:
+    """The console's contract form, filled in."""
     data = {
-        "tenant": str(tenant.pk),
         "name": "Acme 2026",
         "price_per_1000_minor": "800",
         "currency": "USD",
         "committed_credits": "12000",
         "grant_schedule": "monthly",
-        "start_at_0": "2026-01-31",
-        "start_at_1": "12:00:00",
-        "end_at_0": "2027-01-31",
-        "end_at_1": "12:00:00",
-        "rate_card": str(card.pk),
+        "start_at": "2026-01-31 12:00:00",
+        "end_at": "2027-01-31 12:00:00",
+        "rate_card": str(card_pk),
         "rate_card_mode": "follow",
         "notice_days": "30",
         "pinned_version": "",
-        "pinned_until_0": "",
-        "pinned_until_1": "",
+        "pinned_until": "",
         "overdraft_limit": "0",
         "monthly_spending_cap_minor": "",
         "net_terms_days": "30",
         "credits_on": "signature",
         "overage_price_per_1000_minor": "",
+        "reason": "Order form #7",
     }
     return {**data, **overrides}
 
 
-def test_an_invalid_contract_is_never_saved(admin_client_: Client, tenant: Tenant) -> None:
-    response = admin_client_.post(
-        "/admin/billing/contract/add/", form_data(tenant, rate_card_mode="pinned")
-    )
-
-    assert response.status_code == 200  # the form again, with the error
-    assert response.context["adminform"].form.errors == {
-        "pinned_version": ["A pinned assignment needs a version."]
-    }
-    assert not Contract.objects.exists()
-
-
-def test_invoicing_terms_out_of_range_are_refused_naming_the_field(
+def test_the_admins_contract_pages_lead_to_the_console(
     admin_client_: Client, tenant: Tenant
 ) -> None:
+    with time_machine.travel(START, tick=False):
+        contract = _monthly_contract(tenant)
+
+    added = admin_client_.get("/admin/billing/contract/add/")
+    posted = admin_client_.post("/admin/billing/contract/add/", {"name": "Bypass"})
+    changed = admin_client_.get(f"/admin/billing/contract/{contract.pk}/change/")
+    listed = admin_client_.get("/admin/billing/contract/")
+
+    assert (added.status_code, added["Location"]) == (302, "/console/contracts/new/")
+    assert (posted.status_code, posted["Location"]) == (302, "/console/contracts/new/")
+    assert (changed.status_code, changed["Location"]) == (302, f"/console/contracts/{contract.pk}/")
+    assert admin_client_.get("/admin/billing/contract/x/change/").status_code == 404
+    assert listed.status_code == 200
+    assert list(Contract.objects.values_list("name", flat=True)) == [contract.name]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "errors"),
+    [
+        (
+            {"rate_card_mode": "pinned"},
+            {"pinned_version": ["A pinned assignment needs a version."]},
+        ),
+        ({"net_terms_days": "400"}, {"net_terms_days": ["Net terms are at most 365 days."]}),
+        (
+            {"overage_price_per_1000_minor": "-1"},
+            {"overage_price_per_1000_minor": ["The overage price cannot be negative."]},
+        ),
+    ],
+    ids=["pinned-without-version", "net-terms", "overage"],
+)
+def test_an_invalid_contract_is_never_saved(
+    admin_client_: Client, tenant: Tenant, overrides: dict[str, str], errors: dict[str, Any]
+) -> None:
+    card = ratecard_seed_example()
     response = admin_client_.post(
-        "/admin/billing/contract/add/", form_data(tenant, net_terms_days="400")
+        "/console/contracts/new/",
+        {"tenant": str(tenant.pk), **console_terms(card.pk, **overrides)},
     )
-    assert response.context["adminform"].form.errors == {
-        "net_terms_days": ["Net terms are at most 365 days."]
-    }
-    response = admin_client_.post(
-        "/admin/billing/contract/add/", form_data(tenant, overage_price_per_1000_minor="-1")
-    )
-    assert response.context["adminform"].form.errors == {
-        "overage_price_per_1000_minor": ["The overage price cannot be negative."]
-    }
+
+    assert response.status_code == 422
+    assert response.context["form"].errors == errors
     assert not Contract.objects.exists()
 
 
-def test_an_active_contracts_sizing_is_read_only(
-    admin_client_: Client, tenant: Tenant, django_capture_on_commit_callbacks: Any
-) -> None:
+def test_an_active_contracts_sizing_is_fixed(admin_client_: Client, tenant: Tenant) -> None:
+    # The sizing's fields are disabled on an active contract's form: what is posted for them
+    # is ignored, the rest saved.
     with time_machine.travel(START, tick=False):
-        contract = Contract.objects.create(
-            tenant=tenant,
-            name="Acme 2026",
-            price_per_1000_minor=800,
-            committed_credits=Decimal("12000"),
-            grant_schedule=Contract.Schedule.MONTHLY,
-            start_at=START,
-            end_at=datetime(2027, 1, 31, 12, tzinfo=UTC),
-            rate_card=ratecard_seed_example(),
+        contract = _monthly_contract(tenant)
+        response = admin_client_.post(
+            f"/console/contracts/{contract.pk}/",
+            console_terms(
+                contract.rate_card_id,
+                end_at="2026-04-30 12:00:00",
+                committed_credits="1",
+                name="Renamed",
+            ),
         )
-        contract_activate(contract=contract)
-        with django_capture_on_commit_callbacks(execute=True) as callbacks:
-            response = admin_client_.post(
-                f"/admin/billing/contract/{contract.pk}/change/",
-                form_data(tenant, end_at_0="2026-04-30", committed_credits="1", name="Renamed"),
-            )
 
-    assert response.status_code == 302
-    assert len(callbacks) == 1  # contract_activate, after the admin's transaction
+    assert (response.status_code, response["Location"]) == (
+        302,
+        f"/console/contracts/{contract.pk}/",
+    )
     contract.refresh_from_db()
     assert (contract.name, contract.end_at, contract.committed_credits) == (
         "Renamed",
