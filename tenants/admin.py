@@ -7,7 +7,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from tenants.cache import config_stamp_bump
-from tenants.models import ApiKey, Membership, OutboxMessage, Tenant
+from tenants.models import ApiKey, Invitation, Membership, OutboxMessage, Tenant
 from tenants.outbox import MAX_ATTEMPTS, outbox_relay_due
 from tenants.services import api_key_create, api_key_revoke, tenant_reactivate, tenant_suspend
 
@@ -87,6 +87,36 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for api_key in queryset:
             api_key_revoke(api_key=api_key)
         self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Invitations to tenants, for support: read-only (a tenant's owners and admins send and
+    withdraw them on the portal's team page)."""
+
+    list_display = [
+        "email",
+        "tenant",
+        "role",
+        "status",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "closed_at",
+        "closed_by",
+    ]
+    list_filter = ["status", "role"]
+    list_select_related = ["tenant", "invited_by", "closed_by"]
+    search_fields = ["email", "tenant__slug"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class _OutboxState(admin.SimpleListFilter):

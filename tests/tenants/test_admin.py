@@ -3,12 +3,13 @@
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tenants.models import ApiKey, OutboxMessage, Tenant
-from tenants.services import IssuedKey
+from tenants.models import ApiKey, Invitation, OutboxMessage, Tenant
+from tenants.services import IssuedKey, membership_add, membership_invite
 
 pytestmark = pytest.mark.django_db
 
@@ -109,3 +110,24 @@ def test_the_outbox_page_lists_what_waits_and_sends_it_on_request(admin_client: 
     waiting.refresh_from_db()
     assert waiting.handled_at is not None  # sent and run (the test suite runs tasks eagerly)
     assert admin_client.get(f"/admin/tenants/outboxmessage/{waiting.pk}/change/").status_code == 200
+
+
+def test_invitations_are_listed_read_only(admin_client: Client, tenant: Tenant) -> None:
+    owner = membership_add(
+        tenant=tenant, user=User.objects.create_user("olive", email="o@acme.test"), role="owner"
+    )
+    membership_invite(actor=owner, email="nina@example.com", role="billing", link=lambda t: t)
+    invitation = Invitation.objects.get()
+
+    listed = admin_client.get("/admin/tenants/invitation/?q=nina")
+    shown = admin_client.get(f"/admin/tenants/invitation/{invitation.pk}/change/")
+    add = admin_client.get("/admin/tenants/invitation/add/")
+    changed = admin_client.post(
+        f"/admin/tenants/invitation/{invitation.pk}/change/", {"status": "accepted"}
+    )
+
+    assert listed.status_code == 200
+    assert "nina@example.com" in listed.content.decode()
+    assert shown.status_code == 200  # to view
+    assert (add.status_code, changed.status_code) == (403, 403)
+    assert Invitation.objects.get().status == "pending"
