@@ -24,7 +24,7 @@ from insights.staff_actions import (
     staff_contract_create,
     staff_contract_update,
 )
-from insights.trap import contract_trap, contract_traps
+from insights.trap import contract_trap, stored_traps
 
 
 def _user(request: HttpRequest) -> User:
@@ -45,14 +45,13 @@ class ContractsPage(StaffPage):
     nav_name = "insights:contracts"
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        now = timezone.now()
         contracts = list(
             Contract.objects.select_related("tenant", "rate_card", "pinned_version").order_by(
                 "tenant__name", "-start_at"
             )
         )
         active = [c for c in contracts if c.status == Contract.Status.ACTIVE]
-        by_id = contract_traps(contracts=active, now=now)
+        by_id = stored_traps(contracts=active)
         traps = [by_id[c.pk] for c in active if c.pk in by_id]
         return super().get_context_data(
             contracts=contracts,

@@ -376,3 +376,28 @@ class ReconciliationRun(models.Model):
     @property
     def ok(self) -> bool:
         return self.status == self.Status.DONE and not self.differences
+
+
+class StoredTrap(models.Model):
+    """A pinned contract's rate-card trap as the hourly job last figured it
+    (insights/trap.py `contract_traps_store`): its events of the 30 days before `until`
+    re-priced under `current`. The contracts page lists these instead of re-pricing every
+    pinned customer's month of events on each request; a contract's own page figures its
+    trap live. One row per contract pinned behind its card; the job removes the others."""
+
+    contract = models.OneToOneField("billing.Contract", on_delete=models.CASCADE, related_name="+")
+    pinned = models.ForeignKey(
+        "ratecards.RateCardVersion", on_delete=models.CASCADE, related_name="+"
+    )
+    current = models.ForeignKey(
+        "ratecards.RateCardVersion", on_delete=models.CASCADE, related_name="+"
+    )
+    since = models.DateTimeField()
+    until = models.DateTimeField()  # when it was figured
+    events = models.BigIntegerField()
+    charged = _credits()
+    under_current = _credits()
+    unpriced = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"trap of contract {self.contract_id} until {self.until:%Y-%m-%d %H:%M}"

@@ -1,11 +1,13 @@
 """Celery tasks of the vendor console: each calls one service."""
 
 from celery import shared_task
+from django.utils import timezone
 
 from insights.models import ReconciliationRun
 from insights.reconcile import reconciliation_run
 from insights.rollup import insights_rollup_update
 from insights.simulator import simulation_run
+from insights.trap import contract_traps_store
 
 
 @shared_task(name="insights.rollup_update")
@@ -31,3 +33,10 @@ def insights_reconcile_task(run_id: int | None = None) -> bool:
 def insights_simulation_run_task(simulation_id: int) -> str:
     """A rate-card simulation too large for a request (insights/simulator.py)."""
     return simulation_run(simulation_id=simulation_id)
+
+
+@shared_task(name="insights.contract_traps_store")
+def insights_contract_traps_store_task() -> int:
+    """Hourly: every pinned contract's rate-card trap figured and stored for the contracts
+    page (insights/trap.py)."""
+    return contract_traps_store(now=timezone.now())

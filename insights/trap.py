@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.db import transaction
 from django.db.models import Count, Sum
 
 from billing.models import Contract
+from insights.locks import stored_traps_lock
+from insights.models import StoredTrap
 from metering.models import UsageEvent
 from metering.usage.pricing import credits_charged
 from ratecards.exceptions import UnknownAction, UnknownModelClass
@@ -39,7 +42,11 @@ class TrapFigure:
     charged: Decimal  # what the events were charged (under the pin)
     under_current: Decimal  # what they would have been charged under `current`
     unpriced: int  # events whose action or model class `current` no longer prices
-    pin_ends_at: datetime  # pinned_until, else the contract's end
+
+    @property
+    def pin_ends_at(self) -> datetime:
+        """pinned_until, else the contract's end."""
+        return self.contract.pinned_until or self.contract.end_at
 
     @property
     def difference(self) -> Decimal:
@@ -190,7 +197,6 @@ def contract_traps(*, contracts: Iterable[Contract], now: datetime) -> dict[int,
             charged=t.charged,
             under_current=t.under,
             unpriced=t.unpriced,
-            pin_ends_at=c.pinned_until or c.end_at,
         )
     return figures
 
@@ -198,3 +204,56 @@ def contract_traps(*, contracts: Iterable[Contract], now: datetime) -> dict[int,
 def contract_trap(*, contract: Contract, now: datetime) -> TrapFigure | None:
     """None unless the contract is pinned to a version older than the card's current one."""
     return contract_traps(contracts=[contract], now=now).get(contract.pk)
+
+
+def contract_traps_store(*, now: datetime) -> int:
+    """The hourly job: every active contract pinned behind its card figured (`contract_traps`)
+    and stored, replacing what was stored; the rows of contracts no longer trapped go. Returns
+    how many are stored. Safe to run twice at once: each run replaces the whole set under
+    the table's lock (insights/locks.py), so the last one to commit wins whole."""
+    contracts = Contract.objects.filter(
+        status=Contract.Status.ACTIVE, rate_card_mode=Contract.RateCardMode.PINNED
+    ).select_related("pinned_version")
+    figures = contract_traps(contracts=contracts, now=now)
+    rows = [
+        StoredTrap(
+            contract_id=f.contract.pk,
+            pinned=f.pinned,
+            current=f.current,
+            since=f.since,
+            until=f.until,
+            events=f.events,
+            charged=f.charged,
+            under_current=f.under_current,
+            unpriced=f.unpriced,
+        )
+        for f in figures.values()
+    ]
+    with transaction.atomic():
+        stored_traps_lock()
+        StoredTrap.objects.all().delete()
+        StoredTrap.objects.bulk_create(rows)
+    return len(rows)
+
+
+def stored_traps(*, contracts: Iterable[Contract]) -> dict[int, TrapFigure]:
+    """The stored figures of those of `contracts` still pinned behind the version they were
+    figured against, by contract id (one statement)."""
+    by_id = {c.pk: c for c in contracts}
+    figures = {}
+    for row in StoredTrap.objects.filter(contract_id__in=by_id).select_related("pinned", "current"):
+        c = by_id[row.contract_id]
+        if c.rate_card_mode != Contract.RateCardMode.PINNED or c.pinned_version_id != row.pinned_id:
+            continue  # changed since the job ran: its own page figures it live
+        figures[c.pk] = TrapFigure(
+            contract=c,
+            since=row.since,
+            until=row.until,
+            pinned=row.pinned,
+            current=row.current,
+            events=row.events,
+            charged=row.charged,
+            under_current=row.under_current,
+            unpriced=row.unpriced,
+        )
+    return figures

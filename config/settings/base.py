@@ -252,12 +252,16 @@ CREDITLINE_AUTH_FAILURE_RATE = env.str("CREDITLINE_AUTH_FAILURE_RATE", default="
 # The proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated); empty:
 # the client address is REMOTE_ADDR (tenants/clients.py).
 CREDITLINE_TRUSTED_PROXIES = env.list("CREDITLINE_TRUSTED_PROXIES", default=[])
-# The vendor console's money rollups and the hourly reconciliation (insights/).
+# The vendor console's money rollups, the hourly reconciliation and rate-card traps (insights/).
 CELERY_BEAT_SCHEDULE["insights.rollup_update"] = {
     "task": "insights.rollup_update",
     "schedule": 60.0,
 }
 CELERY_BEAT_SCHEDULE["insights.reconcile"] = {"task": "insights.reconcile", "schedule": 3600.0}
+CELERY_BEAT_SCHEDULE["insights.contract_traps_store"] = {
+    "task": "insights.contract_traps_store",
+    "schedule": 3600.0,
+}
 CELERY_BEAT_SCHEDULE["metering.workflow_expire_idle"] = {
     "task": "metering.workflow_expire_idle",
     "schedule": 60.0,

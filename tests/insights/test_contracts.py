@@ -11,8 +11,10 @@ import time_machine
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 from django.test import Client
+from django.utils import timezone
 
 from billing.models import Contract
+from insights.trap import contract_traps_store
 from ledger.selectors import available_get
 from metering.services import UsageInput, usage_event_record
 from ratecards.models import RateCard, RateCardVersion
@@ -125,6 +127,7 @@ def test_a_pinned_contract_made_in_the_console_and_its_trap_in_money(
     viewer, _ = _staff()
     with time_machine.travel("2026-04-10 00:00:00+00:00", tick=False):
         page = viewer.get(f"/console/contracts/{contract.pk}/")
+        assert contract_traps_store(now=timezone.now()) == 1  # the hourly job
         listing = viewer.get("/console/contracts/")
 
     trap = page.context["trap"]
@@ -144,7 +147,14 @@ def test_a_pinned_contract_made_in_the_console_and_its_trap_in_money(
     assert b"136.0000 credits, 10.88 USD" in page.content
     assert b"2026-09-01" in page.content
     assert page.context["form"] is None  # no billing.change_contract
-    assert [t.contract for t in listing.context["traps"]] == [contract]
+    (stored,) = listing.context["traps"]
+    assert (stored.contract, stored.until, stored.events, stored.difference_minor) == (
+        contract,
+        trap.until,
+        2,
+        1088,
+    )
+    assert b"(figured 2026-04-10 00:00 UTC)" in listing.content
 
 
 def test_editing_needs_the_permission_and_is_logged(

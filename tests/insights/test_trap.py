@@ -5,14 +5,19 @@ pricing a rollup's summed quantity is not: each event's charge is rounded on its
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import time_machine
+from django.contrib.auth.models import User
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from billing.models import Contract
-from insights.trap import DAYS, contract_trap, contract_traps
+from insights.models import StoredTrap
+from insights.tasks import insights_contract_traps_store_task
+from insights.trap import DAYS, contract_trap, contract_traps, contract_traps_store
 from metering.selectors import usage_event_recorded_list
 from metering.services import UsageInput, usage_event_record
 from metering.usage.pricing import credits_charged
@@ -178,7 +183,7 @@ def test_pricing_a_summed_quantity_would_not_be_exact(
     assert (summed, 7 * each) == (D("0.0011"), D("0.0014"))
 
 
-def test_the_contracts_page_reads_every_trap_in_a_fixed_number_of_statements(
+def test_every_trap_in_a_fixed_number_of_statements(
     trapped: tuple[Contract, Contract],
 ) -> None:
     acme, globex = trapped
@@ -189,3 +194,36 @@ def test_the_contracts_page_reads_every_trap_in_a_fixed_number_of_statements(
         contract_traps(contracts=[acme, globex], now=NOW)
 
     assert len(one) == len(two) == 2  # the cards' versions, the grouped events
+
+
+def test_the_hourly_job_stores_the_traps_the_contracts_page_lists(
+    trapped: tuple[Contract, Contract], settings: Any
+) -> None:
+    acme, globex = trapped
+    assert settings.CELERY_BEAT_SCHEDULE["insights.contract_traps_store"] == {
+        "task": "insights.contract_traps_store",
+        "schedule": 3600.0,
+    }
+    staff = Client()
+    staff.force_login(User.objects.create_user("vendor", is_staff=True))
+    with time_machine.travel(NOW, tick=False):
+        assert insights_contract_traps_store_task.apply().get() == 2
+        with CaptureQueriesContext(connection) as queries:
+            page = staff.get("/console/contracts/")
+
+    assert {(t.contract.pk, t.events, t.under_current) for t in page.context["traps"]} == {
+        (acme.pk, 18, D("66.6715")),
+        (globex.pk, 4, D("0.0008")),
+    }
+    assert not [q for q in queries.captured_queries if "metering_usageevent" in q["sql"]]
+    # Globex follows its card from now on: the next run drops its row, and until then the
+    # page leaves out a figure whose pin is gone.
+    Contract.objects.filter(pk=globex.pk).update(
+        rate_card_mode=Contract.RateCardMode.FOLLOW, pinned_version=None, pinned_until=None
+    )
+    with time_machine.travel(NOW, tick=False):
+        assert [t.contract.pk for t in staff.get("/console/contracts/").context["traps"]] == [
+            acme.pk
+        ]
+        assert contract_traps_store(now=NOW) == 1
+    assert list(StoredTrap.objects.values_list("contract_id", flat=True)) == [acme.pk]
