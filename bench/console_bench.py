@@ -237,22 +237,39 @@ def reconcile_once(report: Callable[[str], None]) -> None:
 
 def urls(ids: dict[str, str], cfg: ConsoleConfig) -> list[tuple[str, str]]:
     """(name, url) of every page, and the pages that take a range over the large set's year
-    (`<year>`: its first day)."""
+    (`<year>`: its first day), and over ranges with the most days outside whole months (the
+    customers and margin by customer sum whole months from a monthly rollup and the other days
+    from a daily one): `<edges>`, from a month's 2nd to the day before the last month's last
+    day inside the year (~60 such days, the most a range can have), and `<mid>`, 30 days
+    across a month's end (none of them in a whole month)."""
     from django.utils import timezone
 
     pages = [(t, "/" + _KWARG.sub(lambda m: ids[m.group(1)], t)) for t in sorted(console_pages())]
-    start = (timezone.now() - timedelta(days=cfg.large_days - 1)).date().isoformat()
+    today = timezone.now().date()
+    year = today - timedelta(days=cfg.large_days - 1)
+    second = (year.replace(day=1) + timedelta(days=1 if year.day <= 2 else 32)).replace(day=2)
+    edges = f"start={second}&end={today.replace(day=1) - timedelta(days=2)}"
+    before = today.replace(day=1) - timedelta(days=1)
+    mid = f"start={before.replace(day=16)}&end={before.replace(day=16) + timedelta(days=29)}"
     for extra in (
         "console/?start=<year>",
         "console/?start=<year>&sort=margin&dir=desc",
+        "console/?<edges>&sort=margin&dir=desc",
+        "console/?<mid>&sort=margin&dir=desc",
         "console/margin/?by=day&start=<year>",
         "console/margin/?by=tenant&start=<year>",
+        "console/margin/?by=tenant&<edges>",
         "console/margin/?by=tenant&start=<year>&format=csv",
         "console/customers/<tenant_id>/?start=<year>",
         "console/breakage/?start=<year>",
         "console/weights/?start=<year>",
     ):
-        url = extra.replace("<year>", start).replace("<tenant_id>", ids["tenant_id"])
+        url = (
+            extra.replace("<year>", year.isoformat())
+            .replace("<edges>", edges)
+            .replace("<mid>", mid)
+            .replace("<tenant_id>", ids["tenant_id"])
+        )
         pages.append((extra, "/" + url))
     return pages
 

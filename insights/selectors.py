@@ -149,10 +149,7 @@ def margin_list(
     customer, TenantMarginMonth and TenantMarginDay), so that a year of 1,000 tenants reads a
     few thousand rows a day or tens of thousands by customer, not millions."""
     if by == "tenant" and tenant is None:
-        rows = tenant_margin_list(start=start, end=end)
-        tenants = Tenant.objects.filter(pk__in={r.key for r in rows})
-        names: dict[object, str] = dict(tenants.values_list("pk", "name"))
-        return [_labelled(r, names.get(r.key, str(r.key))) for r in rows]
+        return tenant_margin_list(start=start, end=end)
     field = _GROUP_FIELD[by]
     days: QuerySet[MarginDay] | QuerySet[MarginTotalDay] = (
         margin_days(start=start, end=end, tenant=tenant)
@@ -257,12 +254,17 @@ def tenant_margin_list(
     *, start: date, end: date, tenant_ids: Sequence[int] | None = None
 ) -> list[MarginRow]:
     """Every tenant's (or `tenant_ids`') margin over start..end, a row per tenant and currency
-    pair, keyed by tenant id, in that order: one query whatever the range."""
+    pair, keyed by tenant id and labelled with its name, in that order: one query whatever the
+    range (and whether or not any tenant used credits in it)."""
     sql, params = tenant_money_sql(start=start, end=end, tenant_ids=tenant_ids)
+    named = f"""SELECT money.*, t.name AS tenant_name FROM ({sql}) AS money
+                  JOIN {Tenant._meta.db_table} t ON t.id = money.tenant_id
+                 ORDER BY 1, 2, 3"""  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.execute(f"{sql} ORDER BY 1, 2, 3", params)
-        names = [c.name for c in cursor.description]
-        rows = [margin_row(r[0], dict(zip(names, r, strict=True))) for r in cursor.fetchall()]
+        cursor.execute(named, params)
+        columns = [c.name for c in cursor.description]
+        found = [dict(zip(columns, r, strict=True)) for r in cursor.fetchall()]
+    rows = [_labelled(margin_row(r["tenant_id"], r), r["tenant_name"]) for r in found]
     # Converted day by day: a month's row cannot say which rate each of its days had.
     days = TenantMarginDay.objects.filter(day__gte=start, day__lte=end)
     return with_fx(rows, days=days, field="tenant_id")

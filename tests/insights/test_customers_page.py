@@ -8,7 +8,9 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from insights.customers import customer_list
 from insights.rollup import insights_rollup_update
@@ -151,3 +153,17 @@ def test_a_page_of_fifty_links_the_next(client: Client) -> None:
     assert 'href="?sort=name&amp;page=2" rel="next"' in first.content.decode()
     assert [r.tenant.name for r in second.context["rows"]] == ["T050"]
     assert "51 customers · page 2 of 2" in second.content.decode()
+
+
+@pytest.mark.usefixtures("customers")
+@pytest.mark.parametrize("page", ["/console/?", "/console/margin/?by=tenant&"])
+def test_as_many_statements_over_a_range_without_usage(client: Client, page: str) -> None:
+    client.force_login(User.objects.create_user("vendor", is_staff=True))
+    client.get(f"{page}{RANGE}")  # the session's first read
+
+    with CaptureQueriesContext(connection) as used:
+        assert client.get(f"{page}{RANGE}").status_code == 200
+    with CaptureQueriesContext(connection) as unused:
+        assert client.get(f"{page}start=2025-06-01&end=2025-06-30").status_code == 200
+
+    assert len(unused.captured_queries) == len(used.captured_queries)
