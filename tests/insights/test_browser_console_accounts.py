@@ -20,7 +20,6 @@ from metering.models import UsageRefusalDay
 from metering.rollup import usage_rollup_update
 from metering.services import UsageInput, usage_event_record
 from ratecards.models import RateCardAssignment
-from ratecards.selectors import price_cache_clear
 from ratecards.services import (
     rate_set,
     ratecard_assign,
@@ -29,10 +28,9 @@ from ratecards.services import (
     ratecard_version_publish,
 )
 from tenants.models import Tenant
-from tests.browser import axe_violations, browser_page, shot, sign_in
+from tests.browser import axe_violations, shot
 from tests.metering.factories import fund
 
-__all__ = ["browser_page"]
 D = Decimal
 
 
@@ -74,9 +72,8 @@ def _pinned_contract(tenant: Tenant) -> Contract:
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_customer_plan_fit_and_contract_pages_in_a_browser(
-    live_server: Any, browser_page: Any, tenant: Tenant
+    live_server: Any, console_page: Any, console_staff: User, tenant: Tenant
 ) -> None:
-    price_cache_clear()
     with time_machine.travel("2026-01-10 12:00:00+00:00", tick=False):
         ratecard_seed_example()
         fund(tenant, 1000, price_minor=1000)
@@ -91,11 +88,9 @@ def test_customer_plan_fit_and_contract_pages_in_a_browser(
         insights_rollup_update()
     contract = _pinned_contract(tenant)
     _plan_fit(tenant)
-    vendor = User.objects.create_user("vendor", password="s3cret-staff", is_staff=True)
     for codename in ("grant_credits", "adjust_credits", "add_contract", "change_contract"):
-        vendor.user_permissions.add(Permission.objects.get(codename=codename))
-    page = browser_page
-    sign_in(page, live_server.url, "vendor", "s3cret-staff")
+        console_staff.user_permissions.add(Permission.objects.get(codename=codename))
+    page = console_page
 
     found: dict[str, list[str]] = {}
     for name, path in [
@@ -123,7 +118,6 @@ def test_customer_plan_fit_and_contract_pages_in_a_browser(
     page.wait_for_url(f"**/console/customers/{tenant.pk}/")
     assert page.get_by_text("Granted 25 credits").is_visible()
     assert available_get(tenant=tenant) == D("625.0000")  # 1,000 - 300 - 100 + 25
-    price_cache_clear()
 
 
 def _plan_fit(tenant: Tenant) -> None:
