@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 
 from billing.models import Subscription
@@ -160,11 +160,11 @@ fx AS ({fx}),
 costed AS (
     SELECT m.*,
            CASE WHEN m.currency = m.cogs_currency THEN m.cogs
-                WHEN fx.tenant_id IS NOT NULL AND fx.missing IS NULL
+                WHEN fx.key IS NOT NULL AND fx.missing IS NULL
                 THEN coalesce(fx.converted, 0)
            END AS cogs_in_revenue
       FROM money m
-      LEFT JOIN fx ON fx.tenant_id = m.tenant_id AND fx.currency = m.currency
+      LEFT JOIN fx ON fx.key = m.tenant_id AND fx.currency = m.currency
                   AND fx.cogs_currency = m.cogs_currency
 ),
 per_tenant AS (
@@ -197,6 +197,16 @@ SELECT t.id, coalesce(a.available, 0), count(*) OVER ()
 """
 
 
+# The tenants with money in two currencies, from the statement's `money`: an array built once
+# (an InitPlan), so the day rows are read by the tenant-led key of those tenants only (an IN
+# over the CTE made PostgreSQL, which cannot tell how few they are, read every tenant's days).
+_CROSSED = RawSQL(
+    "tenant_id = ANY(ARRAY(SELECT tenant_id FROM money WHERE currency <> cogs_currency))",
+    (),
+    output_field=BooleanField(),
+)
+
+
 def _page_ids(
     *,
     start: date,
@@ -211,11 +221,7 @@ def _page_ids(
     """The page's (tenant id, balance), sorted, and how many tenants match."""
     money, params = tenant_money_sql(start=start, end=end)
     fx, fx_params = fx_cogs_sql(
-        days=TenantMarginDay.objects.filter(
-            day__gte=start,
-            day__lte=end,
-            tenant_id__in=RawSQL("SELECT tenant_id FROM money WHERE currency <> cogs_currency", ()),
-        ),
+        days=TenantMarginDay.objects.filter(_CROSSED, day__gte=start, day__lte=end),
         field="tenant_id",
     )
     sql = _PAGE.format(

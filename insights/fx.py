@@ -8,17 +8,18 @@ effective on or before it). The rollups are daily and the pages take any range o
 day's rate is exact for every range; a rate per month would misdate the days of a month before
 a rate entered in its middle, and would need its own definition of a month's rate.
 
-A group whose days all have a rate gets its converted COGS (unrounded, minor units of the
-revenue's currency) and the dates of the rates used; one day with COGS and no rate in force
-leaves the whole group unconverted ("no exchange rate", from that day): a part-converted sum
-would pass for a margin it is not. Nothing here adds two currencies: a group is one currency
-pair, and its sum is of one currency (the COGS before, the revenue's after).
+A group whose days all have a rate gets its converted COGS (minor units of the revenue's
+currency, to the rollups' 8 places) and the dates of the rates used; one day with COGS and no
+rate in force leaves the whole group unconverted ("no exchange rate", from that day): a
+part-converted sum would pass for a margin it is not. Nothing here adds two currencies: a
+group is one currency pair, and its sum is of one currency (the COGS before, the revenue's
+after).
 
 For rows already grouped by key and currency pair (insights.selectors.MarginRow), from any
 day-grained source with `day`, `currency`, `cogs_currency` and `cogs_minor` (MarginDay, the
 per-tenant and all-tenant day rollups): one statement, which the selectors run only when a
-row is in two currencies; the rate in force is looked up in SQL for each day row, on the
-table's unique (from, to, effective_on) index.
+row is in two currencies; the rate in force for every day row comes from a join with the
+rate table turned into periods (from a rate's day to the pair's next rate's).
 """
 
 from collections.abc import Iterable
@@ -27,23 +28,8 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from django.db.models import (
-    Case,
-    DecimalField,
-    ExpressionWrapper,
-    F,
-    Func,
-    IntegerField,
-    Max,
-    Min,
-    OuterRef,
-    Q,
-    QuerySet,
-    Subquery,
-    Sum,
-    Value,
-    When,
-)
+from django.db import connection
+from django.db.models import F, QuerySet
 
 from billing.money import exponents_not_two
 from insights.models import ExchangeRate
@@ -88,79 +74,67 @@ def rate_in_force(*, from_currency: str, to_currency: str, day: date) -> Exchang
     )
 
 
-def _exponent(field: str) -> Case:
-    """The ISO 4217 exponent of the currency in `field`, in SQL (billing.money's table)."""
+def _exponent_sql(column: str) -> tuple[str, list[Any]]:
+    """The ISO 4217 exponent of the currency in `column`, in SQL (billing.money's table)."""
     codes: dict[int, list[str]] = {}
     for code, exponent in exponents_not_two().items():
         codes.setdefault(exponent, []).append(code)
-    return Case(
-        *[When(**{f"{field}__in": sorted(c)}, then=Value(e)) for e, c in sorted(codes.items())],
-        default=Value(2),
-        output_field=IntegerField(),
-    )
+    whens = " ".join(f"WHEN {column} = ANY(%s) THEN {e}" for e in sorted(codes))
+    return f"CASE {whens} ELSE 2 END", [sorted(codes[e]) for e in sorted(codes)]
 
 
-def _in_force() -> QuerySet[ExchangeRate]:
-    """The same rule as rate_in_force, for each row of an outer day-grained queryset."""
-    return ExchangeRate.objects.filter(
-        from_currency=OuterRef("cogs_currency"),
-        to_currency=OuterRef("currency"),
-        effective_on__lte=OuterRef("day"),
-    ).order_by("-effective_on")
+# Each rate's period (from its day to the pair's next rate's), with the rate per minor unit:
+# the rate is per major unit, the money in each currency's minor units (1 USD = 150 JPY: a US
+# cent is 1.5 yen; power of 10::numeric is exact, of two integers it would be a double). Each
+# day row joins the one period it falls in (a hash join on the pair, then the day's range):
+# the rate in force that day, as rate_in_force says, for every day row in one pass.
+_FX = """
+WITH rate AS (
+    SELECT from_currency, to_currency, effective_on,
+           lead(effective_on) OVER (PARTITION BY from_currency, to_currency
+                                    ORDER BY effective_on) AS next_on,
+           rate * power(10::numeric, ({to_exponent}) - ({from_exponent})) AS minor_rate
+      FROM {table}
+)
+SELECT d.key, d.currency, d.cogs_currency,
+       sum(d.cogs_minor * r.minor_rate) AS converted,
+       min(d.day) FILTER (WHERE d.cogs_minor <> 0 AND r.minor_rate IS NULL) AS missing,
+       min(r.effective_on) FILTER (WHERE d.cogs_minor <> 0) AS first_on,
+       max(r.effective_on) FILTER (WHERE d.cogs_minor <> 0) AS last_on
+  FROM ({days}) AS d
+  LEFT JOIN rate r ON r.from_currency = d.cogs_currency AND r.to_currency = d.currency
+                  AND r.effective_on <= d.day AND (r.next_on IS NULL OR d.day < r.next_on)
+ GROUP BY d.key, d.currency, d.cogs_currency
+"""
 
 
-def _minor_rate() -> ExpressionWrapper:
-    """The rate per minor unit: the rate is per major unit, the money in each currency's minor
-    units (1 USD = 150 JPY: a US cent is 1.5 yen)."""
-    return ExpressionWrapper(
-        F("rate")
-        # numeric, exact (power of two integers would be a double).
-        * Func(
-            _exponent("to_currency") - _exponent("from_currency"),
-            template="power(10::numeric, %(expressions)s)",
-        ),
-        output_field=DecimalField(max_digits=40, decimal_places=20),
-    )
-
-
-def fx_cogs_rows(
+def fx_cogs_sql(
     *, days: QuerySet[Any], field: str, keys: Iterable[object] | None = None
-) -> QuerySet[Any]:
-    """The statement of fx_cogs, to run or to embed in a larger one (its
-    `.query.sql_with_params()`): per `field`, currency and cogs_currency of the day rows in two
-    currencies, `converted` (the sum of each day's COGS x the rate in force, minor units of the
-    revenue's currency; it leaves out the days without a rate), `missing` (the first day with
-    COGS and no rate: then `converted` is not the group's), `first_on` and `last_on` (the dates
-    of the rates used)."""
+) -> tuple[str, list[Any]]:
+    """The statement of fx_cogs and its parameters, to run or to put in a WITH of a larger
+    one: per `key` (the day rows' `field`), currency and cogs_currency of the day rows in two
+    currencies (of the groups `keys` only, if given), `converted` (the sum of each day's COGS x
+    the rate in force, minor units of the revenue's currency; it leaves out the days without a
+    rate), `missing` (the first day with COGS and no rate: then `converted` is not the
+    group's), `first_on` and `last_on` (the dates of the rates used)."""
     if keys is not None:
         days = days.filter(**{f"{field}__in": list(keys)})
-    has_cost = ~Q(cogs_minor=0)
-    return (
+    rows = (
         days.exclude(currency=F("cogs_currency"))
-        .annotate(
-            fx_rate=Subquery(_in_force().values(minor_rate=_minor_rate())[:1]),
-            fx_on=Subquery(_in_force().values("effective_on")[:1]),
-        )
-        .values(field, "currency", "cogs_currency")
-        .annotate(
-            converted=Sum(
-                ExpressionWrapper(
-                    F("cogs_minor") * F("fx_rate"),
-                    output_field=DecimalField(max_digits=60, decimal_places=20),
-                )
-            ),
-            missing=Min("day", filter=has_cost & Q(fx_rate__isnull=True)),
-            first_on=Min("fx_on", filter=has_cost),
-            last_on=Max("fx_on", filter=has_cost),
-        )
+        .values("day", "currency", "cogs_currency", "cogs_minor", key=F(field))
         .order_by()
     )
-
-
-def fx_cogs_sql(*, days: QuerySet[Any], field: str) -> tuple[str, tuple[Any, ...]]:
-    """fx_cogs_rows' SQL and parameters, for a WITH of a larger statement."""
-    sql, params = fx_cogs_rows(days=days, field=field).query.sql_with_params()
-    return sql, tuple(params)
+    days_sql, days_params = rows.query.sql_with_params()
+    to_exponent, to_params = _exponent_sql("to_currency")
+    from_exponent, from_params = _exponent_sql("from_currency")
+    # Built from constants (the table's name, the exponents' SQL) and the ORM's own SQL.
+    sql = _FX.format(
+        table=ExchangeRate._meta.db_table,
+        to_exponent=to_exponent,
+        from_exponent=from_exponent,
+        days=days_sql,
+    )
+    return sql, [*to_params, *from_params, *days_params]
 
 
 def _places(value: Decimal | None) -> Decimal:
@@ -174,14 +148,18 @@ def fx_cogs(
     """Per (group key, revenue currency, COGS currency) of the day rows in two currencies (of
     the groups `keys` only, if given): the COGS converted day by day at the rate in force.
     One statement."""
+    sql, params = fx_cogs_sql(days=days, field=field, keys=keys)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchall()
     return {
-        (g[field], g["currency"], g["cogs_currency"]): FxCogs(
-            cogs_currency=g["cogs_currency"],
-            currency=g["currency"],
-            converted_minor=_places(g["converted"]) if g["missing"] is None else None,
-            rates_from=g["first_on"],
-            rates_to=g["last_on"],
-            missing_from=g["missing"],
+        (key, currency, cogs_currency): FxCogs(
+            cogs_currency=cogs_currency,
+            currency=currency,
+            converted_minor=_places(converted) if missing is None else None,
+            rates_from=first_on,
+            rates_to=last_on,
+            missing_from=missing,
         )
-        for g in fx_cogs_rows(days=days, field=field, keys=keys)
+        for key, currency, cogs_currency, converted, missing, first_on, last_on in found
     }
