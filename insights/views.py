@@ -1,12 +1,13 @@
 """The vendor console's pages (staff only, insights/base.py): thin, each reads one selector."""
 
 import csv
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 
+from billing.money import money_from_minor
 from insights.base import StaffPage
 from insights.customers import SORTS, customer_list
 from insights.selectors import (
@@ -119,16 +120,17 @@ class MarginPage(StaffPage):
         tenant = self.tenant()
         rows = margin_list(start=start, end=end, by=by, tenant=tenant)
         days = margin_list(start=start, end=end, by="day", tenant=tenant)
-        # Minor units, rounded for the eye (the table has the exact figures), of one currency
-        # pair only (the first day's): two currencies are never drawn as one. COGS in another
-        # currency are drawn converted at each day's rate (a day without one is a gap).
+        # The currency's major units, rounded to its minor unit (the table has the exact
+        # figures), of one currency pair only (the first day's): two currencies are never drawn
+        # as one. COGS in another currency are drawn converted at each day's rate (a day
+        # without one is a gap).
         pair = (days[0].currency, days[0].cogs_currency) if days else ("", "")
         shown = [r for r in days if (r.currency, r.cogs_currency) == pair]
         chart: dict[str, Any] = {
             "currency": pair[0],
             "labels": [str(r.key) for r in shown],
-            "revenue": [str(r.revenue_minor.quantize(Decimal(1))) for r in shown],
-            "cogs": [_rounded(r.cogs_in_revenue_currency_minor) for r in shown],
+            "revenue": [_major(r.revenue_minor, pair[0]) for r in shown],
+            "cogs": [_major(r.cogs_in_revenue_currency_minor, pair[0]) for r in shown],
         }
         if pair[0] != pair[1]:
             chart["converted_from"] = pair[1]
@@ -188,8 +190,11 @@ class MarginPage(StaffPage):
         return response
 
 
-def _rounded(value: Decimal | None) -> str | None:
-    return None if value is None else str(value.quantize(Decimal(1)))
+def _major(minor: Decimal | None, currency: str) -> str | None:
+    """Minor units as the currency's major units, to its minor unit: 1801.4 USD cents → "18.01"."""
+    if minor is None:
+        return None
+    return str(money_from_minor(int(minor.quantize(Decimal(1), ROUND_HALF_UP)), currency))
 
 
 def _blank(value: object) -> object:

@@ -63,6 +63,9 @@ def shot(page: Any, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     for width in (1280, 390):
         page.set_viewport_size({"width": width, "height": 900})
+        # Charts resize on the next frames (a ResizeObserver): before that, a chart drawn at
+        # 1280 px would widen the 390 px shot.
+        page.wait_for_timeout(150)
         page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
     page.set_viewport_size({"width": 1280, "height": 900})
 

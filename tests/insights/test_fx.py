@@ -312,8 +312,8 @@ def test_the_margin_csv_and_chart_say_how_cogs_were_converted(eur: Tenant, staff
     assert page.context["chart"] == {
         "currency": "EUR",
         "labels": ["2026-01-13", "2026-01-14"],
-        "revenue": ["500", "500"],
-        "cogs": ["92", "286"],
+        "revenue": ["5.00", "5.00"],
+        "cogs": ["0.92", "2.86"],
         "converted_from": "USD",
     }
 

@@ -216,8 +216,8 @@ def test_the_margin_page_by_action(staff: Client) -> None:
     assert response.context["chart"] == {
         "currency": "USD",
         "labels": ["2026-01-15"],
-        "revenue": ["1050"],
-        "cogs": ["1801"],
+        "revenue": ["10.50"],
+        "cogs": ["18.01"],
     }
     assert b"18.01 USD" in response.content
 

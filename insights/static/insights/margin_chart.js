@@ -8,10 +8,10 @@
     data: {
       labels: data.labels,
       datasets: [
-        { label: "Revenue (" + data.currency + " minor units)", data: data.revenue, backgroundColor: "#2f6feb" },
-        { label: "COGS (" + data.currency + " minor units" + (data.converted_from ? ", from " + data.converted_from + " at each day's exchange rate" : "") + ")", data: data.cogs, backgroundColor: "#d4a72c" }
+        { label: "Revenue (" + data.currency + ")", data: data.revenue, backgroundColor: "#2f6feb" },
+        { label: "COGS (" + data.currency + (data.converted_from ? ", from " + data.converted_from + " at each day's exchange rate" : "") + ")", data: data.cogs, backgroundColor: "#d4a72c" }
       ]
     },
-    options: { responsive: true, animation: false, scales: { y: { beginAtZero: true } } }
+    options: { responsive: true, maintainAspectRatio: false, animation: false, scales: { y: { beginAtZero: true } } }
   });
 })();
