@@ -211,42 +211,75 @@ _SUM_COLUMNS = {
 }
 
 
-def whole_months(*, start: date, end: date) -> tuple[date, date] | None:
-    """The first day of the first whole month in start..end and the first day after the last
-    one (None: no month lies whole in the range)."""
-    first = start if start.day == 1 else (start.replace(day=28) + timedelta(days=4)).replace(day=1)
-    after = (end + timedelta(days=1)).replace(day=1)
-    return (first, after) if first < after else None
+@dataclass(frozen=True)
+class RangePlan:
+    """How a range of days is read from the monthly and daily rollups: whole months, plus the
+    days of partial months, less the days of the months taken whole that lie outside."""
+
+    months: list[date]  # first days
+    days: list[tuple[date, date]]  # inclusive
+    less: list[tuple[date, date]]  # inclusive, taken off
+
+    @property
+    def day_count(self) -> int:
+        return sum((hi - lo).days + 1 for lo, hi in [*self.days, *self.less])
+
+
+def range_plan(*, start: date, end: date) -> RangePlan:
+    """The fewest rows to read for start..end: each month the range covers whole is one row;
+    one it covers in part is its days in the range, or, when fewer, the whole month less its
+    days outside it (a sum less a sum: exact). So a range reads at most ~15 days a month at
+    each end, whatever its length."""
+    months: list[date] = []
+    days: list[tuple[date, date]] = []
+    less: list[tuple[date, date]] = []
+    month = start.replace(day=1)
+    one = timedelta(days=1)
+    while month <= end:
+        after = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+        lo, hi = max(start, month), min(end, after - one)
+        inside, whole = (hi - lo).days + 1, (after - month).days
+        if inside == whole or whole - inside < inside:
+            months.append(month)
+            less += [(month, lo - one)] if lo > month else []
+            less += [(hi + one, after - one)] if hi < after - one else []
+        else:
+            days.append((lo, hi))
+        month = after
+    return RangePlan(months=months, days=days, less=less)
 
 
 def tenant_money_sql(
     *, start: date, end: date, tenant_ids: Sequence[int] | None = None
 ) -> tuple[str, list[Any]]:
     """SQL (and its parameters) of each tenant's money per currency pair over start..end,
-    columns tenant_id, currency, cogs_currency and _SUM_COLUMNS' names: the whole months from
-    TenantMarginMonth, the days before and after them from TenantMarginDay (a year: about 13
-    rows and 60 days a tenant). Of every tenant, or of `tenant_ids` only."""
-    months = whole_months(start=start, end=end)
-    days = [(start, end)] if months is None else [(start, months[0]), (months[1], end)]
+    columns tenant_id, currency, cogs_currency and _SUM_COLUMNS' names, from TenantMarginMonth
+    and TenantMarginDay as range_plan says (a year: about 13 rows and at most ~30 days a
+    tenant). Of every tenant, or of `tenant_ids` only."""
+    plan = range_plan(start=start, end=end)
     only = " AND tenant_id = ANY(%s)" if tenant_ids is not None else ""
     scoped = [list(tenant_ids)] if tenant_ids is not None else []
-    columns = ", ".join(["tenant_id", "currency", "cogs_currency", *_SUM_COLUMNS.values()])
+    keys = "tenant_id, currency, cogs_currency"
+    added = ", ".join([keys, *_SUM_COLUMNS.values()])
+    taken = ", ".join([keys, *(f"-{c}" for c in _SUM_COLUMNS.values())])
     # Built from constants (table and column names) only; values are parameters.
     parts, params = [], []
-    if months is not None:
+    if plan.months:
         table = TenantMarginMonth._meta.db_table
-        parts.append(f"SELECT {columns} FROM {table} WHERE month >= %s AND month < %s{only}")  # noqa: S608
-        params += [*months, *scoped]
+        parts.append(f"SELECT {added} FROM {table} WHERE month = ANY(%s){only}")  # noqa: S608
+        params += [plan.months, *scoped]
     table = TenantMarginDay._meta.db_table
-    for n, (lo, hi) in enumerate(days):
-        # The days before the first whole month stop short of it; those after include `end`.
-        upper = "<" if months is not None and n == 0 else "<="
-        parts.append(f"SELECT {columns} FROM {table} WHERE day >= %s AND day {upper} %s{only}")  # noqa: S608
-        params += [lo, hi, *scoped]
+    for columns, ranges in ((added, plan.days), (taken, plan.less)):
+        for lo, hi in ranges:
+            parts.append(f"SELECT {columns} FROM {table} WHERE day BETWEEN %s AND %s{only}")  # noqa: S608
+            params += [lo, hi, *scoped]
     sums = ", ".join(f"sum({column}) AS {name}" for name, column in _SUM_COLUMNS.items())
     union = " UNION ALL ".join(parts)
-    sql = f"""SELECT tenant_id, currency, cogs_currency, {sums}
-                FROM ({union}) AS money GROUP BY tenant_id, currency, cogs_currency"""  # noqa: S608
+    # A month less its days outside the range leaves a zero row for a tenant that used credits
+    # only on those days: no row, as if its days had been summed.
+    sql = f"""SELECT {keys}, {sums} FROM ({union}) AS money GROUP BY {keys}
+              HAVING sum(events) <> 0 OR sum(quantity) <> 0 OR sum(credits) <> 0
+                  OR sum(revenue_minor) <> 0 OR sum(cogs_minor) <> 0"""  # noqa: S608
     return sql, params
 
 

@@ -12,6 +12,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from insights import views
 from insights.customers import customer_list
 from insights.rollup import insights_rollup_update
 from metering.services import UsageInput, usage_event_record
@@ -167,3 +168,24 @@ def test_as_many_statements_over_a_range_without_usage(client: Client, page: str
         assert client.get(f"{page}start=2025-06-01&end=2025-06-30").status_code == 200
 
     assert len(unused.captured_queries) == len(used.captured_queries)
+
+
+@pytest.mark.usefixtures("customers")
+def test_margin_by_customer_a_page_at_a_time_and_every_one_in_the_csv(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(views, "CUSTOMERS_PER_PAGE", 3)
+    client.force_login(User.objects.create_user("vendor", is_staff=True))
+
+    first = client.get(f"/console/margin/?by=tenant&{RANGE}")
+    second = client.get(f"/console/margin/?by=tenant&{RANGE}&page=2")
+    csv_rows = client.get(f"/console/margin/?by=tenant&{RANGE}&format=csv")
+
+    assert [r.label for r in first.context["rows"]] == ["Alpha", "Beta", "Gamma"]
+    assert "customers 1 to 3 of 4" in first.content.decode()
+    assert "page=2" in first.content.decode()
+    assert [r.label for r in second.context["rows"]] == ["Delta"]
+    assert len(csv_rows.content.decode().strip().splitlines()) == 1 + 4
+    by_day = client.get(f"/console/margin/?by=day&{RANGE}")
+    assert by_day.context["page"] is None
+    assert len(by_day.context["rows"]) == 2

@@ -16,7 +16,7 @@ from django.db.models import Sum
 
 from insights.models import MarginDay, MarginTotalDay, TenantMarginDay, TenantMarginMonth
 from insights.rollup import insights_rollup_backfill, insights_rollup_update
-from insights.selectors import MarginRow, margin_list, tenant_margin_list, whole_months
+from insights.selectors import MarginRow, margin_list, range_plan, tenant_margin_list
 from ledger.selectors import transaction_get
 from ledger.services import ledger_reverse
 from metering.services import UsageInput, usage_event_record
@@ -173,6 +173,9 @@ def _read(rows: list[MarginRow]) -> list[tuple[Any, ...]]:
         (date(2026, 1, 1), date(2026, 3, 31)),  # three whole months
         (date(2026, 2, 2), date(2026, 3, 2)),  # edge days of February, March's refund
         (date(2026, 2, 16), date(2026, 2, 27)),  # days inside a month, none used
+        (date(2026, 1, 2), date(2026, 2, 27)),  # two months, each less a day used or not
+        # February less Feb 1 and Feb 28, the only days Globex used: no row for it.
+        (date(2026, 2, 2), date(2026, 2, 27)),
     ],
 )
 def test_a_range_from_months_and_edge_days_equals_its_days(start: date, end: date) -> None:
@@ -206,17 +209,32 @@ def test_margin_across_every_tenant_reads_the_day_totals(by: str) -> None:
     assert _read(rows) == expected
 
 
-def test_whole_months_of_a_range() -> None:
-    assert whole_months(start=date(2026, 1, 1), end=date(2026, 1, 31)) == (
-        date(2026, 1, 1),
-        date(2026, 2, 1),
+def test_a_range_reads_its_whole_months_and_the_fewer_days() -> None:
+    year = range_plan(start=date(2025, 12, 2), end=date(2026, 10, 30))
+    assert year.months == [date(2025, 12, 1)] + [date(2026, m, 1) for m in range(1, 11)]
+    assert (year.days, year.less) == (
+        [],
+        [(date(2025, 12, 1), date(2025, 12, 1)), (date(2026, 10, 31), date(2026, 10, 31))],
     )
-    assert whole_months(start=date(2026, 1, 2), end=date(2026, 3, 30)) == (
-        date(2026, 2, 1),
-        date(2026, 3, 1),
+    across = range_plan(start=date(2026, 10, 16), end=date(2026, 11, 14))
+    assert (across.months, across.days, across.less) == (
+        [date(2026, 10, 1)],
+        [(date(2026, 11, 1), date(2026, 11, 14))],
+        [(date(2026, 10, 1), date(2026, 10, 15))],
     )
-    assert whole_months(start=date(2026, 1, 2), end=date(2026, 2, 27)) is None
-    assert whole_months(start=date(2025, 12, 31), end=date(2026, 12, 31)) == (
-        date(2026, 1, 1),
-        date(2027, 1, 1),
+    assert across.day_count == 29
+    inside = range_plan(start=date(2026, 2, 10), end=date(2026, 2, 12))
+    assert (inside.months, inside.days, inside.less) == (
+        [],
+        [(date(2026, 2, 10), date(2026, 2, 12))],
+        [],
+    )
+    # The most days a range reads: about half a month at each end.
+    assert (
+        max(
+            range_plan(start=date(2026, 1, d), end=date(2026, 6, e)).day_count
+            for d in range(1, 32)
+            for e in range(1, 31)
+        )
+        == 30
     )
