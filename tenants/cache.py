@@ -25,6 +25,14 @@ the admin's save), API keys (`api_key_revoke`), rate cards (`ratecard_version_pu
 `ratecard_assign`, `ratecard_set_default`, `cost_catalog_version_publish`, the admin's save).
 Changes that create a new key to cache under (a new API key, a new tenant) need no bump.
 
+Provisional entries (the API's one round trip): inside a scope opened with
+`provisional=True` (TenantApiView's), an API key cached under some stamp may be served before
+the request has read the stamp (`config_stamp_provisional`), so that the stamp can be read
+later together with the first query the view needs (`config_stamp_confirm(companion)`, one
+statement). The view confirms before it acts: if the stamp is no longer the entry's, the key is
+looked up again under the new one (a revoked key is refused then), and nothing the view did
+before confirming may depend on the entry being current.
+
 The UPDATE locks the one row until commit: config changes serialize on it, and it must be the
 last lock a transaction takes (ratecards and billing take theirs before the service bumps).
 """
@@ -32,10 +40,10 @@ last lock a transaction takes (ratecards and billing take theirs before the serv
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from django.db import connection
 
@@ -49,11 +57,24 @@ _BUMP = (
 )
 
 
-class _RequestStamp:
-    __slots__ = ("value",)
+# A read to run in the statement that reads the stamp: SQL (a SELECT) and its parameters.
+Companion = tuple[str, Sequence[Any]]
+# One statement: the stamp, and the companion's rows (`true` marks a row of the companion; a
+# companion without rows leaves one row whose marker is NULL).
+_READ_WITH = (
+    "SELECT (" + _READ + "), c.* FROM (SELECT 1) AS one"  # noqa: S608
+    " LEFT JOIN LATERAL (SELECT true, q.* FROM ({companion}) AS q) AS c ON true"
+)
 
-    def __init__(self) -> None:
+
+class _RequestStamp:
+    __slots__ = ("allow_provisional", "provisional", "value")
+
+    def __init__(self, *, allow_provisional: bool) -> None:
         self.value: int | None = None
+        self.allow_provisional = allow_provisional
+        # The stamps of the entries served before the stamp was read.
+        self.provisional: set[int] = set()
 
 
 _request_stamp: ContextVar[_RequestStamp | None] = ContextVar("config_stamp", default=None)
@@ -66,6 +87,16 @@ def config_stamp_read() -> int:
         cursor.execute(_READ)
         row = cursor.fetchone()
     return int(row[0]) if row else 0
+
+
+def config_stamp_read_with(companion: Companion) -> tuple[int, list[tuple[Any, ...]]]:
+    """The stamp and the companion's rows, in one statement (so from one snapshot)."""
+    sql, params = companion
+    with connection.cursor() as cursor:
+        cursor.execute(_READ_WITH.format(companion=sql), params)
+        rows = cursor.fetchall()
+    value = int(rows[0][0]) if rows[0][0] is not None else 0
+    return value, [row[2:] for row in rows if row[1] is not None]
 
 
 def config_stamp_bump() -> int:
@@ -95,13 +126,56 @@ def config_stamp_current() -> int:
 
 
 @contextmanager
-def config_stamp_scope() -> Iterator[None]:
-    """One request: the stamp is read at most once inside, by the first reader."""
-    token = _request_stamp.set(_RequestStamp())
+def config_stamp_scope(*, provisional: bool = False) -> Iterator[None]:
+    """One request: the stamp is read at most once inside, by the first reader.
+    `provisional`: the caller confirms entries served before the stamp was read (module
+    docstring) with `config_stamp_confirm` before it acts."""
+    token = _request_stamp.set(_RequestStamp(allow_provisional=provisional))
     try:
         yield
     finally:
         _request_stamp.reset(token)
+
+
+def config_stamp_provisional(stamp: int) -> bool:
+    """May an entry loaded under `stamp` be served now, before the stamp is read? If so, it is
+    noted for `config_stamp_confirm`."""
+    scope = _request_stamp.get()
+    if scope is None or not scope.allow_provisional or scope.value is not None:
+        return False
+    scope.provisional.add(stamp)
+    return True
+
+
+def config_stamp_unconfirmed() -> bool:
+    """Was an entry served provisionally that `config_stamp_confirm` has not confirmed yet?"""
+    scope = _request_stamp.get()
+    return scope is not None and bool(scope.provisional)
+
+
+def config_stamp_confirm(
+    companion: Companion | None = None,
+) -> tuple[bool, list[tuple[Any, ...]]]:
+    """Reads the request's stamp (with `companion`, in the same statement) unless it was read
+    already; True if every entry served provisionally was loaded under it. The companion's rows
+    come back either way ([] without one)."""
+    scope = _request_stamp.get()
+    if scope is None:
+        raise RuntimeError("config_stamp_confirm() runs inside config_stamp_scope().")
+    rows: list[tuple[Any, ...]] = []
+    if scope.value is None and companion is not None:
+        scope.value, rows = config_stamp_read_with(companion)
+    elif companion is not None:
+        # The stamp was read already (a reader before the view): the companion alone.
+        sql, params = companion
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+    if scope.value is None:
+        scope.value = config_stamp_read()
+    confirmed = scope.provisional <= {scope.value}
+    scope.provisional.clear()
+    return confirmed, rows
 
 
 _caches: list["StampedCache[object, object]"] = []
@@ -128,6 +202,15 @@ class StampedCache(Generic[K, V]):
                 return None
             self._entries.move_to_end(key)
             return found[1]
+
+    def peek(self, key: K) -> tuple[int, V] | None:
+        """The entry and the stamp it was stored under, whatever the stamp is now (for a
+        provisional use, which config_stamp_confirm checks)."""
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+            return found
 
     def put(self, key: K, stamp: int, value: V) -> None:
         with self._lock:
