@@ -245,18 +245,19 @@ def hourly_jobs(report: Callable[[str], None]) -> None:
 def urls(ids: dict[str, str], cfg: ConsoleConfig) -> list[tuple[str, str]]:
     """(name, url) of every page, and the pages that take a range over the large set's year
     (`<year>`: its first day), and over ranges with the most days outside whole months (the
-    customers and margin by customer sum whole months from a monthly rollup and the other days
-    from a daily one): `<edges>`, from a month's 2nd to the day before the last month's last
-    day inside the year (~60 such days, the most a range can have), and `<mid>`, 30 days
-    across a month's end (none of them in a whole month)."""
+    customers and margin by customer read a partial month at either end as its days or as the
+    month less the days outside, whichever are fewer: insights.selectors.range_plan):
+    `<edges>`, from the 16th of the year's second month to the 15th of the month before this
+    one (~15 days read at each end, the most a range reads), and `<mid>`, 30 days across a
+    month's end (none of them in a whole month)."""
     from django.utils import timezone
 
     pages = [(t, "/" + _KWARG.sub(lambda m: ids[m.group(1)], t)) for t in sorted(console_pages())]
     today = timezone.now().date()
     year = today - timedelta(days=cfg.large_days - 1)
-    second = (year.replace(day=1) + timedelta(days=1 if year.day <= 2 else 32)).replace(day=2)
-    edges = f"start={second}&end={today.replace(day=1) - timedelta(days=2)}"
     before = today.replace(day=1) - timedelta(days=1)
+    second = (year.replace(day=1) + timedelta(days=32)).replace(day=16)
+    edges = f"start={second}&end={before.replace(day=15)}"
     mid = f"start={before.replace(day=16)}&end={before.replace(day=16) + timedelta(days=29)}"
     for extra in (
         "console/?start=<year>",
