@@ -10,6 +10,7 @@ from metering.usage.inputs import (
     GPU_SECONDS_QUANTUM,
     MAX_GPU_SECONDS,
     UsageInput,
+    clean_text,
     usage_input_parse,
     usage_input_validate,
     usage_request_hash,
@@ -24,6 +25,7 @@ from metering.usage.record import (
     usage_event_record,
     usage_event_record_batch,
 )
+from metering.usage.recorded import PriorEvents, usage_prior_query, usage_prior_read
 
 __all__ = [
     "BATCH_LIMIT",
@@ -34,13 +36,17 @@ __all__ = [
     "MAX_GPU_SECONDS",
     "BatchItemResult",
     "Event",
+    "PriorEvents",
     "RecordResult",
     "RecordedEvent",
     "UsageInput",
+    "clean_text",
     "usage_event_record",
     "usage_event_record_batch",
     "usage_input_parse",
     "usage_input_validate",
+    "usage_prior_query",
+    "usage_prior_read",
     "usage_request_hash",
     "usage_window_check",
 ]

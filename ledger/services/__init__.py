@@ -45,7 +45,12 @@ from ledger.services._book import (
     quantize_credits,
 )
 from ledger.services.account import credit_account_update
-from ledger.services.debits import ledger_debit, ledger_debit_many
+from ledger.services.debits import (
+    DebitStatement,
+    ledger_debit,
+    ledger_debit_many,
+    ledger_debit_statement,
+)
 from ledger.services.expiry import ledger_expire_due
 from ledger.services.grants import ledger_grant
 from ledger.services.holds import ledger_hold_place, ledger_hold_release
@@ -58,12 +63,14 @@ __all__ = [
     "DebitPart",
     "DebitRequest",
     "DebitResult",
+    "DebitStatement",
     "GrantResult",
     "Revocation",
     "credit_account_update",
     "ledger_adjust",
     "ledger_debit",
     "ledger_debit_many",
+    "ledger_debit_statement",
     "ledger_expire_due",
     "ledger_grant",
     "ledger_grant_revoke",

@@ -8,9 +8,14 @@ instance is made on this path. Called alone, the call is its own transaction, wi
 watch-level outbox message the function writes when the balance crosses the account's watch
 level or zero; inside a caller's transaction it joins it, and a refusal writes nothing, so the
 caller may go on. The announcement that follows says the watch was taken care of (`watched`).
+
+A caller may also run the function inside a statement of its own (`ledger_debit_statement`:
+metering's usage function calls it and inserts its events in the same statement); the
+parameters and the reading of the rows are this module's either way.
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -82,6 +87,45 @@ def ledger_debit_many(
     return debit_call(tenant_id=tenant.pk, requests=requests, now=now, kind=EntryKind.DEBIT)
 
 
+@dataclass(frozen=True)
+class DebitStatement:
+    """`ledger_debit_batch`'s parameters, in its order (`params`), for a caller whose own SQL
+    function calls it; `results()` reads the rows it returned, relays the watch-level message
+    and announces, as `ledger_debit_many` does after its own call."""
+
+    tenant_id: int
+    kind: str
+    now: datetime
+    requests: Sequence[DebitRequest]
+    params: list[Any]
+
+    def results(self, rows: list[tuple[Any, ...]]) -> list[DebitResult | InsufficientCredits]:
+        results = _results(rows, self.requests)
+        paid = [r for r in results if isinstance(r, DebitResult) and not r.replayed]
+        if paid:
+            before, watch_level, message_id = rows[0][3], rows[0][11], rows[0][12]
+            if message_id is not None:
+                outbox_relay_on_commit(message_id, WATCH_CROSSED_TASK)
+            _announce(
+                self.tenant_id,
+                self.kind,
+                before,
+                paid[-1].available_after,
+                self.now,
+                watch_level=watch_level,
+                watched=True,
+            )
+        return results
+
+
+def ledger_debit_statement(
+    *, tenant: Tenant, requests: Sequence[DebitRequest], now: datetime | None = None
+) -> DebitStatement:
+    """Debits of one tenant as `ledger_debit_many` makes them, to be run by the caller's SQL
+    (see DebitStatement); at least one request."""
+    return _statement(tenant_id=tenant.pk, requests=requests, now=now, kind=EntryKind.DEBIT)
+
+
 def debit_call(
     *,
     tenant_id: int,
@@ -92,11 +136,39 @@ def debit_call(
     actor_id: int | None = None,
 ) -> list[DebitResult | InsufficientCredits]:
     """Run `ledger_debit_batch` and turn its rows into results (see the module docstring)."""
+    if not requests:
+        return []
+    statement = _statement(
+        tenant_id=tenant_id,
+        requests=requests,
+        now=now,
+        kind=kind,
+        allow_overdraft=allow_overdraft,
+        actor_id=actor_id,
+    )
+    # One statement: inside a caller's transaction it joins it (a refusal or a conflict raised
+    # here leaves the transaction usable); alone it is its own, with the watch-level message it
+    # may write (ledger/sql/debit_v3.sql).
+    with connection.cursor() as cursor:
+        cursor.execute(_CALL, statement.params)
+        rows = cursor.fetchall()
+    return statement.results(rows)
+
+
+def _statement(
+    *,
+    tenant_id: int,
+    requests: Sequence[DebitRequest],
+    now: datetime | None,
+    kind: str,
+    allow_overdraft: bool = True,
+    actor_id: int | None = None,
+) -> DebitStatement:
     now = now or timezone.now()
     for request in requests:
         _positive(request.amount)
     if not requests:
-        return []
+        raise ValueError("A debit statement needs at least one request.")
     params: list[Any] = [
         tenant_id,
         now,
@@ -111,38 +183,7 @@ def debit_call(
         [r.source_id for r in requests],
         [r.memo for r in requests],
     ]
-    # One statement: inside a caller's transaction it joins it (a refusal or a conflict raised
-    # here leaves the transaction usable); alone it is its own, with the watch-level message it
-    # may write (ledger/sql/debit_v3.sql).
-    return _call(tenant_id, kind, now, params, requests)
-
-
-def _call(
-    tenant_id: int,
-    kind: str,
-    now: datetime,
-    params: list[Any],
-    requests: Sequence[DebitRequest],
-) -> list[DebitResult | InsufficientCredits]:
-    with connection.cursor() as cursor:
-        cursor.execute(_CALL, params)
-        rows = cursor.fetchall()
-    results = _results(rows, requests)
-    paid = [r for r in results if isinstance(r, DebitResult) and not r.replayed]
-    if paid:
-        before, watch_level, message_id = rows[0][3], rows[0][11], rows[0][12]
-        if message_id is not None:
-            outbox_relay_on_commit(message_id, WATCH_CROSSED_TASK)
-        _announce(
-            tenant_id,
-            kind,
-            before,
-            paid[-1].available_after,
-            now,
-            watch_level=watch_level,
-            watched=True,
-        )
-    return results
+    return DebitStatement(tenant_id=tenant_id, kind=kind, now=now, requests=requests, params=params)
 
 
 def _results(

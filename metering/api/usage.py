@@ -27,16 +27,21 @@ from metering.services import (
     GPU_SECONDS_QUANTUM,
     MAX_GPU_SECONDS,
     Event,
+    PriorEvents,
     UsageInput,
+    clean_text,
     usage_event_record,
     usage_event_record_batch,
     usage_input_parse,
+    usage_prior_query,
+    usage_prior_read,
 )
 from tenants.api.base import TenantApiView
 from tenants.api.errors import error_body
 from tenants.api.fields import BIGINT_MAX
 from tenants.api.pagination import CreatedCursorPagination
 from tenants.api.parsers import ItemCheckedJSONParser
+from tenants.cache import Companion
 from tenants.exceptions import CreditlineError
 
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -172,7 +177,45 @@ class UsageEventOutputSerializer(serializers.Serializer):
 # Views
 
 
-class UsageEventCreateApi(TenantApiView):
+def _keys_sent(events: Any) -> list[str]:
+    """The idempotency keys of the events sent that could be valid ones (clean text of 1 to 255
+    characters), in a list that is not too long; the others are refused before any lookup."""
+    if not isinstance(events, list) or len(events) > BATCH_LIMIT:
+        return []
+    keys = []
+    for event in events:
+        key = event.get("idempotency_key") if isinstance(event, dict) else None
+        if isinstance(key, str) and 0 < len(key) <= 255 and clean_text(key):
+            keys.append(key)
+    return keys
+
+
+class _KeysLookedUpWithTheStamp(TenantApiView):
+    """A POST of events looks their keys up in the statement that reads the config stamp
+    (TenantApiView.stamp_companion): a replay is answered after that one round trip."""
+
+    _looked_up: tuple[int, list[str]] | None = None
+
+    def events_sent(self, data: Any) -> Any:
+        raise NotImplementedError
+
+    def stamp_companion(self, request: Request, *, tenant_id: int) -> Companion | None:
+        if request.method != "POST":
+            return None
+        keys = _keys_sent(self.events_sent(request.data))
+        if not keys:
+            return None
+        self._looked_up = (tenant_id, keys)
+        return usage_prior_query(tenant_id=tenant_id, keys=keys)
+
+    def prior(self) -> PriorEvents | None:
+        if self._looked_up is None or self.companion_rows is None:
+            return None
+        tenant_id, keys = self._looked_up
+        return usage_prior_read(tenant_id=tenant_id, keys=keys, rows=self.companion_rows)
+
+
+class UsageEventCreateApi(_KeysLookedUpWithTheStamp):
     # Beyond the errors every operation lists (tenants/api/schema.py).
     error_statuses = {
         "POST": {
@@ -186,16 +229,19 @@ class UsageEventCreateApi(TenantApiView):
         responses={201: UsageEventOutputSerializer, 200: UsageEventOutputSerializer},
         summary="Report one usage event (idempotent on idempotency_key)",
     )
+    def events_sent(self, data: Any) -> Any:
+        return [data]
+
     def post(self, request: Request) -> Response:
         data = usage_input_parse(request.data)
-        result = usage_event_record(tenant=self.tenant, data=data)
+        result = usage_event_record(tenant=self.tenant, data=data, prior=self.prior())
         body = usage_event_body(result.event)
         if result.replayed:
             return Response(body, status=status.HTTP_200_OK, headers={REPLAYED_HEADER: "true"})
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class UsageEventBatchApi(TenantApiView):
+class UsageEventBatchApi(_KeysLookedUpWithTheStamp):
     # Metering checks every string of every event (a NUL, a lone surrogate) and refuses only
     # that event, in its own result slot.
     parser_classes = [ItemCheckedJSONParser]
@@ -209,6 +255,9 @@ class UsageEventBatchApi(TenantApiView):
             body = serializers.DictField(help_text="The event, or {'error': {...}}")
 
         results = ItemSerializer(many=True)
+
+    def events_sent(self, data: Any) -> Any:
+        return data.get("events") if isinstance(data, dict) else None
 
     @extend_schema(
         request=InputSerializer,
@@ -234,7 +283,7 @@ class UsageEventBatchApi(TenantApiView):
                 results[index] = {"status": exc.status_code, "body": _error_of(exc)}
             else:
                 where.append(index)
-        recorded = usage_event_record_batch(tenant=self.tenant, items=parsed)
+        recorded = usage_event_record_batch(tenant=self.tenant, items=parsed, prior=self.prior())
         for index, result in zip(where, recorded, strict=True):
             if result.event is not None:
                 body = usage_event_body(result.event)

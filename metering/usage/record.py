@@ -8,14 +8,17 @@ The order of work, cheapest refusal first:
    closed gets its original answer;
 3. the window, then price and cost the rest from the cached pricer (no query while nothing
    changed);
-4. in one transaction: the ledger's debit (one SQL call, ledger.services.ledger_debit_many:
-   the tenant's lock, replays of the ledger's own keys "usage:<key>", the draw) and the event
-   rows, inserted by one statement from column arrays. No model instance is made: what was
-   written comes back as RecordedEvent rows, which render like UsageEvent rows.
+4. one statement (metering.usage.write): metering's SQL function runs the ledger's debit
+   (ledger.services.ledger_debit_statement: the tenant's lock, replays of the ledger's own keys
+   "usage:<key>", the draw) and inserts the event rows, sent as one JSON parameter. No model
+   instance is made: what was written, and what a replay finds (one statement, which the API
+   runs with the request's config stamp), comes back as RecordedEvent rows, which render like
+   UsageEvent rows.
 
 Two requests racing with one key meet at the tenant's lock: the later one's debit replays the
-ledger key, its event insert hits the (tenant, idempotency_key) unique constraint, and it
-answers with the first one's event (a replay, or a 409 if the bodies differ).
+ledger key, its event insert hits the (tenant, idempotency_key) unique constraint (which undoes
+its statement), and it answers with the first one's event (a replay, or a 409 if the bodies
+differ).
 
 A value the validation let through but the database refuses (a DataError: a gap in the
 validation, logged as an error) writes nothing; a batch then records its events one at a time,
@@ -26,20 +29,15 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
 
-from django.db import DataError, IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, connection
 from django.utils import timezone
-from psycopg.types.json import Jsonb
 
 from ledger.exceptions import IdempotencyConflict as LedgerIdempotencyConflict
 from ledger.exceptions import InsufficientCredits
 from ledger.models import CreditHold
-from ledger.selectors import available_get
-from ledger.services import DebitRequest, DebitResult, ledger_debit_many, quantize_credits
 from metering.exceptions import BatchTooLarge, IdempotencyConflict, InvalidUsage, UnstorableValue
-from metering.models import UsageEvent, WorkflowRun
+from metering.models import WorkflowRun
 from metering.refusals import usage_refusal_count
 from metering.usage.inputs import (
     UsageInput,
@@ -47,53 +45,23 @@ from metering.usage.inputs import (
     usage_request_hash,
     usage_window_check,
 )
-from metering.usage.pricing import MONEY_QUANTUM, ZERO_MONEY, BatchPricer, Priced
-from ratecards.models import RateCardVersion
-from tenants.events import tenant_settings_get
+from metering.usage.pricing import BatchPricer, Priced
+from metering.usage.recorded import (
+    Event,
+    PriorEvents,
+    RecordedEvent,
+    usage_prior_query,
+    usage_prior_read,
+)
+from metering.usage.write import LEDGER_SOURCE, Step, usage_events_write
 from tenants.exceptions import CreditlineError
 from tenants.models import Tenant
 
 BATCH_LIMIT = 1000
-LEDGER_SOURCE = "usage_event"
+
+__all__ = ["BATCH_LIMIT", "LEDGER_SOURCE", "Event", "RecordedEvent"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class RecordedEvent:
-    """A usage event as it was just written: the attributes of a UsageEvent row that the API
-    and workflows read, without building the model (`pk` is set by the insert)."""
-
-    pk: int
-    idempotency_key: str
-    request_hash: str
-    action: str
-    model_class: str
-    quantity: Decimal
-    occurred_at: datetime
-    outcome: str
-    labels: dict[str, Any]
-    workflow_run_id: int | None
-    step_index: int | None
-    credits: Decimal
-    rate_card_version: RateCardVersion
-    ledger_transaction_id: int | None
-    buckets: list[dict[str, Any]]
-    input_tokens: int
-    output_tokens: int
-    tool_calls: int
-    vector_reads: int
-    orchestration_runs: int
-    gpu_seconds: Decimal
-    cogs_minor: Decimal
-    cogs_currency: str
-    revenue_minor: Decimal
-    revenue_currency: str
-    available_after: Decimal
-    created_at: datetime
-
-
-Event = UsageEvent | RecordedEvent
 
 
 @dataclass(frozen=True)
@@ -136,6 +104,7 @@ def usage_event_record(
     workflow_run: WorkflowRun | None = None,
     step_index: int | None = None,
     now: datetime | None = None,
+    prior: PriorEvents | None = None,
 ) -> RecordResult:
     """Price, cost, debit and record one usage event; the same key again replays it.
 
@@ -146,13 +115,15 @@ def usage_event_record(
     - `hold`, `workflow_run`, `step_index` (workflow steps): the debit is paid from the hold
       first; the run and index are recorded on the event and part of its request hash.
 
-    Called alone (the API) it runs in its own transaction; inside a caller's transaction (a
-    workflow step) in a savepoint of it, so the caller's rows commit or roll back with it.
+    Called alone (the API) it is one statement, its own transaction; inside a caller's
+    transaction (a workflow step) in a savepoint of it, so the caller's rows commit or roll
+    back with it. `prior`: the key's lookup, when the caller made it (the API, with the
+    request's config stamp); used only if it covers this tenant and key.
     """
     now = now or timezone.now()
     usage_input_validate(data=data)
     step = _Step(run=workflow_run, hold=hold, index=step_index or 0) if workflow_run else None
-    (result,) = _record(tenant=tenant, items=[data], now=now, step=step)
+    (result,) = _record(tenant=tenant, items=[data], now=now, step=step, prior=prior)
     _count_refused(tenant=tenant, results=[result])
     if result.error is not None:
         raise result.error
@@ -162,11 +133,15 @@ def usage_event_record(
 
 
 def usage_event_record_batch(
-    *, tenant: Tenant, items: Sequence[UsageInput], now: datetime | None = None
+    *,
+    tenant: Tenant,
+    items: Sequence[UsageInput],
+    now: datetime | None = None,
+    prior: PriorEvents | None = None,
 ) -> list[BatchItemResult]:
     """Up to 1,000 events of one tenant: a result per event, in order; one bad event spoils
-    nothing else. Every new event is debited by one ledger call and inserted by one
-    statement; prices and costs are looked up once per (version, action, model class)."""
+    nothing else. The new events are debited and inserted by one statement; prices and costs
+    are looked up once per (version, action, model class). `prior` as usage_event_record's."""
     if len(items) > BATCH_LIMIT:
         raise BatchTooLarge(limit=BATCH_LIMIT, received=len(items))
     now = now or timezone.now()
@@ -179,7 +154,9 @@ def usage_event_record_batch(
             results[index] = BatchItemResult(status=422, error=exc)
         else:
             valid.append((index, data))
-    recorded = _record(tenant=tenant, items=[data for _, data in valid], now=now, step=None)
+    recorded = _record(
+        tenant=tenant, items=[data for _, data in valid], now=now, step=None, prior=prior
+    )
     for (index, _), result in zip(valid, recorded, strict=True):
         results[index] = result
     _count_refused(tenant=tenant, results=recorded)
@@ -199,12 +176,17 @@ def _count_refused(*, tenant: Tenant, results: Sequence[BatchItemResult]) -> Non
 
 
 def _record(
-    *, tenant: Tenant, items: Sequence[UsageInput], now: datetime, step: _Step | None
+    *,
+    tenant: Tenant,
+    items: Sequence[UsageInput],
+    now: datetime,
+    step: _Step | None,
+    prior: PriorEvents | None = None,
 ) -> list[BatchItemResult]:
     """Validated events: replays answered, the rest priced, debited and inserted."""
     try:
         try:
-            return _record_once(tenant=tenant, items=items, now=now, step=step)
+            return _record_once(tenant=tenant, items=items, now=now, step=step, prior=prior)
         except (IntegrityError, LedgerIdempotencyConflict):
             # Lost a race with a request of the same key, which has committed by now: the
             # retry finds its event in the key lookup and answers with it.
@@ -223,7 +205,12 @@ def _record(
 
 
 def _record_once(
-    *, tenant: Tenant, items: Sequence[UsageInput], now: datetime, step: _Step | None
+    *,
+    tenant: Tenant,
+    items: Sequence[UsageInput],
+    now: datetime,
+    step: _Step | None,
+    prior: PriorEvents | None = None,
 ) -> list[BatchItemResult]:
     hashes = [
         usage_request_hash(
@@ -233,14 +220,17 @@ def _record_once(
         )
         for data in items
     ]
-    prior = _prior_events(tenant=tenant, keys=[data.idempotency_key for data in items])
+    keys = [data.idempotency_key for data in items]
+    if prior is None or not prior.covers(tenant_id=tenant.pk, keys=keys):
+        prior = _prior_events(tenant=tenant, keys=keys)
+    found = prior.events
     done: dict[int, BatchItemResult] = {}
     first_of: dict[str, int] = {}
     fresh: list[tuple[int, Priced]] = []
     for index, (data, request_hash) in enumerate(zip(items, hashes, strict=True)):
         key = data.idempotency_key
-        if key in prior:
-            done[index] = _replayed(prior[key], request_hash)
+        if key in found:
+            done[index] = _replayed(found[key], request_hash)
         elif key not in first_of:
             first_of[key] = index
             try:
@@ -252,15 +242,10 @@ def _record_once(
                 (index, Priced(data=data, request_hash=request_hash, occurred_at=_at(data, now)))
             )
     BatchPricer(tenant=tenant).price_all([item for _, item in fresh])
-    payable = []
     for index, item in fresh:
         if item.error is not None:
             done[index] = BatchItemResult(status=422, error=item.error)
-        else:
-            payable.append((index, item))
-    if payable:
-        with transaction.atomic(durable=not connection.in_atomic_block):
-            done.update(_debit_and_insert(tenant=tenant, payable=payable, now=now, step=step))
+    done.update(_write(tenant, [(i, item) for i, item in fresh if item.error is None], now, step))
     for index, (data, request_hash) in enumerate(zip(items, hashes, strict=True)):
         if index not in done:  # a repeat of a key earlier in this batch
             first = first_of[data.idempotency_key]
@@ -268,28 +253,36 @@ def _record_once(
     return [done[index] for index in range(len(items))]
 
 
+def _write(
+    tenant: Tenant, payable: list[tuple[int, Priced]], now: datetime, step: _Step | None
+) -> dict[int, BatchItemResult]:
+    if not payable:
+        return {}
+    written = usage_events_write(
+        tenant=tenant,
+        payable=[item for _, item in payable],
+        now=now,
+        step=Step(run_id=step.run.pk, hold=step.hold, index=step.index) if step else None,
+    )
+    return {
+        index: BatchItemResult(status=402, error=outcome)
+        if isinstance(outcome, InsufficientCredits)
+        else BatchItemResult(status=201, event=outcome)
+        for (index, _), outcome in zip(payable, written, strict=True)
+    }
+
+
 def _at(data: UsageInput, now: datetime) -> datetime:
     return (data.occurred_at or now).astimezone(UTC)
 
 
-_KNOWN_KEYS = (
-    "SELECT idempotency_key FROM metering_usageevent"
-    " WHERE tenant_id = %s AND idempotency_key = ANY(%s::varchar[])"
-)
-
-
-def _prior_events(*, tenant: Tenant, keys: Sequence[str]) -> dict[str, UsageEvent]:
-    """The events already recorded with these keys. Usually there are none: one plain probe
-    of the unique index says so; the models are loaded only for the keys found."""
+def _prior_events(*, tenant: Tenant, keys: Sequence[str]) -> PriorEvents:
+    """The events already recorded with these keys: one statement (usually no row)."""
+    sql, params = usage_prior_query(tenant_id=tenant.pk, keys=keys)
     with connection.cursor() as cursor:
-        cursor.execute(_KNOWN_KEYS, [tenant.pk, list(keys)])
-        known = [row[0] for row in cursor.fetchall()]
-    if not known:
-        return {}
-    events = UsageEvent.objects.select_related("rate_card_version").filter(
-        tenant=tenant, idempotency_key__in=known
-    )
-    return {event.idempotency_key: event for event in events}
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return usage_prior_read(tenant_id=tenant.pk, keys=keys, rows=rows)
 
 
 def _replayed(event: Event, request_hash: str) -> BatchItemResult:
@@ -310,180 +303,3 @@ def _repeat(
     if first.status == 201:
         return BatchItemResult(status=200, event=first.event)
     return first
-
-
-def _debit_and_insert(
-    *, tenant: Tenant, payable: list[tuple[int, Priced]], now: datetime, step: _Step | None
-) -> dict[int, BatchItemResult]:
-    charged = [(index, item) for index, item in payable if item.credits > 0]
-    # Free events report the balance as it stood at their place in the batch: start from the
-    # balance before the batch's debits, then follow each debit's balance after.
-    available = available_get(tenant=tenant) if len(charged) < len(payable) else Decimal(0)
-    debits: dict[int, DebitResult | InsufficientCredits] = {}
-    if charged:
-        requests = [
-            DebitRequest(
-                amount=item.credits,
-                idempotency_key=f"usage:{item.data.idempotency_key}",
-                source_type=LEDGER_SOURCE,
-                source_id=item.data.idempotency_key,
-                hold=step.hold if step else None,
-            )
-            for _, item in charged
-        ]
-        outcomes = ledger_debit_many(tenant=tenant, requests=requests, now=now)
-        debits = {index: outcome for (index, _), outcome in zip(charged, outcomes, strict=True)}
-    done: dict[int, BatchItemResult] = {}
-    rows: list[tuple[int, RecordedEvent]] = []
-    currency = _TenantCurrency(tenant)
-    for index, item in payable:
-        outcome = debits.get(index)
-        if isinstance(outcome, InsufficientCredits):
-            done[index] = BatchItemResult(status=402, error=outcome)
-            continue
-        if outcome is not None:
-            available = outcome.available_after
-        event = _event(
-            item=item, debit=outcome, available=available, now=now, step=step, currency=currency
-        )
-        rows.append((index, event))
-    _insert(tenant=tenant, events=[event for _, event in rows])
-    for index, event in rows:
-        done[index] = BatchItemResult(status=201, event=event)
-    return done
-
-
-def _event(
-    *,
-    item: Priced,
-    debit: DebitResult | None,
-    available: Decimal,
-    now: datetime,
-    step: _Step | None,
-    currency: "_TenantCurrency",
-) -> RecordedEvent:
-    data = item.data
-    if item.quote is None:
-        raise RuntimeError(f"Usage event {data.idempotency_key!r} reached recording unpriced.")
-    parts = debit.parts if debit is not None else ()
-    revenue_minor, revenue_currency = _revenue(debit, currency)
-    return RecordedEvent(
-        pk=0,
-        idempotency_key=data.idempotency_key,
-        request_hash=item.request_hash,
-        action=data.action,
-        model_class=data.model_class or "",
-        quantity=quantize_credits(data.quantity),
-        occurred_at=item.occurred_at,
-        outcome=data.outcome,
-        labels=data.labels,
-        workflow_run_id=step.run.pk if step else None,
-        step_index=step.index if step else None,
-        credits=item.credits,
-        rate_card_version=item.quote.version,
-        ledger_transaction_id=debit.transaction_id if debit is not None else None,
-        buckets=[
-            {"bucket_id": p.bucket_id, "credits": f"{p.amount:f}", "policy": p.policy}
-            for p in parts
-        ],
-        input_tokens=data.input_tokens,
-        output_tokens=data.output_tokens,
-        tool_calls=data.tool_calls,
-        vector_reads=data.vector_reads,
-        orchestration_runs=data.orchestration_runs,
-        gpu_seconds=data.gpu_seconds,
-        cogs_minor=item.cogs,
-        cogs_currency=item.cogs_currency,
-        revenue_minor=revenue_minor,
-        revenue_currency=revenue_currency,
-        available_after=quantize_credits(available),
-        created_at=now,
-    )
-
-
-class _TenantCurrency:
-    """The tenant's billing currency (billing's `billing_currency` setting, "" when no app owns
-    one), asked once per batch and only if an event earned nothing."""
-
-    def __init__(self, tenant: Tenant) -> None:
-        self.tenant = tenant
-        self.value: str | None = None
-
-    def __call__(self) -> str:
-        if self.value is None:
-            found = tenant_settings_get(tenant=self.tenant, names={"billing_currency"})
-            self.value = str(found.get("billing_currency", ""))
-        return self.value
-
-
-def _revenue(debit: DebitResult | None, currency: _TenantCurrency) -> tuple[Decimal, str]:
-    """The event's revenue and its currency: what the paid buckets it drew were bought for,
-    in their currency; an event that earned nothing (free credits, a free action) is in the
-    tenant's currency. Two currencies are never added: a debit across paid buckets of two
-    (only buckets older than one currency per tenant) records the first drawn, and logs the
-    rest (the ledger's entries keep every part in its own currency for reconciliation)."""
-    revenue = debit.revenue if debit is not None else {}
-    if not revenue:
-        return ZERO_MONEY, currency()
-    first, money = next(iter(revenue.items()))
-    if len(revenue) > 1:
-        logger.error(
-            "Debit %s drew paid credits in %s: its event records the %s part only.",
-            debit.transaction_id if debit is not None else None,
-            sorted(revenue),
-            first,
-        )
-    return money.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_UP), first
-
-
-# The event table's columns as the insert sends them: (column, array type, attribute).
-_COLUMNS = (
-    ("idempotency_key", "varchar", "idempotency_key"),
-    ("request_hash", "varchar", "request_hash"),
-    ("action", "varchar", "action"),
-    ("model_class", "varchar", "model_class"),
-    ("quantity", "numeric", "quantity"),
-    ("occurred_at", "timestamptz", "occurred_at"),
-    ("workflow_run_id", "bigint", "workflow_run_id"),
-    ("step_index", "integer", "step_index"),
-    ("labels", "jsonb", "labels"),
-    ("outcome", "varchar", "outcome"),
-    ("credits", "numeric", "credits"),
-    ("ledger_transaction_id", "bigint", "ledger_transaction_id"),
-    ("buckets", "jsonb", "buckets"),
-    ("input_tokens", "bigint", "input_tokens"),
-    ("output_tokens", "bigint", "output_tokens"),
-    ("tool_calls", "integer", "tool_calls"),
-    ("vector_reads", "bigint", "vector_reads"),
-    ("orchestration_runs", "integer", "orchestration_runs"),
-    ("gpu_seconds", "numeric", "gpu_seconds"),
-    ("cogs_minor", "numeric", "cogs_minor"),
-    ("cogs_currency", "varchar", "cogs_currency"),
-    ("revenue_minor", "numeric", "revenue_minor"),
-    ("revenue_currency", "varchar", "revenue_currency"),
-    ("available_after", "numeric", "available_after"),
-    ("created_at", "timestamptz", "created_at"),
-)
-_JSON = frozenset(name for name, kind, _ in _COLUMNS if kind == "jsonb")
-_INSERT = (
-    "INSERT INTO metering_usageevent (tenant_id, rate_card_version_id, "  # noqa: S608
-    + ", ".join(name for name, _, _ in _COLUMNS)
-    + ") SELECT %s, * FROM UNNEST(%s::bigint[], "
-    + ", ".join(f"%s::{kind}[]" for _, kind, _ in _COLUMNS)
-    + ") RETURNING id"
-)
-
-
-def _insert(*, tenant: Tenant, events: list[RecordedEvent]) -> None:
-    """One INSERT ... SELECT FROM UNNEST of column arrays; sets the events' ids."""
-    if not events:
-        return
-    columns: list[list[Any]] = [[e.rate_card_version.pk for e in events]]
-    for name, _, attribute in _COLUMNS:
-        values = [getattr(e, attribute) for e in events]
-        columns.append([Jsonb(v) for v in values] if name in _JSON else values)
-    with connection.cursor() as cursor:
-        # RETURNING yields rows in UNNEST order (Django's own UNNEST insert relies on it too).
-        cursor.execute(_INSERT, [tenant.pk, *columns])
-        for event, (pk,) in zip(events, cursor.fetchall(), strict=True):
-            event.pk = pk

@@ -9,8 +9,7 @@ import pytest
 
 from metering.services import UsageInput
 from metering.usage.pricing import Priced
-from metering.usage.record import _event, _TenantCurrency
-from tenants.models import Tenant
+from metering.usage.write import _events_json
 
 METERING = Path(__file__).resolve().parents[2] / "metering"
 
@@ -25,8 +24,7 @@ def test_metering_has_no_assert_statements() -> None:
     assert found == []
 
 
-@pytest.mark.django_db
-def test_an_unpriced_event_is_never_built(tenant: Tenant) -> None:
+def test_an_unpriced_event_is_never_built() -> None:
     now = datetime(2026, 3, 1, 9, tzinfo=UTC)
     item = Priced(
         data=UsageInput(idempotency_key="evt-1", action="chat", quantity=Decimal(1)),
@@ -35,13 +33,6 @@ def test_an_unpriced_event_is_never_built(tenant: Tenant) -> None:
     )
 
     with pytest.raises(RuntimeError) as refused:
-        _event(
-            item=item,
-            debit=None,
-            available=Decimal(0),
-            now=now,
-            step=None,
-            currency=_TenantCurrency(tenant),
-        )
+        _events_json([item], step=None)
 
     assert str(refused.value) == "Usage event 'evt-1' reached recording unpriced."

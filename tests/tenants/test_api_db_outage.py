@@ -80,10 +80,8 @@ def _debits(tenant: Tenant) -> int:
 @pytest.mark.parametrize(
     "marker",
     [
-        "",  # the request's first statement: authentication reads the config stamp
-        "metering_usageevent",  # the lookup of the key, before anything is written
-        "ledger_debit_batch",  # the debit, inside the transaction
-        "INSERT INTO metering_usageevent",  # after the debit, in the same transaction
+        "",  # the request's first statement: the config stamp, with the key's lookup
+        "metering_usage_record",  # the one statement that debits and inserts the event
     ],
 )
 def test_a_killed_connection_is_a_503_and_the_retry_has_one_effect(
