@@ -25,6 +25,10 @@ NAV = (
 )
 DEFAULT_DAYS = 30
 MAX_DAYS = 3660
+# The days a range may name: the pages step a range's bounds by a day, a month and its own
+# length (the trend's range before), which past the calendar's ends would raise.
+EARLIEST = date(1970, 1, 1)
+LATEST = date(9000, 12, 31)
 
 
 class StaffPage(TemplateView):
@@ -53,7 +57,16 @@ class StaffPage(TemplateView):
 
 
 def _date(value: str | None) -> date | None:
+    """An ISO date between EARLIEST and LATEST; anything else is None (the default)."""
     try:
-        return parse_date(value or "")
+        day = parse_date(value or "")
     except ValueError:
         return None
+    return day if day is not None and EARLIEST <= day <= LATEST else None
+
+
+def query_int(request: HttpRequest, name: str) -> int | None:
+    """?name= as a non-negative integer (a page number, a row id), else None. ASCII digits
+    only: str.isdigit() is true of '²', which int() refuses."""
+    raw = request.GET.get(name, "")
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None

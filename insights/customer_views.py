@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 
-from insights.base import StaffPage
+from insights.base import StaffPage, query_int
 from insights.customer import customer_get
 from insights.forms import AdjustForm, GrantForm, new_token
 from insights.selectors import rollup_as_of
@@ -41,8 +41,7 @@ class CustomerPage(StaffPage):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         start, end = self.date_range()
-        raw_after = self.request.GET.get("after", "")
-        after = int(raw_after) if raw_after.isdigit() else None
+        after = query_int(self.request, "after")
         user = _user(self.request)
         can_grant = user.has_perm(GRANT_PERMISSION)
         can_adjust = user.has_perm(ADJUST_PERMISSION)

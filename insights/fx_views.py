@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
 
-from insights.base import StaffPage
+from insights.base import StaffPage, query_int
 from insights.models import ExchangeRate
 from insights.staff_actions import (
     EXCHANGE_RATE_ADD_PERMISSION,
@@ -88,11 +88,10 @@ class ExchangeRatesPage(StaffPage):
     nav_name = "insights:exchange-rates"
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        raw_after = self.request.GET.get("after", "")
         rates = page_of(
             ExchangeRate.objects.select_related("created_by"),
             keys=[Key("effective_on", descending=True), Key("id", descending=True)],
-            after=int(raw_after) if raw_after.isdigit() else None,
+            after=query_int(self.request, "after"),
             limit=PAGE,
         )
         today = timezone.now().date()

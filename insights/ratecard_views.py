@@ -46,7 +46,10 @@ class RateCardsPage(StaffPage):
 
 
 def _int(value: str | None, default: int) -> int:
-    return int(value) if value and value.isdigit() else default
+    # ASCII digits only: str.isdigit() is true of '²', which int() refuses.
+    if value and value.isascii() and value.isdigit() and len(value) < 19:
+        return int(value)
+    return default
 
 
 class RateCardVersionPage(StaffPage):
