@@ -3,8 +3,8 @@
 The band is ±20% around the rate card's price of the expected counts: usage forecasts are
 rough, and the plan is chosen against the top of the band so it leaves headroom. Money is in
 one currency (the tenant's billing currency, or the vendor's default for a visitor): a plan is
-offered at its price in that currency (PlanPrice, or its list price when that is the currency)
-and not at all when it has none; packs likewise (billing/pack_selectors.py). When a smaller
+offered at its price in that currency (PlanPrice, what subscribing charges) and not at all
+when it has none; packs likewise (billing/pack_selectors.py). When a smaller
 plan plus top-up packs (bought each month) costs less than the plan that fits, or when no plan
 is big enough, the estimate says so too.
 """
@@ -20,7 +20,7 @@ from billing.exceptions import EstimateTooLarge
 from billing.models import Plan
 from billing.money import money_format
 from billing.pack_selectors import PackOffer, pack_offer_list
-from billing.selectors import billing_currency_get, plan_list
+from billing.selectors import PlanOffer, billing_currency_get, plan_offer_list
 from ratecards.selectors import estimate_credits
 from tenants.models import Tenant
 
@@ -49,13 +49,6 @@ class EstimateLine:
     model_class: str
     monthly_count: Decimal
     credits: Decimal
-
-
-@dataclass(frozen=True)
-class PlanOffer:
-    plan: Plan
-    price_minor: int  # a month, in `currency`
-    currency: str
 
 
 @dataclass(frozen=True)
@@ -121,7 +114,7 @@ def estimate(
     low, high = _whole(total * (1 - BAND)), _whole(total * (1 + BAND))
     offer = with_top_ups = None
     if high > 0:
-        offers = plan_offers(currency=currency)
+        offers = plan_offer_list(currency=currency)
         offer = next((o for o in offers if o.plan.included_credits >= high), None)
         with_top_ups = _cheapest_with_top_ups(
             offers=[o for o in offers if o.plan.included_credits < high],
@@ -153,19 +146,6 @@ def estimate_currency(*, tenant: Tenant | None) -> str:
     if tenant is not None:
         return billing_currency_get(tenant=tenant)
     return str(settings.BILLING_DEFAULT_CURRENCY).upper()
-
-
-def plan_offers(*, currency: str) -> list[PlanOffer]:
-    """The active plans sold in `currency`, cheapest first (then fewer credits, then slug)."""
-    offers = []
-    for plan in plan_list().prefetch_related("prices"):
-        price = next((p.base_minor for p in plan.prices.all() if p.currency == currency), None)
-        if price is None and plan.currency == currency:
-            price = plan.price_minor
-        if price is not None:
-            offers.append(PlanOffer(plan=plan, price_minor=price, currency=currency))
-    offers.sort(key=lambda o: (o.price_minor, o.plan.included_credits, o.plan.slug))
-    return offers
 
 
 def _cheapest_with_top_ups(

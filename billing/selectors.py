@@ -50,27 +50,30 @@ def plan_list() -> QuerySet[Plan]:
 
 @dataclass(frozen=True)
 class PlanOffer:
-    """An active plan as a tenant would pay for it: its price in the tenant's currency."""
+    """An active plan at its price in one currency: what subscribing in it charges a month
+    (`price_minor`, and `per_seat_minor` for each seat past the first's)."""
 
     plan: Plan
     currency: str
-    base_minor: int
-    per_seat_minor: int
+    price_minor: int
+    per_seat_minor: int = 0
 
 
-def plan_offer_list(*, tenant: Tenant) -> list[PlanOffer]:
-    """The active plans priced in the tenant's currency (a plan without a price in it is not
-    on sale to the tenant), cheapest first. One query and the currency's."""
-    currency = billing_currency_get(tenant=tenant)
-    prices = PlanPrice.objects.filter(plan__active=True, currency=currency).select_related("plan")
+def plan_offer_list(*, currency: str) -> list[PlanOffer]:
+    """The active plans on sale in `currency`: those with a price in it (PlanPrice, what a
+    subscription charges; a plan without one is refused there, so it is not offered), cheapest
+    first, then fewer credits, then slug. One query."""
+    prices = PlanPrice.objects.filter(plan__active=True, currency=currency.upper())
     return [
         PlanOffer(
             plan=price.plan,
-            currency=currency,
-            base_minor=price.base_minor,
+            currency=price.currency,
+            price_minor=price.base_minor,
             per_seat_minor=price.per_seat_minor,
         )
-        for price in prices.order_by("base_minor", "plan__included_credits", "plan__slug")
+        for price in prices.select_related("plan").order_by(
+            "base_minor", "plan__included_credits", "plan__slug"
+        )
     ]
 
 

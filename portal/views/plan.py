@@ -15,6 +15,7 @@ from billing.exceptions import (
 )
 from billing.models import Plan, SubscriptionInvoice
 from billing.selectors import (
+    billing_currency_get,
     contract_invoice_list,
     plan_list,
     plan_offer_list,
@@ -58,7 +59,7 @@ class PlanPage(PortalView):
         return self.page(
             {
                 "subscription": sub,
-                "offers": plan_offer_list(tenant=self.tenant),
+                "offers": plan_offer_list(currency=billing_currency_get(tenant=self.tenant)),
                 "invoices": invoices,
                 "contract_invoices": contract_invoice_list(tenant=self.tenant).order_by(
                     "-created_at", "-pk"

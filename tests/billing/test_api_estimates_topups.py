@@ -20,9 +20,18 @@ def card(db: None) -> None:
     ratecard_seed_example()
 
 
+@pytest.fixture
+def usd(plans: dict[str, Plan]) -> dict[str, Plan]:
+    """billing's plans with their prices in USD (what subscribing charges): a plan without a
+    price in the currency is not offered."""
+    for plan in plans.values():
+        PlanPrice.objects.create(plan=plan, currency="USD", base_minor=plan.price_minor)
+    return plans
+
+
 @pytest.mark.django_db
 def test_estimate_names_the_band_the_plan_and_the_sentence(
-    api_client: APIClient, card: None, plans: dict[str, Plan]
+    api_client: APIClient, card: None, usd: dict[str, Plan]
 ) -> None:
     response = api_client.post(
         "/api/v1/estimates",
@@ -78,7 +87,7 @@ def test_estimate_prices_the_plan_in_the_tenants_currency(
 
 @pytest.mark.django_db
 def test_estimate_with_a_model_class_mix(
-    api_client: APIClient, card: None, plans: dict[str, Plan]
+    api_client: APIClient, card: None, usd: dict[str, Plan]
 ) -> None:
     response = api_client.post(
         "/api/v1/estimates",

@@ -35,8 +35,10 @@ __all__ = ["plans"]  # billing's plans fixture
 def catalogue(plans: dict[str, Plan]) -> dict[str, Plan]:
     """The example card (chat 1, doc_search 3, web_research 10, action_execution 15, turbo x6)
     and billing's three plans in USD: Starter 250 credits for 29.00, Pro 750 for 79.00,
-    Enterprise 5,000 for 499.00."""
+    Enterprise 5,000 for 499.00 (their prices in USD, what subscribing charges)."""
     ratecard_seed_example()
+    for plan in plans.values():
+        PlanPrice.objects.create(plan=plan, currency="USD", base_minor=plan.price_minor)
     return plans
 
 
