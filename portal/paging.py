@@ -8,4 +8,5 @@ PAGE_SIZE = 50
 
 def after_param(request: HttpRequest) -> int | None:
     raw = request.GET.get("after", "")
-    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+    # ASCII digits only: str.isdigit() is true of '²', which int() refuses.
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None

@@ -62,7 +62,7 @@ class BuyPage(PortalView):
         )
         returned = None
         asked = request.GET.get("top_up", "")
-        if asked.isdigit():
+        if asked.isascii() and asked.isdigit() and len(asked) < 19:
             returned = purchases.filter(pk=int(asked)).first()
         return self.page(
             {
