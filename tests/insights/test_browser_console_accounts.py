@@ -13,7 +13,10 @@ from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 
 from billing.models import Contract, Plan, Subscription
+from insights.models import ReconciliationRun
+from insights.reconcile import reconciliation_run
 from insights.rollup import insights_rollup_update
+from insights.trap import contract_traps_store
 from ledger.periods import add_months
 from ledger.selectors import available_get
 from metering.models import UsageRefusalDay
@@ -87,8 +90,16 @@ def test_customer_plan_fit_and_contract_pages_in_a_browser(
         usage_rollup_update()
         insights_rollup_update()
     contract = _pinned_contract(tenant)
+    assert contract_traps_store(now=timezone.now()) == 1  # the hourly job, for the list
     _plan_fit(tenant)
-    for codename in ("grant_credits", "adjust_credits", "add_contract", "change_contract"):
+    reconciliation_run(trigger=ReconciliationRun.Trigger.SCHEDULE)  # the hourly task's
+    for codename in (
+        "grant_credits",
+        "adjust_credits",
+        "add_contract",
+        "change_contract",
+        "add_reconciliationrun",
+    ):
         console_staff.user_permissions.add(Permission.objects.get(codename=codename))
     page = console_page
 
@@ -99,6 +110,7 @@ def test_customer_plan_fit_and_contract_pages_in_a_browser(
         ("contracts", "contracts/"),
         ("contract-new", f"contracts/new/?tenant={tenant.pk}"),
         ("contract", f"contracts/{contract.pk}/"),
+        ("reconciliation", "reconciliation/"),
     ]:
         page.goto(f"{live_server.url}/console/{path}")
         assert page.locator("h1").first.is_visible()
@@ -106,10 +118,17 @@ def test_customer_plan_fit_and_contract_pages_in_a_browser(
         found[name] = axe_violations(page)
 
     assert found == {name: [] for name in found}
-    page.goto(f"{live_server.url}/console/contracts/{contract.pk}/")
-    assert page.get_by_text("100.0000 credits, 8.00 USD").is_visible()
+    for path in (f"contracts/{contract.pk}/", "contracts/"):  # live, and as the job stored it
+        page.goto(f"{live_server.url}/console/{path}")
+        assert page.get_by_text("100.0000 credits, 8.00 USD").is_visible()
     page.goto(f"{live_server.url}/console/plan-fit/")
     assert page.get_by_text("+70.00 USD").is_visible()
+    page.goto(f"{live_server.url}/console/reconciliation/")
+    page.get_by_role("button", name="Run it now").click()  # run by the task (eager here)
+    page.wait_for_url("**/console/reconciliation/")
+    (_, asked) = ReconciliationRun.objects.order_by("id")
+    assert page.get_by_text(f"Run {asked.pk} started").is_visible()
+    assert "(Asked for by staff, " in page.locator("section").first.inner_text()
     page.goto(f"{live_server.url}/console/customers/{tenant.pk}/")
     page.fill("#id_grant-credits", "25")
     page.select_option("#id_grant-policy", "permanent")
