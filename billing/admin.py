@@ -380,7 +380,7 @@ class ContractAdmin(admin.ModelAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
-        if not object_id.isdigit():
+        if not (object_id.isascii() and object_id.isdigit()):  # '²' is a digit to isdigit()
             raise Http404("No such contract.")
         return redirect("insights:contract", contract_id=int(object_id))
 

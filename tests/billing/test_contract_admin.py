@@ -74,6 +74,7 @@ def test_the_admins_contract_pages_lead_to_the_console(
     assert (posted.status_code, posted["Location"]) == (302, "/console/contracts/new/")
     assert (changed.status_code, changed["Location"]) == (302, f"/console/contracts/{contract.pk}/")
     assert admin_client_.get("/admin/billing/contract/x/change/").status_code == 404
+    assert admin_client_.get("/admin/billing/contract/%C2%B2/change/").status_code == 404
     assert listed.status_code == 200
     assert list(Contract.objects.values_list("name", flat=True)) == [contract.name]
 
