@@ -32,7 +32,8 @@ def membership_resolve(request: HttpRequest) -> Membership:
     )
     asked = request.GET.get("tenant")
     if asked is not None:
-        membership = memberships.filter(tenant__slug=asked).first()
+        # PostgreSQL compares no text holding a NUL (it raises): no slug holds one.
+        membership = None if "\x00" in asked else memberships.filter(tenant__slug=asked).first()
         if membership is None:
             raise Http404("You are not a member of that tenant.")
     else:

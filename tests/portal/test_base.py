@@ -40,6 +40,15 @@ def test_a_tenant_the_user_is_not_in_is_a_404_like_one_that_does_not_exist(
     assert (said in foreign.content.decode(), said in missing.content.decode()) == (True, True)
 
 
+def test_a_tenant_slug_with_a_nul_is_the_404_of_an_unknown_tenant(
+    login: Login, tenant: Tenant
+) -> None:
+    page = login(tenant).get("/statement/?tenant=acme%00")
+
+    assert page.status_code == 404
+    assert "You are not a member of that tenant." in page.content.decode()
+
+
 def test_the_chosen_tenant_is_remembered(
     login: Login, tenant: Tenant, other_tenant: Tenant
 ) -> None:
