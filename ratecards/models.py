@@ -251,8 +251,7 @@ class CostPrice(_ImmutableUnderPublished):
         TOOL_CALLS = "tool_calls", "Tool calls"
         VECTOR_READS = "vector_reads", "Vector reads"
         ORCHESTRATION_RUNS = "orchestration_runs", "Orchestration runs"
-        # Priced in the catalog now; usage events do not carry it yet (an event naming it is
-        # refused as an unknown field): metering's column, input and rollups come next.
+        # Per second of GPU time: usage events carry it to the millisecond (gpu_seconds).
         GPU_SECONDS = "gpu_seconds", "GPU seconds"
 
     version = models.ForeignKey(CostCatalogVersion, on_delete=models.CASCADE, related_name="prices")
