@@ -68,15 +68,23 @@ class PlanPage(PortalView):
         )
 
 
+MAX_SEATS = 100_000  # as the API's input
+
+
 def _seats(request: HttpRequest) -> int:
     raw = request.POST.get("seats", "1")
-    if not raw.isdigit():
+    # ASCII digits only: str.isdigit() is true of '²', which int() refuses.
+    if not (raw.isascii() and raw.isdigit()):
         raise InvalidSubscriptionInput("seats", "A subscription has at least one seat.")
+    if len(raw) > 6 or int(raw) > MAX_SEATS:
+        raise InvalidSubscriptionInput("seats", f"A subscription has at most {MAX_SEATS:,} seats.")
     return int(raw)
 
 
 def _plan(request: HttpRequest) -> Plan:
-    plan = plan_list().filter(slug=request.POST.get("plan", "")).first()
+    slug = request.POST.get("plan", "")
+    # PostgreSQL compares no text holding a NUL (it raises): no slug holds one.
+    plan = None if "\x00" in slug else plan_list().filter(slug=slug).first()
     if plan is None:
         raise InvalidSubscriptionInput("plan", "No active plan has that slug.")
     return plan

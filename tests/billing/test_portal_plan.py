@@ -140,3 +140,29 @@ def test_every_role_sees_the_plans_on_sale_in_its_currency(tenant: Tenant) -> No
         ["Pro (yours)", "79.00 USD", "—", "750", "—"],
         ["Enterprise", "499.00 USD", "—", "5000", "—"],
     ]
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ("plan=team&seats=%C2%B2", "seats: A subscription has at least one seat."),
+        ("plan=team&seats=99999999999", "seats: A subscription has at most 100,000 seats."),
+        ("plan=team%00&seats=2", "plan: No active plan has that slug."),
+    ],
+)
+def test_a_change_with_a_hostile_value_is_refused_and_changes_nothing(
+    tenant: Tenant, body: str, said: str
+) -> None:
+    client = login(tenant, "owner")
+    client.post("/plan/subscribe/", {"plan": "team", "seats": "1"})
+    before = balance_get(tenant=tenant).available
+
+    refused = client.post(
+        "/plan/change/", body, content_type="application/x-www-form-urlencoded", follow=True
+    )
+
+    assert refused.redirect_chain == [("/plan/", 302)]
+    assert said in refused.content.decode()
+    sub = Subscription.objects.get(tenant=tenant)
+    assert (sub.plan.slug, sub.seats, sub.next_plan) == ("team", 1, None)
+    assert balance_get(tenant=tenant).available == before
