@@ -234,9 +234,23 @@ def membership_invite(
         raise InvalidInvitation(message, fields={"email": [message]})
     now = timezone.now()
     with transaction.atomic():
-        Invitation.objects.filter(
+        pending = Invitation.objects.filter(
             tenant_id=actor.tenant_id, email=email.lower(), status=Invitation.Status.PENDING
-        ).update(status=Invitation.Status.WITHDRAWN, closed_at=now, closed_by_id=actor.user_id)
+        )
+        # Replacing an invitation withdraws it, so the withdrawal's rule holds: only an owner
+        # withdraws an invitation to be an owner (an admin may not by inviting the address as
+        # a member). The update skips such a row too, so one sent meanwhile is no exception.
+        if actor.role != Role.OWNER:
+            if pending.filter(role=Role.OWNER).exists():
+                message = (
+                    f"{email} has a pending invitation to be an owner: only an owner can "
+                    "replace it."
+                )
+                raise InvalidInvitation(message, fields={"email": [message]})
+            pending = pending.exclude(role=Role.OWNER)
+        pending.update(
+            status=Invitation.Status.WITHDRAWN, closed_at=now, closed_by_id=actor.user_id
+        )
         try:
             with transaction.atomic():
                 invitation = Invitation.objects.create(

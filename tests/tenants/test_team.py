@@ -413,6 +413,25 @@ def test_inviting_an_address_again_replaces_its_link(tenant: Tenant) -> None:
     ]
 
 
+def test_an_admin_cannot_replace_an_owners_invitation_to_be_an_owner(tenant: Tenant) -> None:
+    olive, ada = member(tenant, "olive", Role.OWNER), member(tenant, "ada", Role.ADMIN)
+    membership_invite(actor=olive, email="o@example.com", role=Role.OWNER, link=link)
+    membership_invite(actor=olive, email="m@example.com", role=Role.MEMBER, link=link)
+
+    with pytest.raises(InvalidInvitation) as refused:
+        membership_invite(actor=ada, email="O@example.com", role=Role.MEMBER, link=link)
+    membership_invite(actor=ada, email="m@example.com", role=Role.BILLING, link=link)
+
+    assert refused.value.message == (
+        "O@example.com has a pending invitation to be an owner: only an owner can replace it."
+    )
+    assert list(Invitation.objects.order_by("pk").values_list("email", "role", "status")) == [
+        ("o@example.com", "owner", "pending"),
+        ("m@example.com", "member", "withdrawn"),
+        ("m@example.com", "billing", "pending"),
+    ]
+
+
 def test_one_pending_invitation_per_address_in_the_database(tenant: Tenant) -> None:
     olive = member(tenant, "olive", Role.OWNER)
     membership_invite(actor=olive, email="nina@example.com", role=Role.MEMBER, link=link)
