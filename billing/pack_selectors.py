@@ -60,7 +60,8 @@ def pack_offer_of(*, pack: CreditPack, currency: str) -> PackOffer:
 def pack_offer_get(*, slug: str, currency: str) -> PackOffer:
     """An active pack priced in `currency`; PackNotFound (422, naming `pack`) for a slug that no
     active pack has, or whose pack has no price in `currency` (an unknown pack there)."""
-    pack = CreditPack.objects.filter(slug=slug, active=True).first()
+    # PostgreSQL compares no text holding a NUL (it raises): no slug holds one.
+    pack = None if "\x00" in slug else CreditPack.objects.filter(slug=slug, active=True).first()
     price = pack_price_get(pack=pack, currency=currency) if pack is not None else None
     if pack is None or price is None:
         raise PackNotFound(

@@ -137,6 +137,23 @@ def test_unknown_pack_or_currency_is_a_422_naming_the_field(
     assert not TopUp.objects.exists()
 
 
+def test_the_buy_page_refuses_a_pack_slug_with_a_nul(
+    tenant: Tenant, pack: CreditPack, owner: User
+) -> None:
+    client = Client()
+    client.force_login(owner)
+
+    refused = client.post(
+        "/buy/", "pack=pack-500%00", content_type="application/x-www-form-urlencoded", follow=True
+    )
+
+    assert refused.redirect_chain == [("/buy/", 302)]
+    assert "No active credit pack in USD has the slug &#x27;pack-500\x00&#x27;." in (
+        refused.content.decode()
+    )
+    assert not TopUp.objects.exists()
+
+
 def test_a_pending_checkout_expires_and_can_no_longer_be_paid(
     tenant: Tenant, api_client: APIClient, pack: CreditPack
 ) -> None:
