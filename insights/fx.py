@@ -22,6 +22,7 @@ row is in two currencies; the rate in force for every day row comes from a join 
 rate table turned into periods (from a rate's day to the pair's next rate's).
 """
 
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -31,7 +32,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import F, QuerySet
 
-from billing.money import exponents_not_two
+from billing.money import currency_exponent, exponents_not_two
 from insights.models import ExchangeRate
 
 ZERO = Decimal("0")
@@ -72,6 +73,38 @@ def rate_in_force(*, from_currency: str, to_currency: str, day: date) -> Exchang
         .order_by("-effective_on")
         .first()
     )
+
+
+@dataclass(frozen=True)
+class RateTable:
+    """Every rate by pair, oldest first: rate_in_force's rule in Python, for a caller that
+    converts event by event (the simulator) rather than day rows in SQL."""
+
+    by_pair: dict[tuple[str, str], list[tuple[date, Decimal]]]
+
+    def convert_minor(
+        self, *, minor: Decimal, from_currency: str, to_currency: str, day: date
+    ) -> tuple[Decimal, date] | None:
+        """`minor` units of `from_currency` in minor units of `to_currency` (unrounded) at the
+        rate in force on `day`, and that rate's day; None without one."""
+        rates = self.by_pair.get((from_currency, to_currency), [])
+        found = bisect_right(rates, day, key=lambda rate: rate[0])
+        if not found:
+            return None
+        effective_on, rate = rates[found - 1]
+        scale = currency_exponent(to_currency) - currency_exponent(from_currency)
+        return (minor * rate).scaleb(scale), effective_on
+
+
+def rate_table() -> RateTable:
+    """The whole table (a vendor keeps a few rates a pair a day at most): one query."""
+    by_pair: dict[tuple[str, str], list[tuple[date, Decimal]]] = {}
+    rows = ExchangeRate.objects.order_by("from_currency", "to_currency", "effective_on")
+    for from_currency, to_currency, effective_on, rate in rows.values_list(
+        "from_currency", "to_currency", "effective_on", "rate"
+    ):
+        by_pair.setdefault((from_currency, to_currency), []).append((effective_on, rate))
+    return RateTable(by_pair=by_pair)
 
 
 def _exponent_sql(column: str) -> tuple[str, list[Any]]:

@@ -155,6 +155,13 @@ class Figures:
     margin_after: Decimal | None
     tenant_id: int | None = None
     pinned: str | None = None
+    # Costs in another currency than the revenue (insights/simulator.py): converted at the
+    # vendor's rates of `rates`, or no margin for want of a rate (`no_rate`).
+    converted: bool = False
+    cogs_before_converted: Decimal | None = None
+    cogs_after_converted: Decimal | None = None
+    rates: str = ""
+    no_rate: bool = False
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> "Figures":
@@ -178,6 +185,11 @@ class Figures:
             cogs_after=Decimal(row["cogs_after"]),
             margin_before=dec("margin_before"),
             margin_after=dec("margin_after"),
+            converted=bool(row.get("converted")),
+            cogs_before_converted=dec("cogs_before_converted"),
+            cogs_after_converted=dec("cogs_after_converted"),
+            rates=row.get("rates", ""),
+            no_rate=bool(row.get("no_rate")),
         )
 
     @property

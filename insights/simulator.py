@@ -15,7 +15,12 @@ What "after" means, per event:
   average value per credit over the window's charged events in that currency (0 if none).
 - COGS: as recorded, or under the draft catalog from the event's components; an event
   reported without components has an unknown cost either way, and margins are computed only
-  over events whose cost is known (insights/selectors.py, gross_margin).
+  over events whose cost is known (insights/selectors.py, gross_margin). Where the cost is in
+  another currency than the revenue, the margin subtracts the COGS converted at the vendor's
+  rate in force on the day the event occurred (insights/fx.py, RateTable: per event, as the
+  events are read one by one here); one event with a cost and no rate leaves that customer's
+  (and the total's) margin out in that currency pair ("no exchange rate"). The figures are the
+  rates' when it ran: a rate entered later changes them only in a new simulation.
 
 Deterministic: tenants by id, events by (occurred_at, id), exact Decimal sums of figures
 quantized per event (credits 0.0001, money 0.00000001 ROUND_HALF_UP). Money is summed per
@@ -26,7 +31,7 @@ the change in credits, which have no currency.
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -35,6 +40,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from insights.fx import RateTable, rate_table
 from insights.models import MarginTotalDay, Simulation
 from insights.selectors import gross_margin
 from metering.selectors import RecordedEvent, usage_event_recorded_list
@@ -165,10 +171,27 @@ class Figures:
     known_revenue_after: Decimal = ZERO
     cogs_before: Decimal = ZERO
     cogs_after: Decimal = ZERO
+    # Costs in another currency than the revenue: COGS converted into the revenue's at the rate
+    # in force on each event's day (insights/fx.py), the events with a cost and no rate in
+    # force (then no margin: revenue and cost are never subtracted across two currencies), and
+    # the days of the rates used.
+    cogs_before_converted: Decimal = ZERO
+    cogs_after_converted: Decimal = ZERO
+    events_without_rate: int = 0
+    rates_from: date | None = None
+    rates_to: date | None = None
 
     def add(self, other: "Figures") -> None:
         for name in self.__dataclass_fields__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+            if name not in _RATE_DAYS:
+                setattr(self, name, getattr(self, name) + getattr(other, name))
+        for day in (other.rates_from, other.rates_to):
+            self.rate_used(day)
+
+    def rate_used(self, day: date | None) -> None:
+        if day is not None:
+            self.rates_from = day if self.rates_from is None else min(self.rates_from, day)
+            self.rates_to = day if self.rates_to is None else max(self.rates_to, day)
 
     def as_json(self, *, currency: str, cogs_currency: str) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -177,15 +200,30 @@ class Figures:
             **{
                 name: value if isinstance(value, int) else str(value)
                 for name, value in vars(self).items()
+                if name not in _RATE_DAYS
             },
         }
-        if currency != cogs_currency:  # revenue and cost are never subtracted across two
-            return {**out, "margin_before": None, "margin_after": None}
-        before = gross_margin(revenue=self.known_revenue_before, cogs=self.cogs_before)
-        after = gross_margin(revenue=self.known_revenue_after, cogs=self.cogs_after)
+        cogs_before, cogs_after = self.cogs_before, self.cogs_after
+        if currency != cogs_currency:
+            if self.events_without_rate:
+                return {**out, "margin_before": None, "margin_after": None, "no_rate": True}
+            cogs_before, cogs_after = self.cogs_before_converted, self.cogs_after_converted
+            out["converted"] = True
+            out["rates"] = _days_label(self.rates_from, self.rates_to)
+        before = gross_margin(revenue=self.known_revenue_before, cogs=cogs_before)
+        after = gross_margin(revenue=self.known_revenue_after, cogs=cogs_after)
         out["margin_before"] = None if before is None else str(before)
         out["margin_after"] = None if after is None else str(after)
         return out
+
+
+_RATE_DAYS = ("rates_from", "rates_to")
+
+
+def _days_label(first: date | None, last: date | None) -> str:
+    if first is None or last is None:
+        return ""
+    return str(first) if first == last else f"{first} to {last}"
 
 
 @dataclass
@@ -193,6 +231,8 @@ class _Draft:
     rates: VersionQuoter | None
     costs: CatalogQuoter | None
     rate_card_id: int | None = field(default=None)
+    # The vendor's exchange rates, for costs in another currency than the revenue.
+    exchange: RateTable = field(default_factory=lambda: RateTable(by_pair={}))
 
 
 def simulate(*, simulation: Simulation) -> dict[str, Any]:
@@ -201,6 +241,7 @@ def simulate(*, simulation: Simulation) -> dict[str, Any]:
         rates=version_quoter(version=simulation.version) if simulation.version else None,
         costs=catalog_quoter(version=simulation.cost_catalog) if simulation.cost_catalog else None,
         rate_card_id=simulation.version.rate_card_id if simulation.version else None,
+        exchange=rate_table(),
     )
     tenants = list(Tenant.objects.order_by("pk").values_list("pk", "name"))
     Simulation.objects.filter(pk=simulation.pk).update(tenants_total=len(tenants))
@@ -313,6 +354,36 @@ def _event_add(figures: Figures, event: RecordedEvent, draft: _Draft, per_credit
     figures.known_revenue_after += revenue_after
     figures.cogs_before += event.cogs_minor
     figures.cogs_after += cogs_after
+    cogs_currency = draft.costs.version.currency if draft.costs else event.cogs_currency
+    if cogs_currency != event.revenue_currency:
+        _convert(figures, event, draft.exchange, cogs_currency, (event.cogs_minor, cogs_after))
+
+
+def _convert(
+    figures: Figures,
+    event: RecordedEvent,
+    exchange: RateTable,
+    cogs_currency: str,
+    cogs: tuple[Decimal, Decimal],
+) -> None:
+    """The event's COGS before and after, into its revenue's currency at the rate in force on
+    the day it occurred (UTC); a cost of 0 needs no rate."""
+    if not any(cogs):
+        return
+    day = event.occurred_at.astimezone(UTC).date()
+    converted = [
+        exchange.convert_minor(
+            minor=minor, from_currency=cogs_currency, to_currency=event.revenue_currency, day=day
+        )
+        for minor in cogs
+    ]
+    before, after = converted
+    if before is None or after is None:
+        figures.events_without_rate += 1
+        return
+    figures.cogs_before_converted += before[0]
+    figures.cogs_after_converted += after[0]
+    figures.rate_used(before[1])
 
 
 def _draft_json(simulation: Simulation) -> dict[str, Any]:

@@ -21,12 +21,13 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from insights.fx import fx_cogs
-from insights.models import MarginDay
+from insights.models import MarginDay, Simulation
 from insights.rollup import insights_rollup_update
+from insights.simulator import simulation_request
 from insights.staff_actions import staff_exchange_rate_add
 from metering.services import UsageInput, usage_event_record
 from ratecards.selectors import price_cache_clear
-from ratecards.services import ratecard_seed_example
+from ratecards.services import rate_set, ratecard_seed_example, ratecard_version_create_draft
 from tenants.models import Tenant
 from tests.metering.factories import fund
 
@@ -331,3 +332,60 @@ def test_without_a_rate_the_csv_leaves_the_margin_blank_and_says_why(
         for r in rows
     ] == [("", "", "no exchange rate USD to EUR for 2026-01-13")]
     assert [r["gross_margin_percent"] for r in days] == ["", "42.8"]
+
+
+# The simulator converts event by event (insights/fx.py RateTable): Globex buys 100 credits for
+# 0.90 EUR and chats 10 credits on Jan 10 and on Jan 20, a tool call each (8 US cents); the
+# draft doubles chat. At 0.92 from Jan 1 and 0.95 from Jan 15 the COGS are 7.36 + 7.60 = 14.96
+# EUR cents, against 18 before and 36 after: 16.9 % before, 58.4 % after.
+
+
+def _simulated(tenant: Tenant) -> Simulation:
+    with time_machine.travel("2026-01-10 12:00:00+00:00", tick=False) as clock:
+        card = ratecard_seed_example()
+        fund(tenant, 100, price_minor=90, reference="e", currency="EUR")
+        for key in ("k10", "k20"):
+            usage_event_record(
+                tenant=tenant,
+                data=UsageInput(idempotency_key=key, action="chat", quantity=D(10), tool_calls=1),
+            )
+            clock.move_to("2026-01-20 12:00:00+00:00")
+    version = ratecard_version_create_draft(rate_card=card)
+    rate_set(version=version, action="chat", credits_per_unit="2")
+    with time_machine.travel("2026-02-01 09:00:00+00:00", tick=False):
+        return simulation_request(user=None, version=version, cost_catalog=None, days=90)
+
+
+def test_the_simulator_converts_each_event_at_its_days_rate(tenant: Tenant, staff: Client) -> None:
+    add_rate("2026-01-01", "0.92")
+    add_rate("2026-01-15", "0.95")
+
+    simulation = _simulated(tenant)
+    page = staff.get(f"/console/simulations/{simulation.pk}/").content.decode()
+
+    result = simulation.result
+    (total,) = result["totals"]
+    (customer,) = result["customers"]
+    for row in (total, customer):
+        assert (row["currency"], row["cogs_currency"]) == ("EUR", "USD")
+        assert (row["revenue_before"], row["revenue_after"]) == ("18.00000000", "36.00000000")
+        assert (row["cogs_before"], row["cogs_after"]) == ("16.00000000", "16.00000000")
+        assert D(row["cogs_before_converted"]) == D(row["cogs_after_converted"]) == D("14.96")
+        assert (row["converted"], row["rates"]) == (True, "2026-01-01 to 2026-01-15")
+        assert D(row["margin_before"]) == (D(18) - D("14.96")) / D(18)
+        assert D(row["margin_after"]) == (D(36) - D("14.96")) / D(36)
+    assert "in EUR: 0.15 EUR<br>→ 0.15 EUR<br>at the rates of 2026-01-01 to 2026-01-15" in page
+    assert '16.9 %<br>→ <strong>58.4 %</strong><br><span class="muted">(converted)' in page
+
+
+def test_the_simulator_without_a_rate_shows_no_margin(tenant: Tenant, staff: Client) -> None:
+    add_rate("2026-01-15", "0.95")  # none for Jan 10
+
+    simulation = _simulated(tenant)
+    page = staff.get(f"/console/simulations/{simulation.pk}/").content.decode()
+
+    (total,) = simulation.result["totals"]
+    assert (total["margin_before"], total["margin_after"]) == (None, None)
+    assert (total["no_rate"], total["events_without_rate"]) == (True, 1)
+    assert "converted" not in total
+    assert '<span class="muted">no exchange rate</span>' in page
