@@ -133,6 +133,8 @@ def fake_receipt(request: HttpRequest, top_up_id: int) -> HttpResponse:
 @login_required
 def fake_invoice(request: HttpRequest, reference: str) -> HttpResponse:
     """The fake's hosted invoice of a subscription, with the fields of Stripe's."""
+    if "\x00" in reference:  # PostgreSQL compares no text holding one (it raises)
+        raise Http404("There is nothing at this address.")
     invoice = get_object_or_404(
         SubscriptionInvoice.objects.select_related("plan"), gateway_reference=reference
     )

@@ -166,3 +166,9 @@ def test_a_change_with_a_hostile_value_is_refused_and_changes_nothing(
     sub = Subscription.objects.get(tenant=tenant)
     assert (sub.plan.slug, sub.seats, sub.next_plan) == ("team", 1, None)
     assert balance_get(tenant=tenant).available == before
+
+
+def test_an_invoice_address_with_a_nul_is_a_404(tenant: Tenant) -> None:
+    client = login(tenant, "owner")
+
+    assert client.get("/billing/plan/invoices/fin_x%00/").status_code == 404
