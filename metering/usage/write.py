@@ -250,6 +250,8 @@ def _log_currencies(debit: DebitResult) -> None:
     """Two currencies are never added: a debit across paid buckets of two (only buckets older
     than one currency per tenant) records the first drawn on its event (the statement's rule);
     the ledger's entries keep every part in its own currency for reconciliation."""
+    if len({part.currency for part in debit.parts if part.cost_basis_minor}) < 2:
+        return
     revenue = debit.revenue
     if len(revenue) > 1:
         logger.error(
