@@ -57,7 +57,9 @@ class UsageRange(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         until = data.get("until") or timezone.now().date()
-        since = data.get("since") or until - timedelta(days=DEFAULT_DAYS - 1)
+        # The default range ends on `until`; near the calendar's first day it starts there.
+        back = timedelta(days=DEFAULT_DAYS - 1)
+        since = data.get("since") or max(until, date.min + back) - back
         if until < since:
             self.add_error("until", "The last day comes on or after the first.")
         elif (until - since).days + 1 > MAX_DAYS:

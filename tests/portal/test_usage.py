@@ -189,6 +189,17 @@ def test_a_bad_range_is_a_422_naming_the_field(login: Login, usage: Tenant) -> N
     assert "Enter a valid date." in not_a_date.content.decode()
 
 
+def test_a_range_ending_on_the_calendars_first_days_starts_on_its_first_day(
+    login: Login, usage: Tenant
+) -> None:
+    client = login(usage)
+
+    page = client.get("/usage/", {"until": "0001-01-05"})
+
+    assert page.status_code == 200
+    assert (page.context["since"], page.context["until"]) == (date(1, 1, 1), date(1, 1, 5))
+
+
 def test_the_page_costs_the_same_statements_whatever_the_data(
     login: Login, tenant: Tenant, frozen_time: time_machine.Traveller
 ) -> None:
