@@ -9,7 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 
 from billing.money import money_from_minor
-from insights.base import StaffPage
+from insights.base import StaffPage, query_int
 from insights.customers import SORTS, customer_list
 from insights.selectors import (
     MARGIN_BY,
@@ -43,6 +43,9 @@ def _is_number(text: str) -> bool:
     return True
 
 
+MAX_PAGE = 1_000_000
+MAX_NUMBER = Decimal(10) ** 15
+
 COLUMNS = (
     ("name", "Customer"),
     ("balance", "Balance"),
@@ -64,8 +67,9 @@ class CustomersPage(StaffPage):
         sort = sort if sort in SORTS else "name"
         descending = self.request.GET.get("dir") == "desc"
         negative = self.request.GET.get("negative") == "1"
-        name = self.request.GET.get("q", "").strip()[:100]
-        raw_page = self.request.GET.get("page", "1")
+        # No name holds a NUL (PostgreSQL compares no text with one: it raises).
+        name = self.request.GET.get("q", "").replace("\x00", "").strip()[:100]
+        page_number = query_int(self.request, "page")
         page = customer_list(
             start=start,
             end=end,
@@ -73,7 +77,7 @@ class CustomersPage(StaffPage):
             descending=descending,
             negative_only=negative,
             name=name,
-            page=int(raw_page) if raw_page.isdigit() and len(raw_page) < 7 else 1,
+            page=page_number if page_number and page_number < MAX_PAGE else 1,
         )
         return super().get_context_data(
             start=start,
@@ -109,9 +113,10 @@ class MarginPage(StaffPage):
         raw = self.request.GET.get("tenant", "")
         if not raw:
             return None
-        if not raw.isdigit():
+        tenant_id = query_int(self.request, "tenant")
+        if tenant_id is None:
             raise Http404("No such customer.")
-        return get_object_or_404(Tenant, pk=int(raw))
+        return get_object_or_404(Tenant, pk=tenant_id)
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.GET.get("format") == "csv":
@@ -236,10 +241,13 @@ class BreakagePage(StaffPage):
 
 
 def _decimal(value: str | None, default: str) -> Decimal:
+    """A query value as a number; the default when it is none, or not a finite one of at most
+    15 digits before the point (NaN and Infinity compare and divide by raising)."""
     try:
-        return Decimal(value or default)
+        number = Decimal(value or default)
     except InvalidOperation:
         return Decimal(default)
+    return number if number.is_finite() and abs(number) < MAX_NUMBER else Decimal(default)
 
 
 class WeightsPage(StaffPage):
