@@ -16,6 +16,10 @@ from ledger.models import CreditBucket
 from ratecards.models import PublishStatus, RateCardVersion
 from tenants.models import Tenant
 
+# A token is new_token()'s 32 characters; the ledger keys it names are 200 (a grant's external
+# reference) and 320 (an adjustment's idempotency key) at most.
+TOKEN_MAX = 64
+
 
 def new_token() -> str:
     """Rendered once with a form, so the same form submitted twice moves money once."""
@@ -42,7 +46,7 @@ class GrantForm(forms.Form):
     reason = forms.CharField(
         max_length=500, help_text="Why: kept on the ledger entry and in the staff log."
     )
-    token = forms.CharField(widget=forms.HiddenInput)
+    token = forms.CharField(widget=forms.HiddenInput, max_length=TOKEN_MAX)
 
     def clean(self) -> dict[str, object]:
         cleaned = super().clean() or {}
@@ -63,7 +67,7 @@ class AdjustForm(forms.Form):
     reason = forms.CharField(
         max_length=500, help_text="Why: kept on the ledger entry and in the staff log."
     )
-    token = forms.CharField(widget=forms.HiddenInput)
+    token = forms.CharField(widget=forms.HiddenInput, max_length=TOKEN_MAX)
 
 
 CONTRACT_HELP = {

@@ -236,3 +236,26 @@ def test_a_grant_without_a_reason_is_refused(tenant: Tenant) -> None:
         "expires_at": ["Monthly reset credits need the date they expire."],
     }
     assert available_get(tenant=tenant) == D(0)
+
+
+@pytest.mark.parametrize("action", ["grant", "adjust"])
+def test_a_token_longer_than_a_form_makes_is_refused(tenant: Tenant, action: str) -> None:
+    fund(tenant, 20)
+    client, _ = _staff("grant_credits", "adjust_credits")
+
+    response = client.post(
+        f"/console/customers/{tenant.pk}/",
+        {
+            "action": action,
+            f"{action}-credits": "-1" if action == "adjust" else "5",
+            f"{action}-policy": "permanent",
+            f"{action}-reason": "Goodwill",
+            f"{action}-token": "x" * 321,
+        },
+    )
+
+    assert response.status_code == 422
+    assert response.context[f"{action}_form"].errors == {
+        "token": ["Ensure this value has at most 64 characters (it has 321)."]
+    }
+    assert available_get(tenant=tenant) == D(20)
