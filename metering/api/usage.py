@@ -224,14 +224,14 @@ class UsageEventCreateApi(_KeysLookedUpWithTheStamp):
         }
     }
 
+    def events_sent(self, data: Any) -> Any:
+        return [data]
+
     @extend_schema(
         request=UsageInputSerializer,
         responses={201: UsageEventOutputSerializer, 200: UsageEventOutputSerializer},
         summary="Report one usage event (idempotent on idempotency_key)",
     )
-    def events_sent(self, data: Any) -> Any:
-        return [data]
-
     def post(self, request: Request) -> Response:
         data = usage_input_parse(request.data)
         result = usage_event_record(tenant=self.tenant, data=data, prior=self.prior())
