@@ -20,7 +20,7 @@ from django.http.response import HttpResponseRedirectBase
 from django.shortcuts import get_object_or_404, redirect, render
 
 from billing import links
-from billing.exceptions import TopUpNotPending
+from billing.exceptions import GatewayError, TopUpNotPending
 from billing.gateways import gateway_get
 from billing.gateways.fake import FAKE_CARDS
 from billing.models import ContractInvoice, SubscriptionInvoice, TopUp
@@ -160,7 +160,11 @@ def fake_contract_invoice(request: HttpRequest, invoice_id: int) -> HttpResponse
         return redirect(invoice.hosted_url)
     if request.method == "POST":
         _fake_only("invoice payment")
-        paid = fake_contract_invoice_pay(invoice=invoice)
+        try:
+            paid = fake_contract_invoice_pay(invoice=invoice)
+        except GatewayError as exc:  # the fake lost the invoice (its cache was emptied)
+            messages.error(request, exc.message)
+            return redirect("billing:contract-invoice", invoice_id=invoice.pk)
         if paid.status == ContractInvoice.Status.PAID:
             messages.success(request, f"Invoice {paid.number} paid.")
         else:

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.test import Client
 
 from billing.models import Contract, ContractInvoice
@@ -54,3 +55,23 @@ def test_pay_on_the_fake_invoice_page_pays_it_and_grants_the_tranche_once(
     invoice.refresh_from_db()
     assert (invoice.status, invoice.paid_at) == ("paid", PAID_AT)
     assert balance_get(tenant=tenant).available == Decimal("1000")
+
+
+def test_pay_on_an_invoice_the_fake_gateway_lost_says_so_and_grants_nothing(
+    tenant: Tenant,
+) -> None:
+    with time_machine.travel(START, tick=False):
+        contract_activate(contract=make_contract(tenant, credits_on=Contract.CreditsOn.PAYMENT))
+    invoice = ContractInvoice.objects.get(tenant=tenant)
+    cache.clear()  # the fake keeps its invoices in the cache: emptied, it knows none
+    url = f"/billing/contract-invoices/{invoice.pk}/"
+
+    refused = browser(tenant, Membership.Role.OWNER).post(url, follow=True)
+
+    assert refused.redirect_chain == [(url, 302)]
+    assert "The payment gateway could not be reached; nothing was charged." in (
+        refused.content.decode()
+    )
+    invoice.refresh_from_db()
+    assert invoice.status == "open"
+    assert balance_get(tenant=tenant).available == Decimal("0")
