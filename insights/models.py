@@ -33,17 +33,11 @@ def _credits() -> models.DecimalField:
     return models.DecimalField(max_digits=24, decimal_places=4, default=ZERO)
 
 
-class MarginDay(TenantKeyedModel):
-    """Revenue and COGS of a tenant's usage events of one UTC day (the day they were recorded,
-    as metering's UsageDay), action, model class, workflow name ('' outside a run), revenue
-    currency and cost currency. Events without any cost component have an unknown cost, not a
-    zero one: their credits and revenue are kept apart (`*_without_cost`) so a margin is
-    computed only over events whose cost is known."""
+class MarginSums(models.Model):
+    """A margin rollup's currency pair and money: MarginDay's, and the rollups summed from it
+    (below), which the same job folds the same rows into (insights/rollup.py), so each equals
+    the sum of MarginDay's rows it covers, to the unrounded minor unit."""
 
-    day = models.DateField()
-    action = models.CharField(max_length=64)
-    model_class = models.CharField(max_length=64, blank=True, default="")
-    workflow = models.CharField(max_length=200, blank=True, default="")
     currency = models.CharField(max_length=3)
     cogs_currency = models.CharField(max_length=3)
     events = models.BigIntegerField(default=0)
@@ -56,6 +50,22 @@ class MarginDay(TenantKeyedModel):
     quantity_without_cost = _credits()
     credits_without_cost = _credits()
     revenue_without_cost_minor = _money()
+
+    class Meta:
+        abstract = True
+
+
+class MarginDay(TenantKeyedModel, MarginSums):
+    """Revenue and COGS of a tenant's usage events of one UTC day (the day they were recorded,
+    as metering's UsageDay), action, model class, workflow name ('' outside a run), revenue
+    currency and cost currency. Events without any cost component have an unknown cost, not a
+    zero one: their credits and revenue are kept apart (`*_without_cost`) so a margin is
+    computed only over events whose cost is known."""
+
+    day = models.DateField()
+    action = models.CharField(max_length=64)
+    model_class = models.CharField(max_length=64, blank=True, default="")
+    workflow = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         constraints = [
@@ -85,25 +95,10 @@ class MarginDay(TenantKeyedModel):
         return f"{self.day} {self.action}/{self.model_class}: {self.revenue_minor} {self.currency}"
 
 
-class MarginSums(models.Model):
-    """MarginDay's currency pair and money, for the rollups summed from it (below): the same
-    job folds the same rows into all of them (insights/rollup.py), so each equals the sum of
-    MarginDay's rows it covers, to the unrounded minor unit."""
-
-    currency = models.CharField(max_length=3)
-    cogs_currency = models.CharField(max_length=3)
-    events = models.BigIntegerField(default=0)
-    quantity = _credits()
-    credits = _credits()
-    revenue_minor = _money()
-    cogs_minor = _money()
-    events_without_cost = models.BigIntegerField(default=0)
-    quantity_without_cost = _credits()
-    credits_without_cost = _credits()
-    revenue_without_cost_minor = _money()
-
-    class Meta:
-        abstract = True
+# The columns every margin rollup adds up (its currency pair is part of its key).
+MARGIN_SUMS = tuple(
+    f.name for f in MarginSums._meta.local_fields if f.name not in ("currency", "cogs_currency")
+)
 
 
 class MarginTotalDay(MarginSums):

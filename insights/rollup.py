@@ -18,6 +18,7 @@ benchmarked apart from the portal's. `insights_rollup_backfill` rebuilds both fr
 from django.db import connection
 
 from insights.models import (
+    MARGIN_SUMS,
     InsightsWatermark,
     MarginDay,
     MarginTotalDay,
@@ -35,19 +36,10 @@ ENTRIES = "ledger_entries"
 
 # An event reported without any cost component: its cost is unknown, not zero.
 _NO_COST = """(e.input_tokens = 0 AND e.output_tokens = 0 AND e.tool_calls = 0
-               AND e.vector_reads = 0 AND e.orchestration_runs = 0)"""
+               AND e.vector_reads = 0 AND e.orchestration_runs = 0
+               AND e.gpu_seconds = 0)"""
 
-_SUMS = (
-    "events",
-    "quantity",
-    "credits",
-    "revenue_minor",
-    "cogs_minor",
-    "events_without_cost",
-    "quantity_without_cost",
-    "credits_without_cost",
-    "revenue_without_cost_minor",
-)
+_SUMS = MARGIN_SUMS
 
 
 def _add_to(table: str, keys: dict[str, str]) -> str:

@@ -5,7 +5,7 @@ range read from whole months plus the days at its edges equals the same range su
 day from MarginDay."""
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -14,31 +14,33 @@ import time_machine
 from django.db import connection
 from django.db.models import Sum
 
-from insights.models import MarginDay, MarginTotalDay, TenantMarginDay, TenantMarginMonth
+from insights.models import (
+    MARGIN_SUMS,
+    MarginDay,
+    MarginTotalDay,
+    TenantMarginDay,
+    TenantMarginMonth,
+)
 from insights.rollup import insights_rollup_backfill, insights_rollup_update
 from insights.selectors import MarginRow, margin_list, range_plan, tenant_margin_list
 from ledger.selectors import transaction_get
 from ledger.services import ledger_reverse
 from metering.services import UsageInput, usage_event_record
+from ratecards.models import CostPrice
 from ratecards.selectors import price_cache_clear
-from ratecards.services import ratecard_seed_example
+from ratecards.services import (
+    cost_catalog_version_create_draft,
+    cost_catalog_version_publish,
+    cost_price_set,
+    ratecard_seed_example,
+)
 from tenants.models import Tenant
 from tests.metering.factories import fund
 
 pytestmark = pytest.mark.django_db
 
 D = Decimal
-SUMS = (
-    "events",
-    "quantity",
-    "credits",
-    "revenue_minor",
-    "cogs_minor",
-    "events_without_cost",
-    "quantity_without_cost",
-    "credits_without_cost",
-    "revenue_without_cost_minor",
-)
+SUMS = MARGIN_SUMS
 
 
 @pytest.fixture(autouse=True)
@@ -238,3 +240,28 @@ def test_a_range_reads_its_whole_months_and_the_fewer_days() -> None:
         )
         == 30
     )
+
+
+def test_an_event_with_only_gpu_time_has_a_known_cost(
+    tenant: Tenant, frozen_time: time_machine.Traveller
+) -> None:
+    """GPU seconds are a cost component (metering prices them): such an event's cost is known,
+    in MarginDay and in the sums of it."""
+    ratecard_seed_example()
+    catalog = cost_catalog_version_create_draft(currency="USD", notes="GPU")
+    cost_price_set(
+        version=catalog, component=CostPrice.Component.GPU_SECONDS, price_minor="5", per_units=100
+    )
+    cost_catalog_version_publish(
+        version=catalog, effective_from=datetime(2026, 1, 15, 12, 30, tzinfo=UTC)
+    )
+    frozen_time.move_to(datetime(2026, 1, 15, 13, tzinfo=UTC))
+    fund(tenant, 100, price_minor=100)
+    record(tenant, "gpu", "chat", "1", gpu_seconds=D("0.5"))
+    record(tenant, "none", "chat", "1")
+
+    insights_rollup_update()
+
+    for model in (MarginDay, MarginTotalDay, TenantMarginDay, TenantMarginMonth):
+        row = model.objects.get()
+        assert (row.events, row.events_without_cost, row.cogs_minor) == (2, 1, D("0.025"))
