@@ -10,10 +10,14 @@ ledger/periods.py; a period's UTC days run from its start's date to the day befo
 Money is the plans' prices for the customer's seats in its subscription's currency (PlanPrice,
 else the list price when the plan is listed in it); never summed across currencies.
 
-Reads the rollups (metering's UsageDay and UsageRefusalDay) and succeeded top-ups, summed per
-subscription and period in one SQL statement (a join with the periods' bounds): a fixed
-number of statements, and a few rows per customer, whatever the number of days. Refusals
-are recorded only since `usage_refusals_since()`; periods before it are marked.
+Credits used are the ledger's daily debit totals (DebitDay: a row per tenant and day, debits
+less refunds), summed per period by `ledger.rollup_selectors.debit_days_spent`; the refusals
+(metering's UsageRefusalDay) and succeeded top-ups in one more statement. Both join the
+periods' bounds: a fixed number of statements, and a few rows per customer, whatever the
+number of days. The figures are metering's UsageDay credits summed per tenant and day (every
+debit is a usage event's, every refund a reversal of one, dated as the event and refund are:
+tests/insights/test_plan_fit.py checks the two rollups agree), read from a fifth of the rows.
+Refusals are recorded only since `usage_refusals_since()`; periods before it are marked.
 """
 
 from dataclasses import dataclass
@@ -24,7 +28,8 @@ from django.db import connection
 
 from billing.models import LIVE_SUBSCRIPTION, Plan, PlanPrice, Subscription, TopUp
 from ledger.periods import add_months, period_index
-from metering.models import UsageDay, UsageRefusalDay
+from ledger.rollup_selectors import debit_days_spent
+from metering.models import UsageRefusalDay
 from metering.rollup_selectors import usage_refusals_since
 from tenants.models import Tenant
 
@@ -104,22 +109,18 @@ def _price(
     return plan.price_minor if plan.currency == currency else None
 
 
-# Per subscription and period (the arrays, one element per period): credits used, refusals
-# by reason and succeeded top-ups (their money in the subscription's currency), each summed in
-# the database over the period's UTC days (its completion time for a top-up). One statement
-# whatever the number of customers; each lateral reads one tenant's days through its
-# tenant-led key.
+# Per subscription and period (the arrays, one element per period): refusals by reason and
+# succeeded top-ups (their money in the subscription's currency), each summed in the database
+# over the period's UTC days (its completion time for a top-up). One statement whatever the
+# number of customers; each lateral reads one tenant's rows through its tenant-led key.
 _PERIOD_SUMS = """
 WITH p AS (
     SELECT * FROM unnest(%s::bigint[], %s::int[], %s::bigint[], %s::text[],
                          %s::timestamptz[], %s::timestamptz[], %s::date[], %s::date[])
         AS p (subscription_id, k, tenant_id, currency, start_at, end_at, first_day, last_day)
 )
-SELECT p.subscription_id, p.k, u.used, r.ran_out, r.soft_cap, t.bought, t.bought_minor
+SELECT p.subscription_id, p.k, r.ran_out, r.soft_cap, t.bought, t.bought_minor
   FROM p
-  CROSS JOIN LATERAL (
-        SELECT coalesce(sum(u.credits), 0) AS used FROM {usage} u
-         WHERE u.tenant_id = p.tenant_id AND u.day BETWEEN p.first_day AND p.last_day) u
   CROSS JOIN LATERAL (
         SELECT coalesce(sum(r.count) FILTER (WHERE r.reason = %s), 0) AS ran_out,
                coalesce(sum(r.count) FILTER (WHERE r.reason = %s), 0) AS soft_cap
@@ -149,22 +150,23 @@ def _period_sums(
 ) -> dict[tuple[int, int], _Sums]:
     """The sums of every subscription's periods, by (subscription id, period's position)."""
     columns: list[list[object]] = [[] for _ in range(8)]
+    keys: list[tuple[int, int]] = []
+    days: list[tuple[int, date, date]] = []
     for sub in subs:
         for k, (start, end) in enumerate(windows[sub.pk]):
             first, last = _days(start, end)
             row = (sub.pk, k, sub.tenant_id, sub.currency, start, end, first, last)
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
-    sql = _PERIOD_SUMS.format(
-        usage=UsageDay._meta.db_table,
-        refusals=UsageRefusalDay._meta.db_table,
-        top_ups=TopUp._meta.db_table,
-    )
+            keys.append((sub.pk, k))
+            days.append((sub.tenant_id, first, last))
+    used = dict(zip(keys, debit_days_spent(windows=days), strict=True))
+    sql = _PERIOD_SUMS.format(refusals=UsageRefusalDay._meta.db_table, top_ups=TopUp._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(sql, [*columns, RAN_OUT, SOFT_CAP, TopUp.Status.SUCCEEDED.value])
         return {
-            (sub_id, k): _Sums(used, ran_out, soft_cap, bought, bought_minor)
-            for sub_id, k, used, ran_out, soft_cap, bought, bought_minor in cursor.fetchall()
+            (sub_id, k): _Sums(used[(sub_id, k)], ran_out, soft_cap, bought, bought_minor)
+            for sub_id, k, ran_out, soft_cap, bought, bought_minor in cursor.fetchall()
         }
 
 

@@ -1,9 +1,12 @@
-"""The burn rate: reads of the ledger's daily debit totals (DebitDay, ledger/rollup.py)."""
+"""Reads of the ledger's daily debit totals (DebitDay, ledger/rollup.py): the burn rate, and
+the credits spent in ranges of days (the console's plan fit)."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.db import connection
 from django.utils import timezone
 
 from ledger.models import ZERO, DebitDay, LedgerWatermark
@@ -69,3 +72,27 @@ def burn_rate_get(*, tenant: Tenant, available: Decimal, at: datetime | None = N
 def debit_days_as_of() -> datetime | None:
     """The time up to which the daily debit totals are complete (None before the first run)."""
     return LedgerWatermark.objects.filter(name=DEBIT_DAYS).values_list("as_of", flat=True).first()
+
+
+# One row per window, in the windows' order; each sum reads one tenant's days through
+# DebitDay's (tenant, day) key.
+_SPENT_IN = """
+SELECT coalesce((SELECT sum(d.credits) FROM {table} d
+                  WHERE d.tenant_id = w.tenant_id AND d.day BETWEEN w.first_day AND w.last_day),
+                0)
+  FROM unnest(%s::bigint[], %s::date[], %s::date[]) WITH ORDINALITY
+       AS w (tenant_id, first_day, last_day, n)
+ ORDER BY w.n
+"""
+
+
+def debit_days_spent(*, windows: Sequence[tuple[int, date, date]]) -> list[Decimal]:
+    """The credits each window's tenant spent (debits less refunds, as DebitDay keeps them)
+    over the UTC days `first`..`last`, both counted, one figure per (tenant id, first, last)
+    in the same order: one statement whatever the number of windows."""
+    if not windows:
+        return []
+    tenant_ids, firsts, lasts = (list(column) for column in zip(*windows, strict=True))
+    with connection.cursor() as cursor:
+        cursor.execute(_SPENT_IN.format(table=DebitDay._meta.db_table), [tenant_ids, firsts, lasts])
+        return [spent for (spent,) in cursor.fetchall()]

@@ -1,5 +1,8 @@
 """Plan fit on seeded rollup rows over three complete billing periods (Jan, Feb, Mar 2026;
-now is Apr 15): who moves up, who moves down, who stays, and the money either way."""
+now is Apr 15): who moves up, who moves down, who stays, and the money either way. Credits used
+are the ledger's DebitDay rows (seeded here); the last test checks, on real events, refunds
+and other ledger movements, that DebitDay holds exactly metering's UsageDay credits summed per
+tenant and day, the figure plan fit used to read."""
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -12,8 +15,16 @@ from django.utils import timezone
 
 from billing.models import CreditPack, Plan, PlanPrice, Subscription, TopUp
 from insights.plan_fit import plan_fit_list
+from ledger.models import DebitDay, LedgerTransaction
+from ledger.rollup import debit_days_update
+from ledger.services import ledger_adjust, ledger_grant_revoke, ledger_reverse
 from metering.models import RollupWatermark, UsageDay, UsageRefusalDay
+from metering.rollup import usage_rollup_update
+from metering.services import UsageInput, usage_event_record
+from metering.workflows import workflow_start, workflow_step
+from ratecards.services import ratecard_seed_example
 from tenants.models import Tenant
+from tests.metering.factories import fund
 
 pytestmark = pytest.mark.django_db
 D = Decimal
@@ -33,9 +44,10 @@ def _subscribe(tenant: Tenant, plan: Plan, currency: str = "USD") -> Subscriptio
 
 
 def _used(tenant: Tenant, day: date, credits: str) -> None:
-    UsageDay.objects.create(
-        tenant=tenant, day=day, action="chat", cogs_currency="USD", events=1, credits=D(credits)
-    )
+    """Credits spent that day (added to the day's DebitDay row, as the ledger's job does)."""
+    row, _ = DebitDay.objects.get_or_create(tenant=tenant, day=day)
+    row.credits += D(credits)
+    row.save(update_fields=["credits"])
 
 
 def _refused(tenant: Tenant, day: date, reason: str, count: int = 1) -> None:
@@ -163,7 +175,7 @@ def test_the_sql_sums_per_period_by_hand(tenant: Tenant, other_tenant: Tenant) -
     """Anchored Jan 31 10:00, the periods are Jan 31-Feb 28, Feb 28-Mar 31, Mar 31-Apr 30
     (10:00 each): their UTC days overlap on Feb 28 and Mar 31, which count in both periods, as
     they always have; a top-up counts by its completion time, so 10:00 on Feb 28 is the second
-    period's. Several rows a day, a day of refunds only, rows outside the periods, another
+    period's. Two debits a day, a day of refunds only, rows outside the periods, another
     tenant's rows and top-ups that did not succeed are in the data; the sums are written out
     by hand below."""
     starter = Plan.objects.create(
@@ -188,14 +200,7 @@ def test_the_sql_sums_per_period_by_hand(tenant: Tenant, other_tenant: Tenant) -
         (date(2026, 5, 1), "1000"),  # the current period
     ]:
         _used(tenant, day, credits)
-    UsageDay.objects.create(
-        tenant=tenant,
-        day=date(2026, 1, 31),
-        action="doc_search",
-        cogs_currency="USD",
-        events=1,
-        credits=D("2.25"),
-    )
+    _used(tenant, date(2026, 1, 31), "2.25")  # a second debit that day
     _used(other_tenant, date(2026, 2, 10), "999")
     _refused(tenant, date(2026, 1, 30), "insufficient_credits", 9)
     _refused(tenant, date(2026, 2, 28), "insufficient_credits", 2)
@@ -245,3 +250,65 @@ def test_each_list_is_paged_by_50(tenant: Tenant) -> None:
     assert b"1\xe2\x80\x9350 of 51 \xc2\xb7 page 1 of 2" in first.content
     assert b'href="?up=2" rel="next"' in first.content
     assert [f.tenant.name for f in second.context["up"]] == ["Customer 50"]
+
+
+def test_debit_days_hold_the_usage_rollups_credits_per_tenant_and_day(
+    tenant: Tenant, other_tenant: Tenant, frozen_time: time_machine.Traveller
+) -> None:
+    """Jan 14: Acme chats (2), researches at turbo (60) and runs a step paid from its run's
+    hold (doc search x2: 6). Jan 15: 20 of the research refunded, 100 of its pack taken back
+    (a refunded purchase), a -5 adjustment (corrections are not usage), one more chat; Globex
+    searches once (3). Both jobs run: the ledger's day totals are the usage rollup's credits
+    summed per tenant and day, refunds on their own day, the rest left out of both."""
+    frozen_time.move_to("2026-01-14 10:00:00+00:00")
+    ratecard_seed_example()
+    fund(tenant, 1000, price_minor=1000)
+    fund(other_tenant, 100)
+
+    def record(who: Tenant, key: str, action: str, quantity: int, model_class: str = "") -> None:
+        usage_event_record(
+            tenant=who,
+            data=UsageInput(
+                idempotency_key=key, action=action, quantity=D(quantity), model_class=model_class
+            ),
+        )
+
+    record(tenant, "e1", "chat", 2)
+    record(tenant, "e2", "web_research", 1, "turbo")
+    run, _ = workflow_start(
+        tenant=tenant, external_id="run-1", name="triage", reserve_credits=D(30)
+    )
+    workflow_step(
+        tenant=tenant,
+        run=run,
+        data=UsageInput(idempotency_key="s1", action="doc_search", quantity=D(2)),
+    )
+    frozen_time.move_to("2026-01-15 12:00:00+00:00")
+    debit = LedgerTransaction.objects.get(tenant=tenant, idempotency_key="usage:e2")
+    ledger_reverse(tenant=tenant, debit=debit, idempotency_key="refund-e2", amount=D(20))
+    ledger_grant_revoke(
+        tenant=tenant, external_reference="pack-1", credits=100, idempotency_key="revoke"
+    )
+    staff = User.objects.create_user("vendor", is_staff=True)
+    ledger_adjust(tenant=tenant, credits=-5, reason="typo", actor=staff, idempotency_key="adj")
+    record(tenant, "e3", "chat", 1)
+    record(other_tenant, "g1", "doc_search", 1)
+
+    usage_rollup_update()
+    debit_days_update()
+
+    usage: dict[tuple[int, date], D] = {}
+    for tenant_id, day, credits in UsageDay.objects.values_list("tenant_id", "day", "credits"):
+        usage[(tenant_id, day)] = usage.get((tenant_id, day), D(0)) + credits
+    debits = {
+        (t, day): c for t, day, c in DebitDay.objects.values_list("tenant_id", "day", "credits")
+    }
+    assert (
+        debits
+        == usage
+        == {
+            (tenant.pk, date(2026, 1, 14)): D("68.0000"),
+            (tenant.pk, date(2026, 1, 15)): D("-19.0000"),
+            (other_tenant.pk, date(2026, 1, 15)): D("3.0000"),
+        }
+    )
