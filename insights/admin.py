@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils import timezone
 
+from billing.money import ISO_4217
 from insights.models import ExchangeRate
 
 
@@ -17,10 +18,17 @@ class ExchangeRateForm(forms.ModelForm):
         fields = ("from_currency", "to_currency", "rate", "effective_on", "source")
 
     def clean_from_currency(self) -> str:
-        return str(self.cleaned_data["from_currency"]).upper()
+        return _iso(self.cleaned_data["from_currency"])
 
     def clean_to_currency(self) -> str:
-        return str(self.cleaned_data["to_currency"]).upper()
+        return _iso(self.cleaned_data["to_currency"])
+
+
+def _iso(value: object) -> str:
+    code = str(value).upper()
+    if code not in ISO_4217:
+        raise forms.ValidationError(f"{code} is not an ISO 4217 currency.")
+    return code
 
 
 @admin.register(ExchangeRate)

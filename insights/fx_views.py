@@ -4,7 +4,7 @@ today, and a form to add one, shown only to staff who may (`insights.add_exchang
 POST without the permission is refused (403) by the staff action itself. Corrections of a
 rate are the admin's (its change form and history)."""
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from django import forms
@@ -15,7 +15,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
 
-from insights.base import StaffPage, query_int
+from billing.money import ISO_4217
+from insights.base import EARLIEST, StaffPage, query_int
 from insights.models import ExchangeRate
 from insights.staff_actions import (
     EXCHANGE_RATE_ADD_PERMISSION,
@@ -25,6 +26,8 @@ from insights.staff_actions import (
 from tenants.keyset import Key, page_of
 
 PAGE = 50
+# How far ahead a rate may be entered (one for a date no day of usage reaches is a typo).
+AHEAD = timedelta(days=366)
 CODE = r"^[A-Za-z]{3}$"
 CODE_ERRORS = {"invalid": "A three-letter ISO 4217 code, e.g. USD."}
 
@@ -68,10 +71,17 @@ class ExchangeRateForm(forms.Form):
         for name in ("from_currency", "to_currency"):
             if cleaned.get(name):
                 cleaned[name] = cleaned[name].upper()
+                if cleaned[name] not in ISO_4217:  # add_error takes it out of `cleaned`
+                    self.add_error(name, f"{cleaned[name]} is not an ISO 4217 currency.")
         if cleaned.get("from_currency") and cleaned.get("from_currency") == cleaned.get(
             "to_currency"
         ):
             self.add_error("to_currency", "A rate converts between two currencies.")
+        effective_on = cleaned.get("effective_on")
+        if effective_on is not None and not (
+            EARLIEST <= effective_on <= timezone.now().date() + AHEAD
+        ):
+            self.add_error("effective_on", "From 1970 to a year from today.")
         if cleaned.get("rate") is not None and cleaned["rate"] <= 0:
             self.add_error("rate", "A rate is more than zero.")
         return cleaned

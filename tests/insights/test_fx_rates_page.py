@@ -91,6 +91,8 @@ def test_one_rate_per_pair_and_day_and_a_bad_form_is_422() -> None:
     again = client.post(URL, {**BODY, "rate": "0.95"})
     same = client.post(URL, {**BODY, "to_currency": "usd"})
     bad = client.post(URL, {**BODY, "rate": "0", "from_currency": "US"})
+    unknown = client.post(URL, {**BODY, "from_currency": "NaN"})
+    far = client.post(URL, {**BODY, "effective_on": "9999-12-31"})
 
     assert again.status_code == 422
     assert b"This pair already has a rate on that day: correct it in the admin." in again.content
@@ -98,6 +100,10 @@ def test_one_rate_per_pair_and_day_and_a_bad_form_is_422() -> None:
     assert b"A rate converts between two currencies." in same.content
     assert bad.status_code == 422
     assert b"A three-letter ISO 4217 code, e.g. USD." in bad.content
+    assert unknown.status_code == 422
+    assert b"NAN is not an ISO 4217 currency." in unknown.content
+    assert far.status_code == 422
+    assert b"From 1970 to a year from today." in far.content
     assert ExchangeRate.objects.get().rate == D("0.92")
 
 
