@@ -1,6 +1,7 @@
 """The vendor's exchange-rate table in the Django admin (the console's page lists and adds;
 here a rate is also corrected, with the admin's own history of who changed what)."""
 
+from datetime import date
 from typing import Any
 
 from django import forms
@@ -9,6 +10,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from billing.money import ISO_4217
+from insights.base import EARLIEST
+from insights.fx_views import AHEAD
 from insights.models import ExchangeRate
 
 
@@ -22,6 +25,12 @@ class ExchangeRateForm(forms.ModelForm):
 
     def clean_to_currency(self) -> str:
         return _iso(self.cleaned_data["to_currency"])
+
+    def clean_effective_on(self) -> date:
+        day: date = self.cleaned_data["effective_on"]
+        if not EARLIEST <= day <= timezone.now().date() + AHEAD:
+            raise forms.ValidationError("From 1970 to a year from today.")
+        return day
 
 
 def _iso(value: object) -> str:

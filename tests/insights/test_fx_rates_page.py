@@ -140,6 +140,8 @@ def test_the_admin_lists_and_adds_rates() -> None:
         {**BODY, "from_currency": "gbp", "rate": "1.17"},
     )
     listed = client.get("/admin/insights/exchangerate/")
+    far = client.post("/admin/insights/exchangerate/add/", {**BODY, "effective_on": "9999-12-31"})
+    unknown = client.post("/admin/insights/exchangerate/add/", {**BODY, "to_currency": "XYZ"})
 
     assert added.status_code == 302
     rate = ExchangeRate.objects.get()
@@ -147,3 +149,6 @@ def test_the_admin_lists_and_adds_rates() -> None:
     assert rate.created_by == User.objects.get(username="boss")
     assert listed.status_code == 200
     assert b"ECB reference rate" in listed.content
+    assert b"From 1970 to a year from today." in far.content
+    assert b"XYZ is not an ISO 4217 currency." in unknown.content
+    assert ExchangeRate.objects.count() == 1
