@@ -208,12 +208,14 @@ class SubscriptionInvoice(TenantOwnedModel):
     created_at = models.DateTimeField()
     paid_at = models.DateTimeField(null=True, blank=True)
     # Money that went back for it (billing/services/invoice_refunds.py, as on a top-up): how
-    # much in all (a refund, or the whole amount for a lost dispute), the credits it granted
-    # that came back out of the balance, those already spent, and why.
+    # much in all (refunds, and what a lost dispute took), the credits it granted that came
+    # back out of the balance, those already spent, why, and the gateway's refund or dispute
+    # (a dispute is applied once).
     refunded_minor = models.BigIntegerField(default=0)
     credits_taken_back = credits_field(default=ZERO)
     credits_owed = credits_field(default=ZERO)
     refund_reason = models.CharField(max_length=16, choices=RefundReason.choices, blank=True)
+    refund_reference = models.CharField(max_length=255, blank=True)
     refunded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -334,8 +336,8 @@ class TopUp(TenantOwnedModel):
     receipt_url = models.URLField(max_length=2000, blank=True)
     created_at = models.DateTimeField()
     completed_at = models.DateTimeField(null=True, blank=True)
-    # Money that went back to the customer (billing/services/refunds.py): how much in all (a
-    # refund, or the whole price for a lost dispute), the credits that came back out of the
+    # Money that went back to the customer (billing/services/refunds.py): how much in all
+    # (refunds, and what a lost dispute took), the credits that came back out of the
     # balance for it, and those already spent: the customer's debt, shown to the vendor only.
     refunded_minor = models.BigIntegerField(default=0)
     credits_taken_back = credits_field(default=ZERO)
@@ -556,12 +558,14 @@ class ContractInvoice(TenantOwnedModel):
     due_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     # Money that went back for it (billing/services/invoice_refunds.py, as on a top-up): how
-    # much in all (a refund, or the whole amount for a lost dispute), the credits it granted
-    # that came back out of the balance, those already spent, and why.
+    # much in all (refunds, and what a lost dispute took), the credits it granted that came
+    # back out of the balance, those already spent, why, and the gateway's refund or dispute
+    # (a dispute is applied once).
     refunded_minor = models.BigIntegerField(default=0)
     credits_taken_back = credits_field(default=ZERO)
     credits_owed = credits_field(default=ZERO)
     refund_reason = models.CharField(max_length=16, choices=RefundReason.choices, blank=True)
+    refund_reference = models.CharField(max_length=255, blank=True)
     refunded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

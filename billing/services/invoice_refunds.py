@@ -31,6 +31,7 @@ from billing.locks import contract_lock, subscription_lock_by_id
 from billing.models import ContractInvoice, RefundReason, SubscriptionInvoice
 from billing.money import money_format
 from billing.services.notify import email_enqueue
+from billing.services.refunds import CUSTOMER_REASON
 from ledger.exceptions import NotReversible
 from ledger.locks import account_lock
 from ledger.services import CREDIT_QUANTUM, ledger_grant_revoke
@@ -42,18 +43,25 @@ ZERO = Decimal(0)
 def invoice_take_back(
     *,
     invoice: Invoice,
-    refunded_minor: int,
+    refunded_minor: int | None = None,
+    disputed_minor: int = 0,
     reason: str = RefundReason.REFUND,
     refund_reference: str = "",
 ) -> Invoice:
-    """`refunded_minor` of the invoice has gone back to the customer in all (the whole amount
-    for a lost dispute): take back the credits that share paid for. Only a paid invoice
+    """`refunded_minor` of the invoice has gone back to the customer in all, or a lost dispute
+    took `disputed_minor` on top of what was refunded before it (applied once per dispute, its
+    id the `refund_reference`): take back the credits that share paid for. Only a paid invoice
     granted anything."""
     reason = RefundReason(reason)
     with transaction.atomic(durable=True):
         account_lock(tenant_id=invoice.tenant_id)
         locked = _lock(invoice)
-        refunded_minor = min(refunded_minor, locked.amount_minor)
+        if disputed_minor and refund_reference and locked.refund_reference == refund_reference:
+            return locked  # this dispute was applied already (Stripe may send it twice)
+        refunded_minor = min(
+            (locked.refunded_minor if refunded_minor is None else refunded_minor) + disputed_minor,
+            locked.amount_minor,
+        )
         if locked.status != "paid" or refunded_minor <= locked.refunded_minor:
             return locked
         reference = _grant_reference(locked)
@@ -77,6 +85,7 @@ def invoice_take_back(
                 locked.credits_owed += revoked.short
         locked.refunded_minor = refunded_minor
         locked.refund_reason = reason
+        locked.refund_reference = refund_reference or locked.refund_reference
         locked.refunded_at = timezone.now()
         locked.save(
             update_fields=[
@@ -84,6 +93,7 @@ def invoice_take_back(
                 "credits_taken_back",
                 "credits_owed",
                 "refund_reason",
+                "refund_reference",
                 "refunded_at",
             ]
         )
@@ -110,7 +120,7 @@ def _tell(invoice: Invoice) -> None:
         subject=f"{refunded} refunded",
         body=(
             f"{refunded} of {what} went back to you "
-            f"({invoice.get_refund_reason_display().lower()}); {taken}"
+            f"({CUSTOMER_REASON[RefundReason(invoice.refund_reason)]}); {taken}"
         ),
     )
 

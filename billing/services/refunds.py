@@ -25,6 +25,10 @@ from billing.services.notify import notify
 from ledger.locks import account_lock
 from ledger.services import CREDIT_QUANTUM, ledger_grant_revoke
 
+# Why the money went back, as the customer reads it (the reason's label, "Lost in a dispute",
+# is the vendor's side: the customer won that dispute).
+CUSTOMER_REASON = {RefundReason.REFUND: "refunded", RefundReason.DISPUTE_LOST: "after a dispute"}
+
 
 def _credits_for(top_up: TopUp, refunded_minor: int) -> Decimal:
     """The pack's credits in proportion to the part of its price refunded (all of them for
@@ -38,22 +42,29 @@ def _credits_for(top_up: TopUp, refunded_minor: int) -> Decimal:
 def topup_take_back(
     *,
     top_up: TopUp,
-    refunded_minor: int,
+    refunded_minor: int | None = None,
+    disputed_minor: int = 0,
     reason: str,
     refund_reference: str = "",
     actor: User | None = None,
 ) -> TopUp:
     """`refunded_minor` of the top-up's price has gone back to the customer in all (Stripe's
-    cumulative `amount_refunded`; the whole price for a lost dispute): take back the credits
-    that share bought, from what is left of its bucket; the rest is owed. Only a paid top-up
-    granted anything, so only one has anything to give back. An auto top-up's policy is turned
-    off, so it does not buy again at once what was just refunded or disputed."""
+    cumulative `amount_refunded`), or a lost dispute took `disputed_minor` on top of what was
+    refunded before it (`refund_reference` the dispute's id: applied once): take back the
+    credits that share bought, from what is left of its bucket; the rest is owed. Only a paid
+    top-up granted anything, so only one has anything to give back. An auto top-up's policy is
+    turned off, so it does not buy again at once what was just refunded or disputed."""
     reason = RefundReason(reason)
     with transaction.atomic(durable=True):
         account_lock(tenant_id=top_up.tenant_id)
         policy = policy_lock(tenant_id=top_up.tenant_id) if top_up.auto else None
         locked = topup_lock(tenant_id=top_up.tenant_id, top_up_id=top_up.pk)
-        refunded_minor = min(refunded_minor, locked.amount_minor)
+        if disputed_minor and refund_reference and locked.refund_reference == refund_reference:
+            return locked  # this dispute was applied already (Stripe may send it twice)
+        refunded_minor = min(
+            (locked.refunded_minor if refunded_minor is None else refunded_minor) + disputed_minor,
+            locked.amount_minor,
+        )
         if locked.status != TopUp.Status.SUCCEEDED or refunded_minor <= locked.refunded_minor:
             return locked
         due = _credits_for(locked, refunded_minor) - locked.credits_taken_back - locked.credits_owed
@@ -117,7 +128,7 @@ def _tell(top_up: TopUp) -> None:
         subject=f"{refunded} refunded",
         body=(
             f"{refunded} of your {top_up.pack.name} purchase went back to you "
-            f"({top_up.get_refund_reason_display().lower()}); "
+            f"({CUSTOMER_REASON[RefundReason(top_up.refund_reason)]}); "
             f"{top_up.credits_taken_back.normalize():f} unspent credits of it were removed from "
             "your balance."
         ),

@@ -109,27 +109,37 @@ def dispute_closed(obj: ObjectReader, event: StripeEvent) -> str:
     status = obj.text("status", required=True)
     if status != "lost":
         return f"The dispute closed {status}: nothing is taken back."
+    # What the dispute took: its `amount` (a dispute may be of part of a charge), in its
+    # currency; the credits that share bought go, once per dispute (its id).
+    disputed = obj.amount("amount")
+    if disputed is None:
+        return "The lost dispute names no amount: nothing is taken back."
+    currency = (obj.text("currency") or "").upper()
     top_up = _top_up_paid_by(obj.text("payment_intent"))
     if top_up is None:
-        return _invoice_disputed(obj)
+        return _invoice_disputed(obj, disputed, currency)
+    if currency != top_up.currency:
+        return f"Disputed {disputed} {currency}: not in the top-up's currency {top_up.currency}."
     topup_take_back(
         top_up=top_up,
-        refunded_minor=top_up.amount_minor,
+        disputed_minor=disputed,
         reason=RefundReason.DISPUTE_LOST,
-        refund_reference=obj.text("id") or "",
+        refund_reference=obj.text("id", required=True) or "",
     )
     return ""
 
 
-def _invoice_disputed(obj: ObjectReader) -> str:
+def _invoice_disputed(obj: ObjectReader, disputed: int, currency: str) -> str:
     invoice = _invoice_paid_by(_invoice_of(obj.text("payment_intent")))
     if invoice is None:
         return NOT_A_TOP_UP
+    if currency != invoice.currency:
+        return f"Disputed {disputed} {currency}: not in the invoice's currency {invoice.currency}."
     invoice_take_back(
         invoice=invoice,
-        refunded_minor=invoice.amount_minor,
+        disputed_minor=disputed,
         reason=RefundReason.DISPUTE_LOST,
-        refund_reference=obj.text("id") or "",
+        refund_reference=obj.text("id", required=True) or "",
     )
     return ""
 

@@ -91,11 +91,11 @@ def mails() -> list[tuple[list[str], str, str]]:
     ]
 
 
-def dispute(status: str, intent: str) -> dict[str, Any]:
+def dispute(status: str, intent: str, amount: int) -> dict[str, Any]:
     return {
         "id": "dp_1",
         "object": "dispute",
-        "amount": 0,
+        "amount": amount,
         "currency": "usd",
         "charge": "ch_inv",
         "payment_intent": intent,
@@ -227,12 +227,12 @@ def test_a_lost_dispute_of_a_subscription_invoice_takes_back_the_periods_unspent
         ledger_debit(tenant=tenant, amount=D("100"), idempotency_key="usage:1")
 
         # Won: nothing moves, and Stripe is not even asked.
-        assert deliver("charge.dispute.closed", dispute("won", "pi_sub"), "evt_d0") == 200
+        assert deliver("charge.dispute.closed", dispute("won", "pi_sub", 7_900), "evt_d0") == 200
         assert balance_get(tenant=tenant).available == D("750")
         assert stripe_offline.sent == []
         # Lost: the whole invoice is gone; its 750 unspent credits leave, 100 were spent.
         invoice_paid_by(stripe_offline, "in_1")
-        lost = dispute("lost", "pi_sub")
+        lost = dispute("lost", "pi_sub", 7_900)
         assert deliver("charge.dispute.closed", lost, "evt_d1") == 200
         assert deliver("charge.dispute.closed", lost, "evt_d1") == 200  # Stripe retries
         invoice_paid_by(stripe_offline, "in_1")
@@ -260,7 +260,7 @@ def test_a_lost_dispute_of_a_subscription_invoice_takes_back_the_periods_unspent
         (
             ["olive@acme.test"],
             "[Creditline] 79.00 USD refunded",
-            "79.00 USD of your Team plan's invoice of 2026-01-31 went back to you (lost in a "
+            "79.00 USD of your Team plan's invoice of 2026-01-31 went back to you (after a "
             "dispute); 750 unspent credits it paid for were removed from your balance.",
         )
     ]
@@ -281,7 +281,9 @@ def test_a_lost_dispute_of_a_contract_invoice_takes_back_its_tranche(
         ledger_debit(tenant=tenant, amount=D("250"), idempotency_key="usage:1")
 
         invoice_paid_by(canned_stripe, "in_contract_1")
-        assert deliver("charge.dispute.closed", dispute("lost", "pi_contract"), "evt_d1") == 200
+        assert (
+            deliver("charge.dispute.closed", dispute("lost", "pi_contract", 800), "evt_d1") == 200
+        )
 
     row.refresh_from_db()
     assert (row.refunded_minor, row.credits_taken_back, row.credits_owed, row.refund_reason) == (
@@ -296,7 +298,7 @@ def test_a_lost_dispute_of_a_contract_invoice_takes_back_its_tranche(
         (
             ["olive@acme.test"],
             "[Creditline] 8.00 USD refunded",
-            "8.00 USD of your contract Acme 2026's invoice ACME-0001 went back to you (lost in a "
+            "8.00 USD of your contract Acme 2026's invoice ACME-0001 went back to you (after a "
             "dispute); 750 unspent credits it paid for were removed from your balance.",
         )
     ]
@@ -309,7 +311,7 @@ def test_a_lost_dispute_of_an_unknown_payment_is_noted(
 ) -> None:
     canned_stripe.answer("GET", "/v1/invoice_payments", 200, {"object": "list", "data": []})
 
-    assert deliver("charge.dispute.closed", dispute("lost", "pi_elsewhere"), "evt_d") == 200
+    assert deliver("charge.dispute.closed", dispute("lost", "pi_elsewhere", 100), "evt_d") == 200
 
     assert StripeEvent.objects.get(event_id="evt_d").error == "Not the payment of a top-up."
     assert mails() == []

@@ -280,3 +280,35 @@ def test_a_refunded_auto_top_up_turns_auto_top_up_off(tenant: Tenant, pack: Cred
     )
     assert balance_get(tenant=tenant).available == D("0")
     assert TopUp.objects.filter(tenant=tenant, auto=True).count() == 1
+
+
+def test_a_partly_disputed_purchase_loses_only_the_disputed_share(
+    tenant: Tenant, pack: CreditPack
+) -> None:
+    # 500 credits for 65.00 USD: 10.00 refunded first (~76.9 credits), then a dispute of
+    # 26.00 more lost: 36.00 gone in all, the credits 36/65 of the pack bought.
+    top_up = paid(tenant, pack, gateway="stripe")
+    refund = {
+        "id": "ch_1",
+        "object": "charge",
+        "amount_refunded": 1_000,
+        "currency": "usd",
+        "payment_intent": top_up.payment_reference,
+    }
+    lost = {
+        "id": "dp_9",
+        "object": "dispute",
+        "amount": 2_600,
+        "currency": "usd",
+        "charge": "ch_1",
+        "payment_intent": top_up.payment_reference,
+        "status": "lost",
+    }
+
+    assert deliver("evt_r", "charge.refunded", refund) == 200
+    assert deliver("evt_d", "charge.dispute.closed", lost) == 200
+    assert deliver("evt_d_again", "charge.dispute.closed", lost) == 200  # the same dispute
+
+    assert taken_back(top_up) == (3_600, D("276.9231"), D("0"), "dispute_lost")
+    assert balance_get(tenant=tenant).available == D("223.0769")
+    assert ledger_verify() == []
