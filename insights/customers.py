@@ -150,6 +150,14 @@ _ORDER = {
     "margin": "p.margin",
     "breakage": "coalesce(b.breakage, 0)",
 }
+# Money is compared within its currency only: a sort by an amount groups the customers by its
+# currency first (100,000 JPY is not more than 900 USD), those in none (no money, or two
+# currencies) last.
+_CURRENCY_FIRST = {
+    "revenue": "p.currency ASC NULLS LAST, ",
+    "cogs": "p.cogs_currency ASC NULLS LAST, ",
+    "breakage": "b.currency ASC NULLS LAST, ",
+}
 
 # p.margin is margin_over's rule in SQL: revenue in one currency, every row's COGS in it (as
 # recorded, or converted day by day by insights/fx.py's statement, `fx`, over the days of the
@@ -170,7 +178,10 @@ costed AS (
 per_tenant AS (
     SELECT tenant_id,
            sum(credits_sum) AS credits,
+           CASE WHEN count(DISTINCT currency) = 1 THEN min(currency) END AS currency,
            CASE WHEN count(DISTINCT currency) = 1 THEN sum(revenue) END AS revenue,
+           CASE WHEN count(DISTINCT cogs_currency) = 1 THEN min(cogs_currency) END
+               AS cogs_currency,
            CASE WHEN count(DISTINCT cogs_currency) = 1 THEN sum(cogs) END AS cogs,
            CASE WHEN count(DISTINCT currency) = 1 AND count(cogs_in_revenue) = count(*)
                      AND sum(revenue - nocost_revenue) > 0
@@ -181,6 +192,7 @@ per_tenant AS (
 ),
 broken AS (
     SELECT tenant_id,
+           CASE WHEN count(DISTINCT currency) = 1 THEN min(currency) END AS currency,
            CASE WHEN count(DISTINCT currency) = 1 THEN -sum(value_minor) END AS breakage
       FROM {valueday} WHERE movement = %s AND day >= %s AND day <= %s
      GROUP BY tenant_id
@@ -192,7 +204,7 @@ SELECT t.id, coalesce(a.available, 0), count(*) OVER ()
   LEFT JOIN {account} a ON a.tenant_id = t.id
  WHERE ({negative_only} = false OR p.margin < 0)
    AND strpos(lower(t.name), lower(%s)) > 0
- ORDER BY {order} {direction} NULLS LAST, lower(t.name), t.id
+ ORDER BY {currency_first}{order} {direction} NULLS LAST, lower(t.name), t.id
  LIMIT %s OFFSET %s
 """
 
@@ -231,6 +243,7 @@ def _page_ids(
         tenant=Tenant._meta.db_table,
         account=CreditAccount._meta.db_table,
         negative_only="true" if negative_only else "false",
+        currency_first=_CURRENCY_FIRST.get(sort, ""),
         order=_ORDER.get(sort, _ORDER["name"]),
         direction="DESC" if descending else "ASC",
     )

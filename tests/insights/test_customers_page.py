@@ -189,3 +189,22 @@ def test_margin_by_customer_a_page_at_a_time_and_every_one_in_the_csv(
     by_day = client.get(f"/console/margin/?by=day&{RANGE}")
     assert by_day.context["page"] is None
     assert len(by_day.context["rows"]) == 2
+
+
+@pytest.mark.usefixtures("customers")
+def test_a_sort_by_money_compares_amounts_within_their_currency() -> None:
+    # Yen pays 500 JPY for its 100 credits of chat: more minor units than anyone's 200 USD
+    # cents, but not more money. Sorted by revenue, the yen customer stands with its currency.
+    with time_machine.travel("2026-01-20 06:00:00+00:00", tick=False):
+        yen = Tenant.objects.create(name="Yen", slug="yen")
+        fund(yen, 100, price_minor=500, currency="JPY", reference="yen")
+        _chats(yen, "yen-1", 4_000)
+        insights_rollup_update()
+
+    descending = customer_list(start=START, end=END, sort="revenue", descending=True)
+    ascending = customer_list(start=START, end=END, sort="revenue")
+
+    assert _names(descending) == ["Yen", "Alpha", "Beta", "Delta", "Gamma", "Echo"]
+    assert _names(ascending) == ["Yen", "Alpha", "Beta", "Delta", "Gamma", "Echo"]
+    (row,) = [r for r in descending.rows if r.tenant.name == "Yen"]
+    assert row.revenue_by_currency == {"JPY": D("500.00000000")}
