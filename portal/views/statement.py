@@ -7,7 +7,7 @@ so a page is two queries whatever the size of the ledger (ledger/statement_selec
 
 import csv
 from collections.abc import Iterator
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django import forms
@@ -80,7 +80,10 @@ class StatementFilter(forms.Form):
         return {
             "kinds": [kind] if kind else None,
             "since": datetime.combine(since, time.min, UTC) if since else None,
-            "until": datetime.combine(until + timedelta(days=1), time.min, UTC) if until else None,
+            # The calendar's last day has no day after it: the range is open-ended then.
+            "until": datetime.combine(until + timedelta(days=1), time.min, UTC)
+            if until and until < date.max
+            else None,
         }
 
 

@@ -288,6 +288,24 @@ def test_the_csv_takes_the_pages_filters(
     assert [(r[3], r[4]) for r in rows[1:]] == [("grant", "100.0000"), ("grant", "50.0000")]
 
 
+def test_a_range_to_the_calendars_last_day_has_no_end(
+    login: Login, tenant: Tenant, frozen_time: time_machine.Traveller
+) -> None:
+    story(tenant, frozen_time)
+    client = login(tenant)
+
+    page = client.get("/statement/?kind=debit&since=2026-01-16&until=9999-12-31")
+    rows = _csv(client.get("/statement.csv?kind=debit&since=2026-01-16&until=9999-12-31"))
+
+    assert page.status_code == 200
+    assert [r[2] for r in table_rows(page, "Statement entries")] == [
+        "-20.0000",
+        "-20.0000",
+        "-30.0000",
+    ]
+    assert [r[4] for r in rows[1:]] == ["-30.0000", "-20.0000", "-20.0000"]  # oldest first
+
+
 def test_csv_cells_a_spreadsheet_would_run_are_escaped(login: Login, tenant: Tenant) -> None:
     ledger_grant(
         tenant=tenant,
