@@ -373,19 +373,22 @@ class ReconciliationRun(models.Model):
         return self.status == self.Status.DONE and not self.differences
 
 
-class StoredTrap(models.Model):
+class StoredTrap(TenantKeyedModel):
     """A pinned contract's rate-card trap as the hourly job last figured it
     (insights/trap.py `contract_traps_store`): its events of the 30 days before `until`
     re-priced under `current`. The contracts page lists these instead of re-pricing every
     pinned customer's month of events on each request; a contract's own page figures its
     trap live. One row per contract pinned behind its card; the job removes the others."""
 
-    contract = models.OneToOneField("billing.Contract", on_delete=models.CASCADE, related_name="+")
+    # No index of their own: the table holds a row per pinned contract, read whole.
+    contract = models.ForeignKey(
+        "billing.Contract", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     pinned = models.ForeignKey(
-        "ratecards.RateCardVersion", on_delete=models.CASCADE, related_name="+"
+        "ratecards.RateCardVersion", on_delete=models.CASCADE, related_name="+", db_index=False
     )
     current = models.ForeignKey(
-        "ratecards.RateCardVersion", on_delete=models.CASCADE, related_name="+"
+        "ratecards.RateCardVersion", on_delete=models.CASCADE, related_name="+", db_index=False
     )
     since = models.DateTimeField()
     until = models.DateTimeField()  # when it was figured
@@ -393,6 +396,13 @@ class StoredTrap(models.Model):
     charged = _credits()
     under_current = _credits()
     unpriced = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "contract"], name="storedtrap_tenant_contract_uniq"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"trap of contract {self.contract_id} until {self.until:%Y-%m-%d %H:%M}"

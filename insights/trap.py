@@ -217,6 +217,7 @@ def contract_traps_store(*, now: datetime) -> int:
     figures = contract_traps(contracts=contracts, now=now)
     rows = [
         StoredTrap(
+            tenant_id=f.contract.tenant_id,
             contract_id=f.contract.pk,
             pinned=f.pinned,
             current=f.current,
@@ -241,7 +242,9 @@ def stored_traps(*, contracts: Iterable[Contract]) -> dict[int, TrapFigure]:
     figured against, by contract id (one statement)."""
     by_id = {c.pk: c for c in contracts}
     figures = {}
-    for row in StoredTrap.objects.filter(contract_id__in=by_id).select_related("pinned", "current"):
+    tenants = {c.tenant_id for c in by_id.values()}
+    rows = StoredTrap.objects.filter(tenant_id__in=tenants, contract_id__in=by_id)
+    for row in rows.select_related("pinned", "current"):
         c = by_id[row.contract_id]
         if c.rate_card_mode != Contract.RateCardMode.PINNED or c.pinned_version_id != row.pinned_id:
             continue  # changed since the job ran: its own page figures it live
