@@ -389,8 +389,10 @@ def _query(pairs: list[tuple[str, str]]) -> str:
 def _get_walk(route: Route, seeded: Seeded, walk: Walk) -> None:
     client = _client_for(route, seeded)
     base = _fill(route, seeded)
-    with reads() as keys:
+    with reads() as keys:  # with a parameter too: `request.GET or None` reads none without
         _send(walk, client, "GET", base)
+        _send(walk, client, "GET", f"{base}?zz_probe=1")
+    keys.discard("zz_probe")
     # `tenant` (the portal's tenant switcher, read by every page) alone: a wrong one is a 404
     # before anything else is read.
     params = sorted(k for k in keys - {"tenant"} if not hasattr(QueryDict, k))
@@ -568,6 +570,8 @@ def _post_walk(route: Route, seeded: Seeded, walk: Walk) -> None:
     bodies = _bodies(seeded)
     with reads() as keys:
         _send(walk, client, "POST", url, "")
+        _send(walk, client, "POST", url, "zz_probe=1")
+    keys.discard("zz_probe")
     variants = [k for k in bodies if k.split("#")[0] == route.name] or [route.name]
     money = route.name in MONEY
     before = money_state(seeded.tenant) if money else ()
