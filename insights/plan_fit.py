@@ -20,6 +20,7 @@ tests/insights/test_plan_fit.py checks the two rollups agree), read from a fifth
 Refusals are recorded only since `usage_refusals_since()`; periods before it are marked.
 """
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -112,12 +113,14 @@ def _price(
 # Per subscription and period (the arrays, one element per period): refusals by reason and
 # succeeded top-ups (their money in the subscription's currency), each summed in the database
 # over the period's UTC days (its completion time for a top-up). One statement whatever the
-# number of customers; each lateral reads one tenant's rows through its tenant-led key.
+# number of customers; each lateral reads one tenant's rows through its tenant-led key. The
+# periods travel as one JSON parameter (json.dumps is C; psycopg's client-side binding of
+# arrays quotes every element in Python: ~50 ms for 3,000 periods).
 _PERIOD_SUMS = """
 WITH p AS (
-    SELECT * FROM unnest(%s::bigint[], %s::int[], %s::bigint[], %s::text[],
-                         %s::timestamptz[], %s::timestamptz[], %s::date[], %s::date[])
-        AS p (subscription_id, k, tenant_id, currency, start_at, end_at, first_day, last_day)
+    SELECT * FROM json_to_recordset(%s::json)
+        AS p (subscription_id bigint, k int, tenant_id bigint, currency text,
+              start_at timestamptz, end_at timestamptz, first_day date, last_day date)
 )
 SELECT p.subscription_id, p.k, r.ran_out, r.soft_cap, t.bought, t.bought_minor
   FROM p
@@ -149,21 +152,31 @@ def _period_sums(
     subs: list[Subscription], windows: dict[int, list[tuple[datetime, datetime]]]
 ) -> dict[tuple[int, int], _Sums]:
     """The sums of every subscription's periods, by (subscription id, period's position)."""
-    columns: list[list[object]] = [[] for _ in range(8)]
+    periods: list[dict[str, object]] = []
     keys: list[tuple[int, int]] = []
     days: list[tuple[int, date, date]] = []
     for sub in subs:
         for k, (start, end) in enumerate(windows[sub.pk]):
             first, last = _days(start, end)
-            row = (sub.pk, k, sub.tenant_id, sub.currency, start, end, first, last)
-            for column, value in zip(columns, row, strict=True):
-                column.append(value)
+            periods.append(
+                {
+                    "subscription_id": sub.pk,
+                    "k": k,
+                    "tenant_id": sub.tenant_id,
+                    "currency": sub.currency,
+                    "start_at": start.isoformat(),
+                    "end_at": end.isoformat(),
+                    "first_day": first.isoformat(),
+                    "last_day": last.isoformat(),
+                }
+            )
             keys.append((sub.pk, k))
             days.append((sub.tenant_id, first, last))
     used = dict(zip(keys, debit_days_spent(windows=days), strict=True))
     sql = _PERIOD_SUMS.format(refusals=UsageRefusalDay._meta.db_table, top_ups=TopUp._meta.db_table)
+    params = [json.dumps(periods, separators=(",", ":")), RAN_OUT, SOFT_CAP]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*columns, RAN_OUT, SOFT_CAP, TopUp.Status.SUCCEEDED.value])
+        cursor.execute(sql, [*params, TopUp.Status.SUCCEEDED.value])
         return {
             (sub_id, k): _Sums(used[(sub_id, k)], ran_out, soft_cap, bought, bought_minor)
             for sub_id, k, ran_out, soft_cap, bought, bought_minor in cursor.fetchall()

@@ -1,6 +1,7 @@
 """Reads of the ledger's daily debit totals (DebitDay, ledger/rollup.py): the burn rate, and
 the credits spent in ranges of days (the console's plan fit)."""
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -75,13 +76,14 @@ def debit_days_as_of() -> datetime | None:
 
 
 # One row per window, in the windows' order; each sum reads one tenant's days through
-# DebitDay's (tenant, day) key.
+# DebitDay's (tenant, day) key. The windows travel as one JSON parameter: json.dumps is C,
+# where psycopg's client-side binding of date arrays quotes every element in Python.
 _SPENT_IN = """
 SELECT coalesce((SELECT sum(d.credits) FROM {table} d
-                  WHERE d.tenant_id = w.tenant_id AND d.day BETWEEN w.first_day AND w.last_day),
+                  WHERE d.tenant_id = (w.v ->> 0)::bigint
+                    AND d.day BETWEEN (w.v ->> 1)::date AND (w.v ->> 2)::date),
                 0)
-  FROM unnest(%s::bigint[], %s::date[], %s::date[]) WITH ORDINALITY
-       AS w (tenant_id, first_day, last_day, n)
+  FROM json_array_elements(%s::json) WITH ORDINALITY AS w (v, n)
  ORDER BY w.n
 """
 
@@ -92,7 +94,10 @@ def debit_days_spent(*, windows: Sequence[tuple[int, date, date]]) -> list[Decim
     in the same order: one statement whatever the number of windows."""
     if not windows:
         return []
-    tenant_ids, firsts, lasts = (list(column) for column in zip(*windows, strict=True))
+    rows = [[tenant_id, first.isoformat(), last.isoformat()] for tenant_id, first, last in windows]
     with connection.cursor() as cursor:
-        cursor.execute(_SPENT_IN.format(table=DebitDay._meta.db_table), [tenant_ids, firsts, lasts])
+        cursor.execute(
+            _SPENT_IN.format(table=DebitDay._meta.db_table),
+            [json.dumps(rows, separators=(",", ":"))],
+        )
         return [spent for (spent,) in cursor.fetchall()]
