@@ -10,8 +10,10 @@ fails the walk until `_path_values` learns it.
   request.GET is recorded), then with each of those set to each hostile value (huge and
   negative numbers, digits that are not ASCII, dates that do not exist or overflow, NUL bytes,
   bytes that are no UTF-8 or a lone surrogate's, long strings, repeated parameters, unknown sort
-  keys, garbage cursors), alone and all at once; and with hostile path parameters (another
-  tenant's ids, ids past bigint, NULs, garbage tokens).
+  keys, garbage cursors), alone and all at once, and as htmx asks for a part; and with hostile
+  path parameters (another tenant's ids, ids past bigint, NULs, garbage tokens).
+- The estimator's rows (parallel lists of any length, the one form whose shape varies) are
+  drawn by hypothesis (derandomized, 40 examples).
 - POST to every route that takes one: an empty body, a raw body that is no UTF-8, and a valid
   body (`_bodies`, else the fields the view reads from an empty one) with each field missing,
   and set to a NUL, a number past any column, a long string and two other bad values in
@@ -41,6 +43,8 @@ from django.http import QueryDict
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils.datastructures import MultiValueDict
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from billing.gateways import PaymentGateway
 from billing.models import (
@@ -126,6 +130,7 @@ BAD_VALUES = [
     "%ED%A0%80",
     LONG,
 ]
+HTMX = {"HX-Request": "true", "HX-Target": "%00", "HX-Current-URL": LONG}
 # Path parameters: the real one is tried too, and another tenant's (`Seeded.others`).
 PATH_VALUES = {
     "int": ["0", "99999999999999999999999"],
@@ -335,6 +340,7 @@ def _send(
     url: str,
     body: str | None = None,
     inspect: Callable[[Any], None] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Any:
     """One request in a savepoint rolled back after it (`inspect` looks at the response and
     the database before that); an exception or a 5xx is a finding."""
@@ -343,10 +349,13 @@ def _send(
     try:
         with rolled_back():
             if method == "GET":
-                response = client.get(url)
+                response = client.get(url, headers=headers)
             else:
                 response = client.post(
-                    url, data=body or "", content_type="application/x-www-form-urlencoded"
+                    url,
+                    data=body or "",
+                    content_type="application/x-www-form-urlencoded",
+                    headers=headers,
                 )
             if getattr(response, "streaming", False):
                 b"".join(response.streaming_content)  # type: ignore[attr-defined]
@@ -411,6 +420,9 @@ def _get_walk(route: Route, seeded: Seeded, walk: Walk) -> None:
             _send(walk, client, "GET", f"{base}?{param}={value}")
     repeated = [(p, v) for p in [*params, "zz_unknown"] for v in ("1", "2", "%00")]
     _send(walk, client, "GET", f"{base}?{_query(repeated)}")
+    for value in ("", "%00", "9999-12-31"):  # as htmx asks for a page's part
+        query = _query([(p, value) for p in params])
+        _send(walk, client, "GET", f"{base}?{query}", headers=HTMX)
     _path_walk(route, seeded, walk, client, "GET")
 
 
@@ -680,3 +692,31 @@ def test_no_portal_or_public_page_answers_500(seeded: Seeded) -> None:
     report = _report(walk, console=False)
     if report:
         pytest.fail(f"{len(walk.findings)} findings:\n{report}")
+
+
+# The estimator's rows are the one form whose shape varies (parallel lists of any length): drawn.
+_cell = st.one_of(
+    st.sampled_from(["chat", "web_research", "", "turbo", "1,000", "1_000 000", "²", "-1"]),
+    st.text(max_size=30),
+)
+
+
+@pytest.mark.django_db
+@settings(max_examples=40, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    rows=st.lists(st.tuples(_cell, _cell, _cell), max_size=6),
+    extra=st.integers(min_value=0, max_value=2),
+)
+def test_the_public_estimator_takes_any_rows(rows: list[tuple[str, str, str]], extra: int) -> None:
+    ratecard_seed_example()
+    pairs = [
+        (n, v) for row in rows for n, v in zip(("action", "model_class", "count"), row, strict=True)
+    ]
+    pairs += [("count", "1")] * extra  # lists of unequal length
+    query = "&".join(f"{n}={quote(v.encode('utf-8', 'surrogatepass'))}" for n, v in pairs)
+    walk = Walk()
+
+    response = _send(walk, Client(), "GET", f"/pricing/estimate/?{query}")
+
+    assert _report(walk, console=False) == ""
+    assert response.status_code in (200, 422)
