@@ -28,6 +28,7 @@ from insights.models import (
 )
 from ledger.models import LedgerEntry
 from metering.models import UsageEvent
+from metering.usage.inputs import WITHOUT_COST_SQL
 from metering.usage.record import LEDGER_SOURCE
 from tenants.tailing import CHUNK, DRAIN_TIMEOUT, Stream, tail_rebuild, tail_update
 
@@ -35,9 +36,7 @@ EVENTS = "margin_events"
 ENTRIES = "ledger_entries"
 
 # An event reported without any cost component: its cost is unknown, not zero.
-_NO_COST = """(e.input_tokens = 0 AND e.output_tokens = 0 AND e.tool_calls = 0
-               AND e.vector_reads = 0 AND e.orchestration_runs = 0
-               AND e.gpu_seconds = 0)"""
+_NO_COST = WITHOUT_COST_SQL
 
 _SUMS = MARGIN_SUMS
 

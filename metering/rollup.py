@@ -22,6 +22,7 @@ from django.db import connection
 
 from ledger.models import LedgerTransaction
 from metering.models import RollupWatermark, UsageDay, UsageEvent
+from metering.usage.inputs import WITHOUT_COST_SQL
 from metering.usage.record import LEDGER_SOURCE
 from tenants.tailing import CHUNK, DRAIN_TIMEOUT, Stream, tail_rebuild, tail_update
 
@@ -45,19 +46,16 @@ ON CONFLICT (tenant_id, day, action, model_class, workflow, cogs_currency) DO UP
 """
 
 _FOLD_EVENTS = _UPSERT.format(
-    select="""
+    select=f"""
 SELECT e.tenant_id, (e.created_at AT TIME ZONE 'UTC')::date, e.action, e.model_class,
        coalesce(r.name, ''), e.cogs_currency,
        count(*), sum(e.quantity), sum(e.credits), 0, sum(e.cogs_minor),
-       -- Without cost: none of the cost components (its COGS is unknown, not zero).
-       count(*) FILTER (WHERE e.input_tokens = 0 AND e.output_tokens = 0 AND e.tool_calls = 0
-                          AND e.vector_reads = 0 AND e.orchestration_runs = 0
-                          AND e.gpu_seconds = 0)
+       count(*) FILTER (WHERE {WITHOUT_COST_SQL})
   FROM metering_usageevent e
   LEFT JOIN metering_workflowrun r ON r.id = e.workflow_run_id
  WHERE e.id > %s AND e.id <= %s
  GROUP BY 1, 2, 3, 4, 5, 6
-"""
+"""  # noqa: S608 (a constant of this package, no input)
 )
 
 # The reversal names the event as its debit did (ledger_reverse copies the debit's source):

@@ -35,6 +35,9 @@ COMPONENTS = (
     "orchestration_runs",
     "gpu_seconds",
 )
+# In SQL over metering_usageevent aliased `e`: the event was reported without any cost
+# component, so its COGS is unknown, not zero (the rollups count such events apart).
+WITHOUT_COST_SQL = "(" + " AND ".join(f"e.{name} = 0" for name in COMPONENTS) + ")"
 # The one component measured, not counted: seconds to the millisecond.
 GPU_SECONDS = "gpu_seconds"
 GPU_SECONDS_QUANTUM = Decimal("0.001")
