@@ -201,7 +201,8 @@ def page_routes() -> list[Route]:
                 template = prefix + segment
                 if template.startswith(SKIPPED_PREFIXES) or template.startswith("^api"):
                     continue
-                name = f"{namespace}:{entry.name}" if namespace and entry.name else template
+                name = entry.name or template
+                name = f"{namespace}:{name}" if namespace and entry.name else name
                 found.append(Route(template, name, _methods(entry.callback)))
 
     walk(get_resolver("config.urls").url_patterns, "", "")
@@ -663,6 +664,9 @@ def test_the_walk_sees_every_area() -> None:
 
 
 def _walk_area(seeded: Seeded, prefixes: tuple[str, ...], exclude: tuple[str, ...] = ()) -> Walk:
+    names = {route.name for route in ROUTES}
+    named = {key.split("#")[0] for key in _bodies(seeded)} | MONEY
+    assert sorted(named - names) == [], "a body or MONEY names no route (renamed?)"
     walk = Walk()
     for route in ROUTES:
         if not route.template.startswith(prefixes) or route.template.startswith(exclude):
