@@ -1,13 +1,15 @@
-"""What the console's browser tests share: three days of seeded usage of two customers, and a
-browser signed in as a staff user (tests/browser.py's page). Fixtures only: a test that asks
-for neither pays nothing."""
+"""What the console's tests share: three days of seeded usage of two customers, a browser
+signed in as a staff user (tests/browser.py's page), and clients signed in as staff users with
+given permissions. Fixtures only: a test that asks for none pays nothing."""
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
 import time_machine
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
+from django.test import Client
 
 from insights.rollup import insights_rollup_update
 from ledger.services import ledger_expire_due
@@ -17,9 +19,11 @@ from tenants.models import Tenant
 from tests.browser import browser_page, sign_in
 from tests.metering.factories import fund
 
-__all__ = ["browser_page"]
+__all__ = ["StaffLogin", "browser_page"]
 D = Decimal
 STAFF_PASSWORD = "s3cret-staff"
+# staff_login's: (*permissions) -> (a signed-in client, its user).
+StaffLogin = Callable[..., tuple[Client, User]]
 
 
 @pytest.fixture
@@ -68,3 +72,24 @@ def console_page(live_server: Any, browser_page: Any, console_staff: User) -> An
     """The browser, signed in as `console_staff`."""
     sign_in(browser_page, live_server.url, console_staff.username, STAFF_PASSWORD)
     return browser_page
+
+
+@pytest.fixture
+def staff_login(db: None) -> StaffLogin:
+    """Makes a staff user (`vendor0`, `vendor1`, ... by the number of users before it) holding
+    the given permissions, each a codename (`grant_credits`) or with its app
+    (`ratecards.add_ratecardversion`), and returns a client signed in as it, and the user."""
+
+    def login(*permissions: str) -> tuple[Client, User]:
+        user = User.objects.create_user(f"vendor{User.objects.count()}", is_staff=True)
+        for name in permissions:
+            app, _, codename = name.rpartition(".")
+            found = Permission.objects.filter(codename=codename)
+            user.user_permissions.add(
+                found.get(content_type__app_label=app) if app else found.get()
+            )
+        client = Client()
+        client.force_login(user)
+        return client, user
+
+    return login

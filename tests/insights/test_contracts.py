@@ -9,8 +9,6 @@ from typing import Any
 import pytest
 import time_machine
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth.models import Permission, User
-from django.test import Client
 from django.utils import timezone
 
 from billing.models import Contract
@@ -26,6 +24,7 @@ from ratecards.services import (
     ratecard_version_publish,
 )
 from tenants.models import Tenant
+from tests.insights.conftest import StaffLogin
 
 pytestmark = pytest.mark.django_db
 D = Decimal
@@ -36,15 +35,6 @@ def _fresh_price_cache() -> Iterator[None]:
     price_cache_clear()
     yield
     price_cache_clear()
-
-
-def _staff(*perms: str) -> tuple[Client, User]:
-    user = User.objects.create_user(f"staff-{'-'.join(perms)}", is_staff=True)
-    for codename in perms:
-        user.user_permissions.add(Permission.objects.get(codename=codename))
-    client = Client()
-    client.force_login(user)
-    return client, user
 
 
 def _terms(card: RateCard, v1: RateCardVersion, **more: Any) -> dict[str, Any]:
@@ -79,14 +69,14 @@ def card() -> tuple[RateCard, RateCardVersion]:
 
 
 def test_a_pinned_contract_made_in_the_console_and_its_trap_in_money(
-    tenant: Tenant, card: tuple[RateCard, RateCardVersion]
+    tenant: Tenant, card: tuple[RateCard, RateCardVersion], staff_login: StaffLogin
 ) -> None:
     """Acme signs 10,000 credits at 80.00 USD per 1,000, pinned to v1 (chat 1, web_research 10,
     turbo x6) until Sep 1. v2 (chat 2, web_research 12) is in effect from Mar 10. In the 30
     days before Apr 10 Acme charged 100 chats (100 credits) and 3 turbo web researches (180);
     under v2 they cost 200 + 216 = 416 credits: the pin forgoes 136 credits, 10.88 USD."""
     rate_card, v1 = card
-    client, user = _staff("add_contract")
+    client, user = staff_login("add_contract")
     with time_machine.travel("2026-03-01 00:00:00+00:00", tick=False):
         response = client.post(
             "/console/contracts/new/",
@@ -124,7 +114,7 @@ def test_a_pinned_contract_made_in_the_console_and_its_trap_in_money(
         )
     assert available_get(tenant=tenant) == D("9670.0000")  # charged under the pin: 50+100+180
 
-    viewer, _ = _staff()
+    viewer, _ = staff_login()
     with time_machine.travel("2026-04-10 00:00:00+00:00", tick=False):
         page = viewer.get(f"/console/contracts/{contract.pk}/")
         assert contract_traps_store(now=timezone.now()) == 1  # the hourly job
@@ -158,10 +148,10 @@ def test_a_pinned_contract_made_in_the_console_and_its_trap_in_money(
 
 
 def test_editing_needs_the_permission_and_is_logged(
-    tenant: Tenant, card: tuple[RateCard, RateCardVersion]
+    tenant: Tenant, card: tuple[RateCard, RateCardVersion], staff_login: StaffLogin
 ) -> None:
     rate_card, v1 = card
-    adder, _ = _staff("add_contract")
+    adder, _ = staff_login("add_contract")
     with time_machine.travel("2026-03-01 00:00:00+00:00", tick=False):
         adder.post("/console/contracts/new/", {"tenant": str(tenant.pk), **_terms(rate_card, v1)})
     (contract,) = Contract.objects.all()
@@ -171,7 +161,7 @@ def test_editing_needs_the_permission_and_is_logged(
     refused = adder.post(
         f"/console/contracts/{contract.pk}/", _terms(rate_card, v1, net_terms_days="45")
     )
-    editor, user = _staff("change_contract")
+    editor, user = staff_login("change_contract")
     with time_machine.travel("2026-03-02 00:00:00+00:00", tick=False):
         invalid = editor.post(
             f"/console/contracts/{contract.pk}/", _terms(rate_card, v1, net_terms_days="400")
@@ -194,8 +184,10 @@ def test_editing_needs_the_permission_and_is_logged(
     )
 
 
-def test_a_staff_user_without_the_permission_sees_no_form(tenant: Tenant) -> None:
-    client, _ = _staff()
+def test_a_staff_user_without_the_permission_sees_no_form(
+    tenant: Tenant, staff_login: StaffLogin
+) -> None:
+    client, _ = staff_login()
 
     page = client.get("/console/contracts/new/")
     refused = client.post("/console/contracts/new/", {"tenant": str(tenant.pk)})

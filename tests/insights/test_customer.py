@@ -9,8 +9,6 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth.models import Permission, User
-from django.test import Client
 
 from insights.rollup import insights_rollup_update
 from ledger.models import LedgerTransaction
@@ -20,6 +18,7 @@ from metering.services import UsageInput, usage_event_record
 from ratecards.selectors import price_cache_clear
 from ratecards.services import ratecard_seed_example
 from tenants.models import Tenant
+from tests.insights.conftest import StaffLogin
 from tests.metering.factories import fund
 
 pytestmark = pytest.mark.django_db
@@ -32,15 +31,6 @@ def _fresh_price_cache() -> Iterator[None]:
     price_cache_clear()
     yield
     price_cache_clear()
-
-
-def _staff(*perms: str) -> tuple[Client, User]:
-    user = User.objects.create_user(f"staff-{len(perms)}", is_staff=True)
-    for codename in perms:
-        user.user_permissions.add(Permission.objects.get(codename=codename))
-    client = Client()
-    client.force_login(user)
-    return client, user
 
 
 @pytest.fixture
@@ -60,8 +50,10 @@ def spent(tenant: Tenant) -> None:
 
 
 @pytest.mark.usefixtures("spent")
-def test_the_page_shows_balance_buckets_usage_margin_and_statement(tenant: Tenant) -> None:
-    client, _ = _staff()
+def test_the_page_shows_balance_buckets_usage_margin_and_statement(
+    tenant: Tenant, staff_login: StaffLogin
+) -> None:
+    client, _ = staff_login()
 
     response = client.get(f"/console/customers/{tenant.pk}/?{RANGE}")
 
@@ -90,24 +82,24 @@ def test_the_page_shows_balance_buckets_usage_margin_and_statement(tenant: Tenan
     assert b"Grant free credits" not in response.content
 
 
-def test_an_unknown_customer_is_a_404() -> None:
-    client, _ = _staff()
+def test_an_unknown_customer_is_a_404(staff_login: StaffLogin) -> None:
+    client, _ = staff_login()
 
     assert client.get("/console/customers/999999/").status_code == 404
 
 
-def test_the_customers_list_links_to_the_page(tenant: Tenant) -> None:
-    client, _ = _staff()
+def test_the_customers_list_links_to_the_page(tenant: Tenant, staff_login: StaffLogin) -> None:
+    client, _ = staff_login()
 
     response = client.get("/console/")
 
     assert f'href="/console/customers/{tenant.pk}/?start='.encode() in response.content
 
 
-def test_the_statement_is_paged(tenant: Tenant) -> None:
+def test_the_statement_is_paged(tenant: Tenant, staff_login: StaffLogin) -> None:
     for i in range(30):
         fund(tenant, 1, reference=f"r{i}")
-    client, _ = _staff()
+    client, _ = staff_login()
 
     first = client.get(f"/console/customers/{tenant.pk}/")
     page = first.context["view"].statement
@@ -119,8 +111,10 @@ def test_the_statement_is_paged(tenant: Tenant) -> None:
     assert second.context["view"].statement.next_after is None
 
 
-def test_staff_without_the_permission_is_refused_and_nothing_moves(tenant: Tenant) -> None:
-    client, _ = _staff()
+def test_staff_without_the_permission_is_refused_and_nothing_moves(
+    tenant: Tenant, staff_login: StaffLogin
+) -> None:
+    client, _ = staff_login()
 
     grant = client.post(
         f"/console/customers/{tenant.pk}/",
@@ -144,9 +138,9 @@ def test_staff_without_the_permission_is_refused_and_nothing_moves(tenant: Tenan
 
 
 def test_a_grant_goes_through_the_ledger_and_is_logged(
-    tenant: Tenant, caplog: pytest.LogCaptureFixture
+    tenant: Tenant, caplog: pytest.LogCaptureFixture, staff_login: StaffLogin
 ) -> None:
-    client, user = _staff("grant_credits")
+    client, user = staff_login("grant_credits")
     page = client.get(f"/console/customers/{tenant.pk}/")
     assert page.context["adjust_form"] is None
     token = page.context["grant_form"].initial["token"]
@@ -185,9 +179,11 @@ def test_a_grant_goes_through_the_ledger_and_is_logged(
     ]
 
 
-def test_an_adjustment_the_balance_cannot_cover_is_refused_whole(tenant: Tenant) -> None:
+def test_an_adjustment_the_balance_cannot_cover_is_refused_whole(
+    tenant: Tenant, staff_login: StaffLogin
+) -> None:
     fund(tenant, 20)
-    client, user = _staff("adjust_credits")
+    client, user = staff_login("adjust_credits")
 
     refused = client.post(
         f"/console/customers/{tenant.pk}/",
@@ -216,8 +212,8 @@ def test_an_adjustment_the_balance_cannot_cover_is_refused_whole(tenant: Tenant)
     assert (entry.user, entry.change_message) == (user, "adjusted by -15 credits: Duplicate grant")
 
 
-def test_a_grant_without_a_reason_is_refused(tenant: Tenant) -> None:
-    client, _ = _staff("grant_credits")
+def test_a_grant_without_a_reason_is_refused(tenant: Tenant, staff_login: StaffLogin) -> None:
+    client, _ = staff_login("grant_credits")
 
     response = client.post(
         f"/console/customers/{tenant.pk}/",
@@ -239,9 +235,11 @@ def test_a_grant_without_a_reason_is_refused(tenant: Tenant) -> None:
 
 
 @pytest.mark.parametrize("action", ["grant", "adjust"])
-def test_a_token_longer_than_a_form_makes_is_refused(tenant: Tenant, action: str) -> None:
+def test_a_token_longer_than_a_form_makes_is_refused(
+    tenant: Tenant, action: str, staff_login: StaffLogin
+) -> None:
     fund(tenant, 20)
-    client, _ = _staff("grant_credits", "adjust_credits")
+    client, _ = staff_login("grant_credits", "adjust_credits")
 
     response = client.post(
         f"/console/customers/{tenant.pk}/",

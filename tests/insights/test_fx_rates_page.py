@@ -10,12 +10,13 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.contrib.admin.models import ADDITION, LogEntry
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.test import Client
 
 from insights.fx import rate_in_force
 from insights.models import ExchangeRate
 from insights.staff_actions import staff_exchange_rate_add
+from tests.insights.conftest import StaffLogin
 
 pytestmark = pytest.mark.django_db
 D = Decimal
@@ -29,17 +30,10 @@ BODY = {
 }
 
 
-def _staff(*codenames: str) -> tuple[Client, User]:
-    user = User.objects.create_user(f"staff-{len(codenames)}", is_staff=True)
-    for codename in codenames:
-        user.user_permissions.add(Permission.objects.get(codename=codename))
-    client = Client()
-    client.force_login(user)
-    return client, user
-
-
-def test_staff_without_the_permission_see_the_rates_but_cannot_add_one() -> None:
-    client, _ = _staff()
+def test_staff_without_the_permission_see_the_rates_but_cannot_add_one(
+    staff_login: StaffLogin,
+) -> None:
+    client, _ = staff_login()
 
     page = client.get(URL)
     post = client.post(URL, BODY)
@@ -53,8 +47,10 @@ def test_staff_without_the_permission_see_the_rates_but_cannot_add_one() -> None
     assert not LogEntry.objects.exists()
 
 
-def test_a_rate_added_is_kept_logged_and_listed(caplog: pytest.LogCaptureFixture) -> None:
-    client, user = _staff("add_exchangerate")
+def test_a_rate_added_is_kept_logged_and_listed(
+    caplog: pytest.LogCaptureFixture, staff_login: StaffLogin
+) -> None:
+    client, user = staff_login("add_exchangerate")
 
     with (
         time_machine.travel("2026-01-15 09:30:00+00:00", tick=False),
@@ -76,7 +72,7 @@ def test_a_rate_added_is_kept_logged_and_listed(caplog: pytest.LogCaptureFixture
     (entry,) = LogEntry.objects.all()
     assert (entry.user, entry.action_flag, entry.object_id) == (user, ADDITION, str(rate.pk))
     assert entry.change_message == "added 1 USD = 0.92 EUR from 2026-01-01: ECB reference rate"
-    assert f"staff staff-1 ({user.pk}) insights.ExchangeRate: added 1 USD" in caplog.text
+    assert f"staff {user.username} ({user.pk}) insights.ExchangeRate: added 1 USD" in caplog.text
     assert [r.pk for r in page.context["in_force"]] == [rate.pk]
     assert [r.pk for r in page.context["rates"].rows] == [rate.pk]
     assert b"1 USD \xe2\x86\x92 EUR" in page.content
@@ -84,8 +80,8 @@ def test_a_rate_added_is_kept_logged_and_listed(caplog: pytest.LogCaptureFixture
     assert b"Added: 1 USD = 0.92 EUR from 2026-01-01." in page.content
 
 
-def test_one_rate_per_pair_and_day_and_a_bad_form_is_422() -> None:
-    client, _ = _staff("add_exchangerate")
+def test_one_rate_per_pair_and_day_and_a_bad_form_is_422(staff_login: StaffLogin) -> None:
+    client, _ = staff_login("add_exchangerate")
     assert client.post(URL, BODY).status_code == 302
 
     again = client.post(URL, {**BODY, "rate": "0.95"})

@@ -11,11 +11,9 @@ from typing import Any
 import pytest
 import time_machine
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from billing.models import CreditPack, Plan, PlanPrice, TopUp
@@ -31,6 +29,7 @@ from metering.services import UsageInput, usage_event_record
 from ratecards.selectors import price_cache_clear
 from ratecards.services import ratecard_seed_example
 from tenants.models import OutboxMessage, Tenant
+from tests.insights.conftest import StaffLogin
 
 D = Decimal
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -169,19 +168,12 @@ def test_the_hourly_task_reconciles_and_says_so(mix: Tenant, settings: Any) -> N
     }
 
 
-def _staff(*perms: str) -> tuple[Client, User]:
-    user = User.objects.create_user(f"staff-{'-'.join(perms)}", is_staff=True)
-    for codename in perms:
-        user.user_permissions.add(Permission.objects.get(codename=codename))
-    client = Client()
-    client.force_login(user)
-    return client, user
-
-
-def test_each_run_is_stored_and_the_page_shows_the_last(mix: Tenant) -> None:
+def test_each_run_is_stored_and_the_page_shows_the_last(
+    mix: Tenant, staff_login: StaffLogin
+) -> None:
     from config.celery_app import app
 
-    viewer, _ = _staff()
+    viewer, _ = staff_login()
     assert b"No run yet" in viewer.get("/console/reconciliation/").content
 
     assert app.tasks["insights.reconcile"].apply().get() is True
@@ -227,8 +219,8 @@ def test_each_run_is_stored_and_the_page_shows_the_last(mix: Tenant) -> None:
     assert ReconciliationRun.objects.count() == 2
 
 
-def test_a_staff_user_asks_for_a_run_through_the_task(mix: Tenant) -> None:
-    client, user = _staff("add_reconciliationrun")
+def test_a_staff_user_asks_for_a_run_through_the_task(mix: Tenant, staff_login: StaffLogin) -> None:
+    client, user = staff_login("add_reconciliationrun")
     assert b"Run it now" in client.get("/console/reconciliation/").content
 
     response = client.post("/console/reconciliation/")

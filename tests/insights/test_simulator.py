@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import time_machine
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
@@ -34,6 +34,7 @@ from ratecards.services import (
 from tenants.models import OutboxMessage, Tenant
 from tenants.outbox import outbox_run
 from tenants.services import membership_add
+from tests.insights.conftest import StaffLogin
 from tests.metering.factories import fund
 
 pytestmark = pytest.mark.django_db
@@ -49,21 +50,9 @@ def _fresh_price_cache() -> Iterator[None]:
     price_cache_clear()
 
 
-def _staff(*permissions: str) -> Client:
-    user = User.objects.create_user(f"vendor{User.objects.count()}", is_staff=True)
-    for name in permissions:
-        app, codename = name.split(".")
-        user.user_permissions.add(
-            Permission.objects.get(content_type__app_label=app, codename=codename)
-        )
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 @pytest.fixture
-def staff() -> Client:
-    return _staff()
+def staff(staff_login: StaffLogin) -> Client:
+    return staff_login()[0]
 
 
 @pytest.fixture
@@ -253,8 +242,8 @@ def test_the_version_page_shows_the_diff(draft: RateCardVersion, staff: Client) 
 PUBLISH = {"notice_days": "30", "reason": "doubling research: its cost doubled"}
 
 
-def test_publishing_needs_the_permission(draft: RateCardVersion) -> None:
-    response = _staff().post(f"/console/rate-cards/versions/{draft.pk}/publish/", PUBLISH)
+def test_publishing_needs_the_permission(draft: RateCardVersion, staff_login: StaffLogin) -> None:
+    response = staff_login()[0].post(f"/console/rate-cards/versions/{draft.pk}/publish/", PUBLISH)
 
     assert response.status_code == 403
     assert b"This needs the permission ratecards.change_ratecardversion." in response.content
@@ -263,8 +252,10 @@ def test_publishing_needs_the_permission(draft: RateCardVersion) -> None:
     assert not LogEntry.objects.exists()
 
 
-def test_publishing_with_the_permission_is_logged(draft: RateCardVersion) -> None:
-    client = _staff("ratecards.change_ratecardversion")
+def test_publishing_with_the_permission_is_logged(
+    draft: RateCardVersion, staff_login: StaffLogin
+) -> None:
+    client, _ = staff_login("ratecards.change_ratecardversion")
     with time_machine.travel(NOW, tick=False):
         refused = client.post(
             f"/console/rate-cards/versions/{draft.pk}/publish/", {"notice_days": "30"}
@@ -305,14 +296,16 @@ def _reference_run(tenant: Tenant) -> None:
         insights_rollup_update()
 
 
-def test_suggested_weights_become_a_draft(tenant: Tenant) -> None:
+def test_suggested_weights_become_a_draft(tenant: Tenant, staff_login: StaffLogin) -> None:
     _reference_run(tenant)
-    assert _staff().post(WEIGHTS, {"reason": "r"}).status_code == 403
-    unexplained = _staff("ratecards.add_ratecardversion").post(WEIGHTS, {"reason": " "})
+    assert staff_login()[0].post(WEIGHTS, {"reason": "r"}).status_code == 403
+    unexplained = staff_login("ratecards.add_ratecardversion")[0].post(WEIGHTS, {"reason": " "})
     assert unexplained.status_code == 302
     assert not RateCardVersion.objects.filter(status="draft").exists()
 
-    response = _staff("ratecards.add_ratecardversion").post(WEIGHTS, {"reason": "70 % margin"})
+    response = staff_login("ratecards.add_ratecardversion")[0].post(
+        WEIGHTS, {"reason": "70 % margin"}
+    )
 
     new = RateCardVersion.objects.get(status="draft")
     assert response.status_code == 302
