@@ -9,7 +9,7 @@ migrates it and seeds the **small** set: 10 tenants (a pack each through `ledger
 staff user, three plans and a live subscription per tenant, two active contracts (one pinned
 to the example card's first version while a second is in force), a draft third version and a
 pending simulation of it, and 30 days of the rollups the console reads (bench/console_seed.py:
-MarginDay, ValueDay, UsageDay, UsageRefusalDay, set-based SQL). Every GET page of
+MarginDay, ValueDay, UsageDay, DebitDay, UsageRefusalDay, set-based SQL). Every GET page of
 insights/urls.py (read from the URLconf, real ids), and a year's
 range of the pages that take one, is requested as the staff user through Django's test Client,
 in-process. Then the **large** set is added: 990 more tenants (1,000), their subscriptions, a

@@ -13,6 +13,8 @@ Per tenant and UTC day (`seed_rollups`):
 - insights' MarginTotalDay, TenantMarginDay and TenantMarginMonth: MarginDay summed (over
   tenants; over actions per tenant and day; per tenant and month), as the rollup job keeps them.
 - metering's UsageDay: the same rows as usage (no money but COGS).
+- the ledger's DebitDay: UsageDay's credits summed per tenant and day, as the ledger's job
+  keeps them from the debits of those events (plan fit reads it).
 - metering's UsageRefusalDay: every 6th day, 3 refusals for want of credits (every 5th tenant)
   or at the soft cap (the next one).
 - insights' ValueDay: the day's spend out of the permanent top-up bucket; on the 1st a
@@ -102,6 +104,14 @@ SELECT t.id, d.day, a.action, a.model_class, a.workflow, 'USD', e.events, e.even
 {_GRID}
 ON CONFLICT DO NOTHING
 """
+# Recomputed from UsageDay over what this seed covers, like the margin sums above.
+_DEBIT_DAYS = """
+INSERT INTO ledger_debitday (tenant_id, day, credits)
+SELECT tenant_id, day, sum(credits)
+  FROM metering_usageday WHERE tenant_id = ANY(%(tenants)s) AND day >= %(first)s
+ GROUP BY 1, 2
+ON CONFLICT (tenant_id, day) DO UPDATE SET credits = EXCLUDED.credits
+"""
 _REFUSALS = """
 INSERT INTO metering_usagerefusalday (tenant_id, day, reason, count)
 SELECT t.id, d.day,
@@ -152,6 +162,7 @@ def seed_rollups(*, tenant_ids: list[int], days: int, today: date) -> dict[str, 
             ("margin days, per tenant", _TENANT_DAYS),
             ("margin months, per tenant", _TENANT_MONTHS),
             ("usage days", _USAGE),
+            ("debit days", _DEBIT_DAYS),
             ("refusal days", _REFUSALS),
             ("value days (spend)", _VALUE_SPEND),
             ("value days (grants, expiry)", _VALUE_MONTHLY),
