@@ -8,8 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.http import HttpRequest
 
 from billing import signing
 from billing.exceptions import (
@@ -358,31 +357,21 @@ class AlertStateAdmin(ReadOnlyAdmin):
 
 @admin.register(Contract)
 class ContractAdmin(admin.ModelAdmin):
-    """Contracts are listed here (and activated by the action); they are made and changed in
-    the vendor console's form (/console/contracts/), which goes through billing's contract
-    services under the contract's lock, needs the permission, asks for a reason and logs it.
-    The admin's own form saved beside those services, so its add and change pages lead there."""
+    """Contracts are listed and read here, and activated by the action; they are made and
+    changed only through billing's contract services, under the contract's lock, with a reason
+    logged: the vendor console's form (insights/admin.py leads this admin's pages there). The
+    admin's own form would save beside those services, so it has none: every field is read
+    only and nothing is added here."""
 
     list_display = ["name", "tenant", "status", "committed_credits", "rate_card_mode", "trap"]
     list_filter = ["status", "rate_card_mode"]
-    readonly_fields = ["status", "activated_at", "trap"]
     actions = ["activate"]
 
-    def add_view(
-        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        return redirect("insights:contract-new")
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        if not (object_id.isascii() and object_id.isdigit()):  # '²' is a digit to isdigit()
-            raise Http404("No such contract.")
-        return redirect("insights:contract", contract_id=int(object_id))
+    def get_readonly_fields(self, request: HttpRequest, obj: Contract | None = None) -> list[str]:
+        return [*(f.name for f in Contract._meta.fields), "trap"]
 
     @admin.display(description="Rate card trap")
     def trap(self, obj: Contract) -> str:

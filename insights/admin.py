@@ -6,9 +6,12 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.utils import timezone
 
+from billing.admin import ContractAdmin
+from billing.models import Contract
 from billing.money import ISO_4217
 from insights.base import EARLIEST
 from insights.fx_views import AHEAD
@@ -56,3 +59,28 @@ class ExchangeRateAdmin(admin.ModelAdmin):
             obj.created_by = request.user if request.user.is_authenticated else None
             obj.created_at = timezone.now()
         super().save_model(request, obj, form, change)
+
+
+class ConsoleContractAdmin(ContractAdmin):
+    """billing's contract admin, its add and change pages leading to the console's form, where
+    contracts are made and changed (through billing's services, with a reason, logged)."""
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return redirect("insights:contract-new")
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        if not (object_id.isascii() and object_id.isdigit()):  # '²' is a digit to isdigit()
+            raise Http404("No such contract.")
+        return redirect("insights:contract", contract_id=int(object_id))
+
+
+admin.site.unregister(Contract)
+admin.site.register(Contract, ConsoleContractAdmin)
