@@ -22,7 +22,7 @@ cumulative `amount_refunded`), under the account's lock, then the subscription's
 (the lock order: an invoice changes only under its subscription's or contract's lock).
 """
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
@@ -31,10 +31,10 @@ from billing.locks import contract_lock, subscription_lock_by_id
 from billing.models import ContractInvoice, RefundReason, SubscriptionInvoice
 from billing.money import money_format
 from billing.services.notify import email_enqueue
-from billing.services.refunds import CUSTOMER_REASON
+from billing.services.refunds import CUSTOMER_REASON, credits_for_share
 from ledger.exceptions import NotReversible
 from ledger.locks import account_lock
-from ledger.services import CREDIT_QUANTUM, ledger_grant_revoke
+from ledger.services import ledger_grant_revoke
 
 Invoice = SubscriptionInvoice | ContractInvoice
 ZERO = Decimal(0)
@@ -65,7 +65,7 @@ def invoice_take_back(
         if locked.status != "paid" or refunded_minor <= locked.refunded_minor:
             return locked
         reference = _grant_reference(locked)
-        credits = _credits_for(locked.credits or ZERO, locked.amount_minor, refunded_minor)
+        credits = credits_for_share(locked.credits or ZERO, locked.amount_minor, refunded_minor)
         due = credits - locked.credits_taken_back - locked.credits_owed
         if reference and due > 0:
             try:
@@ -145,12 +145,3 @@ def _grant_reference(invoice: Invoice) -> str:
     if invoice.kind == ContractInvoice.Kind.COMMITMENT:
         return f"contract:{invoice.contract_id}:{invoice.period_index}"
     return ""
-
-
-def _credits_for(credits: Decimal, amount_minor: int, refunded_minor: int) -> Decimal:
-    """The invoice's credits in proportion to the part of it refunded, at 4 places
-    ROUND_HALF_UP (money invariant 8)."""
-    if refunded_minor >= amount_minor or amount_minor <= 0:
-        return credits
-    share = credits * Decimal(refunded_minor) / Decimal(amount_minor)
-    return share.quantize(CREDIT_QUANTUM, rounding=ROUND_HALF_UP)

@@ -30,12 +30,13 @@ from ledger.services import CREDIT_QUANTUM, ledger_grant_revoke
 CUSTOMER_REASON = {RefundReason.REFUND: "refunded", RefundReason.DISPUTE_LOST: "after a dispute"}
 
 
-def _credits_for(top_up: TopUp, refunded_minor: int) -> Decimal:
-    """The pack's credits in proportion to the part of its price refunded (all of them for
-    the whole price), at 4 places ROUND_HALF_UP (money invariant 8)."""
-    if refunded_minor >= top_up.amount_minor:
-        return top_up.credits
-    share = top_up.credits * Decimal(refunded_minor) / Decimal(top_up.amount_minor)
+def credits_for_share(credits: Decimal, amount_minor: int, refunded_minor: int) -> Decimal:
+    """The credits a purchase of `amount_minor` bought, in proportion to the part of it gone
+    back (all of them for the whole of it, or for a free one), at 4 places ROUND_HALF_UP
+    (money invariant 8). A top-up's and an invoice's take-back both count with it."""
+    if refunded_minor >= amount_minor or amount_minor <= 0:
+        return credits
+    share = credits * Decimal(refunded_minor) / Decimal(amount_minor)
     return share.quantize(CREDIT_QUANTUM, rounding=ROUND_HALF_UP)
 
 
@@ -67,7 +68,11 @@ def topup_take_back(
         )
         if locked.status != TopUp.Status.SUCCEEDED or refunded_minor <= locked.refunded_minor:
             return locked
-        due = _credits_for(locked, refunded_minor) - locked.credits_taken_back - locked.credits_owed
+        due = (
+            credits_for_share(locked.credits, locked.amount_minor, refunded_minor)
+            - locked.credits_taken_back
+            - locked.credits_owed
+        )
         if due > 0:
             revoked = ledger_grant_revoke(
                 tenant=locked.tenant,
