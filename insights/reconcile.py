@@ -41,7 +41,7 @@ from typing import Any
 from django.contrib.admin.models import ADDITION
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from billing.models import ContractInvoice, SubscriptionInvoice, TopUp
@@ -275,6 +275,10 @@ def reconciliation_request(*, user: User) -> ReconciliationRun:
     return run
 
 
+# A run still marked running after this was left by a worker that died.
+ABANDONED = timedelta(minutes=15)
+
+
 def reconciliation_run(
     *, trigger: str, run_id: int | None = None, update_rollups: bool = True
 ) -> tuple[ReconciliationRun, Reconciliation | None]:
@@ -291,10 +295,13 @@ def reconciliation_run(
             started_at=now,
         )
     else:
-        claimed = ReconciliationRun.objects.filter(
-            pk=run_id,
-            status__in=[ReconciliationRun.Status.PENDING, ReconciliationRun.Status.RUNNING],
-        ).update(status=ReconciliationRun.Status.RUNNING, started_at=now)
+        # A waiting run, or one whose worker died (running for longer than any run takes: the
+        # task comes back after its visibility timeout); not one another worker is running.
+        waiting = Q(status=ReconciliationRun.Status.PENDING)
+        abandoned = Q(status=ReconciliationRun.Status.RUNNING, started_at__lt=now - ABANDONED)
+        claimed = ReconciliationRun.objects.filter(waiting | abandoned, pk=run_id).update(
+            status=ReconciliationRun.Status.RUNNING, started_at=now
+        )
         run = ReconciliationRun.objects.get(pk=run_id)
         if not claimed:
             return run, None
