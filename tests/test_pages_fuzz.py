@@ -12,6 +12,7 @@ fails the walk until `_path_values` learns it.
   bytes that are no UTF-8 or a lone surrogate's, long strings, repeated parameters, unknown sort
   keys, garbage cursors), alone and all at once, and as htmx asks for a part; and with hostile
   path parameters (another tenant's ids, ids past bigint, NULs, garbage tokens).
+- PUT, DELETE, PATCH, OPTIONS and HEAD, which no page takes, once each.
 - The estimator's rows (parallel lists of any length, the one form whose shape varies) are
   drawn by hypothesis (derandomized, 40 examples).
 - POST to every route that takes one: an empty body, a raw body that is no UTF-8, and a valid
@@ -351,6 +352,8 @@ def _send(
         with rolled_back():
             if method == "GET":
                 response = client.get(url, headers=headers)
+            elif method != "POST":  # a method no page takes
+                response = client.generic(method, url, body or "", headers=headers)
             else:
                 response = client.post(
                     url,
@@ -675,6 +678,8 @@ def _walk_area(seeded: Seeded, prefixes: tuple[str, ...], exclude: tuple[str, ..
             _get_walk(route, seeded, walk)
         if "POST" in route.methods:
             _post_walk(route, seeded, walk)
+        for method in ("PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"):
+            _send(walk, _client_for(route, seeded), method, _fill(route, seeded), "a=%00")
     return walk
 
 
