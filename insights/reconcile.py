@@ -21,7 +21,8 @@ customer's debt). The ledger's side is read from the ledger itself (entries and 
 billing's from billing's rows, so a grant without a payment, a payment without a grant or an
 entry at the wrong cost basis shows as a difference. Then the rollups are checked against the
 same ledger: ValueDay's credits and money per currency and movement, MarginDay's credits per
-tenant against the usage debits and refunds (to 0.0001).
+tenant against the usage debits and refunds (to 0.0001), and the rollups summed from MarginDay
+that the pages across tenants read against MarginDay (exactly).
 
 Each run is kept (ReconciliationRun: when, how long, both sides per currency, the differences
 found): the hourly task and `manage.py reconcile` store theirs, and a staff user with
@@ -45,7 +46,15 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from billing.models import ContractInvoice, SubscriptionInvoice, TopUp
-from insights.models import MarginDay, ReconciliationRun, ValueDay
+from insights.models import (
+    MarginDay,
+    MarginSums,
+    MarginTotalDay,
+    ReconciliationRun,
+    TenantMarginDay,
+    TenantMarginMonth,
+    ValueDay,
+)
 from insights.rollup import insights_rollup_update
 from insights.staff_actions import permission_check, staff_log
 from metering.usage.record import LEDGER_SOURCE
@@ -224,6 +233,43 @@ def _rollups(moved: dict[tuple[str, str], tuple[Decimal, Decimal]], problems: li
             )
 
 
+# The figures the summed rollups carry, each compared with MarginDay's exactly (they are sums of
+# the same unrounded rows).
+_SUMMED = ("events", "credits", "revenue_minor", "cogs_minor", "events_without_cost")
+
+
+def _summed_rollups(problems: list[str]) -> None:
+    """The rollups the console's pages read across tenants (MarginTotalDay, TenantMarginDay,
+    TenantMarginMonth) each equal MarginDay summed, per currency pair: a fold that reached
+    MarginDay but not one of them would show wrong figures on those pages only."""
+
+    def totals(model: type[MarginSums]) -> dict[tuple[str, str], tuple[Decimal, ...]]:
+        rows = model._default_manager.values("currency", "cogs_currency").annotate(
+            **{f"total_{name}": Sum(name) for name in _SUMMED}
+        )
+        found: dict[tuple[str, str], tuple[Decimal, ...]] = {}
+        for row in rows:
+            r: dict[str, Any] = dict(row)
+            pair = (r["currency"], r["cogs_currency"])
+            found[pair] = tuple(Decimal(r[f"total_{n}"] or 0) for n in _SUMMED)
+        return found
+
+    days = totals(MarginDay)
+    for model in (MarginTotalDay, TenantMarginDay, TenantMarginMonth):
+        summed = totals(model)
+        none = (ZERO,) * len(_SUMMED)
+        for pair in sorted(set(days) | set(summed)):
+            differ = [
+                f"{name} {got}, MarginDay {want}"
+                for name, got, want in zip(
+                    _SUMMED, summed.get(pair, none), days.get(pair, none), strict=True
+                )
+                if got != want
+            ]
+            if differ:
+                problems.append(f"{model.__name__} in {pair[0]}/{pair[1]}: {'; '.join(differ)}")
+
+
 def reconcile() -> Reconciliation:
     """Read both sides and compare; every difference is a problem (logged at ERROR). Reads
     the rollups as they are: run the rollup job first for an up-to-date comparison."""
@@ -238,6 +284,7 @@ def reconcile() -> Reconciliation:
                 f"accounts for {b.right:.8f} (difference {b.difference})"
             )
     _rollups(moved, result.problems)
+    _summed_rollups(result.problems)
     for problem in result.problems:
         logger.error("reconciliation: %s", problem)
     return result
