@@ -181,9 +181,10 @@ PLANS = (
 
 
 def seed_plans() -> list[Any]:
-    from billing.models import Plan
+    """The plans, each sold in USD at its list price (a PlanPrice: what plan fit prices by)."""
+    from billing.models import Plan, PlanPrice
 
-    return [
+    plans = [
         Plan.objects.get_or_create(
             slug=slug,
             defaults={
@@ -195,6 +196,11 @@ def seed_plans() -> list[Any]:
         )[0]
         for slug, name, price, credits in PLANS
     ]
+    for plan in plans:
+        PlanPrice.objects.get_or_create(
+            plan=plan, currency="USD", defaults={"base_minor": plan.price_minor}
+        )
+    return plans
 
 
 def seed_subscriptions(*, tenants: list[Any], plans: list[Any], now: datetime) -> None:

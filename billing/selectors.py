@@ -51,7 +51,7 @@ def plan_list() -> QuerySet[Plan]:
 @dataclass(frozen=True)
 class PlanOffer:
     """An active plan at its price in one currency: what subscribing in it charges a month
-    (`price_minor`, and `per_seat_minor` for each seat past the first's)."""
+    (`price_minor`, and `per_seat_minor` more for each seat)."""
 
     plan: Plan
     currency: str

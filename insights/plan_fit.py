@@ -103,11 +103,10 @@ def _days(start: datetime, end: datetime) -> tuple[date, date]:
 def _price(
     plan: Plan, seats: int, currency: str, prices: dict[tuple[int, str], PlanPrice]
 ) -> int | None:
-    """The plan's fee for `seats` seats in `currency` (None: not sold in it)."""
+    """The plan's fee for `seats` seats in `currency`, as subscribing charges it (None: it has
+    no price in it, and subscribing to it would be refused)."""
     found = prices.get((plan.pk, currency))
-    if found is not None:
-        return found.base_minor + found.per_seat_minor * seats
-    return plan.price_minor if plan.currency == currency else None
+    return None if found is None else found.base_minor + found.per_seat_minor * seats
 
 
 # Per subscription and period (the arrays, one element per period): refusals by reason and

@@ -65,7 +65,11 @@ def seeded(tenant: Tenant, other_tenant: Tenant) -> dict[str, Tenant]:
         slug="starter", name="Starter", price_minor=2900, included_credits=1000
     )
     pro = Plan.objects.create(slug="pro", name="Pro", price_minor=9900, included_credits=5000)
-    Plan.objects.create(slug="scale", name="Scale", price_minor=29900, included_credits=20000)
+    scale = Plan.objects.create(
+        slug="scale", name="Scale", price_minor=29900, included_credits=20000
+    )
+    for plan in (starter, pro, scale):  # sold in USD at the list price, as subscribing needs
+        PlanPrice.objects.create(plan=plan, currency="USD", base_minor=plan.price_minor)
     PlanPrice.objects.create(plan=starter, currency="EUR", base_minor=2700)
     PlanPrice.objects.create(plan=pro, currency="EUR", base_minor=9000)
     initech = Tenant.objects.create(name="Initech", slug="initech")
