@@ -453,6 +453,22 @@ def _path_walk(route: Route, seeded: Seeded, walk: Walk, client: Client, method:
 def _bodies(seeded: Seeded) -> dict[str, dict[str, str]]:
     values = seeded.values
     version = RateCardVersion.objects.get(pk=values["version_id"])
+    contract = {
+        "name": "Fuzz",
+        "price_per_1000_minor": "1000",
+        "currency": "USD",
+        "committed_credits": "1000",
+        "grant_schedule": "upfront",
+        "start_at": "2026-02-01 00:00",
+        "end_at": "2027-02-01 00:00",
+        "rate_card": str(version.rate_card_id),
+        "rate_card_mode": "follow",
+        "notice_days": "30",
+        "net_terms_days": "30",
+        "credits_on": "signature",
+        "overdraft_limit": "0",
+        "reason": "fuzz",
+    }
     return {
         "portal:buy": {"pack": "isolation-pack"},
         "portal:auto-top-up": {
@@ -490,22 +506,8 @@ def _bodies(seeded: Seeded) -> dict[str, dict[str, str]]:
             "adjust-reason": "fuzz",
             "adjust-token": "fuzz-token-2",
         },
-        "insights:contract-new": {
-            "tenant": values["tenant_id"],
-            "name": "Fuzz",
-            "price_per_1000_minor": "1000",
-            "currency": "USD",
-            "committed_credits": "1000",
-            "grant_schedule": "upfront",
-            "start_at": "2026-02-01 00:00",
-            "end_at": "2027-02-01 00:00",
-            "rate_card": str(version.rate_card_id),
-            "rate_card_mode": "follow",
-            "notice_days": "30",
-            "net_terms_days": "30",
-            "credits_on": "signature",
-            "reason": "fuzz",
-        },
+        "insights:contract-new": {"tenant": values["tenant_id"], **contract},
+        "insights:contract": contract,
         "insights:exchange-rates": {
             "from_currency": "USD",
             "to_currency": "EUR",
@@ -593,6 +595,12 @@ def _post_walk(route: Route, seeded: Seeded, walk: Walk) -> None:
     before = money_state(seeded.tenant) if money else ()
     for variant in variants:
         base = bodies.get(variant) or dict.fromkeys(sorted(keys - {"tenant"}), "1")
+        if variant in bodies:  # a valid body is taken, or its bad values prove little
+            response = _send(walk, client, "POST", url, _encode(base))
+            if response is not None and response.status_code in (400, 403, 422):
+                walk.findings.append(
+                    Finding(url, "POST", _encode(base), f"the valid body of {variant} refused")
+                )
         _send(walk, client, "POST", url, "%FF%ED%A0%80=%00&" + _encode(base))
         for i, name in enumerate(base):
             _send(walk, client, "POST", url, _encode({k: v for k, v in base.items() if k != name}))
