@@ -318,7 +318,9 @@ def _other_tenants_ids(other: Tenant) -> dict[str, str]:
     )
     user = User.objects.create_user("other-owner", email="owner@globex.test")
     membership = membership_add(tenant=other, user=user, role=Membership.Role.OWNER)
+    membership_invite(actor=membership, email="new@globex.test", role="member", link=str)
     return {
+        "invitation_id": str(Invitation.objects.get(tenant=other).pk),
         "top_up_id": str(pack_top_up.pk),
         "endpoint_id": str(endpoint.pk),
         "workflow_id": str(run.pk),
