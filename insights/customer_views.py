@@ -1,6 +1,7 @@
 """The console's customer page (staff only, insights/base.py): what insights/customer.py reads,
-and the grant and adjust forms, shown only to staff who hold their permission; a POST without
-it is refused (403) by the staff action itself."""
+and the grant, adjust and refund forms, shown only to staff who hold their permission; a POST
+without it is refused (403) by the staff action itself. A refund starts with a lookup (GET
+`?event=<idempotency key>`), which shows what the event charged and what is left to refund."""
 
 from typing import Any
 
@@ -14,14 +15,17 @@ from django.urls import reverse
 
 from insights.base import StaffPage, query_int
 from insights.customer import customer_get
-from insights.forms import AdjustForm, GrantForm, new_token
+from insights.forms import AdjustForm, GrantForm, RefundForm, RefundLookupForm, new_token
 from insights.selectors import rollup_as_of
 from insights.staff_actions import (
     ADJUST_PERMISSION,
     GRANT_PERMISSION,
+    REFUND_PERMISSION,
     staff_credits_adjust,
     staff_credits_grant,
+    staff_usage_refund,
 )
+from metering.services import Refundable, usage_event_refundable_get
 from tenants.exceptions import CreditlineError
 from tenants.models import Tenant
 
@@ -47,6 +51,7 @@ class CustomerPage(StaffPage):
         can_adjust = user.has_perm(ADJUST_PERMISSION)
         grant = kwargs.pop("grant_form", None)
         adjust = kwargs.pop("adjust_form", None)
+        lookup = kwargs.pop("refund_lookup", None)
         return super().get_context_data(
             start=start,
             end=end,
@@ -61,8 +66,49 @@ class CustomerPage(StaffPage):
             adjust_form=(adjust or AdjustForm(initial={"token": new_token()}, prefix="adjust"))
             if can_adjust
             else None,
+            refund_lookup=(lookup or RefundLookupForm())
+            if user.has_perm(REFUND_PERMISSION)
+            else None,
             **kwargs,
         )
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not _user(request).has_perm(REFUND_PERMISSION) or "event" not in request.GET:
+            return super().get(request, *args, **kwargs)
+        lookup = RefundLookupForm(request.GET)
+        if not lookup.is_valid():
+            return self._refund_page(lookup, None, status=422)
+        return self._refund_page(lookup, None, key=lookup.cleaned_data["event"])
+
+    def _refund_page(
+        self,
+        lookup: RefundLookupForm,
+        form: RefundForm | None,
+        *,
+        key: str | None = None,
+        status: int = 200,
+    ) -> HttpResponse:
+        """The page with the refund section: the lookup, and for a key found, the event and
+        its refund form (a new one with all that is left, unless `form` is given)."""
+        found: Refundable | None = None
+        error = ""
+        if key is not None:
+            try:
+                found = usage_event_refundable_get(tenant=self.tenant(), idempotency_key=key)
+            except CreditlineError as refused:
+                error = refused.message
+                status = max(status, refused.status_code)
+        if found is not None and form is None:
+            form = RefundForm(
+                initial={"event": key, "credits": found.left, "token": new_token()},
+                prefix="refund",
+            )
+        if form is not None and form.errors:
+            error = ""  # the form says it
+        context = self.get_context_data(
+            refund_lookup=lookup, refund=found, refund_form=form, refund_error=error
+        )
+        return self.render_to_response(context, status=status)
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         tenant = self.tenant()
@@ -87,7 +133,41 @@ class CustomerPage(StaffPage):
             if form.is_valid():
                 return self._adjust(request, user, tenant, form)
             return self._invalid(adjust_form=form)
+        if action == "refund":
+            refund = RefundForm(request.POST, prefix="refund")
+            if not user.has_perm(REFUND_PERMISSION):
+                raise PermissionDenied(
+                    "Refunding a usage event needs the permission ledger.adjust_credits."
+                )
+            if refund.is_valid():
+                return self._refund(request, user, tenant, refund)
+            return self._refund_invalid(refund)
         raise PermissionDenied("Unknown action.")
+
+    def _refund(
+        self, request: HttpRequest, user: User, tenant: Tenant, form: RefundForm
+    ) -> HttpResponse:
+        d = form.cleaned_data
+        try:
+            tx = staff_usage_refund(
+                user=user,
+                tenant=tenant,
+                idempotency_key=d["event"],
+                credits=d["credits"],
+                reason=d["reason"],
+                token=d["token"],
+            )
+        except CreditlineError as error:
+            form.add_error(None, error.message)
+            return self._refund_invalid(form)
+        messages.success(request, f"Refunded {tx.amount} credits of usage event {d['event']}.")
+        return self._back(tenant)
+
+    def _refund_invalid(self, form: RefundForm) -> HttpResponse:
+        """422, with the event looked up again (the form's own key, if it is a valid one)."""
+        key = form.cleaned_data.get("event")
+        lookup = RefundLookupForm(initial={"event": key or ""})
+        return self._refund_page(lookup, form, key=key, status=422)
 
     def _invalid(self, **forms_: forms.Form) -> HttpResponse:
         return self.render_to_response(self.get_context_data(**forms_), status=422)

@@ -70,6 +70,38 @@ class AdjustForm(forms.Form):
     token = forms.CharField(widget=forms.HiddenInput, max_length=TOKEN_MAX)
 
 
+EVENT_KEY_MAX = 255  # UsageEvent.idempotency_key
+
+
+class RefundLookupForm(forms.Form):
+    event = forms.CharField(
+        max_length=EVENT_KEY_MAX,
+        label="Event idempotency key",
+        help_text="The key the customer sent the usage event with.",
+    )
+
+
+class RefundForm(forms.Form):
+    event = forms.CharField(widget=forms.HiddenInput, max_length=EVENT_KEY_MAX)
+    credits = forms.DecimalField(
+        required=False,
+        max_digits=18,
+        decimal_places=4,
+        help_text="At most what the event charged less what was already refunded (blank: all "
+        "of that).",
+    )
+    reason = forms.CharField(
+        max_length=500, help_text="Why: kept on the ledger entry and in the staff log."
+    )
+    token = forms.CharField(widget=forms.HiddenInput, max_length=TOKEN_MAX)
+
+    def clean_credits(self) -> Decimal | None:
+        credits: Decimal | None = self.cleaned_data.get("credits")
+        if credits is not None and credits <= 0:
+            raise forms.ValidationError("A refund must be more than 0 credits.")
+        return credits
+
+
 CONTRACT_HELP = {
     "name": "How staff and the customer's invoices name it.",
     "price_per_1000_minor": "What the customer pays for 1,000 committed credits, in minor units "

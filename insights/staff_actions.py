@@ -7,6 +7,7 @@ owning app's one service, and is logged with the user and the reason: a line on 
 |---|---|---|
 | grant credits | `ledger.grant_credits` | `ledger_grant` (source promotion) |
 | adjust credits | `ledger.adjust_credits` | `ledger_adjust` |
+| refund a usage event | `ledger.adjust_credits` | `usage_event_refund` (`ledger_reverse`) |
 | create a contract | `billing.add_contract` | `contract_create` (and `contract_activate`) |
 | edit a contract | `billing.change_contract` | `contract_update` |
 | add an exchange rate | `insights.add_exchangerate` | `staff_exchange_rate_add` (below) |
@@ -31,6 +32,7 @@ from billing.services.contracts import contract_activate
 from insights.models import ExchangeRate
 from ledger.models import CreditAccount, CreditBucket, LedgerTransaction
 from ledger.services import GrantResult, ledger_adjust, ledger_grant
+from metering.services import usage_event_refund
 from tenants.exceptions import CreditlineError
 from tenants.models import Tenant
 
@@ -114,6 +116,43 @@ def staff_credits_adjust(
             obj=_account(tenant),
             flag=CHANGE,
             message=f"adjusted by {credits} credits: {reason}",
+        )
+    return tx
+
+
+# A refund is a correction of the balance bounded by what the event charged: whoever may adjust
+# a customer's credits by any amount may give back a charge, so it takes the same permission.
+REFUND_PERMISSION = ADJUST_PERMISSION
+
+
+def staff_usage_refund(
+    *,
+    user: User,
+    tenant: Tenant,
+    idempotency_key: str,
+    credits: Decimal | None,
+    reason: str,
+    token: str,
+) -> LedgerTransaction:
+    """A usage event's debit given back (`credits`, or all that is left when None) by a staff
+    user. `token` comes from the rendered form, so a form submitted twice refunds once."""
+    permission_check(user=user, permission=REFUND_PERMISSION)
+    key = f"console-refund:{token}"
+    already = LedgerTransaction.objects.filter(tenant=tenant, idempotency_key=key).exists()
+    tx = usage_event_refund(
+        tenant=tenant,
+        idempotency_key=idempotency_key,
+        amount=credits,
+        actor=user,
+        reason=reason,
+        refund_key=key,
+    )
+    if not already:  # a replayed form logs nothing twice (the ledger wrote nothing twice)
+        staff_log(
+            user=user,
+            obj=_account(tenant),
+            flag=CHANGE,
+            message=f"refunded {tx.amount} credits of usage event {idempotency_key}: {reason}",
         )
     return tx
 

@@ -86,3 +86,23 @@ class WorkflowSuspended(CreditlineError):
     status_code = 402
     code = "insufficient_credits"
     message = "The balance cannot pay this step: the run is suspended until credits arrive."
+
+
+# Refunds of an event's debit (metering/usage/refund.py).
+
+
+class UsageEventNotFound(CreditlineError):
+    """Details: `idempotency_key`."""
+
+    status_code = 404
+    code = "usage_event_not_found"
+    message = "No usage event of this customer has that idempotency key."
+
+
+class NothingCharged(CreditlineError):
+    """The event charged no credits (free, or an outcome-priced failure): nothing to refund.
+    Details: `idempotency_key`."""
+
+    status_code = 409
+    code = "nothing_charged"
+    message = "This usage event charged no credits: there is nothing to refund."

@@ -1,7 +1,7 @@
 """Every write of usage events, as metering's callers import them. The code lives in the
 metering.usage package: inputs (UsageInput, validation, the request hash), pricing (prices and
-costs, before any lock) and record (the debit and the row, one event or a batch); workflow runs
-are in metering.workflows."""
+costs, before any lock), record (the debit and the row, one event or a batch) and refund (a
+staff refund of an event's debit); workflow runs are in metering.workflows."""
 
 from metering.usage.inputs import (
     COMPONENT_LIMITS,
@@ -26,6 +26,7 @@ from metering.usage.record import (
     usage_event_record_batch,
 )
 from metering.usage.recorded import PriorEvents, usage_prior_query, usage_prior_read
+from metering.usage.refund import Refundable, usage_event_refund, usage_event_refundable_get
 
 __all__ = [
     "BATCH_LIMIT",
@@ -39,10 +40,13 @@ __all__ = [
     "PriorEvents",
     "RecordResult",
     "RecordedEvent",
+    "Refundable",
     "UsageInput",
     "clean_text",
     "usage_event_record",
     "usage_event_record_batch",
+    "usage_event_refund",
+    "usage_event_refundable_get",
     "usage_input_parse",
     "usage_input_validate",
     "usage_prior_query",
