@@ -64,6 +64,7 @@ from insights.rollup import insights_rollup_update
 from insights.simulator import simulation_request
 from ledger.models import LedgerEntry
 from ledger.selectors import available_get
+from metering.models import UsageEvent
 from metering.workflows import workflow_start
 from ratecards.models import RateCardVersion
 from ratecards.services import ratecard_seed_example
@@ -508,6 +509,13 @@ def _bodies(seeded: Seeded) -> dict[str, dict[str, str]]:
             "adjust-reason": "fuzz",
             "adjust-token": "fuzz-token-2",
         },
+        "insights:customer#refund": {
+            "action": "refund",
+            "refund-event": _charged_event_key(seeded.tenant),
+            "refund-credits": "0.5",
+            "refund-reason": "fuzz",
+            "refund-token": "fuzz-token-3",
+        },
         "insights:contract-new": {"tenant": values["tenant_id"], **contract},
         "insights:contract": contract,
         "insights:exchange-rates": {
@@ -522,6 +530,13 @@ def _bodies(seeded: Seeded) -> dict[str, dict[str, str]]:
         "insights:weights_draft": {"reason": "fuzz"},
         "login": {"username": "fuzz-owner", "password": "wrong"},
     }
+
+
+def _charged_event_key(tenant: Tenant) -> str:
+    """The key of one of the tenant's usage events that charged credits (a refund's target)."""
+    event = UsageEvent.objects.filter(tenant=tenant, ledger_transaction__isnull=False).first()
+    assert event is not None  # the seed's events are charged
+    return event.idempotency_key
 
 
 # Forms that move money or change terms: a bad value must leave everything as it was.
@@ -551,9 +566,11 @@ TEXT = {
     "reason",
     "grant-reason",
     "adjust-reason",
+    "refund-reason",
     "source",
     "grant-token",
     "adjust-token",
+    "refund-token",
     "from_currency",  # "NaN" and "abc" are three letters, as a currency code is
     "to_currency",
 }
