@@ -160,7 +160,7 @@ class CustomerPage(StaffPage):
         except CreditlineError as error:
             form.add_error(None, error.message)
             return self._refund_invalid(form)
-        messages.success(request, f"Refunded {tx.amount} credits of usage event {d['event']}.")
+        messages.success(request, f"Refunded {tx.amount:.4f} credits of usage event {d['event']}.")
         return self._back(tenant)
 
     def _refund_invalid(self, form: RefundForm) -> HttpResponse:

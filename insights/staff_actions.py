@@ -152,7 +152,7 @@ def staff_usage_refund(
             user=user,
             obj=_account(tenant),
             flag=CHANGE,
-            message=f"refunded {tx.amount} credits of usage event {idempotency_key}: {reason}",
+            message=f"refunded {tx.amount:.4f} credits of usage event {idempotency_key}: {reason}",
         )
     return tx
 

@@ -135,6 +135,10 @@ def test_partial_refunds_add_up_and_show_net_on_statement_and_rollups(
         "At most 150.0000 credits of this debit can still be reversed."
     ]
     assert available_get(tenant=tenant) == D("850.0000")
+    assert [e.change_message for e in LogEntry.objects.order_by("pk")] == [
+        "refunded 100.5000 credits of usage event chat-1: The agent failed",
+        "refunded 49.5000 credits of usage event chat-1: The agent failed",
+    ]
     assert ledger_verify() == []
     with time_machine.travel(LATER, tick=False):
         usage_rollup_update()
