@@ -12,7 +12,7 @@ import time_machine
 from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 
-from billing.models import Contract, Plan, Subscription
+from billing.models import Contract, Plan, PlanPrice, Subscription
 from insights.models import ReconciliationRun
 from insights.reconcile import reconciliation_run
 from insights.rollup import insights_rollup_update
@@ -143,7 +143,9 @@ def _plan_fit(tenant: Tenant) -> None:
     """Acme on a 1,000-credit plan since four months ago, out of credits in two of its last
     three periods: plan fit suggests the 5,000-credit one."""
     small = Plan.objects.create(slug="s", name="Starter", price_minor=2900, included_credits=1000)
-    Plan.objects.create(slug="p", name="Pro", price_minor=9900, included_credits=5000)
+    big = Plan.objects.create(slug="p", name="Pro", price_minor=9900, included_credits=5000)
+    for plan in (small, big):  # sold in USD at the list price, as subscribing needs
+        PlanPrice.objects.create(plan=plan, currency="USD", base_minor=plan.price_minor)
     now = timezone.now()
     anchor = add_months(now.replace(hour=0, minute=0, second=0, microsecond=0), -4)
     Subscription.objects.create(
