@@ -14,7 +14,7 @@ from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
-from billing.models import Plan
+from billing.models import Plan, PlanPrice
 from ledger.models import LedgerEntry
 from metering.models import UsageEvent
 from metering.rollup import usage_rollup_update
@@ -118,6 +118,8 @@ def test_the_estimators_recalculate_in_place_and_name_a_bad_field(
     page = browser_page
     _fresh_connection()
     ratecard_seed_example()
+    for plan in plans.values():  # sold in USD at the list price, as subscribing needs
+        PlanPrice.objects.create(plan=plan, currency="USD", base_minor=plan.price_minor)
 
     page.goto(f"{live_server.url}/pricing/estimate/")
     assert axe_violations(page) == []
