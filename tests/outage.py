@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from celery._state import _set_task_join_will_block  # type: ignore[attr-defined]
 from celery.contrib.testing.worker import start_worker
 from kombu import pools
 
@@ -100,10 +101,16 @@ def broker(workdir: Path) -> Iterator[OwnRedis]:
 
 def drain(until: Callable[[], bool], *, seconds: float = 30) -> None:
     """Run a worker (a thread of this process) until `until()` holds, at most `seconds`."""
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-        deadline = time.monotonic() + seconds
-        while not until():
-            if time.monotonic() > deadline:
-                raise AssertionError("the worker did not get there in time")
-            time.sleep(0.1)
-        time.sleep(0.5)  # anything else already queued (a duplicate would show now)
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+            deadline = time.monotonic() + seconds
+            while not until():
+                if time.monotonic() > deadline:
+                    raise AssertionError("the worker did not get there in time")
+                time.sleep(0.1)
+            time.sleep(0.5)  # anything else already queued (a duplicate would show now)
+    finally:
+        # The worker's pool marks the whole process as inside a worker (joining a result
+        # would block), and may do so after start_worker has cleared it: later tests that run
+        # a task eagerly and .get() it would fail with "Never call result.get() within a task".
+        _set_task_join_will_block(False)
