@@ -390,6 +390,7 @@ EXAMPLE_COSTS: list[tuple[str, str, int]] = [
     (CostPrice.Component.TOOL_CALLS, "8", 1),
     (CostPrice.Component.VECTOR_READS, "1", 1_000),
     (CostPrice.Component.ORCHESTRATION_RUNS, "10", 1),
+    (CostPrice.Component.GPU_SECONDS, "5", 100),  # 0.05 cents a GPU second
 ]
 
 

@@ -89,7 +89,10 @@ def test_the_catalog_in_force_at_the_events_time_prices_it(
 
 
 def test_an_unknown_component_is_a_typed_error(frozen_time: time_machine.Traveller) -> None:
-    ratecard_seed_example()
+    # A catalog that prices tool calls only (the example's prices every component).
+    catalog = cost_catalog_version_create_draft(currency="USD", notes="tools only")
+    cost_price_set(version=catalog, component="tool_calls", price_minor="8")
+    cost_catalog_version_publish(version=catalog, effective_from=NOW)
 
     with pytest.raises(UnknownCostComponent) as caught:
         cost_quote(components={"gpu_seconds": 3}, model_class="", at=NOW)
