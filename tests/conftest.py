@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import time_machine
+from celery._state import _set_task_join_will_block  # type: ignore[attr-defined]
 from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
@@ -38,6 +39,14 @@ def _fresh_config_caches() -> Iterator[None]:
     yield
     config_caches_clear()
     price_cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _outside_a_worker() -> None:
+    """A test that ran a Celery worker in this process (tests/outage.py) can leave it marked as
+    one, and then an eager task's .get() refuses ("Never call result.get() within a task"):
+    every test starts outside a worker."""
+    _set_task_join_will_block(False)
 
 
 @pytest.fixture(autouse=True)
