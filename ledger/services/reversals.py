@@ -104,17 +104,23 @@ def _reversible(tenant: Tenant, debit: LedgerTransaction, amount: Decimal | None
 def _refund_entries(
     book: _Book, debit: LedgerTransaction, amount: Decimal, key: str
 ) -> list[LedgerEntry]:
-    returned = {
-        e["bucket_id"]: e["total"]
-        for e in LedgerEntry.objects.filter(
-            tenant_id=book.account.tenant_id, transaction__reverses=debit
-        )
-        .values("bucket_id")
-        .annotate(total=Sum("amount"))
-    }
     drawn = list(
         debit.entries.select_related("bucket").filter(bucket__isnull=False).order_by("-id")
     )
+    # What earlier reversals of this debit gave back, by the bucket it was drawn from: the
+    # share of a bucket that had expired went to a refund bucket named after it
+    # (_refund_target).
+    drawn_from = {e.bucket_id for e in drawn}
+    returned: dict[int, Decimal] = {}
+    for e in (
+        LedgerEntry.objects.filter(tenant_id=book.account.tenant_id, transaction__reverses=debit)
+        .values("bucket_id", "bucket__source", "bucket__external_reference")
+        .annotate(total=Sum("amount"))
+    ):
+        source = e["bucket_id"]
+        if source not in drawn_from and e["bucket__source"] == CreditBucket.Source.REFUND:
+            source = int(e["bucket__external_reference"].rsplit(":", 1)[1])
+        returned[source] = returned.get(source, ZERO) + e["total"]
     entries = []
     left = amount
     for bucket, taken in ((e.bucket, -e.amount) for e in drawn if e.bucket is not None):

@@ -349,3 +349,47 @@ def test_a_hold_whose_credits_expire_spends_only_what_is_left(
     assert balance_get(tenant=tenant).available == D("40")
     assert ledger_expire_due() == 1
     assert ledger_verify() == []
+
+
+def test_a_debit_refunded_in_two_steps_after_its_buckets_expired(
+    tenant: Tenant, frozen_time: time_machine.Traveller
+) -> None:
+    # Given: two subscription grants ending on 1 February, a paid one (40 credits at 2 cents)
+    # and a free one (10); a debit of 15 draws the free one first (10), then 5 of the paid one.
+    paid = ledger_grant(
+        tenant=tenant,
+        credits=40,
+        policy=P.MONTHLY_RESET,
+        source=S.SUBSCRIPTION,
+        external_reference="sub-paid",
+        expires_at=at(1, month=2, hour=0),
+        price_minor=80,
+    ).bucket
+    free = ledger_grant(
+        tenant=tenant,
+        credits=10,
+        policy=P.MONTHLY_RESET,
+        source=S.PROMOTION,
+        external_reference="sub-free",
+        expires_at=at(1, month=2, hour=0),
+    ).bucket
+    debit = ledger_debit(tenant=tenant, amount=D("15"), idempotency_key="usage:1")
+    assert [(p.bucket_id, p.amount) for p in debit.parts] == [(free.pk, D("10")), (paid.pk, D("5"))]
+
+    # When: both buckets have expired, the vendor refunds 2 credits of the debit, then the rest.
+    frozen_time.move_to(at(2, month=2))
+    ledger_reverse(tenant=tenant, debit=debit.transaction, idempotency_key="r1", amount=D("2"))
+    ledger_reverse(tenant=tenant, debit=debit.transaction, idempotency_key="r2")
+
+    # Then: the refunds go back last drawn first, each into a permanent refund bucket with the
+    # cost basis of the bucket it was drawn from: the paid bucket's 5 (2, then 3), then the
+    # free bucket's 10. (The second refund once counted the first against the wrong bucket and
+    # gave the paid bucket's cost basis to 5 credits of the free one.)
+    refunds = CreditBucket.objects.filter(tenant=tenant, source=S.REFUND).order_by("id")
+    assert [(b.external_reference, b.granted, b.cost_basis_minor) for b in refunds] == [
+        (f"refund:r1:{paid.pk}", D("2"), D("2")),
+        (f"refund:r2:{paid.pk}", D("3"), D("2")),
+        (f"refund:r2:{free.pk}", D("10"), D("0")),
+    ]
+    assert balance_get(tenant=tenant).available == D("15")
+    assert ledger_verify(tenant=tenant) == []
