@@ -9,7 +9,7 @@ are steps of completed workflow runs (their totals summed from their steps). Eve
 evenly over `days` days before today, occurred when recorded, over the example rate card's
 actions (a tenth at model class `turbo`), each with token and tool counts (so with COGS).
 
-**It must follow metering/usage/record.py and ledger/sql/debit_v3.sql**: the caller runs
+**It must follow metering/usage/record.py and ledger/sql/debit_v4.sql**: the caller runs
 `ledger_verify()` after it, and the rollups are built by their own jobs (`usage_rollup_backfill`,
 `debit_days_update`), not here. Like bench/seed.py, this is test data in a throwaway database
 (tests/ledger/test_single_writer.py names bench/).

@@ -86,7 +86,7 @@ SELECT b.currency,
 
 _UNSPENT = """
 SELECT currency, sum(remaining * cost_basis_minor) FROM ledger_creditbucket
- WHERE remaining > 0 GROUP BY 1
+ WHERE unspent GROUP BY 1
 """
 
 # Contract credits granted before their commitment invoice was paid (`contract:<id>:<tranche>`).

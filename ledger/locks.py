@@ -4,7 +4,7 @@ before reading them, so one tenant's moves run one at a time and buckets need no
 own (taking none means no second lock to order, so no deadlock between a debit and the sweep);
 tenants never block each other.
 
-The expiry sweep locks many accounts at once, always in tenant order (ledger/sql/expire_v1.sql),
+The expiry sweep locks many accounts at once, always in tenant order (ledger/sql/expire_v2.sql),
 skipping any that are busy, so it never waits on a debit and two sweeps never deadlock."""
 
 from django.db import connection

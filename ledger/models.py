@@ -136,6 +136,17 @@ class CreditBucket(TenantKeyedModel):
     external_reference = models.CharField(max_length=200)
     is_overdraft = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # `remaining > 0`, kept by PostgreSQL. The partial indexes below are conditioned on this
+    # column instead of on `remaining`, so that a debit's update of `remaining` changes no
+    # indexed column and is a HOT update (no new index entries; the row stays on its page):
+    # only the update that spends a bucket's last credit, or the one that fills it again,
+    # touches the indexes. Conditioned on `remaining`, every debit left a dead entry in all
+    # four of the bucket's indexes, and a busy tenant's index scans walked thousands of them.
+    unspent = models.GeneratedField(
+        expression=models.ExpressionWrapper(Q(remaining__gt=0), models.BooleanField()),
+        output_field=models.BooleanField(),
+        db_persist=True,
+    )
 
     class Meta:
         constraints = [
@@ -170,15 +181,13 @@ class CreditBucket(TenantKeyedModel):
             # (PostgreSQL sorts NULL last in an ascending index: permanent buckets come last.)
             models.Index(
                 fields=["tenant", "expires_at", "cost_basis_minor", "granted_at", "id"],
-                condition=Q(remaining__gt=0),
+                condition=Q(unspent=True),
                 name="bucket_tenant_spendable_idx",
             ),
             # The one index not led by `tenant`, on purpose: the expiry sweep looks for due
             # buckets across all tenants at once (ledger_expire_due), and a tenant-first index
             # would make that a scan of every tenant. Under Citus it would run per shard.
-            models.Index(
-                fields=["expires_at"], condition=Q(remaining__gt=0), name="bucket_due_idx"
-            ),
+            models.Index(fields=["expires_at"], condition=Q(unspent=True), name="bucket_due_idx"),
         ]
 
     def __str__(self) -> str:

@@ -55,7 +55,7 @@ def _live(now: datetime) -> Q:
 def bucket_list(*, tenant: Tenant, include_spent: bool = False) -> QuerySet[CreditBucket]:
     qs = CreditBucket.objects.filter(tenant=tenant, is_overdraft=False)
     if not include_spent:
-        qs = qs.filter(remaining__gt=0).filter(_live(timezone.now()))
+        qs = qs.filter(unspent=True).filter(_live(timezone.now()))
     return qs.order_by(*CONSUMPTION_ORDER)
 
 
@@ -64,7 +64,7 @@ def due_by_policy(*, tenant_id: int, at: datetime) -> dict[str, Decimal]:
     policy: it left the balance at `expires_at`, though the account's totals still hold it.
     Indexed (the prefix of bucket_tenant_spendable_idx up to `at`); usually nothing."""
     rows = (
-        CreditBucket.objects.filter(tenant_id=tenant_id, remaining__gt=0, expires_at__lte=at)
+        CreditBucket.objects.filter(tenant_id=tenant_id, unspent=True, expires_at__lte=at)
         .values("policy")
         .annotate(total=Sum("remaining"))
         .values_list("policy", "total")
@@ -84,7 +84,7 @@ def balance_get(*, tenant: Tenant, at: datetime | None = None) -> Balance:
     }
     # The next expiry and what it takes, in one read that stops at the first expiry date.
     next_at, next_amount = (
-        CreditBucket.objects.filter(tenant=tenant, remaining__gt=0, expires_at__gt=now)
+        CreditBucket.objects.filter(tenant=tenant, unspent=True, expires_at__gt=now)
         .values("expires_at")
         .annotate(total=Sum("remaining"))
         .order_by("expires_at")
@@ -109,7 +109,7 @@ def balance_get(*, tenant: Tenant, at: datetime | None = None) -> Balance:
 _AVAILABLE = """
 SELECT a.available - coalesce((
     SELECT sum(b.remaining) FROM ledger_creditbucket b
-     WHERE b.tenant_id = a.tenant_id AND b.remaining > 0 AND b.expires_at <= %s
+     WHERE b.tenant_id = a.tenant_id AND b.unspent AND b.expires_at <= %s
 ), 0)
   FROM ledger_creditaccount a WHERE a.tenant_id = %s
 """

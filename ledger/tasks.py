@@ -56,7 +56,7 @@ def _verify() -> int:
 @shared_task(name="ledger.watch_crossed")
 def watch_crossed(tenant_id: int) -> None:
     """Sent through the outbox by the debit's SQL when a debit crossed the tenant's watch
-    level (ledger/sql/debit_v3.sql): tells the apps that watch it (billing's alerts and auto
+    level (ledger/sql/debit_v4.sql): tells the apps that watch it (billing's alerts and auto
     top-up)."""
     watch_level_crossed(WatchLevelCrossed(tenant_id=tenant_id))
 

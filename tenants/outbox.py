@@ -64,7 +64,7 @@ def outbox_enqueue(
 
 def outbox_relay_on_commit(message_id: int, task: str) -> None:
     """Relay, after the current transaction commits, a message that SQL wrote (the ledger's
-    debit writes its own; ledger/sql/debit_v3.sql)."""
+    debit writes its own; ledger/sql/debit_v4.sql)."""
     message = OutboxMessage(pk=message_id, task=task)
     transaction.on_commit(lambda: _relay([message]))
 

@@ -148,7 +148,7 @@ def debit_call(
     )
     # One statement: inside a caller's transaction it joins it (a refusal or a conflict raised
     # here leaves the transaction usable); alone it is its own, with the watch-level message it
-    # may write (ledger/sql/debit_v3.sql).
+    # may write (ledger/sql/debit_v4.sql).
     with connection.cursor() as cursor:
         cursor.execute(_CALL, statement.params)
         rows = cursor.fetchall()

@@ -28,7 +28,7 @@ _PASSES = 3
 
 _NEXT_TENANTS = """
 SELECT DISTINCT tenant_id FROM ledger_creditbucket
- WHERE remaining > 0 AND expires_at <= %s AND tenant_id > %s
+ WHERE unspent AND expires_at <= %s AND tenant_id > %s
  ORDER BY tenant_id LIMIT %s
 """
 

@@ -40,7 +40,7 @@ from tenants.models import Tenant
 LEDGER_SOURCE = "usage_event"
 # metering_usage_record asks for the tenant's currency (an event earned nothing).
 CURRENCY_NEEDED = "CL001"
-# The ledger's result columns come first in the function's rows (ledger/sql/debit_v3.sql).
+# The ledger's result columns come first in the function's rows (ledger/sql/debit_v4.sql).
 _LEDGER_COLUMNS = 13
 
 _CALL = (
