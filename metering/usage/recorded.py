@@ -96,19 +96,15 @@ _AFTER_VERSION = (
 )
 
 
-def _column(name: str) -> str:
-    return "e.id" if name == "pk" else f"e.{name}"
-
-
-# A plain `= ANY` on the unique (tenant, key) index (docs/architecture.md, "Indexes").
-_PRIOR = (
-    "SELECT "  # noqa: S608 - column names only
-    + ", ".join(_column(name) for name in _BEFORE_VERSION)
-    + ", e.rate_card_version_id, v.number, "
-    + ", ".join(_column(name) for name in _AFTER_VERSION)
-    + " FROM metering_usageevent e"
-    " JOIN ratecards_ratecardversion v ON v.id = e.rate_card_version_id"
-    " WHERE e.tenant_id = %s AND e.idempotency_key = ANY(%s::varchar[])"
+# metering/sql/record_v2.sql: a plain `= ANY` on the unique (tenant, key) index
+# (docs/architecture.md, "Indexes") in a function, so that it is planned once per connection;
+# its columns are PRIOR_COLUMNS.
+_PRIOR = "SELECT * FROM metering_usage_prior(%s, %s::varchar[])"
+PRIOR_COLUMNS = (
+    *("id" if name == "pk" else name for name in _BEFORE_VERSION),
+    "rate_card_version_id",
+    "version_number",
+    *_AFTER_VERSION,
 )
 
 

@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 from ledger.models import CreditBucket, LedgerTransaction
 from ledger.selectors import available_get, ledger_verify
 from metering.models import UsageEvent
+from metering.usage.recorded import PRIOR_COLUMNS
 from ratecards.selectors import price_cache_clear
 from ratecards.services import ratecard_seed_example
 from tenants.models import ApiKey, Tenant
@@ -59,7 +60,7 @@ def test_a_warm_new_event_is_two_statements_and_its_replay_one(
     assert replayed.json() == created.json()
     assert len(new_sql) == 2, new_sql
     assert new_sql[0].startswith("SELECT (SELECT value FROM tenants_configstamp WHERE id = 1)")
-    assert "FROM metering_usageevent e" in new_sql[0]
+    assert "FROM metering_usage_prior(" in new_sql[0]
     assert new_sql[1].startswith("SELECT * FROM metering_usage_record(")
     assert replay_sql == new_sql[:1]
     # Both in one transaction of their own: committed, and the ledger agrees with itself.
@@ -155,3 +156,21 @@ def test_a_free_event_records_the_tenants_currency_and_the_balance(
         (Decimal(0), "USD"),
         (Decimal(0), "USD"),
     ]
+
+
+def test_the_prior_read_returns_the_columns_python_reads_in_its_order() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT proargnames[3:] FROM pg_proc WHERE proname = 'metering_usage_prior'")
+        (names,) = cursor.fetchone()
+    assert tuple(names) == PRIOR_COLUMNS
+
+
+@pytest.mark.parametrize(
+    "function", ["ledger_debit_batch", "metering_usage_record", "metering_usage_prior"]
+)
+def test_the_hot_path_functions_plan_once_per_connection(function: str) -> None:
+    # A custom plan per call cost the debit ~0.35 ms for its read after the lock alone.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT proconfig FROM pg_proc WHERE proname = %s", [function])
+        (config,) = cursor.fetchone()
+    assert config == ["plan_cache_mode=force_generic_plan"]
