@@ -74,3 +74,32 @@ def test_ledger_verify_checks_the_account_totals(tenant: Tenant) -> None:
         Decimal("12.0000"),
         Decimal("10.0000"),
     )
+
+
+def _updates(table: str) -> tuple[int, int]:
+    """This transaction's updates of `table` so far, and how many of them were HOT."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = %s",
+            [table],
+        )
+        (row,) = cursor.fetchall()
+    return row
+
+
+def test_a_debit_updates_its_bucket_and_account_without_touching_their_indexes(
+    tenant: Tenant,
+) -> None:
+    # HOT updates (ledger/migrations/0012): no new index entries, no dead ones left behind for
+    # the next debit's index scans to walk. A debit that spends a bucket's last credit flips
+    # its `unspent` and may not be HOT; one that leaves credits in it must be.
+    bucket_make(tenant=tenant, credits=100)
+    with receivers_replaced(balance_changed), transaction.atomic():
+        buckets, accounts = _updates("ledger_creditbucket"), _updates("ledger_creditaccount")
+        for n in range(3):
+            ledger_debit(tenant=tenant, amount=Decimal("10"), idempotency_key=f"hot-{n}")
+        after = _updates("ledger_creditbucket"), _updates("ledger_creditaccount")
+
+    changed = [(a[0] - b[0], a[1] - b[1]) for a, b in zip(after, (buckets, accounts), strict=True)]
+    assert changed == [(3, 3), (3, 3)]
+    assert available_get(tenant=tenant) == Decimal("70")
