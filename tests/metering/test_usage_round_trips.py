@@ -3,6 +3,7 @@ the key's lookup (TenantApiView.stamp_companion), and metering's SQL function de
 inserts in one statement, outside any transaction of Django's. What a provisional API key
 must never do: act after its revocation, or answer a bad body before the key is confirmed."""
 
+import json
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -11,12 +12,14 @@ import pytest
 import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from ledger.models import CreditBucket, LedgerTransaction
+from ledger.models import CreditAccount, CreditBucket, LedgerTransaction
 from ledger.selectors import available_get, ledger_verify
 from metering.models import UsageEvent
 from metering.usage.recorded import PRIOR_COLUMNS
+from metering.usage.write import _CALL, _NO_DEBIT
 from ratecards.selectors import price_cache_clear
 from ratecards.services import ratecard_seed_example
 from tenants.models import ApiKey, Tenant
@@ -174,3 +177,36 @@ def test_the_hot_path_functions_plan_once_per_connection(function: str) -> None:
         cursor.execute("SELECT proconfig FROM pg_proc WHERE proname = %s", [function])
         (config,) = cursor.fetchone()
     assert config == ["plan_cache_mode=force_generic_plan"]
+
+
+def test_events_that_charge_nothing_leave_the_ledger_alone(tenant: Tenant) -> None:
+    # record_v2.sql calls the ledger only when a charge is sent (a one-time filter on the
+    # statement): called with no charge, ledger_debit_batch would lock the tenant's account,
+    # and create one for a tenant that has none.
+    version = ratecard_seed_example().versions.get()
+    event = {
+        "rate_card_version_id": version.pk,
+        "idempotency_key": "free-1",
+        "request_hash": "h",
+        "action": "chat",
+        "model_class": "",
+        "quantity": "1",
+        "occurred_at": "2026-01-15T12:00:00+00:00",
+        "labels": {},
+        "outcome": "success",
+        "credits": "0",
+        **dict.fromkeys(
+            ["input_tokens", "output_tokens", "tool_calls", "vector_reads", "orchestration_runs"], 0
+        ),
+        "gpu_seconds": "0",
+        "cogs_minor": "0",
+        "cogs_currency": "USD",
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CALL,
+            [tenant.pk, timezone.now(), *_NO_DEBIT, json.dumps([event]), "USD", Decimal("0")],
+        )
+        rows = cursor.fetchall()
+    assert [(row[13], row[19]) for row in rows] == [("free-1", Decimal("0.0000"))]
+    assert not CreditAccount.objects.filter(tenant=tenant).exists()
