@@ -119,7 +119,7 @@ def _refund_entries(
     ):
         source = e["bucket_id"]
         if source not in drawn_from and e["bucket__source"] == CreditBucket.Source.REFUND:
-            source = int(e["bucket__external_reference"].rsplit(":", 1)[1])
+            source = _refunded_from(e["bucket__external_reference"])
         returned[source] = returned.get(source, ZERO) + e["total"]
     entries = []
     left = amount
@@ -175,7 +175,7 @@ def _refund_target(book: _Book, bucket: CreditBucket, part: Decimal, key: str) -
         return book.changed[bucket.pk]
     if not bucket.is_overdraft and (bucket.expires_at is None or bucket.expires_at > book.now):
         return bucket  # emptied by debits, maybe, but still alive: refill it
-    reference = f"refund:{key}:{bucket.pk}"
+    reference = _refund_reference(key, bucket.pk)
     existing = next((b for b in book.changed.values() if b.external_reference == reference), None)
     if existing is not None:
         return existing
@@ -192,6 +192,16 @@ def _refund_target(book: _Book, bucket: CreditBucket, part: Decimal, key: str) -
         external_reference=reference,
     )
     return refund
+
+
+def _refund_reference(key: str, bucket_id: int) -> str:
+    """The reference of the refund bucket that takes back credits drawn from an expired bucket
+    (the reversal's key and that bucket); _refunded_from reads the bucket back."""
+    return f"refund:{key}:{bucket_id}"
+
+
+def _refunded_from(reference: str) -> int:
+    return int(reference.rsplit(":", 1)[1])
 
 
 def ledger_adjust(
