@@ -14,6 +14,7 @@ Both answer 429 `rate_limited` with `Retry-After` (tenants.api.errors). A rate i
 
 import math
 import time
+import weakref
 from typing import Any
 
 from django.conf import settings
@@ -56,9 +57,8 @@ def _count(key: str, period: int, *, peek: str = "") -> tuple[int, int]:
     get() would be four)."""
     backend = caches["default"]
     if isinstance(backend, RedisCache):
-        redis: Any = backend._cache
         name = backend.make_and_validate_key(key)
-        pipe = redis.get_client(name, write=True).pipeline(transaction=False)
+        pipe = _redis_client(backend).pipeline(transaction=False)
         pipe.set(name, 0, ex=period + 1, nx=True)
         pipe.incr(name)
         if peek:
@@ -73,6 +73,22 @@ def _count(key: str, period: int, *, peek: str = "") -> tuple[int, int]:
         cache.set(key, 1, timeout=period + 1)
         counted = 1
     return counted, int(cache.get(peek, 0)) if peek else 0
+
+
+# One client per connection pool. Django's RedisCache makes a new redis.Redis for every
+# operation (get_client), and each one copies redis-py's ~170 response callbacks into a dict of
+# its own: more CPU than the round trip, on every API request. A client is thread-safe and keeps
+# nothing but its pool, so one per pool serves every request of the process.
+_clients: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+
+
+def _redis_client(backend: RedisCache) -> Any:
+    cache_client: Any = backend._cache
+    pool = cache_client._get_connection_pool(True)  # writes go to the first server
+    client = _clients.get(pool)
+    if client is None:
+        client = _clients[pool] = cache_client._client(connection_pool=pool)
+    return client
 
 
 def _refuse(message: str, wait: float) -> exceptions.Throttled:

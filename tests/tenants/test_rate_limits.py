@@ -4,6 +4,7 @@ X-Forwarded-For only behind a proxy that settings name. 429 in the error shape, 
 
 from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 
 import pytest
 import redis
@@ -252,3 +253,23 @@ def test_on_redis_a_guessing_address_is_refused_a_cached_right_key_too(
 
     assert (right.status_code, right.json()) == (429, throttled(GUESSING))
     assert call(key, REMOTE_ADDR="198.51.100.9").status_code == 200
+
+
+@pytest.mark.usefixtures("redis_cache")
+def test_on_redis_requests_are_counted_through_one_client_of_the_process(
+    key: str, clock: time_machine.Traveller
+) -> None:
+    """Django's RedisCache makes a redis.Redis per operation; the throttle keeps one per
+    connection pool, so an API request makes none."""
+    assert call(key).status_code == 200  # the pool's client is made here
+    made: list[redis.Redis] = []
+    original = redis.Redis.__init__
+
+    def init(self: redis.Redis, *args: Any, **kwargs: Any) -> None:
+        made.append(self)
+        original(self, *args, **kwargs)
+
+    with mock.patch.object(redis.Redis, "__init__", init):
+        answers = [call(key).status_code for _ in range(2)]
+
+    assert (answers, made) == ([200, 200], [])
