@@ -52,6 +52,12 @@ def _int(value: str | None, default: int) -> int:
     return default
 
 
+def _days(value: str) -> int:
+    """The simulation's window: the default when left empty; anything but a whole number is
+    -1, which the simulator refuses with its message (never silently the default)."""
+    return DEFAULT_DAYS if not value.strip() else _int(value.strip(), -1)
+
+
 class RateCardVersionPage(StaffPage):
     """A version against another of its card (?against=<id>; by default the newest published
     one before it): rates added, removed and changed; a draft can be simulated and published."""
@@ -105,7 +111,7 @@ class SimulationStartAction(StaffPage):
                 user=request.user,  # type: ignore[arg-type]
                 version=version,
                 cost_catalog=catalog,
-                days=_int(request.POST.get("days"), DEFAULT_DAYS),
+                days=_days(request.POST.get("days", "")),
             )
         except SimulationInputError as error:
             messages.error(request, str(error))

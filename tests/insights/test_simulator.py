@@ -4,7 +4,7 @@ publishing and the suggested-weights draft need their permissions and are logged
 page walked as anonymous, a tenant's owner and staff."""
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -436,3 +436,23 @@ def test_a_pinned_customer_is_named_as_such(
     page = staff.get(f"/console/rate-cards/versions/{draft.pk}/")
     assert [a.tenant for a in page.context["assigned"]] == [other_tenant]
     assert b"pinned to v1 until 2026-06-30" in page.content
+
+
+@pytest.mark.parametrize("days", ["abc", "0", "367", "1.5"])
+def test_a_window_that_is_no_whole_number_of_days_up_to_366_is_refused(
+    draft: RateCardVersion, staff: Client, days: str
+) -> None:
+    response = staff.post("/console/simulations/", {"version": draft.pk, "days": days}, follow=True)
+
+    assert response.redirect_chain == [(reverse("insights:version", args=[draft.pk]), 302)]
+    assert [str(m) for m in response.context["messages"]] == ["The window is 1 to 366 days."]
+    assert Simulation.objects.count() == 0
+
+
+def test_a_window_left_empty_is_the_default(draft: RateCardVersion, staff: Client) -> None:
+    with time_machine.travel(NOW, tick=False):
+        response = staff.post("/console/simulations/", {"version": draft.pk, "days": " "})
+
+    simulation = Simulation.objects.get()
+    assert response["Location"] == f"/console/simulations/{simulation.pk}/"
+    assert simulation.until - simulation.since == timedelta(days=simulator.DEFAULT_DAYS)
