@@ -75,19 +75,25 @@ def _count(key: str, period: int, *, peek: str = "") -> tuple[int, int]:
     return counted, int(cache.get(peek, 0)) if peek else 0
 
 
-# One client per connection pool. Django's RedisCache makes a new redis.Redis for every
-# operation (get_client), and each one copies redis-py's ~170 response callbacks into a dict of
-# its own: more CPU than the round trip, on every API request. A client is thread-safe and keeps
-# nothing but its pool, so one per pool serves every request of the process.
+# One Redis client per cache backend (Django's caches are per thread: so per thread). Django's
+# RedisCache makes a new redis.Redis for every operation (get_client), and each one copies
+# redis-py's ~170 response callbacks into a dict of its own: more CPU than the round trip, on
+# every API request. A client keeps nothing but its connection pool, so one serves every count
+# of its backend. Keyed weakly by the backend's client, which the Redis client does not point
+# back to: the entry goes with the backend.
 _clients: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 
 
 def _redis_client(backend: RedisCache) -> Any:
     cache_client: Any = backend._cache
-    pool = cache_client._get_connection_pool(True)  # writes go to the first server
-    client = _clients.get(pool)
+    client = _clients.get(cache_client)
     if client is None:
-        client = _clients[pool] = cache_client._client(connection_pool=pool)
+        try:
+            pool = cache_client._get_connection_pool(True)  # writes go to the first server
+            make = cache_client._client
+        except AttributeError:  # Django's internals moved: its public call, a client each time
+            return cache_client.get_client(write=True)
+        client = _clients[cache_client] = make(connection_pool=pool)
     return client
 
 

@@ -2,6 +2,7 @@
 key-guessing client is throttled, its right guesses too), with the address taken from
 X-Forwarded-For only behind a proxy that settings name. 429 in the error shape, Retry-After."""
 
+import gc
 from collections.abc import Iterator
 from typing import Any
 from unittest import mock
@@ -9,10 +10,12 @@ from unittest import mock
 import pytest
 import redis
 import time_machine
+from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import ImproperlyConfigured
 from django.test import RequestFactory
 from rest_framework.test import APIClient
 
+from tenants.api import throttling
 from tenants.api.throttling import rate_parse
 from tenants.clients import client_address, client_key
 from tenants.models import Tenant
@@ -256,12 +259,12 @@ def test_on_redis_a_guessing_address_is_refused_a_cached_right_key_too(
 
 
 @pytest.mark.usefixtures("redis_cache")
-def test_on_redis_requests_are_counted_through_one_client_of_the_process(
+def test_on_redis_a_cached_key_is_counted_through_one_client_of_the_backend(
     key: str, clock: time_machine.Traveller
 ) -> None:
-    """Django's RedisCache makes a redis.Redis per operation; the throttle keeps one per
-    connection pool, so an API request makes none."""
-    assert call(key).status_code == 200  # the pool's client is made here
+    """Django's RedisCache makes a redis.Redis per operation; the throttle keeps one per cache
+    backend, so a request with a key already cached makes none."""
+    assert call(key).status_code == 200  # the key is cached, the backend's client made
     made: list[redis.Redis] = []
     original = redis.Redis.__init__
 
@@ -273,3 +276,16 @@ def test_on_redis_requests_are_counted_through_one_client_of_the_process(
         answers = [call(key).status_code for _ in range(2)]
 
     assert (answers, made) == ([200, 200], [])
+
+
+def test_the_throttles_client_goes_with_its_cache_backend() -> None:
+    backend = RedisCache("redis://127.0.0.1:6379/12", {})
+    before = len(throttling._clients)
+
+    client = throttling._redis_client(backend)
+
+    assert throttling._redis_client(backend) is client
+    assert len(throttling._clients) == before + 1
+    del backend, client
+    gc.collect()
+    assert len(throttling._clients) == before
