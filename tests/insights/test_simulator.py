@@ -449,9 +449,12 @@ def test_a_window_that_is_no_whole_number_of_days_up_to_366_is_refused(
     assert Simulation.objects.count() == 0
 
 
-def test_a_window_left_empty_is_the_default(draft: RateCardVersion, staff: Client) -> None:
+@pytest.mark.parametrize("sent", [{"days": " "}, {}])
+def test_a_window_left_empty_or_out_is_the_default(
+    draft: RateCardVersion, staff: Client, sent: dict[str, str]
+) -> None:
     with time_machine.travel(NOW, tick=False):
-        response = staff.post("/console/simulations/", {"version": draft.pk, "days": " "})
+        response = staff.post("/console/simulations/", {"version": draft.pk, **sent})
 
     simulation = Simulation.objects.get()
     assert response["Location"] == f"/console/simulations/{simulation.pk}/"

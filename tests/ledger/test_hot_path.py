@@ -104,3 +104,32 @@ def test_a_debit_updates_its_bucket_and_account_without_touching_their_indexes(
     changed = [(a[0] - b[0], a[1] - b[1]) for a, b in zip(after, (buckets, accounts), strict=True)]
     assert changed == [(3, 3), (3, 3)]
     assert available_get(tenant=tenant) == Decimal("70")
+
+
+def test_a_balance_read_before_the_sweep_leaves_out_what_expired_in_every_policy(
+    tenant: Tenant,
+) -> None:
+    now = timezone.now()
+    month, year = CreditBucket.Policy.MONTHLY_RESET, CreditBucket.Policy.ROLLING_12M
+    for policy, credits, expires in (
+        (month, 10, now - timedelta(days=1)),  # expired, not swept
+        (month, 20, now + timedelta(days=3)),
+        (year, 30, now - timedelta(hours=1)),  # expired, not swept
+        (year, 40, now + timedelta(days=3)),  # expires with the monthly one: the next expiry
+        (year, 50, now + timedelta(days=9)),
+    ):
+        bucket_make(
+            tenant=tenant,
+            credits=credits,
+            policy=policy,
+            granted_at=now - timedelta(days=20),
+            expires_at=expires,
+        )
+    bucket_make(tenant=tenant, credits=5)  # permanent
+
+    balance = balance_get(tenant=tenant, at=now)
+
+    assert balance.by_policy == {"monthly_reset": 20, "permanent": 5, "rolling_12m": 90}
+    assert (balance.available, balance.next_expiry_amount) == (115, 60)
+    assert balance.next_expiry_at == now + timedelta(days=3)
+    assert [b.remaining for b in balance.buckets] == [20, 40, 50, 5]
