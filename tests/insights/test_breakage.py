@@ -1,7 +1,6 @@
 """Breakage, exact for each expiry policy: credits that expired unspent, by month, policy and
 source, and the money paid for them, recognised at the bucket's expiry (free credits: 0)."""
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -14,7 +13,6 @@ from insights.selectors import BreakageRow, breakage_by_tenant, breakage_list
 from ledger.models import CreditBucket
 from ledger.services import ledger_expire_due, ledger_grant
 from metering.services import UsageInput, usage_event_record
-from ratecards.selectors import price_cache_clear
 from ratecards.services import ratecard_seed_example
 from tenants.models import Tenant
 
@@ -22,13 +20,6 @@ pytestmark = pytest.mark.django_db
 
 D = Decimal
 Policy, Source = CreditBucket.Policy, CreditBucket.Source
-
-
-@pytest.fixture(autouse=True)
-def _fresh_price_cache() -> Iterator[None]:
-    price_cache_clear()
-    yield
-    price_cache_clear()
 
 
 def _grant(tenant: Tenant, credits: int, reference: str, **fields: Any) -> None:

@@ -2,7 +2,6 @@
 needing its permission, logged with the user and the reason), and the rate-card trap in money
 for a pinned contract with known events."""
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +15,6 @@ from insights.trap import contract_traps_store
 from ledger.selectors import available_get
 from metering.services import UsageInput, usage_event_record
 from ratecards.models import RateCard, RateCardVersion
-from ratecards.selectors import price_cache_clear
 from ratecards.services import (
     rate_set,
     ratecard_seed_example,
@@ -28,13 +26,6 @@ from tests.insights.conftest import StaffLogin
 
 pytestmark = pytest.mark.django_db
 D = Decimal
-
-
-@pytest.fixture(autouse=True)
-def _fresh_price_cache() -> Iterator[None]:
-    price_cache_clear()
-    yield
-    price_cache_clear()
 
 
 def _terms(card: RateCard, v1: RateCardVersion, **more: Any) -> dict[str, Any]:

@@ -3,7 +3,6 @@ and grant / adjust through the ledger's services, each needing its permission an
 the user and the reason."""
 
 import logging
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -15,7 +14,6 @@ from ledger.models import LedgerTransaction
 from ledger.selectors import available_get
 from metering.rollup import usage_rollup_update
 from metering.services import UsageInput, usage_event_record
-from ratecards.selectors import price_cache_clear
 from ratecards.services import ratecard_seed_example
 from tenants.models import Tenant
 from tests.insights.conftest import StaffLogin
@@ -24,13 +22,6 @@ from tests.metering.factories import fund
 pytestmark = pytest.mark.django_db
 D = Decimal
 RANGE = "start=2026-01-01&end=2026-01-31"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_price_cache() -> Iterator[None]:
-    price_cache_clear()
-    yield
-    price_cache_clear()
 
 
 @pytest.fixture

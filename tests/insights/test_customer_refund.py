@@ -4,7 +4,6 @@ part, through metering's `usage_event_refund` (the ledger's `ledger_reverse`): t
 the rollups and the statement counting the refund as a reversal naming the event."""
 
 import logging
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -19,7 +18,6 @@ from ledger.selectors import available_get, ledger_verify
 from metering.models import UsageDay
 from metering.rollup import usage_rollup_update
 from metering.services import UsageInput, usage_event_record
-from ratecards.selectors import price_cache_clear
 from ratecards.services import ratecard_seed_example
 from tenants.models import Tenant
 from tests.insights.conftest import StaffLogin
@@ -29,13 +27,6 @@ pytestmark = pytest.mark.django_db
 D = Decimal
 NOON = "2026-01-15 12:00:00+00:00"
 LATER = "2026-01-15 13:00:00+00:00"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_price_cache() -> Iterator[None]:
-    price_cache_clear()
-    yield
-    price_cache_clear()
 
 
 @pytest.fixture

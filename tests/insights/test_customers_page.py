@@ -1,7 +1,6 @@
 """The customers page a page at a time, sorted and filtered in SQL over every tenant, with
 each customer's gross margin trend against the equal range before (same rollups)."""
 
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 
@@ -16,7 +15,6 @@ from insights import views
 from insights.customers import customer_list
 from insights.rollup import insights_rollup_update
 from metering.services import UsageInput, usage_event_record
-from ratecards.selectors import price_cache_clear
 from ratecards.services import ratecard_seed_example
 from tenants.models import Tenant
 from tests.metering.factories import fund
@@ -28,13 +26,6 @@ D = Decimal
 # Dec 29 to Jan 19.
 START, END = date(2026, 1, 20), date(2026, 2, 10)
 RANGE = "start=2026-01-20&end=2026-02-10"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_price_cache() -> Iterator[None]:
-    price_cache_clear()
-    yield
-    price_cache_clear()
 
 
 def _chats(tenant: Tenant, key: str, tokens: int) -> None:

@@ -10,7 +10,6 @@ revenue: a 62.2 % gross margin (62.205 %)."""
 
 import csv
 import io
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -26,7 +25,6 @@ from insights.rollup import insights_rollup_update
 from insights.simulator import simulation_request
 from insights.staff_actions import staff_exchange_rate_add
 from metering.services import UsageInput, usage_event_record
-from ratecards.selectors import price_cache_clear
 from ratecards.services import rate_set, ratecard_seed_example, ratecard_version_create_draft
 from tenants.models import Tenant
 from tests.metering.factories import fund
@@ -34,13 +32,6 @@ from tests.metering.factories import fund
 pytestmark = pytest.mark.django_db
 D = Decimal
 JAN13, JAN14 = date(2026, 1, 13), date(2026, 1, 14)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_price_cache() -> Iterator[None]:
-    price_cache_clear()
-    yield
-    price_cache_clear()
 
 
 def add_rate(on: str, rate: str, to: str = "EUR") -> None:

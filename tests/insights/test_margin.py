@@ -4,7 +4,6 @@ revenue back on their day, events without cost components are "cost unknown", ex
 unrounded minor unit; the reference example 1,000 credits at $10.00 per 1,000 with COGS $3.01
 is a 69.9 % gross margin."""
 
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -20,7 +19,6 @@ from ledger.models import CreditBucket
 from ledger.selectors import transaction_get
 from ledger.services import ledger_reverse
 from metering.services import UsageInput, usage_event_record
-from ratecards.selectors import price_cache_clear
 from ratecards.services import ratecard_seed_example
 from tenants.models import Tenant
 from tests.metering.factories import fund
@@ -30,13 +28,6 @@ pytestmark = pytest.mark.django_db
 D = Decimal
 
 JAN14, JAN15 = date(2026, 1, 14), date(2026, 1, 15)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_price_cache() -> Iterator[None]:
-    price_cache_clear()
-    yield
-    price_cache_clear()
 
 
 def record(tenant: Tenant, key: str, action: str, quantity: str = "1", **fields: Any) -> None:

@@ -4,7 +4,6 @@ the sums of MarginDay's rows they cover, to the unrounded minor unit, refunds in
 range read from whole months plus the days at its edges equals the same range summed day by
 day from MarginDay."""
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -27,7 +26,6 @@ from ledger.selectors import transaction_get
 from ledger.services import ledger_reverse
 from metering.services import UsageInput, usage_event_record
 from ratecards.models import CostPrice
-from ratecards.selectors import price_cache_clear
 from ratecards.services import (
     cost_catalog_version_create_draft,
     cost_catalog_version_publish,
@@ -41,13 +39,6 @@ pytestmark = pytest.mark.django_db
 
 D = Decimal
 SUMS = MARGIN_SUMS
-
-
-@pytest.fixture(autouse=True)
-def _fresh_price_cache() -> Iterator[None]:
-    price_cache_clear()
-    yield
-    price_cache_clear()
 
 
 def record(tenant: Tenant, key: str, action: str, quantity: str, **fields: Any) -> None:

@@ -20,7 +20,6 @@ from insights.rollup import insights_rollup_update
 from insights.simulator import simulation_request
 from insights.urls import urlpatterns
 from metering.services import UsageInput, usage_event_record
-from ratecards.selectors import price_cache_clear
 from ratecards.services import ratecard_seed_example
 from tenants.models import Tenant
 from tenants.services import membership_add
@@ -49,13 +48,6 @@ GET_NAMES = [
     if "get" in p.callback.view_class.http_method_names  # type: ignore[attr-defined]
 ]
 RANGE = "start=2026-01-01&end=2026-01-31"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_price_cache() -> Iterator[None]:
-    price_cache_clear()
-    yield
-    price_cache_clear()
 
 
 @pytest.fixture

@@ -26,20 +26,12 @@ from ledger.models import CreditBucket
 from ledger.selectors import transaction_get
 from ledger.services import ledger_expire_due, ledger_grant, ledger_grant_revoke, ledger_reverse
 from metering.services import UsageInput, usage_event_record
-from ratecards.selectors import price_cache_clear
 from ratecards.services import ratecard_seed_example
 from tenants.models import OutboxMessage, Tenant
 from tests.insights.conftest import StaffLogin
 
 D = Decimal
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_price_cache() -> Iterator[None]:
-    price_cache_clear()
-    yield
-    price_cache_clear()
 
 
 def _spend(tenant: Tenant, key: str, credits: str) -> None:

@@ -3,7 +3,6 @@ seeded set of events to exact figures, twice alike; the task end to end with its
 publishing and the suggested-weights draft need their permissions and are logged; every new
 page walked as anonymous, a tenant's owner and staff."""
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -22,7 +21,6 @@ from insights.simulator import simulation_request
 from insights.urls import urlpatterns
 from metering.services import UsageInput, usage_event_record
 from ratecards.models import RateCard, RateCardVersion
-from ratecards.selectors import price_cache_clear
 from ratecards.services import (
     cost_catalog_version_create_draft,
     cost_price_set,
@@ -41,13 +39,6 @@ pytestmark = pytest.mark.django_db
 
 D = Decimal
 NOW = "2026-02-01 09:00:00+00:00"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_price_cache() -> Iterator[None]:
-    price_cache_clear()
-    yield
-    price_cache_clear()
 
 
 @pytest.fixture

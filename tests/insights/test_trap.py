@@ -2,7 +2,6 @@
 by one (what insights/trap.py did before, and what the ledger would have debited), where
 pricing a rollup's summed quantity is not: each event's charge is rounded on its own."""
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,7 +22,7 @@ from metering.services import UsageInput, usage_event_record
 from metering.usage.pricing import credits_charged
 from ratecards.exceptions import UnknownAction, UnknownModelClass
 from ratecards.models import RateCard, RateCardVersion
-from ratecards.selectors import price_cache_clear, version_quoter
+from ratecards.selectors import version_quoter
 from ratecards.services import (
     multiplier_set,
     rate_delete,
@@ -38,13 +37,6 @@ from tests.metering.factories import fund
 pytestmark = pytest.mark.django_db
 D = Decimal
 NOW = datetime(2026, 4, 10, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_price_cache() -> Iterator[None]:
-    price_cache_clear()
-    yield
-    price_cache_clear()
 
 
 def _pinned(tenant: Tenant, card: RateCard, v1: RateCardVersion) -> Contract:

@@ -2,7 +2,6 @@
 COGS $3.01: 69.9 %; asking for 70 % gives weights that make at least 70 %) and the example
 card's 1 / 3 / 10 / 15 weights and turbo x6 found again from the costs that justify them."""
 
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -21,7 +20,6 @@ from insights.weights import (
 )
 from metering.services import UsageInput, usage_event_record
 from ratecards.models import RateCardVersion
-from ratecards.selectors import price_cache_clear
 from ratecards.services import EXAMPLE_MULTIPLIERS, EXAMPLE_RATES, ratecard_seed_example
 from tenants.models import Tenant
 from tests.metering.factories import fund
@@ -29,13 +27,6 @@ from tests.metering.factories import fund
 D = Decimal
 JAN15 = date(2026, 1, 15)
 CENT = D("1")  # $10.00 per 1,000 credits: one cent a credit
-
-
-@pytest.fixture(autouse=True)
-def _fresh_price_cache() -> Iterator[None]:
-    price_cache_clear()
-    yield
-    price_cache_clear()
 
 
 def _record(tenant: Tenant, key: str, action: str, quantity: str, **fields: Any) -> None:

@@ -1,6 +1,5 @@
 """POST/GET /api/v1/usage-events and /batch: the HTTP contract, status codes and error bodies."""
 
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,7 +14,6 @@ from ledger.selectors import available_get, ledger_verify
 from metering.api.usage import UsageEventOutputSerializer, usage_event_body
 from metering.models import UsageEvent
 from ratecards.models import RateCard
-from ratecards.selectors import price_cache_clear
 from ratecards.services import ratecard_seed_example
 from tenants.models import Tenant
 from tests.metering.factories import event_json, fund
@@ -25,13 +23,6 @@ pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/usage-events"
 BATCH_URL = "/api/v1/usage-events/batch"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_price_cache() -> Iterator[None]:
-    price_cache_clear()
-    yield
-    price_cache_clear()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from rest_framework.test import APIClient
 from ledger.models import LedgerTransaction
 from ledger.selectors import available_get, ledger_verify
 from metering.models import UsageEvent
-from ratecards.selectors import price_cache_clear
 from ratecards.services import ratecard_seed_example
 from tenants.events import balance_changed, domain_event, receivers_replaced
 from tenants.models import Tenant
@@ -21,13 +20,6 @@ from tests.metering.factories import event_json, fund
 pytestmark = pytest.mark.django_db(transaction=True)
 
 THREADS = 8
-
-
-@pytest.fixture(autouse=True)
-def _fresh_price_cache() -> Iterator[None]:
-    price_cache_clear()
-    yield
-    price_cache_clear()
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,6 @@ an event carrying only GPU time has a known cost in the rollup."""
 
 import hashlib
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -18,7 +17,6 @@ from metering.models import UsageDay, UsageEvent
 from metering.rollup import usage_rollup_update
 from metering.services import UsageInput, usage_request_hash
 from ratecards.models import CostPrice, RateCard
-from ratecards.selectors import price_cache_clear
 from ratecards.services import (
     cost_catalog_version_create_draft,
     cost_catalog_version_publish,
@@ -32,13 +30,6 @@ pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/usage-events"
 NOT_SECONDS = "Must be a non-negative number of seconds with at most 3 decimal places."
-
-
-@pytest.fixture(autouse=True)
-def _fresh_price_cache() -> Iterator[None]:
-    price_cache_clear()
-    yield
-    price_cache_clear()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ reused for another amount. At once, on real PostgreSQL: one key refunds once, an
 under different keys never give back more than was charged."""
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -15,7 +15,6 @@ from ledger.models import LedgerTransaction
 from ledger.selectors import available_get, ledger_verify
 from metering.exceptions import UsageEventNotFound
 from metering.services import UsageInput, usage_event_record, usage_event_refund
-from ratecards.selectors import price_cache_clear
 from ratecards.services import ratecard_seed_example
 from tenants.events import balance_changed, domain_event, receivers_replaced
 from tenants.models import Tenant
@@ -23,13 +22,6 @@ from tests.metering.factories import fund
 
 D = Decimal
 THREADS = 8
-
-
-@pytest.fixture(autouse=True)
-def _fresh_price_cache() -> Iterator[None]:
-    price_cache_clear()
-    yield
-    price_cache_clear()
 
 
 def _spend(tenant: Tenant) -> None:

@@ -1,7 +1,7 @@
 """The daily usage rollup and the refusal counts, against the real database: exact figures,
 refunds, the statement's equality, a second run, the backfill."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal as D  # noqa: N817
@@ -32,7 +32,6 @@ from metering.rollup_selectors import (
 )
 from metering.services import usage_event_record, usage_event_record_batch
 from metering.workflows import workflow_start, workflow_step
-from ratecards.selectors import price_cache_clear
 from ratecards.services import ratecard_seed_example
 from tenants.models import Tenant
 from tests.metering.factories import UsageInputFactory, fund
@@ -40,13 +39,6 @@ from tests.metering.factories import UsageInputFactory, fund
 pytestmark = pytest.mark.django_db
 
 JAN14, JAN15 = date(2026, 1, 14), date(2026, 1, 15)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_price_cache() -> Iterator[None]:
-    price_cache_clear()
-    yield
-    price_cache_clear()
 
 
 def _record(tenant: Tenant, key: str, action: str, quantity: str = "1", **fields: Any) -> None:

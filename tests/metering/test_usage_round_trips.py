@@ -4,7 +4,6 @@ inserts in one statement, outside any transaction of Django's. What a provisiona
 must never do: act after its revocation, or answer a bad body before the key is confirmed."""
 
 import json
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +19,6 @@ from ledger.selectors import available_get, ledger_verify
 from metering.models import UsageEvent
 from metering.usage.recorded import PRIOR_COLUMNS
 from metering.usage.write import _CALL, _NO_DEBIT
-from ratecards.selectors import price_cache_clear
 from ratecards.services import ratecard_seed_example
 from tenants.models import ApiKey, Tenant
 from tenants.services import api_key_revoke, tenant_suspend
@@ -30,13 +28,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 URL = "/api/v1/usage-events"
 BATCH_URL = "/api/v1/usage-events/batch"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_price_cache() -> Iterator[None]:
-    price_cache_clear()
-    yield
-    price_cache_clear()
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """usage_event_record / _batch and the margin selectors, against the real database."""
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -22,19 +21,11 @@ from metering.services import (
 )
 from metering.usage.pricing import step_lookup
 from ratecards.models import RateCard
-from ratecards.selectors import price_cache_clear
 from ratecards.services import ratecard_seed_example
 from tenants.models import Tenant
 from tests.metering.factories import UsageInputFactory, fund
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_price_cache() -> Iterator[None]:
-    price_cache_clear()
-    yield
-    price_cache_clear()
 
 
 @pytest.fixture

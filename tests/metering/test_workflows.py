@@ -34,7 +34,6 @@ from metering.workflows import (
     workflow_step,
 )
 from ratecards.models import RateCard
-from ratecards.selectors import price_cache_clear
 from ratecards.services import ratecard_seed_example
 from tenants.events import DomainEvent, balance_changed, domain_event, receivers_replaced
 from tenants.models import Tenant
@@ -51,13 +50,6 @@ CAPTURED: list[DomainEvent] = []
 
 def capture_event(event: DomainEvent, **_: Any) -> None:
     CAPTURED.append(event)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_price_cache() -> Iterator[None]:
-    price_cache_clear()
-    yield
-    price_cache_clear()
 
 
 @pytest.fixture
