@@ -88,6 +88,22 @@ def contract_validate(*, contract: Contract) -> None:
         raise InvalidContract("The contract must end after it starts.", field="end_at")
     if contract.committed_credits <= 0:
         raise InvalidContract("Committed credits must be positive.", field="committed_credits")
+    tranches = contract_tranches(contract)
+    if min(tranche.credits for tranche in tranches) <= 0:
+        raise InvalidContract(
+            f"{contract.committed_credits} credits cannot make {len(tranches)} monthly tranches: "
+            f"each must be at least {CREDIT_QUANTUM}.",
+            field="committed_credits",
+        )
+    if contract.price_per_1000_minor < 0:
+        raise InvalidContract("The price cannot be negative.", field="price_per_1000_minor")
+    if contract.overdraft_limit < 0:
+        raise InvalidContract("The overdraft limit cannot be negative.", field="overdraft_limit")
+    if contract.monthly_spending_cap_minor is not None and contract.monthly_spending_cap_minor < 0:
+        raise InvalidContract(
+            "The monthly spending cap cannot be negative (leave it empty for none).",
+            field="monthly_spending_cap_minor",
+        )
     if contract.net_terms_days > MAX_NET_TERMS_DAYS:
         raise InvalidContract(
             f"Net terms are at most {MAX_NET_TERMS_DAYS} days.", field="net_terms_days"
@@ -98,6 +114,15 @@ def contract_validate(*, contract: Contract) -> None:
     ):
         raise InvalidContract(
             "The overage price cannot be negative.", field="overage_price_per_1000_minor"
+        )
+    if (
+        contract.rate_card_mode == Contract.RateCardMode.PINNED
+        and contract.pinned_until is not None
+        and contract.pinned_until <= contract.start_at
+    ):
+        raise InvalidContract(
+            "A pin must last past the contract's start: pinned until is before it.",
+            field="pinned_until",
         )
     fixed = billing_currency_fixed(tenant_id=contract.tenant_id)
     if fixed is not None and contract.currency.upper() != fixed:
