@@ -17,7 +17,7 @@ from billing.exceptions import InvalidContract
 from billing.models import Contract
 from billing.services.contract_terms import LOCKED_WHEN_ACTIVE
 from insights.base import StaffPage
-from insights.forms import ContractCreateForm, ContractForm
+from insights.forms import ContractCreateForm, ContractDraftForm, ContractForm
 from insights.staff_actions import (
     CONTRACT_ADD_PERMISSION,
     CONTRACT_CHANGE_PERMISSION,
@@ -104,8 +104,9 @@ class ContractPage(StaffPage):
         )
 
     def _form(self, contract: Contract, data: Any = None) -> ContractForm:
-        locked = LOCKED_WHEN_ACTIVE if contract.status != Contract.Status.DRAFT else ()
-        return ContractForm(data, instance=contract, locked=locked)
+        if contract.status == Contract.Status.DRAFT:
+            return ContractDraftForm(data, instance=contract)
+        return ContractForm(data, instance=contract, locked=LOCKED_WHEN_ACTIVE)
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         contract = kwargs.pop("contract", None) or self.contract()
@@ -126,13 +127,17 @@ class ContractPage(StaffPage):
         if not form.is_valid():
             return self._invalid(contract, form)
         try:
-            staff_contract_update(
-                user=user, contract=contract, terms=form.terms(), reason=form.cleaned_data["reason"]
+            saved = staff_contract_update(
+                user=user,
+                contract=contract,
+                terms=form.terms(),
+                reason=form.cleaned_data["reason"],
+                activate=bool(form.cleaned_data.get("activate")),
             )
         except InvalidContract as exc:
             _form_error(form, exc)
             return self._invalid(contract, form)
-        messages.success(request, f"Contract {contract.name} saved.")
+        messages.success(request, f"Contract {saved.name} saved ({saved.status}).")
         return HttpResponseRedirect(reverse("insights:contract", args=[contract.pk]))
 
     def _invalid(self, contract: Contract, form: ContractForm) -> HttpResponse:

@@ -184,14 +184,24 @@ class ContractForm(forms.ModelForm):
         return {n: v for n, v in self.cleaned_data.items() if n in CONTRACT_HELP}
 
 
-class ContractCreateForm(ContractForm):
-    tenant = forms.ModelChoiceField(
-        queryset=Tenant.objects.order_by("name"), help_text="The customer the contract is with."
-    )
-    activate = forms.BooleanField(
+def _activate_field() -> forms.BooleanField:
+    return forms.BooleanField(
         required=False,
         help_text="Put it in force now: assign its card, set the overdraft, grant the tranches "
         "due. Unticked, it stays a draft.",
     )
+
+
+class ContractDraftForm(ContractForm):
+    """A draft's terms, and the box that puts it in force."""
+
+    activate = _activate_field()
+
+
+class ContractCreateForm(ContractForm):
+    tenant = forms.ModelChoiceField(
+        queryset=Tenant.objects.order_by("name"), help_text="The customer the contract is with."
+    )
+    activate = _activate_field()
 
     field_order = ["tenant", *CONTRACT_HELP]

@@ -180,17 +180,22 @@ def staff_contract_create(
 
 
 def staff_contract_update(
-    *, user: User, contract: Contract, terms: dict[str, Any], reason: str
+    *, user: User, contract: Contract, terms: dict[str, Any], reason: str, activate: bool = False
 ) -> Contract:
-    """A contract's terms changed by a staff user; the log names the terms that changed."""
+    """A contract's terms changed by a staff user, and a draft put in force if `activate`; the
+    log names the terms that changed."""
     permission_check(user=user, permission=CONTRACT_CHANGE_PERMISSION)
     changed = sorted(n for n, v in terms.items() if getattr(contract, n) != v)
     contract = contract_update(contract=contract, terms=terms)
+    activated = activate and contract.status == Contract.Status.DRAFT
+    if activated:
+        contract = contract_activate(contract=contract)
     staff_log(
         user=user,
         obj=contract,
         flag=CHANGE,
-        message=f"changed {', '.join(changed) or 'nothing'}: {reason}",
+        message=f"changed {', '.join(changed) or 'nothing'}"
+        f"{' and activated it' if activated else ''}: {reason}",
     )
     return contract
 

@@ -188,3 +188,84 @@ def test_a_staff_user_without_the_permission_sees_no_form(
     assert b"needs the permission billing.add_contract" in page.content
     assert refused.status_code == 403
     assert not Contract.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("price_per_1000_minor", "-2500", "The price cannot be negative."),
+        ("overdraft_limit", "-50", "The overdraft limit cannot be negative."),
+        (
+            "monthly_spending_cap_minor",
+            "-1",
+            "The monthly spending cap cannot be negative (leave it empty for none).",
+        ),
+        (
+            "pinned_until",
+            "2020-01-01 00:00:00",
+            "A pin must last past the contract's start: pinned until is before it.",
+        ),
+    ],
+)
+def test_a_contract_with_nonsense_terms_is_refused_at_the_field(
+    tenant: Tenant,
+    card: tuple[RateCard, RateCardVersion],
+    staff_login: StaffLogin,
+    field: str,
+    value: str,
+    message: str,
+) -> None:
+    rate_card, v1 = card
+    client, _ = staff_login("add_contract")
+    with time_machine.travel("2026-03-01 00:00:00+00:00", tick=False):
+        response = client.post(
+            "/console/contracts/new/",
+            {"tenant": str(tenant.pk), **_terms(rate_card, v1, **{field: value})},
+        )
+
+    assert response.status_code == 422
+    assert response.context["form"].errors == {field: [message]}
+    assert Contract.objects.count() == 0
+
+
+def test_committed_credits_too_few_for_their_monthly_tranches_are_refused(
+    tenant: Tenant, card: tuple[RateCard, RateCardVersion], staff_login: StaffLogin
+) -> None:
+    rate_card, v1 = card
+    client, _ = staff_login("add_contract")
+    terms = _terms(rate_card, v1, committed_credits="0.0001", grant_schedule="monthly")
+    with time_machine.travel("2026-03-01 00:00:00+00:00", tick=False):
+        response = client.post("/console/contracts/new/", {"tenant": str(tenant.pk), **terms})
+
+    assert response.status_code == 422
+    assert response.context["form"].errors == {
+        "committed_credits": [
+            "0.0001 credits cannot make 12 monthly tranches: each must be at least 0.0001."
+        ]
+    }
+    assert Contract.objects.count() == 0
+
+
+def test_a_draft_is_put_in_force_from_its_own_page(
+    tenant: Tenant, card: tuple[RateCard, RateCardVersion], staff_login: StaffLogin
+) -> None:
+    rate_card, v1 = card
+    client, user = staff_login("add_contract", "change_contract")
+    with time_machine.travel("2026-03-01 00:00:00+00:00", tick=False):
+        client.post("/console/contracts/new/", {"tenant": str(tenant.pk), **_terms(rate_card, v1)})
+        (draft,) = Contract.objects.all()
+        assert (draft.status, available_get(tenant=tenant)) == (Contract.Status.DRAFT, D(0))
+        page = client.get(f"/console/contracts/{draft.pk}/")
+        assert "activate" in page.context["form"].fields
+        terms = _terms(rate_card, v1, name="Acme 2026 signed", reason="Countersigned")
+        response = client.post(f"/console/contracts/{draft.pk}/", {**terms, "activate": "on"})
+        shown = client.get(response["Location"])
+
+    draft.refresh_from_db()
+    assert (draft.status, available_get(tenant=tenant)) == (Contract.Status.ACTIVE, D(10000))
+    assert [str(m) for m in shown.context["messages"]] == [
+        "Contract Acme 2026 signed saved (active)."
+    ]
+    assert "activate" not in shown.context["form"].fields  # in force: nothing to activate
+    entry = LogEntry.objects.filter(user=user).latest("pk")
+    assert entry.change_message == "changed name and activated it: Countersigned"
