@@ -83,12 +83,18 @@ class PaymentMethodRemove(PortalView):
         return redirect("portal:payment-methods")
 
 
+def _plain(value: Decimal) -> Decimal:
+    """Without trailing zeros, as typed: 40.0000 → 40, 12.5000 → 12.5 (normalize() alone
+    writes 40 as 4E+1)."""
+    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
+
+
 def _initial(policy: AutoTopUpPolicy | None, currency: str) -> dict[str, Any]:
     if policy is None:
         return {"threshold": Decimal(100), "monthly_cap": Decimal(100), "enabled": False}
     return {
         "enabled": policy.enabled,
-        "threshold": policy.threshold.normalize(),
+        "threshold": _plain(policy.threshold),
         "pack": policy.pack,
         "monthly_cap": money_from_minor(policy.monthly_cap_minor, currency),
     }

@@ -94,3 +94,19 @@ def test_the_auto_top_up_cap_is_read_in_the_packs_currency(
     assert refused.context["form"].errors == {
         "monthly_cap": ["JPY amounts have 0 decimal place(s) at most."]
     }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("typed", "shown"), [("40", 'value="40"'), ("12.5", 'value="12.5"')])
+def test_the_auto_top_up_threshold_is_shown_as_typed(
+    tenant: Tenant, pack: CreditPack, owner: User, typed: str, shown: str
+) -> None:
+    client = Client()
+    client.force_login(owner)
+    form = {"enabled": "", "threshold": typed, "pack": pack.slug, "monthly_cap": "100"}
+    assert client.post("/auto-top-up/", form).status_code == 302
+
+    page = client.get("/auto-top-up/")
+
+    assert str(page.context["form"]["threshold"].value()) == typed
+    assert shown in str(page.context["form"]["threshold"])
