@@ -268,5 +268,6 @@ class WeightsDraftAction(WeightsPage):
         except (ReasonRequired, CreditlineError) as error:
             messages.error(request, str(error))
             return redirect(f"{request.path.removesuffix('draft/')}?{request.GET.urlencode()}")
-        messages.success(request, f"Draft v{draft.number} made from {len(weights)} weights.")
+        made = f"{len(weights)} weight{'' if len(weights) == 1 else 's'}"
+        messages.success(request, f"Draft v{draft.number} made from {made}.")
         return redirect("insights:version", version_id=draft.pk)

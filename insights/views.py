@@ -97,6 +97,11 @@ class CustomersPage(StaffPage):
 CUSTOMERS_PER_PAGE = 100
 
 
+def _by_label(by: str) -> str:
+    """A grouping as a person reads it: "model_class" is a model class, a tenant a customer."""
+    return "customer" if by == "tenant" else by.replace("_", " ")
+
+
 class MarginPage(StaffPage):
     template_name = "insights/margin.html"
     nav_name = "insights:margin"
@@ -150,7 +155,8 @@ class MarginPage(StaffPage):
             start=start,
             end=end,
             by=by,
-            choices=MARGIN_BY,
+            by_label=_by_label(by),
+            choices=[(choice, _by_label(choice)) for choice in MARGIN_BY],
             rows=page.object_list if by == "tenant" else rows,
             page=page if by == "tenant" and page.paginator.num_pages > 1 else None,
             chart=chart,

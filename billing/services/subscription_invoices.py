@@ -225,7 +225,7 @@ def _grant(
     sub: Subscription, row: SubscriptionInvoice, *, reference: str, start: datetime, end: datetime
 ) -> bool:
     """Grant the row's credits as `reference`; False when that grant existed already."""
-    what = "period" if row.kind == SubscriptionInvoice.Kind.PERIOD else "change"
+    what = "" if row.kind == SubscriptionInvoice.Kind.PERIOD else "change in "
     return ledger_grant(
         tenant=sub.tenant,
         credits=row.credits or Decimal(0),
@@ -238,7 +238,7 @@ def _grant(
         source_type="billing.subscription",
         source_id=str(sub.pk),
         memo=(
-            f"{row.plan.name} x {row.seats} seat(s): {what} of period {row.period_index + 1} "
+            f"{row.plan.name} x {row.seats} seat(s): {what}period {row.period_index + 1} "
             f"({start:%Y-%m-%d} to {end:%Y-%m-%d})"
         ),
     ).created

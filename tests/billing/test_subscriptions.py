@@ -18,7 +18,7 @@ from billing.services.subscriptions import (
     subscription_create,
     subscription_renew_due,
 )
-from ledger.models import CreditBucket
+from ledger.models import CreditBucket, LedgerTransaction
 from ledger.selectors import balance_get
 from tenants.models import Tenant
 from tests.billing.conftest import grant
@@ -81,6 +81,8 @@ def test_a_paid_first_invoice_grants_the_period(tenant: Tenant, priced: dict[str
         7_900,
         Decimal("750.0000"),
     )
+    grant = LedgerTransaction.objects.get(tenant=tenant, kind="grant")
+    assert grant.memo == "Pro x 1 seat(s): period 1 (2026-01-31 to 2026-02-28)"
 
 
 @pytest.mark.django_db(transaction=True)

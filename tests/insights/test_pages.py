@@ -311,3 +311,13 @@ def test_one_customers_margin_and_an_unknown_one(staff: Client, tenant: Tenant) 
     )
     assert staff.get("/console/margin/?tenant=999999").status_code == 404
     assert staff.get("/console/margin/?tenant=x").status_code == 404
+
+
+@pytest.mark.usefixtures("usage")
+def test_the_margin_page_names_its_grouping_as_a_person_reads_it(staff: Client) -> None:
+    response = staff.get(f"/console/margin/?by=model_class&{RANGE}")
+    page = response.content.decode()
+
+    assert "<h1>Margin by model class</h1>" in page
+    assert "<th>Model class</th>" in page
+    assert '<option value="tenant">customer</option>' in page
