@@ -228,6 +228,21 @@ def test_the_version_page_shows_the_diff(draft: RateCardVersion, staff: Client) 
     ]
     assert response.context["against"].number == 1
     assert b"2 of 6 rates added, removed or changed" in response.content
+    assert f'<option value="{response.context["against"].pk}" selected>v1' in response.text
+
+
+def test_the_first_version_is_compared_with_nothing_and_says_so(
+    draft: RateCardVersion, staff: Client
+) -> None:
+    v1 = draft.rate_card.versions.get(number=1)
+
+    response = staff.get(f"/console/rate-cards/versions/{v1.pk}/")
+
+    assert response.context["against"] is None
+    assert '<option value="" selected>nothing (no published version before it)</option>' in (
+        response.text
+    )
+    assert f'<option value="{draft.pk}">v2 (draft)</option>' in response.text
 
 
 PUBLISH = {"notice_days": "30", "reason": "doubling research: its cost doubled"}
