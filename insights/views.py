@@ -246,14 +246,20 @@ class BreakagePage(StaffPage):
         )
 
 
-def _decimal(value: str | None, default: str) -> Decimal:
-    """A query value as a number; the default when it is none, or not a finite one of at most
-    15 digits before the point (NaN and Infinity compare and divide by raising)."""
+def _number(value: str) -> Decimal | None:
+    """A query value as a number: None unless it is a finite one of at most 15 digits before
+    the point (NaN and Infinity compare and divide by raising)."""
     try:
-        number = Decimal(value or default)
+        number = Decimal(value)
     except InvalidOperation:
-        return Decimal(default)
-    return number if number.is_finite() and abs(number) < MAX_NUMBER else Decimal(default)
+        return None
+    return number if number.is_finite() and abs(number) < MAX_NUMBER else None
+
+
+def _decimal(value: str | None, default: str) -> Decimal:
+    """A query value as a number; the default when it is none or not one (see _number)."""
+    number = _number(value) if value else None
+    return Decimal(default) if number is None else number
 
 
 class WeightsPage(StaffPage):
@@ -262,11 +268,17 @@ class WeightsPage(StaffPage):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         start, end = self.date_range()
-        target = _decimal(self.request.GET.get("target"), "70") / 100
-        price_per_1000 = _decimal(self.request.GET.get("price"), "1000")
-        step = _decimal(self.request.GET.get("step"), "0.01")
-        currency = (self.request.GET.get("currency") or "USD").upper()[:3]
-        errors = []
+        sent = self.request.GET
+        target = _decimal(sent.get("target"), "70") / 100
+        price_per_1000 = _decimal(sent.get("price"), "1000")
+        step = _decimal(sent.get("step"), "0.01")
+        currency = (sent.get("currency") or "USD").upper()[:3]
+        # A value that is no number is said so, not silently replaced by the default.
+        errors = [
+            f"The {name} {sent[name]!r} is not a number (at most 15 digits before the point)."
+            for name in ("target", "price", "step")
+            if sent.get(name, "").strip() and _number(sent[name]) is None
+        ]
         if not (Decimal(0) <= target < 1) or price_per_1000 <= 0 or step <= 0:
             errors.append("The target is a percentage under 100; price and step are positive.")
         observed = [

@@ -42,15 +42,26 @@ def test_a_customer_that_is_no_number_is_a_404(staff: Client) -> None:
     assert response.status_code == 404
 
 
-@pytest.mark.parametrize("value", ["NaN", "sNaN", "-Infinity", "1e309"])
-def test_a_weight_input_that_is_no_finite_number_is_its_default(staff: Client, value: str) -> None:
+@pytest.mark.parametrize("value", ["NaN", "sNaN", "-Infinity", "1e309", "abc"])
+def test_a_weight_input_that_is_no_finite_number_is_said_so(staff: Client, value: str) -> None:
     response = staff.get(f"/console/weights/?target={value}&price={value}&step={value}")
 
     assert response.status_code == 200
     context = response.context
-    assert (context["target"], context["price"], context["step"], context["errors"]) == (
+    # The form shows the defaults again, and says why, with nothing suggested from them.
+    assert (context["target"], context["price"], context["step"]) == (
         Decimal(70),
         Decimal(1000),
         Decimal("0.01"),
-        [],
     )
+    assert context["errors"] == [
+        f"The {name} {value!r} is not a number (at most 15 digits before the point)."
+        for name in ("target", "price", "step")
+    ]
+    assert context["suggested"] == []
+
+
+def test_weight_inputs_left_empty_are_their_defaults(staff: Client) -> None:
+    response = staff.get("/console/weights/?target=&price=&step=")
+
+    assert (response.context["target"], response.context["errors"]) == (Decimal(70), [])
