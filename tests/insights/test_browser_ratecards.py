@@ -29,7 +29,7 @@ def test_weights_to_a_draft_to_a_simulation(
     shot(page, "console-ratecards-version")
     found["version"] = axe_violations(page)
 
-    page.get_by_label("Last days").fill("366")  # the events are of January 2026
+    page.get_by_label("Last whole days").fill("366")  # the events are of January 2026
     page.get_by_role("button", name="Simulate").click()
     page.wait_for_url("**/console/simulations/*/")
     page.get_by_role("heading", name="Customers most affected").wait_for()
