@@ -67,6 +67,9 @@ def shot(page: Any, name: str) -> None:
         # 1280 px would widen the 390 px shot.
         page.wait_for_timeout(150)
         page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
+        # Nothing widens the page past the screen: wide tables scroll inside their own box.
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{name} at {width} px is {overflow} px wider than the screen"
     page.set_viewport_size({"width": 1280, "height": 900})
 
 
