@@ -126,15 +126,17 @@ class StatementPage(PortalView):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         form = StatementFilter(request.GET or None)
+        display = credit_display_get(tenant_id=self.tenant.pk)
+        if form.is_bound and not form.is_valid():
+            # The filter's errors, and no entries: not every entry as if nothing was asked.
+            return self.page(
+                {"form": form, "page": None, "rows": [], "credit_display": display}, status=400
+            )
         page = statement_page(
             tenant=self.tenant, **form.query(), after=after_param(request), limit=PAGE_SIZE
         )
-        display = credit_display_get(tenant_id=self.tenant.pk)
         rows = statement_rows(list(page.rows), tenant=self.tenant, display=display)
-        status = 400 if form.is_bound and not form.is_valid() else 200
-        return self.page(
-            {"form": form, "page": page, "rows": rows, "credit_display": display}, status=status
-        )
+        return self.page({"form": form, "page": page, "rows": rows, "credit_display": display})
 
 
 class StatementCsv(PortalView):

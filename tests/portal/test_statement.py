@@ -158,6 +158,8 @@ def test_filters_by_kind_and_by_days_both_ends_included(
     assert [r[2] for r in one_day] == ["-30.0000"]
     assert backwards.status_code == 400
     assert "The end of the range is before its start." in backwards.content.decode()
+    assert backwards.context["rows"] == []  # not every entry, as if nothing was asked
+    assert "No entries shown: correct the filter above." in backwards.content.decode()
 
 
 def _many(tenant: Tenant, count: int) -> None:
