@@ -187,7 +187,9 @@ def topup_cancel(*, top_up: TopUp) -> TopUp:
             reference=top_up.gateway_reference,
             idempotency_key=f"expire:{top_up.idempotency_key}",
         )
-    return _topup_close(top_up, TopUp.Status.CANCELED, "Cancelled before payment.")
+    return _topup_close(
+        top_up, TopUp.Status.CANCELED, "Given up before payment: nothing was charged."
+    )
 
 
 def topup_expire(*, top_up: TopUp) -> TopUp:

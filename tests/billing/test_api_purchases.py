@@ -189,6 +189,7 @@ def test_cancel_a_pending_top_up(tenant: Tenant, api_client: APIClient, pack: Cr
 
     assert cancelled.status_code == 200
     assert (cancelled.json()["status"], cancelled.json()["checkout_url"]) == ("canceled", None)
+    assert cancelled.json()["failure_reason"] == "Given up before payment: nothing was charged."
     assert again.status_code == 409
     assert again.json() == {
         "error": {
