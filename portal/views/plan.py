@@ -75,6 +75,8 @@ def _seats(request: HttpRequest) -> int:
     raw = request.POST.get("seats", "1")
     # ASCII digits only: str.isdigit() is true of '²', which int() refuses.
     if not (raw.isascii() and raw.isdigit()):
+        raise InvalidSubscriptionInput("seats", "Seats are a whole number, at least one.")
+    if int(raw) < 1:
         raise InvalidSubscriptionInput("seats", "A subscription has at least one seat.")
     if len(raw) > 6 or int(raw) > MAX_SEATS:
         raise InvalidSubscriptionInput("seats", f"A subscription has at most {MAX_SEATS:,} seats.")
@@ -102,6 +104,10 @@ class _PlanAction(PortalView):
     def post(self, request: HttpRequest) -> HttpResponse:
         try:
             messages.success(request, self.act(request))
+        except InvalidSubscriptionInput as exc:
+            # The field's own message: the form names the field already ("Seats", "Plan").
+            said = [message for found in exc.details["fields"].values() for message in found]
+            messages.error(request, " ".join(said))
         except REFUSED as exc:
             messages.error(request, exc.message)
         return redirect("portal:plan")
