@@ -61,7 +61,7 @@ def workflow_page(
     *, tenant: Tenant, state: str | None = None, after: int | None = None, limit: int = 50
 ) -> Page[WorkflowRun]:
     """The tenant's runs, newest first (optionally of one state), after the run `after`."""
-    qs = WorkflowRun.objects.filter(tenant=tenant)
+    qs = WorkflowRun.objects.filter(tenant=tenant).select_related("hold")
     if state:
         qs = qs.filter(state=state)
     return page_of(qs, keys=RUN_ORDER, after=after, limit=limit)

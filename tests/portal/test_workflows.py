@@ -81,9 +81,9 @@ def test_runs_are_listed_newest_first_with_state_credits_and_steps(
     rows = table_rows(client.get("/workflows/"), "Workflow runs")
     suspended = table_rows(client.get("/workflows/?state=suspended"), "Workflow runs")
 
-    assert [r[:5] for r in rows] == [
-        ["run-8", "Completed", "0.0000", "0.0000", "0"],
-        ["Triage inbox run-7", "Suspended", "2.0000", "0.0000", "2"],
+    assert [r[:6] for r in rows] == [
+        ["run-8", "Completed", "0.0000", "0.0000", "—", "0"],
+        ["Triage inbox run-7", "Suspended", "2.0000", "0.0000", "—", "2"],
     ]
     assert [r[0] for r in suspended] == ["Triage inbox run-7"]
     assert run.credits_charged == Decimal(2)
@@ -198,3 +198,24 @@ def test_a_tenant_shown_money_sees_what_resumes_a_run_in_money(
     assert "About 0.08 USD more pays the steps below." in overview
     for page in (listed.content.decode(), shown, overview):  # no amount in credits
         assert re.findall(r"[0-9] credits|Credits (charged|</th>)", page) == []
+
+
+def test_a_running_run_shows_what_it_reserved_and_what_it_still_holds(
+    login: Login, tenant: Tenant
+) -> None:
+    """20 reserved at the start, 5 spent from the hold: 15 held now, as the overview says."""
+    ratecard_seed_example()
+    fund(tenant, 100, reference="pack-100")
+    run, _ = workflow_start(
+        tenant=tenant, external_id="run-9", name="", reserve_credits=Decimal(20), metadata={}
+    )
+    step(tenant, run, "t1", 5)
+    client = login(tenant, role="member")
+
+    rows = table_rows(client.get("/workflows/"), "Workflow runs")
+    overview = client.get("/").content.decode()
+
+    assert rows[0][:6] == ["run-9", "Running", "5.0000", "20.0000", "15.0000", "1"]
+    shown = client.get(f"/workflows/{run.pk}/").content.decode()
+    assert "<dt>Held now</dt><dd>15.0000</dd>" in shown
+    assert 'data-testid="reserved">15</span> held by running workflows' in overview
