@@ -139,7 +139,7 @@ def test_every_role_sees_the_plans_on_sale_in_its_currency(tenant: Tenant) -> No
         ["Team", "20.00 USD", "10.00 USD", "100", "50"],
         ["Starter", "29.00 USD", "—", "250", "—"],
         ["Pro (yours)", "79.00 USD", "—", "750", "—"],
-        ["Enterprise", "499.00 USD", "—", "5000", "—"],
+        ["Enterprise", "499.00 USD", "—", "5,000", "—"],
     ]
 
 
