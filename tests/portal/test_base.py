@@ -1,8 +1,11 @@
 """The portal's base view: who may see which tenant, and the pages a bad address gets."""
 
+from decimal import Decimal
+
 import pytest
 from django.test import Client
 
+from ledger.services import credit_account_update, ledger_debit, ledger_grant
 from portal.access import Access, Capability
 from portal.base import PortalView
 from tenants.models import Tenant
@@ -85,3 +88,19 @@ def test_a_page_cannot_take_over_tenant_resolution() -> None:
         class Sneaky(PortalView):
             def dispatch(self, request, *args, **kwargs):
                 return super().dispatch(request, *args, **kwargs)
+
+
+def test_the_overview_breakdown_adds_up_to_what_is_available(login: Login, tenant: Tenant) -> None:
+    """30 bought, 50 spent under a 40-credit overdraft: the bought bucket is empty, 20 of the
+    overdraft is used, and the page says -20 available with a line that accounts for it."""
+    ledger_grant(
+        tenant=tenant, credits=30, policy="permanent", source="topup", external_reference="p"
+    )
+    credit_account_update(tenant=tenant, overdraft_limit=Decimal(40))
+    ledger_debit(tenant=tenant, amount=Decimal(50), idempotency_key="big")
+
+    page = login(tenant).get("/").content.decode()
+
+    assert 'data-testid="available">-20</span>' in page
+    assert "<dt>Bought</dt><dd>0</dd>" in page
+    assert '<dd data-testid="overdraft-used">-20</dd>' in page

@@ -219,3 +219,7 @@ def test_a_running_run_shows_what_it_reserved_and_what_it_still_holds(
     shown = client.get(f"/workflows/{run.pk}/").content.decode()
     assert "<dt>Held now</dt><dd>15.0000</dd>" in shown
     assert 'data-testid="reserved">15</span> held by running workflows' in overview
+    # The breakdown adds up to the headline: 100 bought, less the 5 spent and the 15 held.
+    assert 'data-testid="available">80</span>' in overview
+    assert "<dt>Bought</dt><dd>95</dd>" in overview
+    assert '<dd data-testid="held">-15</dd>' in overview
